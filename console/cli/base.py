@@ -1,0 +1,129 @@
+"""What every command shares: error handling, opening the workspace, output helpers."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import click
+
+from console.errors import TbxError, VaultLocked
+from console.paths import Paths, resolve_paths
+from console.workspace import Workspace
+
+log = logging.getLogger("console.cli")
+
+
+class CommandFailed(click.ClickException):
+    """A ``TbxError`` (or an unexpected failure) as click reports it: one line on stderr."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class TbxGroup(click.Group):
+    """Turns our typed errors into one-line messages, tracebacks only with ``--debug``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TbxError as exc:
+            if _debug(ctx):
+                log.exception("command failed")
+            raise CommandFailed(str(exc), exc.exit_code) from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            raise CommandFailed(
+                f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            ) from exc
+
+
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool(root.obj and getattr(root.obj, "debug", False))
+
+
+@dataclass
+class CliState:
+    debug: bool = False
+    paths: Paths = field(default_factory=resolve_paths)
+    _workspace: Workspace | None = None
+
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            self._workspace = Workspace.open(self.paths, ask_passphrase)
+        return self._workspace
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def ask_passphrase(reason: str) -> str:
+    if not interactive():
+        raise VaultLocked(f"{reason}: no terminal to ask on; set TBX_PASSPHRASE")
+    return getpass.getpass(f"{reason}: ")
+
+
+def ask_new_passphrase(what: str = "New passphrase") -> str:
+    if not interactive():
+        raise VaultLocked("no terminal to ask for a passphrase on; set TBX_PASSPHRASE (or TBX_NEW_PASSPHRASE)")
+    while True:
+        first = getpass.getpass(f"{what} (at least 8 characters): ")
+        if len(first) < 8:
+            click.echo("too short, try again", err=True)
+            continue
+        if getpass.getpass("Repeat it: ") == first:
+            return first
+        click.echo("the two entries differ, try again", err=True)
+
+
+def confirm_or_yes(yes: bool, question: str) -> None:
+    """Destructive commands ask first; scripts pass ``--yes``."""
+    if yes:
+        return
+    if not interactive():
+        raise click.UsageError("this removes data: add --yes to confirm without a prompt")
+    if not click.confirm(question, default=False, err=True):
+        raise click.Abort()
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str = "(none)") -> None:
+    if not rows:
+        click.echo(empty)
+        return
+    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def note(message: str) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
+def fail(message: str, exit_code: int = 1) -> NoReturn:
+    raise CommandFailed(message, exit_code)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(fn)

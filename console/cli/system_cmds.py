@@ -1,0 +1,109 @@
+"""``tbx locate`` and ``tbx doctor``."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+import click
+
+from console.cli.base import CliState, emit_json, json_option, pass_state
+from console.config import load_settings
+from console.errors import TbxError
+from console.runtime.engine import probe_engine
+from console.vault.keys import PASSPHRASE_ENV, keyring_status
+from console.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+    fix: str = ""
+
+
+def _versions() -> Check:
+    found = []
+    for package in ("textual", "mcp", "docker", "cryptography", "authlib", "asyncssh"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            return Check("packages", "fail", f"{package} is not installed", "reinstall: make run")
+    return Check("packages", "ok", ", ".join(found))
+
+
+def run_checks(state: CliState) -> list[Check]:
+    checks = []
+    py = sys.version_info
+    checks.append(Check("python", "ok" if py >= (3, 11) else "fail", sys.version.split()[0],
+                        "" if py >= (3, 11) else "use Python 3.11 or newer"))
+    checks.append(_versions())
+    engine = probe_engine()
+    checks.append(Check("docker engine", "ok" if engine.reachable else "fail", engine.describe(),
+                        "" if engine.reachable else "install docker.io and start dockerd, or set DOCKER_HOST"))
+    settings = load_settings(state.paths.config_file)
+    keyring = keyring_status(settings.vault.keyring_timeout)
+    checks.append(Check("keyring", "ok" if keyring.usable else "warn", f"{keyring.backend}: {keyring.reason}",
+                        "" if keyring.usable else "vaults will be locked by a passphrase instead"))
+    checks.extend(_vault_checks(state))
+    return checks
+
+
+def _vault_checks(state: CliState) -> list[Check]:
+    paths = state.paths
+    if not paths.vault.exists():
+        return [Check("vault", "warn", f"no vault at {paths.vault}", "run 'tbx init'")]
+    checks = []
+    mode = stat.S_IMODE(paths.data_dir.stat().st_mode)
+    if mode & 0o077:
+        checks.append(Check("data dir", "warn", f"{paths.data_dir} is readable by others ({oct(mode)})",
+                            f"chmod 700 {paths.data_dir}"))
+    try:
+        ws = Workspace.open(paths, None)
+    except TbxError as exc:
+        locked = "locked by a passphrase" in str(exc) and PASSPHRASE_ENV not in os.environ
+        return [*checks, Check("vault", "warn" if locked else "fail", str(exc),
+                               f"set {PASSPHRASE_ENV} to let doctor open it" if locked else "")]
+    checks.append(Check("vault", "ok", f"{paths.vault}: format {ws.vault.header.format}, key: {ws.vault.key_source}"))
+    result = ws.audit.verify(ws.audit_checkpoint)
+    checks.append(Check("audit log", "ok" if result.ok else "fail", result.message,
+                        "" if result.ok else "run 'tbx audit verify' and keep the log as evidence"))
+    return checks
+
+
+def register(cli: click.Group) -> None:
+    @cli.command()
+    @json_option
+    @pass_state
+    def locate(state: CliState, as_json: bool) -> None:
+        """Print where data, config and themes live."""
+        p = state.paths
+        places = {
+            "data": p.data_dir, "config": p.config_dir, "themes": p.themes_dir, "state": p.state_dir,
+            "vault": p.vault, "audit log": p.audit_log, "settings": p.config_file,
+        }
+        if as_json:
+            emit_json({k.replace(" ", "_"): str(v) for k, v in places.items()})
+            return
+        for key, value in places.items():
+            click.echo(f"{key:<10} {value}")
+
+    @cli.command()
+    @json_option
+    @pass_state
+    def doctor(state: CliState, as_json: bool) -> None:
+        """Check the Docker engine, keyring, vault and versions; say what to fix."""
+        checks = run_checks(state)
+        if as_json:
+            emit_json([asdict(c) for c in checks])
+        else:
+            for c in checks:
+                click.echo(f"{c.status:<5} {c.name:<14} {c.detail}")
+                if c.fix:
+                    click.echo(f"{'':<20} fix: {c.fix}")
+        if any(c.status == "fail" for c in checks):
+            raise SystemExit(1)

@@ -1,0 +1,240 @@
+"""The domain: toolboxes, servers, tools, agents, grants and connections.
+
+These are the records the vault stores (as ``model_dump(mode="json")``) and the CLI,
+TUI and gateway read. Identity is by ``id``; names are what users type and must be
+unique in their scope (agents and toolboxes globally, servers within a toolbox).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import partial
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from console.errors import UsageError
+
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+WILDCARD = "*"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_name(kind: str, name: str) -> str:
+    """Names are what agents see inside tool names (``<server>__<tool>``), so they are
+    kept to a small alphabet that can never contain the ``__`` separator."""
+    if not NAME_RE.match(name):
+        raise UsageError(
+            f"bad {kind} name {name!r}: use a-z, 0-9 and '-' (1-40 characters, "
+            f"not starting or ending with '-'), e.g. 'claude-desktop'"
+        )
+    return name
+
+
+ToolboxName = Annotated[str, AfterValidator(partial(check_name, "toolbox"))]
+ServerName = Annotated[str, AfterValidator(partial(check_name, "server"))]
+AgentName = Annotated[str, AfterValidator(partial(check_name, "agent"))]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ToolboxKind(StrEnum):
+    LOCAL = "local"
+    DROPLET = "droplet"
+    SSH = "ssh"
+
+
+class Toolbox(Record):
+    id: str = Field(default_factory=lambda: new_id("tb"))
+    name: ToolboxName
+    kind: ToolboxKind = ToolboxKind.LOCAL
+    engine_endpoint: str | None = None
+    """Docker Engine socket URL; ``None`` means the environment's default engine."""
+    ssh_target: str | None = None
+    ssh_host_key: str | None = None
+    """The pinned host key (OpenSSH public key line) of ``ssh_target``."""
+    droplet_id: int | None = None
+    region: str | None = None
+    size: str | None = None
+    gateway_address: str | None = None
+    created: datetime = Field(default_factory=utcnow)
+
+
+class Mount(Record):
+    source: str
+    target: str
+    read_only: bool = False
+
+
+class Limits(Record):
+    cpus: float = Field(default=1.0, gt=0, le=64)
+    memory_mb: int = Field(default=512, ge=16, le=262144)
+    pids: int = Field(default=256, ge=8, le=65536)
+
+
+class DesiredState(StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class ServerInstance(Record):
+    id: str = Field(default_factory=lambda: new_id("srv"))
+    toolbox: str
+    """Id of the toolbox this server runs in."""
+    name: ServerName
+    catalog_id: str | None = None
+    custom_spec: dict[str, Any] | None = None
+    """A full server spec for servers that are not in the catalog (imports)."""
+    image: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    """Plain, non-secret environment. Secrets go through ``secret_refs``."""
+    secret_refs: dict[str, str] = Field(default_factory=dict)
+    """Env variable name -> id of a secret kept in the vault."""
+    connection: str | None = None
+    mounts: list[Mount] = Field(default_factory=list)
+    network: Literal["none", "egress"] = "none"
+    limits: Limits = Field(default_factory=Limits)
+    desired_state: DesiredState = DesiredState.STOPPED
+    created: datetime = Field(default_factory=utcnow)
+
+
+class Trust(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    CHANGED = "changed"
+    BLOCKED = "blocked"
+
+
+class Finding(Record):
+    severity: Literal["low", "medium", "high"]
+    kind: str
+    message: str
+
+
+def tool_pin(
+    name: str,
+    description: str | None,
+    input_schema: dict[str, Any] | None,
+    output_schema: dict[str, Any] | None,
+    annotations: dict[str, Any] | None,
+) -> str:
+    """SHA-256 of the canonical definition: what an agent is told the tool does."""
+    canonical = json.dumps(
+        {
+            "name": name,
+            "description": description or "",
+            "inputSchema": input_schema or {},
+            "outputSchema": output_schema,
+            "annotations": annotations,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class ToolDef(Record):
+    server: str
+    """Id of the server instance that offers the tool."""
+    name: str
+    description: str | None = None
+    input_schema: dict[str, Any] = Field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None
+    annotations: dict[str, Any] | None = None
+    pin: str
+    """SHA-256 of the live definition as last discovered."""
+    approved_pin: str | None = None
+    """The pin the user approved; a tool is exposed only while it equals ``pin``."""
+    trust: Trust = Trust.PENDING
+    findings: list[Finding] = Field(default_factory=list)
+    previous: dict[str, Any] | None = None
+    """The approved definition, kept when the live one changes, for a diff."""
+    discovered: datetime = Field(default_factory=utcnow)
+
+    @property
+    def key(self) -> str:
+        return tool_key(self.server, self.name)
+
+    @property
+    def exposable(self) -> bool:
+        return self.trust is Trust.APPROVED and self.approved_pin == self.pin
+
+
+def tool_key(server_id: str, tool: str) -> str:
+    return f"{server_id}|{tool}"
+
+
+class Agent(Record):
+    id: str = Field(default_factory=lambda: new_id("ag"))
+    name: AgentName
+    token_hash: str
+    """SHA-256 (hex) of the bearer token; the token itself is shown once and never kept."""
+    created: datetime = Field(default_factory=utcnow)
+    disabled: bool = False
+
+
+class ToolboxGrant(Record):
+    agent: str
+    toolbox: str
+    created: datetime = Field(default_factory=utcnow)
+
+    @property
+    def key(self) -> str:
+        return f"{self.agent}|{self.toolbox}"
+
+
+class ToolGrant(Record):
+    agent: str
+    server: str
+    tool: str
+    """A tool name, or ``*`` for every tool of the server."""
+    expires: datetime | None = None
+    created: datetime = Field(default_factory=utcnow)
+
+    @property
+    def key(self) -> str:
+        return f"{self.agent}|{self.server}|{self.tool}"
+
+
+class Connection(Record):
+    id: str = Field(default_factory=lambda: new_id("cn"))
+    provider: str
+    account: str
+    scopes: list[str] = Field(default_factory=list)
+    token_secret: str | None = None
+    """Id of the vault secret that holds the token set (never stored in this record)."""
+    expires: datetime | None = None
+    created: datetime = Field(default_factory=utcnow)
+
+
+class Secret(Record):
+    """A secret value kept inside the encrypted vault.
+
+    ``value`` is only ever read to hand it to the thing that needs it (a container's
+    environment, an OAuth refresh); it is never printed, logged or audited.
+    """
+
+    id: str = Field(default_factory=lambda: new_id("sec"))
+    name: str
+    value: str
+    created: datetime = Field(default_factory=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Secret(id={self.id!r}, name={self.name!r}, value=<hidden>)"
+
+    __str__ = __repr__

@@ -1,0 +1,252 @@
+"""The access rule, compiled for the gateway's hot path.
+
+An agent may see and call tool T of server S in toolbox B only if:
+  the agent exists and is enabled; it holds a toolbox grant for B (the kill switch);
+  it holds an unexpired grant for (S, T) or (S, *); T is approved and its live
+  definition still matches the approved pin; S is running.
+Everything else is denied, and every decision says why.
+
+``CompiledPolicy.compile`` turns the vault's tables into nested dictionaries so that a
+check is a handful of look-ups. It is pure: no I/O, the current time is an argument.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from console.model import WILDCARD, Trust
+
+Tables = Mapping[str, Mapping[str, Mapping[str, Any]]]
+NEVER = math.inf
+
+
+def new_agent_token() -> str:
+    """A bearer token with 256 bits of randomness."""
+    return "tbx_" + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is enough: there is nothing to guess.
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Reason(StrEnum):
+    ALLOWED = "allowed"
+    UNKNOWN_AGENT = "unknown-agent"
+    AGENT_DISABLED = "agent-disabled"
+    UNKNOWN_SERVER = "unknown-server"
+    NO_TOOLBOX_GRANT = "no-toolbox-grant"
+    NO_TOOL_GRANT = "no-tool-grant"
+    GRANT_EXPIRED = "grant-expired"
+    UNKNOWN_TOOL = "unknown-tool"
+    TOOL_PENDING = "tool-pending"
+    TOOL_CHANGED = "tool-changed"
+    TOOL_BLOCKED = "tool-blocked"
+    SERVER_NOT_RUNNING = "server-not-running"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: Reason
+    via: str | None = None
+    """The grant that gives access: the tool's own name or ``*``."""
+    expires: float = NEVER
+    """When that grant ends (POSIX seconds), ``inf`` for never."""
+
+
+_DENIED = {reason: Decision(False, reason) for reason in Reason if reason is not Reason.ALLOWED}
+_TRUST_REASON = {
+    Trust.APPROVED: Reason.ALLOWED,
+    Trust.PENDING: Reason.TOOL_PENDING,
+    Trust.CHANGED: Reason.TOOL_CHANGED,
+    Trust.BLOCKED: Reason.TOOL_BLOCKED,
+}
+
+
+@dataclass(slots=True)
+class _AgentEntry:
+    id: str
+    name: str
+    enabled: bool
+    toolboxes: set[str]
+    grants: dict[str, dict[str, float]]
+    """server id -> tool name or ``*`` -> expiry (POSIX seconds, ``inf`` for never)."""
+
+
+def _expiry(value: Any) -> float:
+    if value is None:
+        return NEVER
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+class CompiledPolicy:
+    def __init__(self) -> None:
+        self.agents: dict[str, _AgentEntry] = {}
+        self.by_token_hash: dict[str, str] = {}
+        self.server_toolbox: dict[str, str] = {}
+        self.server_names: dict[str, str] = {}
+        self.toolbox_names: dict[str, str] = {}
+        self.server_tools: dict[str, list[str]] = {}
+        self.tool_reason: dict[tuple[str, str], Reason] = {}
+        self.running: set[str] = set()
+
+    @classmethod
+    def compile(cls, tables: Tables, running: Iterable[str] | None = None) -> CompiledPolicy:
+        """Build from the vault's raw tables.
+
+        ``running`` is the set of server ids the runtime reports as running; without it
+        the desired state stands in (the CLI, which has no live runtime, uses that).
+        """
+        policy = cls()
+        for tb in tables.get("toolboxes", {}).values():
+            policy.toolbox_names[tb["id"]] = tb["name"]
+        for srv in tables.get("servers", {}).values():
+            policy.server_toolbox[srv["id"]] = srv["toolbox"]
+            policy.server_names[srv["id"]] = srv["name"]
+            policy.server_tools[srv["id"]] = []
+            if running is None and srv.get("desired_state") == "running":
+                policy.running.add(srv["id"])
+        if running is not None:
+            policy.running = set(running)
+        for tool in tables.get("tools", {}).values():
+            server, name = tool["server"], tool["name"]
+            reason = _TRUST_REASON[Trust(tool["trust"])]
+            if reason is Reason.ALLOWED and tool.get("approved_pin") != tool["pin"]:
+                reason = Reason.TOOL_CHANGED
+            policy.tool_reason[(server, name)] = reason
+            policy.server_tools.setdefault(server, []).append(name)
+        for ag in tables.get("agents", {}).values():
+            policy.agents[ag["id"]] = _AgentEntry(ag["id"], ag["name"], not ag["disabled"], set(), {})
+            policy.by_token_hash[ag["token_hash"]] = ag["id"]
+        for grant in tables.get("toolbox_grants", {}).values():
+            entry = policy.agents.get(grant["agent"])
+            if entry is not None:
+                entry.toolboxes.add(grant["toolbox"])
+        for grant in tables.get("tool_grants", {}).values():
+            entry = policy.agents.get(grant["agent"])
+            if entry is not None:
+                tools = entry.grants.setdefault(grant["server"], {})
+                tools[grant["tool"]] = _expiry(grant.get("expires"))
+        return policy
+
+    # -- the hot path ------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> str | None:
+        """The id of the enabled agent holding ``token``, or ``None``."""
+        digest = hash_token(token)
+        agent_id = self.by_token_hash.get(digest)
+        if agent_id is None:
+            # Spend the same comparison on a miss as on a hit.
+            hmac.compare_digest(digest, digest)
+            return None
+        entry = self.agents[agent_id]
+        return agent_id if entry.enabled else None
+
+    def check(self, agent_id: str, server_id: str, tool: str, now: float) -> Decision:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return _DENIED[Reason.UNKNOWN_AGENT]
+        if not agent.enabled:
+            return _DENIED[Reason.AGENT_DISABLED]
+        toolbox = self.server_toolbox.get(server_id)
+        if toolbox is None:
+            return _DENIED[Reason.UNKNOWN_SERVER]
+        if toolbox not in agent.toolboxes:
+            return _DENIED[Reason.NO_TOOLBOX_GRANT]
+        grants = agent.grants.get(server_id)
+        if not grants:
+            return _DENIED[Reason.NO_TOOL_GRANT]
+        exact = grants.get(tool, -1.0)
+        wide = grants.get(WILDCARD, -1.0)
+        if exact < 0 and wide < 0:
+            return _DENIED[Reason.NO_TOOL_GRANT]
+        via, expires = (tool, exact) if exact >= wide else (WILDCARD, wide)
+        if expires <= now:
+            return _DENIED[Reason.GRANT_EXPIRED]
+        trust = self.tool_reason.get((server_id, tool))
+        if trust is None:
+            return _DENIED[Reason.UNKNOWN_TOOL]
+        if trust is not Reason.ALLOWED:
+            return _DENIED[trust]
+        if server_id not in self.running:
+            return _DENIED[Reason.SERVER_NOT_RUNNING]
+        return Decision(True, Reason.ALLOWED, via, expires)
+
+    def visible_tools(self, agent_id: str, now: float) -> list[tuple[str, str]]:
+        """Every (server id, tool) the agent may call right now."""
+        agent = self.agents.get(agent_id)
+        if agent is None or not agent.enabled:
+            return []
+        visible = []
+        for server_id in agent.grants:
+            for tool in self.server_tools.get(server_id, ()):
+                if self.check(agent_id, server_id, tool, now).allowed:
+                    visible.append((server_id, tool))
+        return visible
+
+    def servers_with_grant(self, agent_id: str, now: float) -> set[str]:
+        """Servers where the agent holds any live grant inside a granted toolbox.
+
+        Resources and prompts are shared at this granularity.
+        """
+        agent = self.agents.get(agent_id)
+        if agent is None or not agent.enabled:
+            return set()
+        return {
+            server_id
+            for server_id, tools in agent.grants.items()
+            if self.server_toolbox.get(server_id) in agent.toolboxes
+            and any(expires > now for expires in tools.values())
+        }
+
+    # -- explanations ------------------------------------------------------------------
+
+    def explain(self, decision: Decision, agent_id: str, server_id: str, tool: str) -> str:
+        agent = self.agents.get(agent_id)
+        agent_name = agent.name if agent else agent_id
+        server = self.server_names.get(server_id, server_id)
+        toolbox = self.toolbox_names.get(self.server_toolbox.get(server_id, ""), "?")
+        target = f"{server}/{tool}"
+        match decision.reason:
+            case Reason.ALLOWED:
+                grant = f"server-wide grant {server}/*" if decision.via == WILDCARD else f"grant {target}"
+                until = "" if decision.expires == NEVER else f" until {_iso(decision.expires)}"
+                return f"allowed by the {grant}{until}; tool approved; server running"
+            case Reason.UNKNOWN_AGENT:
+                return f"no agent {agent_name!r}"
+            case Reason.AGENT_DISABLED:
+                return f"agent {agent_name} is disabled ('tbx agent enable {agent_name}')"
+            case Reason.UNKNOWN_SERVER:
+                return f"no server {server!r}"
+            case Reason.NO_TOOLBOX_GRANT:
+                return f"no access to toolbox {toolbox} ('tbx grant {agent_name} {toolbox}' opens it)"
+            case Reason.NO_TOOL_GRANT:
+                return f"no grant for {target} or {server}/*"
+            case Reason.GRANT_EXPIRED:
+                return f"the grant for {target} has expired"
+            case Reason.UNKNOWN_TOOL:
+                return f"{server} offers no tool {tool!r} (not discovered yet)"
+            case Reason.TOOL_PENDING:
+                return f"tool not approved yet ('tbx tools approve {toolbox}/{target}')"
+            case Reason.TOOL_CHANGED:
+                return f"tool definition changed since approval; review and re-approve {toolbox}/{target}"
+            case Reason.TOOL_BLOCKED:
+                return "tool is blocked"
+            case Reason.SERVER_NOT_RUNNING:
+                return f"server {server} is not running ('tbx server start {toolbox}/{server}')"
+        return decision.reason.value
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,1 @@
+"""Docker lifecycle, image builds, the stdio attach transport, health, stats and logs."""

@@ -1,0 +1,164 @@
+"""Granting and revoking: ``AGENT TOOLBOX[/SERVER[/TOOL]] [--for DURATION]``.
+
+A toolbox grant is the kill switch: revoking it cuts every tool grant inside the
+toolbox at once without deleting them, and granting it again brings them back. So a
+tool grant never opens its toolbox implicitly; the outcome says when the toolbox is
+still closed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from console.errors import NotFound, UsageError
+from console.model import WILDCARD, ServerInstance, Toolbox, ToolboxGrant, ToolGrant, utcnow
+from console.vault import Repos
+from console.workspace import Workspace
+
+_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=366)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``2h``, ``7d``, ``1w``, or combinations like ``1h30m``."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION_PART.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise UsageError(f"bad duration {text!r}: use a number and a unit (s, m, h, d, w), e.g. 30m, 8h, 1h30m")
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds <= 0 or timedelta(seconds=seconds) > MAX_DURATION:
+        raise UsageError(f"bad duration {text!r}: it must be more than 0 and at most 366 days")
+    return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Target:
+    toolbox: str
+    server: str | None = None
+    tool: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        parts = text.strip().split("/")
+        if not 1 <= len(parts) <= 3 or not all(parts):
+            raise UsageError(f"bad target {text!r}: use TOOLBOX, TOOLBOX/SERVER or TOOLBOX/SERVER/TOOL")
+        tool = parts[2] if len(parts) == 3 else None
+        return cls(parts[0], parts[1] if len(parts) > 1 else None, None if tool == WILDCARD else tool)
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.toolbox, self.server, self.tool) if p)
+
+
+@dataclass
+class Outcome:
+    changed: bool
+    summary: str
+    notes: list[str] = field(default_factory=list)
+    expires: datetime | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "changed": self.changed,
+            "summary": self.summary,
+            "notes": self.notes,
+            "expires": self.expires.isoformat() if self.expires else None,
+        }
+
+
+def _resolve(repos: Repos, target: Target) -> tuple[Toolbox, ServerInstance | None]:
+    toolbox = repos.toolboxes.require(target.toolbox)
+    if target.server is None:
+        return toolbox, None
+    server = repos.servers.by_name(toolbox.id, target.server)
+    if server is None:
+        raise NotFound(
+            f"toolbox {toolbox.name} has no server {target.server!r}; 'tbx server list' shows them"
+        )
+    return toolbox, server
+
+
+def grant(ws: Workspace, agent_name: str, target: Target, duration: timedelta | None = None) -> Outcome:
+    with ws.change() as change:
+        repos = change.repos
+        agent = repos.agents.require(agent_name)
+        toolbox, server = _resolve(repos, target)
+        if server is None:
+            if duration is not None:
+                raise UsageError("--for applies to server and tool grants; toolbox access has no expiry")
+            existing = repos.toolbox_grants.get(f"{agent.id}|{toolbox.id}")
+            if existing:
+                return Outcome(False, f"{agent.name} already has access to toolbox {toolbox.name}")
+            repos.toolbox_grants.put(ToolboxGrant(agent=agent.id, toolbox=toolbox.id))
+            change.record("grant.toolbox", f"toolbox:{toolbox.name}", agent=agent.name)
+            inside = _grants_inside(repos, agent.id, toolbox.id)
+            notes = [f"{inside} tool grant(s) inside are active again"] if inside else []
+            return Outcome(True, f"granted {agent.name} access to toolbox {toolbox.name}", notes)
+
+        tool = target.tool or WILDCARD
+        expires = utcnow() + duration if duration else None
+        key = f"{agent.id}|{server.id}|{tool}"
+        existing_grant = repos.tool_grants.get(key)
+        label = f"{toolbox.name}/{server.name}/{tool}"
+        if existing_grant and existing_grant.expires is None and expires is None:
+            return Outcome(False, f"{agent.name} already holds {label}")
+        repos.tool_grants.put(ToolGrant(agent=agent.id, server=server.id, tool=tool, expires=expires))
+        change.record(
+            "grant.update" if existing_grant else "grant.tool",
+            f"tool:{label}",
+            agent=agent.name,
+            detail={"expires": expires.isoformat() if expires else None},
+        )
+        notes = []
+        if not repos.toolbox_grants.get(f"{agent.id}|{toolbox.id}"):
+            notes.append(
+                f"{agent.name} has no access to toolbox {toolbox.name} yet, so this grant is not "
+                f"active: 'tbx grant {agent.name} {toolbox.name}' opens it"
+            )
+        if tool != WILDCARD and repos.tools.get(f"{server.id}|{tool}") is None:
+            notes.append(f"{server.name} has no discovered tool {tool!r} yet; the grant applies once it appears")
+        verb = "extended" if existing_grant else "granted"
+        until = f" until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+        return Outcome(True, f"{verb} {agent.name} {label}{until}", notes, expires)
+
+
+def revoke(ws: Workspace, agent_name: str, target: Target) -> Outcome:
+    with ws.change() as change:
+        repos = change.repos
+        agent = repos.agents.require(agent_name)
+        toolbox, server = _resolve(repos, target)
+        if server is None:
+            if not repos.toolbox_grants.delete([f"{agent.id}|{toolbox.id}"]):
+                return Outcome(False, f"{agent.name} had no access to toolbox {toolbox.name}; nothing changed")
+            change.record("revoke.toolbox", f"toolbox:{toolbox.name}", agent=agent.name)
+            kept = _grants_inside(repos, agent.id, toolbox.id)
+            notes = [f"{kept} tool grant(s) inside are kept but inactive until access is granted again"] if kept else []
+            return Outcome(True, f"revoked {agent.name}'s access to toolbox {toolbox.name}", notes)
+
+        if target.tool is None:
+            keys = [
+                k for k, doc in repos.tool_grants.raw().items()
+                if doc["agent"] == agent.id and doc["server"] == server.id
+            ]
+            label = f"{toolbox.name}/{server.name}"
+        else:
+            keys = [f"{agent.id}|{server.id}|{target.tool}"]
+            label = f"{toolbox.name}/{server.name}/{target.tool}"
+        removed = repos.tool_grants.delete(keys)
+        if not removed:
+            return Outcome(False, f"{agent.name} held no grant for {label}; nothing changed")
+        change.record("revoke.tool", f"tool:{label}", agent=agent.name, detail={"grants_removed": removed})
+        notes = []
+        if target.tool and repos.tool_grants.get(f"{agent.id}|{server.id}|{WILDCARD}"):
+            notes.append(
+                f"{agent.name} still reaches {target.tool} through its server-wide grant "
+                f"{toolbox.name}/{server.name}/*"
+            )
+        return Outcome(True, f"revoked {agent.name} {label} ({removed} grant(s))", notes)
+
+
+def _grants_inside(repos: Repos, agent_id: str, toolbox_id: str) -> int:
+    servers = {k for k, doc in repos.servers.raw().items() if doc["toolbox"] == toolbox_id}
+    return sum(1 for doc in repos.tool_grants.raw().values() if doc["agent"] == agent_id and doc["server"] in servers)

@@ -1,0 +1,177 @@
+"""Where the key that wraps the vault's data key comes from.
+
+Two sources: a random key kept in the OS keyring, or a passphrase stretched with
+Argon2id (the passphrase may come from ``TBX_PASSPHRASE`` for non-interactive use).
+A keyring that cannot really keep a secret (the fail, null and plaintext backends) does
+not count as a keyring: the user is asked for a passphrase instead of getting a vault
+whose key sits in clear next to it. Every keyring call runs with a time limit, because
+a Secret Service that never answers would otherwise freeze the console.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+from console.errors import KeyringUnavailable, VaultCorrupt
+
+KEYRING_SERVICE = "toolbox-console"
+PASSPHRASE_ENV = "TBX_PASSPHRASE"
+
+ARGON2_MEMORY_KIB = 64 * 1024
+ARGON2_ITERATIONS = 3
+ARGON2_LANES = 4
+MIN_ARGON2_MEMORY_KIB = 64 * 1024
+"""A vault asking for less (a tampered header) is refused rather than brute-forced cheaply."""
+
+_UNUSABLE_BACKENDS = {
+    ("keyring.backends.fail", "Keyring"),
+    ("keyring.backends.null", "Keyring"),
+    ("keyrings.alt.file", "PlaintextKeyring"),
+}
+
+T = TypeVar("T")
+
+
+def call_with_timeout(fn: Callable[[], T], timeout: float, what: str) -> T:
+    """Run ``fn`` in a daemon thread; give up after ``timeout`` seconds.
+
+    A hung keyring call cannot be cancelled, only abandoned: the daemon thread does not
+    keep the process alive.
+    """
+    results: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+
+    def run() -> None:
+        try:
+            results.put((True, fn()))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            results.put((False, exc))
+
+    threading.Thread(target=run, name=f"keyring:{what}", daemon=True).start()
+    try:
+        ok, value = results.get(timeout=timeout)
+    except queue.Empty:
+        raise KeyringUnavailable(
+            f"the OS keyring did not answer within {timeout:g}s ({what}); unlock it, or use a "
+            f"passphrase (set {PASSPHRASE_ENV} or run 'tbx init --passphrase')"
+        ) from None
+    if ok:
+        return value
+    raise value
+
+
+@dataclass(frozen=True)
+class KeyringStatus:
+    usable: bool
+    backend: str
+    reason: str
+
+
+def _backends(kr: Any) -> list[Any]:
+    return list(getattr(kr, "backends", None) or [kr])
+
+
+def keyring_status(timeout: float) -> KeyringStatus:
+    import keyring
+
+    try:
+        kr = call_with_timeout(keyring.get_keyring, timeout, "find backend")
+    except KeyringUnavailable as exc:
+        return KeyringStatus(False, "unknown", str(exc))
+    name = f"{type(kr).__module__}.{type(kr).__name__}"
+    usable = [
+        b for b in _backends(kr) if (type(b).__module__, type(b).__name__) not in _UNUSABLE_BACKENDS
+    ]
+    if not usable:
+        return KeyringStatus(False, name, "no keyring backend that can keep a secret is available")
+    return KeyringStatus(True, name, "ok")
+
+
+class KeyringKeys:
+    """The vault's key-encryption key, kept in the OS keyring under the vault's id."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    def params(self, vault_id: str) -> dict[str, Any]:
+        return {"name": "keyring", "service": KEYRING_SERVICE, "account": f"vault-{vault_id}"}
+
+    def create(self, vault_id: str) -> tuple[bytes, dict[str, Any]]:
+        import keyring
+
+        status = keyring_status(self.timeout)
+        if not status.usable:
+            raise KeyringUnavailable(
+                f"the OS keyring is not usable ({status.reason}); use a passphrase instead "
+                f"(set {PASSPHRASE_ENV} or run 'tbx init --passphrase')"
+            )
+        kek = os.urandom(32)
+        params = self.params(vault_id)
+        encoded = base64.b64encode(kek).decode("ascii")
+        call_with_timeout(
+            lambda: keyring.set_password(params["service"], params["account"], encoded),
+            self.timeout,
+            "store key",
+        )
+        return kek, params
+
+    def load(self, params: dict[str, Any]) -> bytes:
+        import keyring
+
+        stored = call_with_timeout(
+            lambda: keyring.get_password(params["service"], params["account"]),
+            self.timeout,
+            "read key",
+        )
+        if stored is None:
+            raise KeyringUnavailable(
+                f"the OS keyring has no key for this vault (entry {params['service']}/"
+                f"{params['account']}); run tbx where that keyring is, or restore the entry"
+            )
+        return base64.b64decode(stored)
+
+    def forget(self, params: dict[str, Any]) -> None:
+        import keyring
+
+        try:
+            call_with_timeout(
+                lambda: keyring.delete_password(params["service"], params["account"]),
+                self.timeout,
+                "delete key",
+            )
+        except Exception:  # noqa: BLE001 - a leftover keyring entry is harmless
+            pass
+
+
+def passphrase_params() -> dict[str, Any]:
+    return {
+        "name": "argon2id",
+        "salt": base64.b64encode(os.urandom(16)).decode("ascii"),
+        "memory_kib": ARGON2_MEMORY_KIB,
+        "iterations": ARGON2_ITERATIONS,
+        "lanes": ARGON2_LANES,
+    }
+
+
+def derive_from_passphrase(passphrase: str, params: dict[str, Any]) -> bytes:
+    try:
+        memory = int(params["memory_kib"])
+        iterations = int(params["iterations"])
+        lanes = int(params["lanes"])
+        salt = base64.b64decode(params["salt"])
+    except (KeyError, TypeError, ValueError):
+        raise VaultCorrupt("the vault header's passphrase parameters are unreadable") from None
+    if memory < MIN_ARGON2_MEMORY_KIB or iterations < 1 or len(salt) < 16:
+        raise VaultCorrupt(
+            "the vault header asks for weaker passphrase stretching than allowed; "
+            "it was altered — restore it from a backup"
+        )
+    kdf = Argon2id(salt=salt, length=32, iterations=iterations, lanes=lanes, memory_cost=memory)
+    return kdf.derive(passphrase.encode("utf-8"))

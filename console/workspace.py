@@ -1,0 +1,133 @@
+"""One opened installation: paths, settings, the vault and its audit log.
+
+Every console change goes through ``Workspace.change()``: the change and its audit
+records land together, the records chained into the log and the vault's checkpoint
+moved to the new head inside the same vault commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.audit import AuditEvent, AuditLog, Checkpoint
+from console.config import Settings, load_settings
+from console.errors import VaultCorrupt
+from console.paths import Paths, resolve_paths
+from console.policy import CompiledPolicy
+from console.vault import KeySource, PassphraseProvider, Repos, Vault, VaultDB
+
+AUDIT_META = "audit"
+
+
+def current_actor() -> str:
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"user:{os.getuid()}"
+
+
+@dataclass
+class Change:
+    """What one console action is doing: the typed tables plus its audit records."""
+
+    repos: Repos
+    actor: str
+    events: list[AuditEvent] = field(default_factory=list)
+
+    def record(
+        self, action: str, target: str, *, agent: str | None = None, detail: dict[str, Any] | None = None
+    ) -> None:
+        self.events.append(AuditEvent(self.actor, action, target, "ok", agent, detail or {}))
+
+
+class Workspace:
+    def __init__(self, paths: Paths, settings: Settings, vault: Vault) -> None:
+        self.paths = paths
+        self.settings = settings
+        self.vault = vault
+        self.repos = Repos(vault.db)
+        self.actor = current_actor()
+
+    # -- opening -----------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        paths: Paths | None = None,
+        passphrase: PassphraseProvider | None = None,
+        settings: Settings | None = None,
+    ) -> Workspace:
+        paths = paths or resolve_paths()
+        settings = settings or load_settings(paths.config_file)
+        vault = Vault.open(paths.vault, passphrase, **settings.vault.timeouts())
+        return cls(paths, settings, vault)
+
+    @classmethod
+    def create(cls, paths: Paths, source: KeySource, settings: Settings | None = None) -> Workspace:
+        paths.ensure()
+        settings = settings or load_settings(paths.config_file)
+        vault = Vault.create(paths.vault, source, **settings.vault.timeouts())
+        ws = cls(paths, settings, vault)
+        with ws.change() as change:
+            change.repos.meta.set(AUDIT_META, {"key": base64.b64encode(os.urandom(32)).decode()})
+            change.record("vault.init", str(paths.vault), detail={"key_source": vault.key_source})
+        return ws
+
+    # -- the audit log ----------------------------------------------------------------
+
+    def _audit_meta(self) -> dict[str, Any]:
+        meta = self.repos.meta.get(AUDIT_META)
+        if not meta or "key" not in meta:
+            raise VaultCorrupt(f"vault {self.paths.vault} has no audit key; it was not created by tbx init")
+        return meta
+
+    @property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.paths.audit_log, base64.b64decode(self._audit_meta()["key"]))
+
+    @property
+    def audit_checkpoint(self) -> Checkpoint | None:
+        return Checkpoint.from_json(self._audit_meta().get("checkpoint"))
+
+    def _seal_audit(self, events: list[AuditEvent], db: VaultDB) -> None:
+        if not events:
+            return
+        head = self.audit.append(events)
+        meta = self._audit_meta()
+        meta["checkpoint"] = head.to_json() if head else meta.get("checkpoint")
+        Repos(db).meta.set(AUDIT_META, meta)
+
+    def log_events(self, events: list[AuditEvent]) -> None:
+        """Append records that come with no vault change (gateway decisions, calls)."""
+        with self.vault.transaction(lambda db: self._seal_audit(events, db)):
+            pass
+
+    # -- changing ----------------------------------------------------------------------
+
+    @contextmanager
+    def change(self) -> Iterator[Change]:
+        change = Change(self.repos, self.actor)
+        with self.vault.transaction(lambda db: self._seal_audit(change.events, db)):
+            yield change
+
+    def refresh(self) -> bool:
+        return self.vault.refresh()
+
+    # -- reading -----------------------------------------------------------------------
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        return self.vault.db.storage.read()  # type: ignore[return-value]
+
+    def policy(self, running: set[str] | None = None) -> CompiledPolicy:
+        return CompiledPolicy.compile(self.tables(), running)
+
+    @staticmethod
+    def now() -> float:
+        return time.time()

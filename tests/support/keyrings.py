@@ -1,0 +1,74 @@
+"""Keyring backends for tests, plugged into the real ``keyring`` library.
+
+``MemoryKeyring`` stands in for a desktop Secret Service inside one process;
+``FileKeyring`` shares entries between processes (for multi-process tests, selected with
+PYTHON_KEYRING_BACKEND); ``HangingKeyring`` never answers, like a locked Secret Service
+waiting on a dialog nobody sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
+
+
+class MemoryKeyring(KeyringBackend):
+    priority = 10  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.entries.pop((service, username), None) is None:
+            raise PasswordDeleteError(username)
+
+
+class FileKeyring(KeyringBackend):
+    priority = 10  # type: ignore[assignment]
+
+    @property
+    def path(self) -> Path:
+        return Path(os.environ["TBX_TEST_KEYRING_FILE"])
+
+    def _load(self) -> dict[str, str]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self._load().get(f"{service}/{username}")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        entries = self._load()
+        entries[f"{service}/{username}"] = password
+        self.path.write_text(json.dumps(entries))
+
+    def delete_password(self, service: str, username: str) -> None:
+        entries = self._load()
+        entries.pop(f"{service}/{username}", None)
+        self.path.write_text(json.dumps(entries))
+
+
+class HangingKeyring(KeyringBackend):
+    priority = 10  # type: ignore[assignment]
+    release = threading.Event()
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self.release.wait(30)
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.release.wait(30)
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.release.wait(30)

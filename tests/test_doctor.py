@@ -1,0 +1,40 @@
+"""``tbx doctor`` against the real engine, and against none."""
+
+from __future__ import annotations
+
+import json
+
+from tests.support.keyrings import MemoryKeyring
+
+
+def test_doctor_sees_the_engine_and_a_healthy_vault(tbx, docker_engine, memory_keyring: MemoryKeyring) -> None:  # noqa: ANN001
+    tbx("init")
+    result = tbx("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert result.exit_code == 0, result.stdout
+    assert checks["docker engine"]["status"] == "ok"
+    assert docker_engine.version in checks["docker engine"]["detail"]
+    assert checks["keyring"]["status"] == "ok"
+    assert checks["vault"]["status"] == "ok" and checks["audit log"]["status"] == "ok"
+
+
+def test_doctor_names_the_fix_when_the_engine_is_missing(tbx, memory_keyring: MemoryKeyring) -> None:  # noqa: ANN001
+    result = tbx("doctor", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert result.exit_code == 1
+    line = next(line for line in result.stdout.splitlines() if "docker engine" in line)
+    assert line.startswith("fail") and "/nonexistent/docker.sock" in line
+    assert "fix: install docker.io and start dockerd" in result.stdout
+    assert "warn  vault          no vault" in result.stdout and "run 'tbx init'" in result.stdout
+
+
+def test_doctor_reports_an_unusable_keyring(tbx) -> None:  # noqa: ANN001
+    import keyring
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        result = tbx("doctor")
+    finally:
+        keyring.set_keyring(previous)
+    assert "warn  keyring" in result.stdout and "locked by a passphrase" in result.stdout
