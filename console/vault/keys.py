@@ -11,6 +11,7 @@ a Secret Service that never answers would otherwise freeze the console.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import queue
 import threading
@@ -140,14 +141,13 @@ class KeyringKeys:
     def forget(self, params: dict[str, Any]) -> None:
         import keyring
 
-        try:
+        # A leftover keyring entry is harmless; failing to delete it is not an error.
+        with contextlib.suppress(Exception):
             call_with_timeout(
                 lambda: keyring.delete_password(params["service"], params["account"]),
                 self.timeout,
                 "delete key",
             )
-        except Exception:  # noqa: BLE001 - a leftover keyring entry is harmless
-            pass
 
 
 def passphrase_params() -> dict[str, Any]:
