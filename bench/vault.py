@@ -46,7 +46,7 @@ AGENTS, TOOLBOXES, SERVERS_PER_TOOLBOX, TOOLS_PER_SERVER = 200, 20, 5, 20
 
 
 def build(root: Path, grants: int, rng: random.Random) -> Workspace:
-    paths = Paths(root, root / "config", root / "state")
+    paths = Paths(root, root / "config", root / "state", root / "cache")
     ws = Workspace.create(paths, KeySource(passphrase=None))
     toolboxes = [Toolbox(name=f"box-{i}") for i in range(TOOLBOXES)]
     servers = [

@@ -6,6 +6,7 @@ bad setting, never a silent fallback: a user who wrote a setting expects it to h
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -27,19 +28,43 @@ class VaultSettings(BaseModel):
         return {"keyring_timeout": self.keyring_timeout, "lock_timeout": self.lock_timeout}
 
 
+class RuntimeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_image_python: str = "python:3.12-slim"
+    """Base for servers built from PyPI packages; needs python3 with venv."""
+    base_image_node: str = "node:22-slim"
+    """Base for servers built from npm packages; needs node."""
+    container_user: str = "auto"
+    """uid:gid servers run as; ``auto`` is the invoking user, or 10001:10001 for root."""
+    egress_network: str = "bridge"
+    """Docker network for servers whose catalog entry needs egress."""
+    tmpfs_size_mb: int = Field(default=64, ge=1, le=4096)
+    call_timeout: float = Field(default=60.0, gt=0, le=3600)
+    """Seconds a tool call may take before it is abandoned."""
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     vault: VaultSettings = VaultSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+
+
+BASE_IMAGE_ENV = "TBX_BASE_IMAGE"
 
 
 def load_settings(path: Path) -> Settings:
-    if not path.exists():
-        return Settings()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise TbxError(f"cannot read settings {path}: {exc}; fix or delete the file") from exc
+    raw: dict = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise TbxError(f"cannot read settings {path}: {exc}; fix or delete the file") from exc
+    if os.environ.get(BASE_IMAGE_ENV):
+        # One local base image for both kinds (the test environment's debootstrap image).
+        runtime = raw.setdefault("runtime", {})
+        runtime["base_image_python"] = runtime["base_image_node"] = os.environ[BASE_IMAGE_ENV]
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

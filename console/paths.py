@@ -22,6 +22,9 @@ class Paths:
     data_dir: Path
     config_dir: Path
     state_dir: Path
+    cache_dir: Path
+    """Downloaded packages and build contexts; safe to delete. ``TBX_CACHE_DIR`` moves it
+    on its own, so test runs with throwaway homes still share one warm cache."""
 
     @property
     def vault(self) -> Path:
@@ -57,18 +60,25 @@ class Paths:
 
     def ensure(self) -> None:
         """Create the directories, private to the user."""
-        for directory in (self.data_dir, self.config_dir, self.state_dir):
+        for directory in (self.data_dir, self.config_dir, self.state_dir, self.cache_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def resolve_paths(environ: dict[str, str] | None = None) -> Paths:
     env = os.environ if environ is None else environ
     home = env.get("TBX_HOME")
+    cache = env.get("TBX_CACHE_DIR")
     if home:
         root = Path(home).expanduser().absolute()
-        return Paths(data_dir=root, config_dir=root / "config", state_dir=root / "state")
+        return Paths(
+            data_dir=root,
+            config_dir=root / "config",
+            state_dir=root / "state",
+            cache_dir=Path(cache).expanduser().absolute() if cache else root / "cache",
+        )
     return Paths(
         data_dir=Path(platformdirs.user_data_dir(APP_NAME)),
         config_dir=Path(platformdirs.user_config_dir(APP_NAME)),
         state_dir=Path(platformdirs.user_state_dir(APP_NAME)),
+        cache_dir=Path(cache).expanduser().absolute() if cache else Path(platformdirs.user_cache_dir(APP_NAME)),
     )

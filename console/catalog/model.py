@@ -1,0 +1,80 @@
+"""What a catalog entry says about a server: where it comes from and what it needs."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from console.model import Limits, Record
+
+_DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+
+
+class PackageSource(Record):
+    """A package the host downloads (``pip download`` / ``npm pack``) for a local build."""
+
+    kind: Literal["pypi", "npm"]
+    package: str
+    version: str = Field(pattern=r"^[0-9A-Za-z.+_-]+$")
+    """An exact version: builds are cached by content, so ranges are not allowed."""
+
+
+class Source(Record):
+    image: str | None = None
+    """An image reference pinned by digest (``repo@sha256:...``), pulled as is."""
+    package: PackageSource | None = None
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str | None) -> str | None:
+        if value is not None and not _DIGEST_REF.match(value):
+            raise ValueError(f"image {value!r} must be pinned by digest: name@sha256:<64 hex digits>")
+        return value
+
+    @model_validator(mode="after")
+    def _some(self) -> Source:
+        if self.image is None and self.package is None:
+            raise ValueError("a source needs an image, a package, or both")
+        return self
+
+
+class EnvVar(Record):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    description: str = ""
+    default: str | None = None
+    required: bool = False
+
+
+class MountSpec(Record):
+    target: str = Field(pattern=r"^/")
+    """Where the server expects it inside the container."""
+    description: str = ""
+    required: bool = True
+    read_only: bool = False
+
+
+class OAuthNeed(Record):
+    provider: str
+    """Provider id: github, google, microsoft, slack, or an OIDC provider's id."""
+    scopes: list[str] = Field(default_factory=list)
+    token_env: str
+    """The env variable that takes the access token."""
+
+
+class CatalogEntry(Record):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str
+    description: str
+    source: Source
+    command: list[str] = Field(min_length=1)
+    """argv inside the container. Package builds put the package's executables on PATH."""
+    env: list[EnvVar] = Field(default_factory=list)
+    secrets: list[EnvVar] = Field(default_factory=list)
+    """Env variables whose values are secrets: kept in the vault, injected at creation."""
+    mounts: list[MountSpec] = Field(default_factory=list)
+    network: Literal["none", "egress"] = "none"
+    limits: Limits = Field(default_factory=Limits)
+    oauth: OAuthNeed | None = None
+    origin: Literal["builtin", "user", "import"] = "builtin"
