@@ -1,0 +1,164 @@
+"""An MCP client session with a server container, over its attach stream."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from console import __version__
+from console.errors import TbxError
+from console.runtime.attach import StdioChannel, attached
+from console.runtime.enginehttp import Endpoint
+from console.runtime.transport import channel_transport
+from console.trust.redact import Redactor
+
+CLIENT_INFO = types.Implementation(name="toolbox-console", version=__version__)
+
+
+class ServerUnavailable(TbxError):
+    """The server did not answer over MCP (crashed, hung, or not an MCP server)."""
+
+
+@dataclass
+class Discovery:
+    """What a server said about itself on connect."""
+
+    server_info: dict[str, Any]
+    protocol_version: str
+    instructions: str | None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "server_info": self.server_info,
+            "protocol_version": self.protocol_version,
+            "instructions": self.instructions,
+            "resources": [{"uri": r.get("uri"), "name": r.get("name")} for r in self.resources],
+            "prompts": [{"name": p.get("name"), "description": p.get("description")} for p in self.prompts],
+        }
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+async def _paginate(fetch: Callable[[str | None], Awaitable[Any]], attr: str, limit: int = 100) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(limit):
+        page = await fetch(cursor)
+        items += [_dump(item) for item in getattr(page, attr)]
+        cursor = getattr(page, "next_cursor", None)
+        if not cursor:
+            break
+    return items
+
+
+@dataclass
+class Session:
+    channel: StdioChannel
+    client: Client
+
+    async def discover(self) -> Discovery:
+        caps = self.client.server_capabilities
+        info = self.client.server_info
+        found = Discovery(
+            server_info=_dump(info) if info else {},
+            protocol_version=self.client.protocol_version,
+            instructions=self.client.instructions,
+        )
+        if caps.tools is not None:
+            found.tools = await _paginate(lambda c: self.client.list_tools(cursor=c), "tools")
+        try:
+            if caps.resources is not None:
+                found.resources = await _paginate(lambda c: self.client.list_resources(cursor=c), "resources")
+            if caps.prompts is not None:
+                found.prompts = await _paginate(lambda c: self.client.list_prompts(cursor=c), "prompts")
+        except MCPError:
+            pass  # a server that advertises but cannot list resources/prompts still has tools
+        return found
+
+    async def ping(self) -> None:
+        with warnings.catch_warnings():
+            # Removed in the 2026 protocol, but the handshake-era servers we run answer it.
+            warnings.simplefilter("ignore")
+            await self.client.send_ping()
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        return await self.client.call_tool(name, arguments)
+
+
+def stderr_tail(channel: StdioChannel, redactor: Redactor, lines: int = 3) -> str:
+    tail = [line for line in list(channel.recent_stderr)[-lines:] if line.strip()]
+    return redactor.redact(" | ".join(tail)) if tail else "no output on stderr"
+
+
+@asynccontextmanager
+async def mcp_session(
+    endpoint: Endpoint,
+    container: str,
+    *,
+    timeout: float = 30.0,
+    redactor: Redactor | None = None,
+    before_initialize: Callable[[], Awaitable[None]] | None = None,
+    label: str = "server",
+) -> AsyncIterator[Session]:
+    """Attach, (optionally start the container), initialize, and yield the session.
+
+    ``before_initialize`` runs once attached, so a freshly created container can be
+    started with nothing it writes missed. A server that does not finish initialize
+    within ``timeout`` has its stream closed under it, which ends the handshake.
+    """
+    redactor = redactor or Redactor()
+    async with attached(endpoint, container) as channel:
+        if before_initialize is not None:
+            await before_initialize()
+        timed_out = anyio.Event()
+
+        async def watchdog() -> None:
+            await anyio.sleep(timeout)
+            timed_out.set()
+            await channel.aclose()
+
+        entered = False
+        # A plain task, not a task group: the caller's body must not run inside a scope
+        # that gets cancelled when the handshake is done.
+        guard = asyncio.create_task(watchdog())
+        try:
+            async with Client(channel_transport(channel), mode="legacy", client_info=CLIENT_INFO) as client:
+                entered = True
+                guard.cancel()
+                yield Session(channel, client)
+        except Exception as exc:
+            if entered:
+                raise
+            await anyio.sleep(0.2)  # let the last stderr lines of a dying server arrive
+            if timed_out.is_set():
+                raise ServerUnavailable(
+                    f"{label} did not answer MCP initialize within {timeout:g}s; its stderr says: "
+                    f"{stderr_tail(channel, redactor)}"
+                ) from None
+            reason = channel.close_reason or _describe(exc)
+            raise ServerUnavailable(
+                f"{label} failed to start an MCP session ({redactor.redact(reason)}); its stderr says: "
+                f"{stderr_tail(channel, redactor)}"
+            ) from None
+        finally:
+            guard.cancel()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return str(exc) or type(exc).__name__
