@@ -63,3 +63,7 @@ class KeyringUnavailable(VaultError):
 
 class AuditError(TbxError):
     """The audit log cannot be written or read."""
+
+
+class ImageError(TbxError):
+    """A server image cannot be pulled, downloaded or built (names the step and the fix)."""

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Bring up what the tests need, idempotently: a Docker engine started the way
-# DESIGN.md says (no bridge, no iptables), reachable on the default socket.
+# DESIGN.md says (no bridge, no iptables), reachable on the default socket; the base
+# image local builds use (scripts/base-image.sh); and a loopback image registry
+# (Debian's docker-registry on 127.0.0.1:5000, storage under .testenv/) for pull paths.
 # Under CI=true anything missing is a failure; elsewhere it is a warning and the
 # tests that need it are skipped.
 set -euo pipefail
@@ -51,3 +53,61 @@ start_engine() {
 }
 
 start_engine
+
+build_base_image() {
+  if ! engine_ping; then return 0; fi  # already reported by start_engine
+  scripts/base-image.sh >/dev/null || missing "the base image tbx-base:test could not be built (see .testenv/base-image.log)"
+}
+
+REGISTRY_ADDR=127.0.0.1:5000
+
+registry_ping() {
+  "$PY" - "$REGISTRY_ADDR" <<'PY' 2>/dev/null
+import sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+try:
+    with opener.open(f"http://{sys.argv[1]}/v2/", timeout=2) as response:
+        sys.exit(0 if response.status == 200 else 1)
+except Exception:
+    sys.exit(1)
+PY
+}
+
+start_registry() {
+  if registry_ping; then return 0; fi
+  if ! command -v docker-registry >/dev/null 2>&1; then
+    say "installing Debian's docker-registry"
+    apt_install docker-registry || { missing "docker-registry is not installed and cannot be installed (need root and apt)"; return 0; }
+    # Where the package's own service was started (a machine without policy-rc.d), it
+    # holds :5000 on every interface with auth; ours replaces it on loopback only.
+    service docker-registry stop >/dev/null 2>&1 || true
+  fi
+  mkdir -p "$STATE/registry"
+  # Our own configuration: loopback only, no auth, storage in the work tree's .testenv.
+  cat >"$STATE/registry.yml" <<YML
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $PWD/$STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+YML
+  say "starting docker-registry on $REGISTRY_ADDR"
+  nohup docker-registry serve "$STATE/registry.yml" >"$STATE/registry.log" 2>&1 &
+  echo $! >"$STATE/registry.pid"
+  for _ in $(seq 1 40); do
+    if registry_ping; then say "registry is up"; return 0; fi
+    sleep 0.25
+  done
+  tail -5 "$STATE/registry.log" >&2 || true
+  missing "docker-registry did not answer on $REGISTRY_ADDR within 10s (see $STATE/registry.log)"
+}
+
+build_base_image
+start_registry

@@ -9,15 +9,12 @@ temporary file that the next writer removes.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from console.errors import VaultBusy
+from console.filelock import held
 
 _TMP_MARK = ".tmp-"
 
@@ -56,37 +53,13 @@ def replace_atomically(path: Path, data: bytes, backup: Path | None = None) -> N
     fsync_dir(path.parent)
 
 
-@contextmanager
-def exclusive_lock(lock_path: Path, timeout: float, what: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock_path``, waiting up to ``timeout`` seconds.
+def exclusive_lock(lock_path: Path, timeout: float, what: str) -> AbstractContextManager[None]:
+    """Hold the vault's cross-process lock, waiting up to ``timeout`` seconds."""
 
-    The holder's pid is written into the file so a waiter can say who is in the way.
-    """
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        delay = 0.002
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-                    raise VaultBusy(
-                        f"{what} is locked by another tbx process (pid {holder}) for over "
-                        f"{timeout:g}s; wait for it to finish or stop it"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    def too_long(holder: str) -> VaultBusy:
+        return VaultBusy(
+            f"{what} is locked by another tbx process (pid {holder}) for over "
+            f"{timeout:g}s; wait for it to finish or stop it"
+        )
+
+    return held(lock_path, timeout, too_long)
