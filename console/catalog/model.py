@@ -59,8 +59,18 @@ class OAuthNeed(Record):
     provider: str
     """Provider id: github, google, microsoft, slack, or an OIDC provider's id."""
     scopes: list[str] = Field(default_factory=list)
-    token_env: str
+    token_env: str | None = None
     """The env variable that takes the access token."""
+    token_file: str | None = Field(default=None, pattern=r"^/")
+    """For servers that cannot take the token from an env variable (Google Drive's reads a
+    google-auth-library credentials file): the path inside the container where the token
+    set is written as JSON. Exactly one of ``token_env`` and ``token_file`` is set."""
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> OAuthNeed:
+        if (self.token_env is None) == (self.token_file is None):
+            raise ValueError("an oauth need sets exactly one of token_env and token_file")
+        return self
 
 
 class CatalogEntry(Record):

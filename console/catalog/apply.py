@@ -1,0 +1,93 @@
+"""Carry out an import plan: add each planned server to a toolbox, one at a time.
+
+One server failing (a name taken, a build that breaks) does not stop the others; each
+failure is kept as one line for the summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from console.catalog.importer import ImportItem, ImportPlan, PendingInput, Skipped
+from console.errors import NotFound, TbxError
+
+if TYPE_CHECKING:
+    from console.workspace import Workspace
+
+AskInput = Callable[[ImportItem, PendingInput], str | None]
+"""Asks the user for a value the file did not hold; None when nobody can answer."""
+
+
+@dataclass
+class Failure:
+    name: str
+    reason: str
+
+
+@dataclass
+class ApplyOutcome:
+    toolbox: str
+    added: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{len(self.added)} added to toolbox {self.toolbox}, {len(self.skipped)} skipped, "
+                f"{len(self.failed)} failed")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"toolbox": self.toolbox, "added": self.added, "failed": [asdict(f) for f in self.failed],
+                "skipped": [asdict(s) for s in self.skipped]}
+
+
+def apply_plan(
+    ws: Workspace,
+    plan: ImportPlan,
+    toolbox: str = "local",
+    *,
+    ask: AskInput | None = None,
+    progress: Callable[[str], None] | None = None,
+    on_item: Callable[[str, str | None], None] | None = None,
+) -> ApplyOutcome:
+    """Add every item of ``plan``; ``on_item(name, error or None)`` hears about each one."""
+    # The runtime is written alongside this module; importing it here keeps planning
+    # and dry runs working wherever it is missing or broken.
+    try:
+        from console.services.servers import add_server
+    except ImportError as exc:
+        raise TbxError(f"the server runtime is not available ({exc}); use --dry-run to see the plan") from None
+    if ws.repos.toolboxes.by_name(toolbox) is None:
+        raise NotFound(f"no toolbox named {toolbox!r}; add it with 'tbx toolbox add {toolbox} --local' "
+                       "or pass --toolbox NAME")
+    outcome = ApplyOutcome(toolbox=toolbox, skipped=list(plan.skipped))
+    for item in plan.items:
+        try:
+            env, secrets = _fill_inputs(item, ask)
+            add_server(ws, toolbox, item.entry, name=item.name, env=env, secrets=secrets,
+                       mounts=list(item.mounts), progress=progress)
+        except TbxError as exc:
+            error = str(exc)
+        except Exception as exc:  # one broken server must not stop the rest of the import
+            error = f"unexpected {type(exc).__name__}: {exc}"
+        else:
+            outcome.added.append(item.name)
+            if on_item:
+                on_item(item.name, None)
+            continue
+        outcome.failed.append(Failure(item.name, error))
+        if on_item:
+            on_item(item.name, error)
+    return outcome
+
+
+def _fill_inputs(item: ImportItem, ask: AskInput | None) -> tuple[dict[str, str], dict[str, str]]:
+    env, secrets = dict(item.env), dict(item.secrets)
+    for pending in item.inputs:
+        value = ask(item, pending) if ask else None
+        if not value:
+            raise TbxError(f"needs a value for {pending.env} ({pending.label}); run 'tbx import' in a terminal "
+                           "to be asked for it")
+        (secrets if pending.secret else env)[pending.env] = value
+    return env, secrets
