@@ -60,6 +60,39 @@ def test_second_writer_builds_on_the_first(tmp_path: Path, memory_keyring: Memor
     assert not one.refresh()
 
 
+def test_threads_of_one_process_take_turns(tbx_home, memory_keyring: MemoryKeyring) -> None:  # noqa: ANN001
+    """TUI workers change the vault from threads: every change and its audit record land."""
+    import threading
+
+    from console.workspace import Workspace
+
+    ws = Workspace.create(tbx_home, KeySource(None))
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def writer(i: int) -> None:
+        start.wait()
+        try:
+            for j in range(25):
+                with ws.change() as change:
+                    change.repos.agents.put(_agent(f"t{i}-{j}"))
+                    change.record("agent.add", f"agent:t{i}-{j}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    reopened = Workspace.open(tbx_home)
+    assert len(reopened.repos.agents.all()) == 200
+    assert len(list(reopened.audit.records())) == 201
+    assert reopened.audit.verify(reopened.audit_checkpoint).ok
+    assert reopened.audit_checkpoint is not None and reopened.audit_checkpoint.seq == 201
+
+
 def test_backup_holds_the_previous_version(tmp_path: Path, memory_keyring: MemoryKeyring) -> None:
     path = tmp_path / "v.tbx"
     vault = Vault.create(path, KeySource(None))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,6 +104,9 @@ class Vault:
         self.lock_timeout = lock_timeout
         self.db = VaultDB(storage=_MemoryTables)
         self._storage.data = tables
+        # Threads of one process (TUI workers) take turns here; the file lock then
+        # serialises processes. Re-entry by the thread already inside joins its change.
+        self._thread_lock = threading.RLock()
         self._depth = 0
 
     @property
@@ -185,10 +189,11 @@ class Vault:
 
     def refresh(self) -> bool:
         """Reload if another process wrote the vault; return whether anything changed."""
-        if not self.is_stale():
-            return False
-        self._reload()
-        return True
+        with self._thread_lock:
+            if not self.is_stale():
+                return False
+            self._reload()
+            return True
 
     def _reload(self, force: bool = False) -> None:
         blob, stamp = _read(self.path)
@@ -221,13 +226,19 @@ class Vault:
         (the audit log uses it to chain its records to the same commit). If the block
         raises, the in-memory tables are restored and nothing is written.
         """
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self.db
-            finally:
-                self._depth -= 1
-            return
+        with self._thread_lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.db
+                finally:
+                    self._depth -= 1
+                return
+            with self._locked_transaction(before_write) as db:
+                yield db
+
+    @contextmanager
+    def _locked_transaction(self, before_write: Callable[[VaultDB], None] | None) -> Iterator[VaultDB]:
         with exclusive_lock(self.lock_path, self.lock_timeout, f"vault {self.path}"):
             if self.is_stale():
                 self._reload()
@@ -261,7 +272,7 @@ class Vault:
 
     def change_key_source(self, source: KeySource) -> None:
         """Re-wrap the data key under a new key-encryption key (``tbx vault passwd``)."""
-        with exclusive_lock(self.lock_path, self.lock_timeout, f"vault {self.path}"):
+        with self._thread_lock, exclusive_lock(self.lock_path, self.lock_timeout, f"vault {self.path}"):
             if self.is_stale():
                 self._reload()
             old_params = self.header.kdf
@@ -274,7 +285,7 @@ class Vault:
 
     def rotate_data_key(self) -> None:
         """Re-encrypt everything under a fresh data key (``tbx vault rotate``)."""
-        with exclusive_lock(self.lock_path, self.lock_timeout, f"vault {self.path}"):
+        with self._thread_lock, exclusive_lock(self.lock_path, self.lock_timeout, f"vault {self.path}"):
             if self.is_stale():
                 self._reload()
             data_key = os.urandom(32)
