@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,6 +36,9 @@ class RuntimeSettings(BaseModel):
     """Base for servers built from PyPI packages; needs python3 with venv."""
     base_image_node: str = "node:22-slim"
     """Base for servers built from npm packages; needs node."""
+    image_source: Literal["auto", "pull", "build"] = "auto"
+    """Where server images come from: ``pull`` the catalog's digest-pinned image, ``build``
+    it locally from the package, or ``auto`` (pull when the entry names an image)."""
     container_user: str = "auto"
     """uid:gid servers run as; ``auto`` is the invoking user, or 10001:10001 for root."""
     egress_network: str = "bridge"
@@ -42,6 +46,8 @@ class RuntimeSettings(BaseModel):
     tmpfs_size_mb: int = Field(default=64, ge=1, le=4096)
     call_timeout: float = Field(default=60.0, gt=0, le=3600)
     """Seconds a tool call may take before it is abandoned."""
+    start_timeout: float = Field(default=60.0, gt=0, le=600)
+    """Seconds a starting server has to answer MCP initialize."""
 
 
 class Settings(BaseModel):

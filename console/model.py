@@ -97,8 +97,9 @@ class ServerInstance(Record):
     """Id of the toolbox this server runs in."""
     name: ServerName
     catalog_id: str | None = None
-    custom_spec: dict[str, Any] | None = None
-    """A full server spec for servers that are not in the catalog (imports)."""
+    spec: dict[str, Any] | None = None
+    """The catalog entry as it was when the server was added (or the imported spec):
+    the server keeps its command and needs when the catalog later changes."""
     image: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     """Plain, non-secret environment. Secrets go through ``secret_refs``."""

@@ -42,9 +42,15 @@ class Change:
     events: list[AuditEvent] = field(default_factory=list)
 
     def record(
-        self, action: str, target: str, *, agent: str | None = None, detail: dict[str, Any] | None = None
+        self,
+        action: str,
+        target: str,
+        *,
+        agent: str | None = None,
+        detail: dict[str, Any] | None = None,
+        decision: str = "ok",
     ) -> None:
-        self.events.append(AuditEvent(self.actor, action, target, "ok", agent, detail or {}))
+        self.events.append(AuditEvent(self.actor, action, target, decision, agent, detail or {}))
 
 
 class Workspace:

@@ -15,6 +15,12 @@ from console.vault import KeySource
 from console.workspace import Workspace
 from tests.support.keyrings import MemoryKeyring
 
+# Every test shares the test environment's base image and one warm image cache, whatever
+# throwaway TBX_HOME it uses (scripts/testenv.sh builds the image; the cache fills once).
+_REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TBX_BASE_IMAGE", "tbx-base:test")
+os.environ.setdefault("TBX_CACHE_DIR", str(_REPO / ".testenv" / "cache"))
+
 CANARY = "canary-7f3a9c1e-DO-NOT-LEAK-5b2d"
 """Planted as a passphrase or secret; no log, record or output may ever contain it."""
 

@@ -7,7 +7,18 @@ import logging
 import click
 
 from console import __version__
-from console.cli import access_cmds, agent_cmds, audit_cmds, system_cmds, toolbox_cmds, vault_cmds
+from console.cli import (
+    access_cmds,
+    agent_cmds,
+    audit_cmds,
+    catalog_cmds,
+    import_cmds,
+    server_cmds,
+    system_cmds,
+    toolbox_cmds,
+    tools_cmds,
+    vault_cmds,
+)
 from console.cli.base import CliState, TbxGroup
 
 
@@ -23,7 +34,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
         click.echo(ctx.get_help())
 
 
-for module in (system_cmds, vault_cmds, toolbox_cmds, agent_cmds, access_cmds, audit_cmds):
+for module in (system_cmds, vault_cmds, toolbox_cmds, server_cmds, tools_cmds, agent_cmds, access_cmds, audit_cmds,
+               catalog_cmds, import_cmds):
     module.register(cli)
 
 

@@ -52,3 +52,14 @@ def register(cli: click.Group) -> None:
         confirm_or_yes(yes, f"Remove toolbox {name} with its servers and grants?")
         counts = svc.remove_toolbox(ws, name)
         click.echo(f"toolbox {name} removed ({', '.join(f'{v} {k}' for k, v in counts.items())})")
+
+    @toolbox.command()
+    @click.argument("name")
+    @pass_state
+    def reconcile(state: CliState, name: str) -> None:
+        """Make Docker match the vault: start, stop, re-create, remove orphans."""
+        from console.cli.server_cmds import progress_line
+        from console.services.servers import reconcile as run_reconcile
+
+        actions = run_reconcile(state.workspace(), name, progress_line)
+        click.echo("\n".join(actions) if actions else f"toolbox {name} already matches the vault")

@@ -186,6 +186,11 @@ class Meta:
     def set(self, key: str, value: dict[str, Any]) -> None:
         upsert(self.db.table(self.table_name), key, value)
 
+    def delete(self, key: str) -> None:
+        table = self.db.table(self.table_name)
+        if table.contains(doc_id=key):
+            table.remove(doc_ids=[key])
+
 
 class Repos:
     """Every table of one vault, typed."""

@@ -1,0 +1,181 @@
+"""``tbx server ...``: servers in a toolbox's containers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import os
+from pathlib import Path
+
+import click
+
+from console.cli.base import CliState, confirm_or_yes, emit_json, interactive, json_option, pass_state, print_table
+from console.errors import UsageError
+from console.model import Limits, Mount
+
+
+def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad --env {pair!r}: use KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def read_secret(spec: str) -> tuple[str, str]:
+    """``KEY`` (from the environment variable KEY, or asked for, hidden) or ``KEY=@FILE``.
+
+    A value typed inline would land in shell history, so ``KEY=value`` is refused.
+    """
+    key, sep, rest = spec.partition("=")
+    if sep:
+        if not rest.startswith("@"):
+            raise UsageError(f"--secret {key}=...: put the value in the environment variable {key}, "
+                             f"in a file (--secret {key}=@FILE), or leave it out to be asked")
+        try:
+            return key, Path(rest[1:]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read secret {key} from {rest[1:]}: {exc.strerror}") from None
+    if key in os.environ:
+        return key, os.environ[key]
+    if not interactive():
+        raise UsageError(f"no value for secret {key}: set the environment variable {key} or use --secret {key}=@FILE")
+    return key, getpass.getpass(f"{key}: ")
+
+
+def parse_mount(spec: str) -> Mount:
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+        raise UsageError(f"bad --mount {spec!r}: use SRC:DST or SRC:DST:ro")
+    source = str(Path(parts[0]).expanduser().absolute())
+    if not parts[1].startswith("/"):
+        raise UsageError(f"bad --mount {spec!r}: the container path must be absolute")
+    return Mount(source=source, target=parts[1], read_only=len(parts) == 3 and parts[2] == "ro")
+
+
+def progress_line(line: str) -> None:
+    click.echo(f"  {line}", err=True)
+
+
+def register(cli: click.Group) -> None:
+    @cli.group()
+    def server() -> None:
+        """Add, start, stop, restart, remove and watch servers."""
+
+    @server.command("add")
+    @click.argument("toolbox")
+    @click.argument("catalog_id")
+    @click.option("--name", help="Server name (default: the catalog id).")
+    @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Plain environment variable.")
+    @click.option("--secret", "secret", multiple=True, metavar="KEY[=@FILE]",
+                  help="Secret from env var KEY, a file, or a hidden prompt; kept in the vault.")
+    @click.option("--mount", "mount", multiple=True, metavar="SRC:DST[:ro]", help="Bind a host folder.")
+    @click.option("--cpus", type=float, help="CPU limit (default from the catalog).")
+    @click.option("--memory", "memory_mb", type=int, help="Memory limit in MiB.")
+    @click.option("--pids", type=int, help="Process limit.")
+    @pass_state
+    def add(state: CliState, toolbox: str, catalog_id: str, name: str | None, env: tuple[str, ...],
+            secret: tuple[str, ...], mount: tuple[str, ...], cpus: float | None, memory_mb: int | None,
+            pids: int | None) -> None:
+        """Add a catalog server to a toolbox: build or pull, start, discover its tools."""
+        from console.catalog import load_catalog
+        from console.services.servers import add_server
+
+        ws = state.workspace()
+        entry = load_catalog(ws.paths).get(catalog_id)
+        limits = None
+        if cpus or memory_mb or pids:
+            base = entry.limits
+            limits = Limits(cpus=cpus or base.cpus, memory_mb=memory_mb or base.memory_mb, pids=pids or base.pids)
+        secrets = dict(read_secret(s) for s in secret)
+        created = add_server(ws, toolbox, entry, name=name, env=parse_env(env), secrets=secrets,
+                             mounts=[parse_mount(m) for m in mount], limits=limits, progress=progress_line)
+        tools = ws.repos.tools.of_server(created.id)
+        click.echo(f"server {toolbox}/{created.name} is running with {len(tools)} tool(s), pending approval")
+        click.echo(f"next: 'tbx tools list {toolbox}/{created.name}', then 'tbx tools approve {toolbox}/{created.name}'")
+
+    @server.command("list")
+    @click.argument("toolbox", required=False)
+    @click.option("--no-ping", is_flag=True, help="Skip the MCP ping (faster; health from Docker only).")
+    @json_option
+    @pass_state
+    def list_(state: CliState, toolbox: str | None, no_ping: bool, as_json: bool) -> None:
+        """List servers with state, health and tool counts."""
+        from console.services.server_status import statuses
+
+        found = statuses(state.workspace(), toolbox, ping=not no_ping)
+        if as_json:
+            emit_json([s.to_json() for s in found])
+            return
+        print_table(
+            ["SERVER", "STATE", "HEALTH", "PING", "RESTARTS", "TOOLS", "PENDING", "NOTE"],
+            [[f"{s.toolbox}/{s.name}", s.state, s.health, f"{s.ping_ms:.1f} ms" if s.ping_ms is not None else "-",
+              s.restarts, s.tools, s.pending, (s.error or "")[:60]] for s in found],
+            empty="no servers yet: 'tbx server add local time'",
+        )
+
+    def _simple(verb: str, helptext: str) -> None:
+        @server.command(verb, help=helptext)
+        @click.argument("target", metavar="TOOLBOX/SERVER")
+        @pass_state
+        def command(state: CliState, target: str) -> None:
+            from console.services import servers
+
+            ws = state.workspace()
+            if verb == "start":
+                outcome = servers.start_server(ws, target, progress_line)
+                click.echo(f"{target} started; {_describe(outcome)}")
+            elif verb == "restart":
+                outcome = servers.restart_server(ws, target)
+                click.echo(f"{target} restarted; {_describe(outcome)}")
+            else:
+                servers.stop_server(ws, target)
+                click.echo(f"{target} stopped")
+
+    _simple("start", "Start a server (re-creating its container if needed).")
+    _simple("stop", "Stop a server; it stays stopped until started.")
+    _simple("restart", "Restart a server and discover its tools again.")
+
+    @server.command()
+    @click.argument("target", metavar="TOOLBOX/SERVER")
+    @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+    @pass_state
+    def remove(state: CliState, target: str, yes: bool) -> None:
+        """Remove a server, its container, tools, secrets and grants."""
+        from console.services import servers
+
+        ws = state.workspace()
+        servers.resolve(ws, target)
+        confirm_or_yes(yes, f"Remove server {target} with its tools, secrets and grants?")
+        counts = servers.remove_server(ws, target)
+        click.echo(f"{target} removed ({', '.join(f'{v} {k}' for k, v in counts.items())})")
+
+    @server.command()
+    @click.argument("target", metavar="TOOLBOX/SERVER")
+    @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
+    @click.option("--tail", type=click.IntRange(min=0), default=100, show_default=True)
+    @pass_state
+    def logs(state: CliState, target: str, follow: bool, tail: int) -> None:
+        """Print the server's stderr (secrets masked)."""
+        from console.services.server_status import log_lines
+
+        async def run() -> None:
+            async for line in log_lines(state.workspace(), target, follow=follow, tail=tail):
+                click.echo(line)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run())
+
+
+def _describe(outcome) -> str:  # noqa: ANN001
+    parts = [f"{outcome.unchanged} tool(s) unchanged"]
+    if outcome.new:
+        parts.append(f"new: {', '.join(outcome.new)} (pending approval)")
+    if outcome.changed:
+        parts.append(f"CHANGED: {', '.join(outcome.changed)} (blocked until re-approved)")
+    if outcome.removed:
+        parts.append(f"gone: {', '.join(outcome.removed)}")
+    return "; ".join(parts)

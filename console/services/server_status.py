@@ -1,0 +1,179 @@
+"""What servers are doing: state, health, logs, and calling a tool as the owner."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import mcp_types as types
+
+from console.errors import NotFound, TbxError
+from console.model import DesiredState
+from console.runtime import streams
+from console.runtime.containers import ContainerState, Engine
+from console.runtime.enginehttp import Endpoint
+from console.runtime.session import ServerUnavailable, mcp_session
+from console.services.servers import ServerRef, engine_for, redactor_for, resolve
+from console.trust.redact import argument_digest
+from console.workspace import Workspace
+
+PING_TIMEOUT = 5.0
+
+
+@dataclass
+class ServerStatus:
+    toolbox: str
+    name: str
+    server_id: str
+    desired: str
+    state: str
+    """Docker's status, or ``missing`` when the container is gone."""
+    health: str
+    """healthy | unresponsive | down | stopped | starting"""
+    restarts: int
+    ping_ms: float | None
+    tools: int
+    pending: int
+    """Tools that are not exposable (pending, changed or blocked)."""
+    image: str | None
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def ping_server(endpoint: Endpoint, state: ContainerState, label: str) -> tuple[float | None, str | None]:
+    """MCP ping round trip in ms, or the reason there is none."""
+    try:
+        async with mcp_session(endpoint, state.id, timeout=PING_TIMEOUT, label=label) as session:
+            started = time.perf_counter()
+            await asyncio.wait_for(session.ping(), PING_TIMEOUT)
+            return (time.perf_counter() - started) * 1000, None
+    except (ServerUnavailable, TimeoutError, ConnectionError, TbxError) as exc:
+        return None, str(exc)
+
+
+async def _ping_all(
+    endpoint: Endpoint, targets: list[tuple[ContainerState | None, str]]
+) -> list[tuple[float | None, str | None]]:
+    async def probe(state: ContainerState | None, label: str) -> tuple[float | None, str | None]:
+        if state is None or not state.running:
+            return None, None
+        return await ping_server(endpoint, state, label)
+
+    return list(await asyncio.gather(*(probe(state, label) for state, label in targets)))
+
+
+def _health(desired: DesiredState, state: ContainerState | None, ping_ms: float | None) -> str:
+    if state is None:
+        return "down" if desired is DesiredState.RUNNING else "stopped"
+    if state.status == "restarting":
+        return "starting"
+    if not state.running:
+        return "down" if desired is DesiredState.RUNNING else "stopped"
+    return "healthy" if ping_ms is not None else "unresponsive"
+
+
+def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True) -> list[ServerStatus]:
+    boxes = [ws.repos.toolboxes.require(toolbox)] if toolbox else sorted(ws.repos.toolboxes, key=lambda t: t.name)
+    tool_counts: dict[str, list[int]] = {}
+    for tool in ws.repos.tools:
+        counts = tool_counts.setdefault(tool.server, [0, 0])
+        counts[0] += 1
+        counts[1] += 0 if tool.exposable else 1
+    result: list[ServerStatus] = []
+    for box in boxes:
+        servers = sorted(ws.repos.servers.in_toolbox(box.id), key=lambda s: s.name)
+        if not servers:
+            continue
+        engine = engine_for(box)
+        try:
+            states = {c.labels.get("io.tbx.server"): c for c in engine.managed(box.id)}
+            endpoint = Endpoint.parse(engine.endpoint)
+        finally:
+            engine.close()
+
+        targets = [(states.get(s.id), f"{box.name}/{s.name}") for s in servers]
+        pings = asyncio.run(_ping_all(endpoint, targets)) if ping else [(None, None)] * len(servers)
+        for server, (ping_ms, error) in zip(servers, pings, strict=True):
+            state = states.get(server.id)
+            counts = tool_counts.get(server.id, [0, 0])
+            health = _health(server.desired_state, state, ping_ms) if ping else (state.status if state else "missing")
+            if state is not None and state.error:
+                error = error or state.error
+            if state is not None and not state.running and state.exit_code:
+                error = error or f"exited with code {state.exit_code}" + (" (out of memory)" if state.oom_killed else "")
+            result.append(ServerStatus(
+                toolbox=box.name, name=server.name, server_id=server.id, desired=server.desired_state.value,
+                state=state.status if state else "missing", health=health,
+                restarts=state.restart_count if state else 0, ping_ms=ping_ms,
+                tools=counts[0], pending=counts[1], image=server.image, error=error,
+            ))
+    return result
+
+
+def container_of(ref: ServerRef) -> tuple[Endpoint, ContainerState]:
+    engine: Engine = engine_for(ref.toolbox)
+    try:
+        state = engine.find(ref.server.id)
+        endpoint = Endpoint.parse(engine.endpoint)
+    finally:
+        engine.close()
+    if state is None:
+        raise NotFound(f"server {ref.label} has no container; 'tbx server start {ref.label}' creates it")
+    return endpoint, state
+
+
+async def log_lines(ws: Workspace, target: str, *, follow: bool, tail: int | None) -> AsyncIterator[str]:
+    """The server's stderr with its secrets and anything token-shaped masked."""
+    ref = resolve(ws, target)
+    redactor = redactor_for(ws, ref.server)
+    endpoint, state = await asyncio.to_thread(container_of, ref)
+    async for line in streams.stderr_lines(endpoint, state.id, follow=follow, tail=tail):
+        yield redactor.redact(line)
+
+
+@dataclass
+class CallOutcome:
+    result: types.CallToolResult
+    duration_ms: float
+
+
+def call_tool(ws: Workspace, target: str, arguments: dict[str, Any], timeout: float | None = None) -> CallOutcome:
+    """Call ``TOOLBOX/SERVER/TOOL`` directly as the owner (no grants apply), audited."""
+    server_target, sep, tool = target.rpartition("/")
+    if not sep or not tool or "/" not in server_target:
+        raise TbxError(f"bad tool {target!r}: use TOOLBOX/SERVER/TOOL, e.g. local/time/get_current_time")
+    ref = resolve(ws, server_target)
+    if ws.repos.tools.get(f"{ref.server.id}|{tool}") is None:
+        raise NotFound(f"{ref.label} has no tool {tool!r}; 'tbx tools list {ref.label}' shows its tools")
+    redactor = redactor_for(ws, ref.server)
+    limit = timeout or ws.settings.runtime.call_timeout
+    endpoint, state = container_of(ref)
+    if not state.running:
+        raise ServerUnavailable(f"server {ref.label} is {state.status}; 'tbx server start {ref.label}'")
+
+    async def run() -> CallOutcome:
+        async with mcp_session(endpoint, state.id, redactor=redactor, label=f"server {ref.label}") as session:
+            started = time.perf_counter()
+            try:
+                result = await asyncio.wait_for(session.call_tool(tool, arguments), limit)
+            except TimeoutError:
+                raise ServerUnavailable(f"{target} did not answer within {limit:g}s") from None
+            return CallOutcome(result, (time.perf_counter() - started) * 1000)
+
+    decision, detail = "error", {"arguments": argument_digest(arguments, redactor)}
+    try:
+        outcome = asyncio.run(run())
+        decision = "error" if outcome.result.is_error else "ok"
+        detail["duration_ms"] = round(outcome.duration_ms, 2)
+        return outcome
+    except TbxError as exc:
+        detail["error"] = redactor.redact(str(exc))
+        raise
+    finally:
+        with ws.change() as change:
+            change.record("tool.call", f"tool:{target}", detail=detail, decision=decision)

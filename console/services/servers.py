@@ -1,0 +1,351 @@
+"""Servers of a toolbox: add from the catalog, start, stop, restart, remove, reconcile.
+
+The vault holds what the user wants (a server, its settings, running or stopped);
+Docker holds what is. Every operation changes Docker first and records the outcome in
+the vault with its audit entries, so a failure leaves the vault as it was — and a
+failed add leaves no container behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from console.catalog.model import CatalogEntry
+from console.errors import AlreadyExists, NotFound, UsageError
+from console.model import DesiredState, Limits, Mount, Secret, ServerInstance, Toolbox, check_name
+from console.runtime.containers import (
+    LABEL_CATALOG,
+    LABEL_NAME,
+    LABEL_SERVER,
+    LABEL_TOOLBOX,
+    ContainerSpec,
+    Engine,
+    container_user,
+)
+from console.runtime.enginehttp import Endpoint
+from console.runtime.session import Discovery, mcp_session
+from console.services.tools import DISCOVERY_META, DiscoveryOutcome, record_discovery
+from console.trust.redact import Redactor
+from console.workspace import Workspace
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class ServerRef:
+    toolbox: Toolbox
+    server: ServerInstance
+
+    @property
+    def label(self) -> str:
+        return f"{self.toolbox.name}/{self.server.name}"
+
+
+def resolve(ws: Workspace, target: str) -> ServerRef:
+    """``TOOLBOX/SERVER`` to the records it names."""
+    toolbox_name, sep, server_name = target.partition("/")
+    if not sep or not server_name or "/" in server_name:
+        raise UsageError(f"bad server {target!r}: use TOOLBOX/SERVER, e.g. local/time")
+    toolbox = ws.repos.toolboxes.require(toolbox_name)
+    server = ws.repos.servers.by_name(toolbox.id, server_name)
+    if server is None:
+        raise NotFound(f"toolbox {toolbox_name} has no server {server_name!r}; 'tbx server list' shows them")
+    return ServerRef(toolbox, server)
+
+
+def engine_for(toolbox: Toolbox) -> Engine:
+    return Engine(toolbox.engine_endpoint)
+
+
+def entry_of(server: ServerInstance) -> CatalogEntry:
+    if server.spec is None:
+        raise NotFound(f"server {server.name} has no stored spec; remove it and add it again")
+    return CatalogEntry.model_validate(server.spec)
+
+
+def secret_values(ws: Workspace, server: ServerInstance) -> dict[str, str]:
+    """Env variable -> secret value, read from the vault for this server only."""
+    values = {}
+    for env_name, secret_id in server.secret_refs.items():
+        secret = ws.repos.secrets.get(secret_id)
+        if secret is None:
+            raise NotFound(f"secret {env_name} of server {server.name} is missing from the vault; remove and re-add the server")
+        values[env_name] = secret.value
+    return values
+
+
+def redactor_for(ws: Workspace, server: ServerInstance) -> Redactor:
+    return Redactor({name: value for name, value in secret_values(ws, server).items()})
+
+
+def container_spec(ws: Workspace, ref: ServerRef, engine: Engine, secrets: dict[str, str]) -> ContainerSpec:
+    """``secrets`` are the env values taken from the vault (or about to be stored in it)."""
+    server, toolbox = ref.server, ref.toolbox
+    entry = entry_of(server)
+    if server.image is None:
+        raise NotFound(f"server {ref.label} has no image; remove it and add it again")
+    network = "none" if server.network == "none" else ws.settings.runtime.egress_network
+    return ContainerSpec(
+        name=f"tbx-{toolbox.name}-{server.name}-{server.id[-6:]}",
+        image=server.image,
+        command=list(entry.command),
+        labels={
+            LABEL_TOOLBOX: toolbox.id,
+            LABEL_SERVER: server.id,
+            LABEL_NAME: ref.label,
+            LABEL_CATALOG: server.catalog_id or entry.id,
+        },
+        env={**server.env, **secrets},
+        mounts=list(server.mounts),
+        network=network,
+        limits=server.limits,
+        user=container_user(ws.settings.runtime.container_user, engine.is_local),
+        tmpfs_mb=ws.settings.runtime.tmpfs_size_mb,
+    )
+
+
+def ensure_image(ws: Workspace, engine: Engine, entry: CatalogEntry, progress: Progress) -> str:
+    from console.runtime.images import ImageBuilder
+
+    return ImageBuilder(engine.client, ws.settings.runtime, ws.paths.cache_dir).ensure(entry, progress)
+
+
+async def _boot(
+    ws: Workspace, ref: ServerRef, engine: Engine, container_id: str, start: bool, redactor: Redactor
+) -> Discovery:
+    """Attach first, then start, so nothing the server writes at start-up is missed."""
+
+    async def start_container() -> None:
+        if start:
+            await asyncio.to_thread(engine.start, container_id)
+
+    async with mcp_session(
+        Endpoint.parse(engine.endpoint),
+        container_id,
+        timeout=ws.settings.runtime.start_timeout,
+        redactor=redactor,
+        before_initialize=start_container,
+        label=f"server {ref.label}",
+    ) as session:
+        return await session.discover()
+
+
+def _check_needs(entry: CatalogEntry, env: dict[str, str], secrets: dict[str, str], mounts: list[Mount]) -> dict[str, str]:
+    """Fill env defaults and refuse an add that lacks what the entry says it needs."""
+    secret_names = {s.name for s in entry.secrets}
+    for key in env:
+        if key in secret_names:
+            raise UsageError(f"{key} is a secret of {entry.id}: pass it with --secret {key}, not --env")
+    filled = {e.name: e.default for e in entry.env if e.default is not None} | env
+    for var in entry.env:
+        if var.required and var.name not in filled:
+            raise UsageError(f"{entry.id} needs --env {var.name}=... ({var.description or 'required'})")
+    for var in entry.secrets:
+        if var.required and var.name not in secrets and not (entry.oauth and entry.oauth.token_env == var.name):
+            raise UsageError(f"{entry.id} needs --secret {var.name} ({var.description or 'required'})")
+    targets = {m.target for m in mounts}
+    for need in entry.mounts:
+        if need.required and need.target not in targets:
+            raise UsageError(f"{entry.id} needs --mount SRC:{need.target} ({need.description or 'a host folder'})")
+    return filled
+
+
+def add_server(
+    ws: Workspace,
+    toolbox: str,
+    entry: CatalogEntry,
+    *,
+    name: str | None = None,
+    env: dict[str, str] | None = None,
+    secrets: dict[str, str] | None = None,
+    mounts: list[Mount] | None = None,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
+) -> ServerInstance:
+    """Build or pull the image, create and start the container, discover its tools,
+    then record it all. Any failure removes the container and leaves the vault as it was."""
+    progress = progress or _quiet
+    box = ws.repos.toolboxes.require(toolbox)
+    name = check_name("server", name or entry.id)
+    if ws.repos.servers.by_name(box.id, name):
+        raise AlreadyExists(f"toolbox {toolbox} already has a server named {name!r}; pass --name to pick another")
+    secrets = secrets or {}
+    mounts = mounts or []
+    plain_env = _check_needs(entry, env or {}, secrets, mounts)
+    stored_secrets = [Secret(name=f"{toolbox}/{name}/{key}", value=value) for key, value in secrets.items()]
+    server = ServerInstance(
+        toolbox=box.id,
+        name=name,
+        catalog_id=entry.id if entry.origin != "import" else None,
+        spec=entry.model_dump(mode="json"),
+        env=plain_env,
+        secret_refs={key: s.id for key, s in zip(secrets, stored_secrets, strict=True)},
+        mounts=mounts,
+        network=entry.network,
+        limits=limits or entry.limits,
+        desired_state=DesiredState.RUNNING,
+    )
+    ref = ServerRef(box, server)
+    engine = engine_for(box)
+    try:
+        progress(f"preparing image for {entry.id}")
+        server.image = ensure_image(ws, engine, entry, progress)
+        progress("creating container")
+        container = engine.create(container_spec(ws, ref, engine, secrets))
+        try:
+            progress("starting and connecting over MCP")
+            found = asyncio.run(_boot(ws, ref, engine, container.id, True, Redactor(secrets)))
+            with ws.change() as change:
+                for secret in stored_secrets:
+                    change.repos.secrets.put(secret)
+                change.repos.servers.put(server)
+                change.record("server.add", f"server:{ref.label}", detail={
+                    "catalog": entry.id, "image": server.image, "network": server.network,
+                    "env": sorted(plain_env), "secrets": sorted(secrets), "mounts": [m.target for m in mounts],
+                })
+                outcome = record_discovery(change, server, found, box.name)
+            progress(f"ready: {len(outcome.new)} tool(s) discovered, pending approval")
+        except BaseException:
+            engine.remove(container.id)
+            raise
+    finally:
+        engine.close()
+    return server
+
+
+def _set_desired(ws: Workspace, ref: ServerRef, state: DesiredState, action: str, **detail: object) -> None:
+    with ws.change() as change:
+        server = change.repos.servers.get(ref.server.id)
+        if server is None:
+            raise NotFound(f"server {ref.label} was removed meanwhile")
+        server.desired_state = state
+        change.repos.servers.put(server)
+        change.record(action, f"server:{ref.label}", detail=dict(detail))
+
+
+def start_server(ws: Workspace, target: str, progress: Progress | None = None) -> DiscoveryOutcome:
+    """Start (re-creating the container if Docker lost it) and re-discover tools."""
+    progress = progress or _quiet
+    ref = resolve(ws, target)
+    engine = engine_for(ref.toolbox)
+    try:
+        state = engine.find(ref.server.id)
+        if state is None:
+            progress("container missing: creating it again")
+            if not _image_present(engine, ref.server.image):
+                ref.server.image = ensure_image(ws, engine, entry_of(ref.server), progress)
+            container = engine.create(container_spec(ws, ref, engine, secret_values(ws, ref.server)))
+            state = engine.inspect(container.id)
+        assert state is not None
+        found = asyncio.run(_boot(ws, ref, engine, state.id, not state.running, redactor_for(ws, ref.server)))
+    finally:
+        engine.close()
+    with ws.change() as change:
+        server = change.repos.servers.get(ref.server.id) or ref.server
+        server.desired_state, server.image = DesiredState.RUNNING, ref.server.image
+        change.repos.servers.put(server)
+        change.record("server.start", f"server:{ref.label}")
+        return record_discovery(change, server, found, ref.toolbox.name)
+
+
+def _image_present(engine: Engine, image: str | None) -> bool:
+    from docker.errors import ImageNotFound
+
+    if not image:
+        return False
+    try:
+        engine.client.images.get(image)
+        return True
+    except ImageNotFound:
+        return False
+
+
+def _on_container(ref: ServerRef, action: Callable[[Engine, str], None]) -> None:
+    """Apply ``action`` to the server's container, if Docker still has one."""
+    engine = engine_for(ref.toolbox)
+    try:
+        state = engine.find(ref.server.id)
+        if state is not None:
+            action(engine, state.id)
+    finally:
+        engine.close()
+
+
+def stop_server(ws: Workspace, target: str) -> None:
+    ref = resolve(ws, target)
+    _on_container(ref, Engine.stop)
+    _set_desired(ws, ref, DesiredState.STOPPED, "server.stop")
+
+
+def restart_server(ws: Workspace, target: str) -> DiscoveryOutcome:
+    ref = resolve(ws, target)
+    engine = engine_for(ref.toolbox)
+    try:
+        state = engine.find(ref.server.id)
+        if state is None:
+            engine.close()
+            return start_server(ws, target)
+        engine.stop(state.id)
+        found = asyncio.run(_boot(ws, ref, engine, state.id, True, redactor_for(ws, ref.server)))
+    finally:
+        engine.close()
+    with ws.change() as change:
+        server = change.repos.servers.get(ref.server.id) or ref.server
+        server.desired_state = DesiredState.RUNNING
+        change.repos.servers.put(server)
+        change.record("server.restart", f"server:{ref.label}")
+        return record_discovery(change, server, found, ref.toolbox.name)
+
+
+def remove_server(ws: Workspace, target: str) -> dict[str, int]:
+    """Remove the container, then the server with its tools, secrets and grants."""
+    ref = resolve(ws, target)
+    _on_container(ref, Engine.remove)
+    with ws.change() as change:
+        repos, sid = change.repos, ref.server.id
+        counts = {
+            "tools": repos.tools.delete([k for k, d in repos.tools.raw().items() if d["server"] == sid]),
+            "grants": repos.tool_grants.delete([k for k, d in repos.tool_grants.raw().items() if d["server"] == sid]),
+            "secrets": repos.secrets.delete(list(ref.server.secret_refs.values())),
+        }
+        repos.servers.delete([sid])
+        repos.meta.delete(DISCOVERY_META + sid)
+        change.record("server.remove", f"server:{ref.label}", detail=counts)
+    return counts
+
+
+def reconcile(ws: Workspace, toolbox: str, progress: Progress | None = None) -> list[str]:
+    """Make Docker match the vault: start what should run, stop what should not,
+    re-create lost containers, remove containers of ours that no server owns."""
+    progress = progress or _quiet
+    box = ws.repos.toolboxes.require(toolbox)
+    engine = engine_for(box)
+    actions: list[str] = []
+    try:
+        containers = {c.labels.get(LABEL_SERVER, ""): c for c in engine.managed(box.id)}
+        for server in ws.repos.servers.in_toolbox(box.id):
+            state = containers.pop(server.id, None)
+            label = f"{box.name}/{server.name}"
+            if server.desired_state is DesiredState.RUNNING:
+                if state is None or not (state.running or state.status == "restarting"):
+                    progress(f"starting {label}")
+                    start_server(ws, label, progress)
+                    actions.append(f"started {label}" if state else f"re-created and started {label}")
+            elif state is not None and state.running:
+                engine.stop(state.id)
+                actions.append(f"stopped {label}")
+        for orphan in containers.values():
+            engine.remove(orphan.id)
+            actions.append(f"removed container {orphan.name} (no server owns it)")
+    finally:
+        engine.close()
+    if actions:
+        with ws.change() as change:
+            change.record("toolbox.reconcile", f"toolbox:{box.name}", detail={"actions": actions})
+    return actions

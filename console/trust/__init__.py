@@ -1,0 +1,1 @@
+"""Tool trust: pinning, definition scanning, and keeping secrets out of what is shown."""
