@@ -52,6 +52,18 @@ start_engine() {
   missing "the Docker engine did not come up within 30s (see $STATE/dockerd.log)"
 }
 
+host_tools() {
+  # npm fetches npm servers' packages on the host; git builds the tests' sample repository.
+  local need=()
+  command -v npm >/dev/null 2>&1 || need+=(npm)
+  command -v git >/dev/null 2>&1 || need+=(git)
+  if [ ${#need[@]} -gt 0 ]; then
+    say "installing ${need[*]}"
+    apt_install "${need[@]}" || missing "${need[*]} not installed and cannot be installed (need root and apt)"
+  fi
+}
+
+host_tools
 start_engine
 
 build_base_image() {
