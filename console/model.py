@@ -132,11 +132,14 @@ def tool_pin(
     input_schema: dict[str, Any] | None,
     output_schema: dict[str, Any] | None,
     annotations: dict[str, Any] | None,
+    title: str | None = None,
 ) -> str:
-    """SHA-256 of the canonical definition: what an agent is told the tool does."""
+    """SHA-256 of the canonical definition: everything a model or a user is told about
+    the tool. A change to any of it is a change the owner must approve."""
     canonical = json.dumps(
         {
             "name": name,
+            "title": title,
             "description": description or "",
             "inputSchema": input_schema or {},
             "outputSchema": output_schema,
@@ -153,6 +156,7 @@ class ToolDef(Record):
     server: str
     """Id of the server instance that offers the tool."""
     name: str
+    title: str | None = None
     description: str | None = None
     input_schema: dict[str, Any] = Field(default_factory=dict)
     output_schema: dict[str, Any] | None = None
