@@ -67,7 +67,7 @@ def test_claude_desktop_plan() -> None:
     assert github.env == {}
     assert github.entry.origin == "import"
     assert github.entry.id == "github"
-    assert github.entry.source.package.model_dump() == {
+    assert github.entry.source.package.model_dump(exclude_defaults=True) == {
         "kind": "npm", "package": "@modelcontextprotocol/server-github", "version": "2025.4.8"}
     assert github.entry.command == ["mcp-server-github"]
     assert [s.name for s in github.entry.secrets] == ["GITHUB_PERSONAL_ACCESS_TOKEN"]

@@ -125,6 +125,19 @@ def test_memory_server_keeps_its_graph_across_a_restart(local: Workspace, tmp_pa
     assert (data / "memory.jsonl").exists()
 
 
+def test_sqlite_server_held_to_an_older_sdk(local: Workspace, tmp_path: Path) -> None:
+    """mcp-server-sqlite predates mcp 2: its catalog entry holds the SDK back (mcp<2)."""
+    data = shared_dir(tmp_path / "db")
+    add(local, "sqlite", mounts=[Mount(source=str(data), target="/data")])
+    call(local, "local/sqlite/create_table", query="CREATE TABLE notes (body TEXT)")
+    call(local, "local/sqlite/write_query", query="INSERT INTO notes VALUES ('kept in a mounted file')")
+    assert "kept in a mounted file" in call(local, "local/sqlite/read_query", query="SELECT body FROM notes")
+    assert (data / "sqlite.db").exists()
+    ref = servers.resolve(local, "local/sqlite")
+    image = docker.from_env().images.get(ref.server.image)
+    assert image.labels["io.tbx.source"] == "pypi:mcp-server-sqlite==2025.4.25;mcp<2"
+
+
 def test_hardening_is_visible_in_docker_inspect(local: Workspace) -> None:
     add(local, "time")
     attrs = container_of(local, "time").attrs

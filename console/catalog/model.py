@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from console.model import Limits, Record
 
+_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:\s*(?:[<>]=?|[=!~]=)\s*[0-9A-Za-z.*+!]+\s*,?)+$")
 _DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 
 
@@ -19,6 +20,23 @@ class PackageSource(Record):
     package: str
     version: str = Field(pattern=r"^[0-9A-Za-z.+_-]+$")
     """An exact version: builds are cached by content, so ranges are not allowed."""
+    constraints: list[str] = Field(default_factory=list)
+    """Extra pip requirements that hold a dependency back (``mcp<2``) when a pinned
+    server was written for an older release of a library it does not pin itself."""
+
+    @field_validator("constraints")
+    @classmethod
+    def _requirements(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _REQUIREMENT.match(item):
+                raise ValueError(f"constraint {item!r} must look like name<2 or name==1.2.3")
+        return value
+
+    @model_validator(mode="after")
+    def _pip_only(self) -> PackageSource:
+        if self.constraints and self.kind != "pypi":
+            raise ValueError("constraints apply to PyPI packages only")
+        return self
 
 
 class Source(Record):

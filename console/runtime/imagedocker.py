@@ -34,8 +34,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the builder colours a step's std
 _SHORT_ID = re.compile(r"sha256:([0-9a-f]{12})[0-9a-f]{52}")
 
 
-def python_dockerfile(base_id: str, package: str, version: str, command: str) -> str:
-    requirement = shlex.quote(f"{package}=={version}")
+def python_dockerfile(base_id: str, package: str, version: str, command: str,
+                      constraints: list[str] | None = None) -> str:
+    requirement = " ".join(shlex.quote(r) for r in [f"{package}=={version}", *(constraints or [])])
     return f"""\
 # tbx: pypi:{package}=={version}
 FROM {base_id} AS build

@@ -139,9 +139,16 @@ def run_tool(
     return output
 
 
-def pip_download(package: str, version: str, target: PythonTarget, dest: Path, report: Callable[[str], None]) -> list[str]:
-    """Download ``package==version`` and its dependencies as wheels for ``target`` into
-    ``dest``; return the wheel file names."""
+def pip_download(
+    package: str,
+    version: str,
+    target: PythonTarget,
+    dest: Path,
+    report: Callable[[str], None],
+    constraints: list[str] | None = None,
+) -> list[str]:
+    """Download ``package==version`` (held to ``constraints``) and its dependencies as
+    wheels for ``target`` into ``dest``; return the wheel file names."""
     if importlib.util.find_spec("pip") is None:
         raise ImageError(
             "pip is not installed next to tbx, so PyPI servers cannot be downloaded; "
@@ -156,7 +163,7 @@ def pip_download(package: str, version: str, target: PythonTarget, dest: Path, r
     ]  # fmt: skip
     for platform_tag in target.platforms():
         argv += ["--platform", platform_tag]
-    argv += ["--", spec]
+    argv += ["--", spec, *(constraints or [])]
     run_tool(
         argv, cwd=dest, what=f"cannot download {spec} from PyPI",
         fix=f"check the name and version (pip index versions {package}) and that PyPI is reachable",

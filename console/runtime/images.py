@@ -108,7 +108,9 @@ class ImageBuilder:
             )
         if package.kind == "pypi":
             _check_name(package, _PYPI_NAME)
-            return ImageRecipe(f"pypi:{package.package}=={package.version}", self._settings.base_image_python, package)
+            held = f";{','.join(package.constraints)}" if package.constraints else ""
+            return ImageRecipe(f"pypi:{package.package}=={package.version}{held}", self._settings.base_image_python,
+                               package)
         _check_name(package, _NPM_NAME)
         return ImageRecipe(f"npm:{package.package}@{package.version}", self._settings.base_image_node, package)
 
@@ -167,11 +169,12 @@ class ImageBuilder:
 
             def fetch_wheels(staged: Path) -> list[str]:
                 (staged / "wheels").mkdir()
-                return [f"wheels/{wheel}" for wheel in pip_download(name, version, target, staged / "wheels", report)]
+                wheels = pip_download(name, version, target, staged / "wheels", report, package.constraints)
+                return [f"wheels/{wheel}" for wheel in wheels]
 
             return _Plan(
                 SpecCache(self._root, recipe.source, variant=target.key),
-                python_dockerfile(base_id, name, version, command),
+                python_dockerfile(base_id, name, version, command, package.constraints),
                 "wheels",
                 fetch_wheels,
             )
