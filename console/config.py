@@ -50,11 +50,31 @@ class RuntimeSettings(BaseModel):
     """Seconds a starting server has to answer MCP initialize."""
 
 
+class GatewaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=1, le=65535)
+    allowed_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed besides the gateway's own (DNS-rebinding protection)."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Extra Host header values to accept, e.g. a name a reverse proxy uses."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_result_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    session_idle_minutes: float = Field(default=60.0, gt=0)
+    audit_flush_seconds: float = Field(default=0.2, gt=0, le=10)
+    checkpoint_seconds: float = Field(default=2.0, gt=0, le=300)
+    """How often the audit checkpoint in the vault follows the log's head."""
+    policy_poll_seconds: float = Field(default=0.25, gt=0, le=5)
+    """How often the gateway looks for vault changes (grant changes land within this)."""
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     vault: VaultSettings = VaultSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
 
 BASE_IMAGE_ENV = "TBX_BASE_IMAGE"

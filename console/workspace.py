@@ -107,19 +107,35 @@ class Workspace:
             return
         head = self.audit.append(events)
         meta = self._audit_meta()
-        meta["checkpoint"] = head.to_json() if head else meta.get("checkpoint")
+        current = Checkpoint.from_json(meta.get("checkpoint"))
+        if head is not None and (current is None or head.seq > current.seq):
+            meta["checkpoint"] = head.to_json()
         Repos(db).meta.set(AUDIT_META, meta)
 
     def log_events(self, events: list[AuditEvent]) -> None:
-        """Append records that come with no vault change (gateway decisions, calls)."""
+        """Append records that come with no vault change, moving the checkpoint along."""
         with self.vault.transaction(lambda db: self._seal_audit(events, db)):
             pass
+
+    def advance_checkpoint(self, head: Checkpoint) -> None:
+        """Move the vault's checkpoint to ``head`` unless it already points further.
+
+        Writers append to the log without touching the vault (the gateway batches) and
+        bring the checkpoint along now and then; it never moves backwards.
+        """
+        with self.change() as change:
+            meta = self._audit_meta()
+            current = Checkpoint.from_json(meta.get("checkpoint"))
+            if current is None or head.seq > current.seq:
+                meta["checkpoint"] = head.to_json()
+                change.repos.meta.set(AUDIT_META, meta)
 
     # -- changing ----------------------------------------------------------------------
 
     @contextmanager
-    def change(self) -> Iterator[Change]:
-        change = Change(self.repos, self.actor)
+    def change(self, actor: str | None = None) -> Iterator[Change]:
+        """``actor`` overrides the local user, for changes the gateway makes itself."""
+        change = Change(self.repos, actor or self.actor)
         with self.vault.transaction(lambda db: self._seal_audit(change.events, db)):
             yield change
 

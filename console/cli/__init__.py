@@ -12,6 +12,7 @@ from console.cli import (
     agent_cmds,
     audit_cmds,
     catalog_cmds,
+    gateway_cmds,
     import_cmds,
     server_cmds,
     system_cmds,
@@ -34,8 +35,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
         click.echo(ctx.get_help())
 
 
-for module in (system_cmds, vault_cmds, toolbox_cmds, server_cmds, tools_cmds, agent_cmds, access_cmds, audit_cmds,
-               catalog_cmds, import_cmds):
+COMMAND_MODULES = (
+    system_cmds, vault_cmds, toolbox_cmds, catalog_cmds, server_cmds, tools_cmds, agent_cmds, access_cmds,
+    gateway_cmds, import_cmds, audit_cmds,
+)
+for module in COMMAND_MODULES:
     module.register(cli)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 
@@ -9,6 +10,9 @@ import click
 
 from console.cli.base import CliState, emit_json, fail, json_option, pass_state, print_table
 from console.errors import UsageError
+from console.model import ToolDef
+from console.trust.pinning import definition_diff, pretty_definition
+from console.trust.scan import KINDS, decode_hidden, finding_kinds
 
 
 def _first_line(text: str | None, width: int = 70) -> str:
@@ -36,6 +40,33 @@ def render_result(result) -> list[str]:  # noqa: ANN001 - mcp CallToolResult
             lines.append(f"[{kind} content]")
     if not lines and result.structured_content is not None:
         lines.append(json.dumps(result.structured_content, indent=2, ensure_ascii=False))
+    return lines
+
+
+def show_lines(target: str, tool: ToolDef, diff: str | None) -> list[str]:
+    """``tbx tools show`` as a person reads it: state first, then what the model is told."""
+    lines = [
+        target,
+        f"  trust:         {tool.trust.value}" + ("" if tool.exposable else " (not exposed to agents)"),
+        f"  pin:           {tool.pin}",
+        f"  approved pin:  {tool.approved_pin or '-'}",
+        f"  discovered:    {tool.discovered.isoformat(timespec='seconds')}",
+    ]
+    if tool.findings:
+        lines.append(f"findings ({len(tool.findings)}); approve with --accept {','.join(finding_kinds(tool.findings))}:")
+        lines += [f"  {f.severity:<6}  {f.kind:<19}  {f.message}" for f in tool.findings]
+    else:
+        lines.append("findings: none")
+    lines.append("description:")
+    lines += [f"  {line}" for line in decode_hidden(tool.description or "(none)").splitlines()]
+    for title, value in (("input schema", tool.input_schema), ("output schema", tool.output_schema),
+                         ("annotations", tool.annotations)):
+        if value:
+            lines.append(f"{title}:")
+            lines += [f"  {line}" for line in pretty_definition(value)]
+    if diff:
+        lines.append("changed since approval (approved -> live):")
+        lines += [f"  {line}" for line in diff.splitlines()]
     return lines
 
 
@@ -69,45 +100,92 @@ def register(cli: click.Group) -> None:
             return
         print_table(
             ["TOOL", "TRUST", "FINDINGS", "DESCRIPTION"],
-            [[f"{b.name}/{s.name}/{t.name}", t.trust.value, len(t.findings) or "-", _first_line(t.description)]
+            [[f"{b.name}/{s.name}/{t.name}", t.trust.value, ",".join(finding_kinds(t.findings)) or "-",
+              _first_line(decode_hidden(t.description or ""))]
              for b, s, t in rows],
             empty="no tools discovered yet: add a server with 'tbx server add'",
         )
 
     @tools.command()
     @click.argument("target", metavar="TOOLBOX/SERVER[/TOOL]")
+    @click.option("--accept", "accept", multiple=True, metavar="KIND[,KIND...]",
+                  help=f"Approve despite findings of these kinds ({', '.join(KINDS)}).")
     @pass_state
-    def approve(state: CliState, target: str) -> None:
-        """Approve a tool (or every tool of a server): pin its definition and expose it."""
+    def approve(state: CliState, target: str, accept: tuple[str, ...]) -> None:
+        """Approve a tool (or every tool of a server): pin its definition and expose it.
+
+        A tool with findings (see 'tbx tools show') is approved only when --accept names
+        every kind of finding it has; approving a whole server skips such tools.
+        """
         from console.services.tools import approve as approve_tools
+        from console.services.tools import parse_kinds
 
         parts = target.split("/")
         if len(parts) not in (2, 3) or not all(parts):
             raise UsageError(f"bad target {target!r}: use TOOLBOX/SERVER or TOOLBOX/SERVER/TOOL")
-        approved = approve_tools(state.workspace(), parts[0], parts[1], parts[2] if len(parts) == 3 else None)
-        click.echo(f"approved {len(approved)} tool(s)" + (f": {', '.join(approved)}" if approved else " (all already approved)"))
+        kinds = parse_kinds(accept)  # unknown kinds are a usage error before the vault opens
+        result = approve_tools(state.workspace(), parts[0], parts[1], parts[2] if len(parts) == 3 else None, kinds)
+        done = result.approved
+        if done or not result.skipped:
+            click.echo(f"approved {len(done)} tool(s)" + (f": {', '.join(done)}" if done else " (all already approved)"))
+        server = "/".join(parts[:2])
+        for name, kinds in sorted(result.skipped.items()):
+            click.echo(f"skipped {server}/{name}: findings {','.join(kinds)}; review with "
+                       f"'tbx tools show {server}/{name}', then 'tbx tools approve {server}/{name} "
+                       f"--accept {','.join(kinds)}'")
+
+    @tools.command()
+    @click.argument("target", metavar="TOOLBOX/SERVER/TOOL")
+    @json_option
+    @pass_state
+    def show(state: CliState, target: str, as_json: bool) -> None:
+        """Show a tool: its definition with hidden characters made visible, its trust state,
+        pins, findings, and for a changed tool the diff from the approved definition."""
+        from console.services.tools import definition, find_tool
+
+        parts = target.split("/")
+        if len(parts) != 3 or not all(parts):
+            raise UsageError(f"bad tool {target!r}: use TOOLBOX/SERVER/TOOL, e.g. local/time/get_current_time")
+        _server, tool = find_tool(state.workspace().repos, *parts)
+        diff = definition_diff(tool.previous, definition(tool)) if tool.previous else None
+        if as_json:
+            emit_json({"toolbox": parts[0], "server": parts[1], **tool.model_dump(mode="json", exclude={"server"}),
+                       "description_visible": decode_hidden(tool.description or ""), "diff": diff})
+            return
+        for line in show_lines(target, tool, diff):
+            click.echo(line)
 
     @cli.command("call")
     @click.argument("target", metavar="TOOLBOX/SERVER/TOOL")
     @click.option("--args", "args_json", default="{}", metavar="JSON", help="Tool arguments as a JSON object.")
     @click.option("--timeout", type=float, help="Seconds to wait for the result.")
+    @click.option("--as", "as_agent", metavar="AGENT",
+                  help="Go through the running gateway as this agent: get exactly what it would get.")
     @json_option
     @pass_state
-    def call(state: CliState, target: str, args_json: str, timeout: float | None, as_json: bool) -> None:
-        """Call a tool directly as the owner and print the result."""
-        from console.services.server_status import call_tool
-
+    def call(state: CliState, target: str, args_json: str, timeout: float | None, as_agent: str | None,
+             as_json: bool) -> None:
+        """Call a tool and print the result: directly as the owner, or as an agent through the gateway."""
         try:
             arguments = json.loads(args_json)
         except ValueError as exc:
             raise UsageError(f"--args is not valid JSON: {exc}") from None
         if not isinstance(arguments, dict):
             raise UsageError("--args must be a JSON object, e.g. '{\"timezone\": \"UTC\"}'")
-        outcome = call_tool(state.workspace(), target, arguments, timeout)
-        if as_json:
-            emit_json(outcome.result.model_dump(by_alias=True, mode="json", exclude_none=True))
+        if as_agent:
+            from console.cli.gateway_cmds import gateway_url
+            from console.gateway.agentcall import call_as
+
+            url = gateway_url(state, target.split("/")[0])
+            result = asyncio.run(call_as(state.workspace(), url, as_agent, target, arguments))
         else:
-            for line in render_result(outcome.result):
+            from console.services.server_status import call_tool
+
+            result = call_tool(state.workspace(), target, arguments, timeout).result
+        if as_json:
+            emit_json(result.model_dump(by_alias=True, mode="json", exclude_none=True))
+        else:
+            for line in render_result(result):
                 click.echo(line)
-        if outcome.result.is_error:
+        if result.is_error:
             fail(f"{target} returned an error")

@@ -70,17 +70,33 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._events_task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Health], None]] = []
+        self._session_listeners: list[Callable[[str, Session | None], None]] = []
 
     # -- public ------------------------------------------------------------------------
 
     def health(self, server_id: str) -> Health:
         return self._health[server_id]
 
+    def watched(self, server_id: str) -> Health | None:
+        """The server's health, or None if it is not watched."""
+        return self._health.get(server_id)
+
     def all_health(self) -> list[Health]:
         return list(self._health.values())
 
     def on_change(self, listener: Callable[[Health], None]) -> None:
         self._listeners.append(listener)
+
+    def on_session(self, listener: Callable[[str, Session | None], None]) -> None:
+        """Told when a server's session comes up (with it) and goes down (with None)."""
+        self._session_listeners.append(listener)
+
+    def _tell_session(self, server_id: str, session: Session | None) -> None:
+        for listener in tuple(self._session_listeners):
+            try:
+                listener(server_id, session)
+            except Exception:  # one listener's failure must not cut the others off
+                log.exception("session listener failed")
 
     async def session(self, server_id: str, wait: float = 10.0) -> Session:
         """The server's live session, waiting up to ``wait`` seconds for it to come up."""
@@ -195,6 +211,7 @@ class Supervisor:
             async with mcp_session(self.endpoint, container_id, timeout=self.start_timeout,
                                    redactor=server.redactor, label=f"server {server.label}") as session:
                 self._sessions[server_id] = session
+                self._tell_session(server_id, session)  # before waiters wake: they find it ready
                 self._ready[server_id].set()
                 await self._ping_loop(server_id, session)
                 await asyncio.sleep(0.1)  # let the dying server's last stderr arrive
@@ -206,8 +223,10 @@ class Supervisor:
             self._update(server_id, health="unresponsive", ping_ms=None, last_error=str(exc))
             return False
         finally:
-            self._ready[server_id].clear()
-            self._sessions.pop(server_id, None)
+            if server_id in self._ready:
+                self._ready[server_id].clear()
+            if self._sessions.pop(server_id, None) is not None:
+                self._tell_session(server_id, None)
 
     async def _ping_loop(self, server_id: str, session: Session) -> None:
         closed = session.channel.closed

@@ -41,7 +41,11 @@ async def channel_transport(channel: StdioChannel) -> AsyncIterator[TransportStr
     read_send, read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](math.inf)
     write_send, write_recv = anyio.create_memory_object_stream[SessionMessage](math.inf)
 
+    marker = namespace.encode("ascii")
+
     def inbound(line: bytes) -> None:
+        if marker not in line and b'"method"' not in line:
+            return  # another client's response: skip it without decoding a possibly large result
         try:
             raw = json.loads(line)
         except ValueError:

@@ -1,0 +1,140 @@
+"""``tbx gateway serve|status``, ``tbx connect``, ``tbx client-config``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+import urllib.request
+
+import click
+
+from console.cli.base import CliState, emit_json, json_option, note, pass_state
+from console.errors import TbxError, UsageError
+from console.gateway.clientconfig import CLIENTS, render
+
+TOKEN_ENV = "TBX_AGENT_TOKEN"
+
+
+def running_gateway(state: CliState, toolbox: str) -> dict | None:
+    """The live gateway's state file for ``toolbox``, or None if none answers."""
+    from console.gateway.service import state_file
+
+    path = state_file(state.workspace(), toolbox)
+    try:
+        info = json.loads(path.read_text())
+        os.kill(int(info["pid"]), 0)
+        with urllib.request.urlopen(info["url"] + "/healthz", timeout=2) as response:  # noqa: S310 - loopback
+            json.loads(response.read())
+        return info
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def gateway_url(state: CliState, toolbox: str) -> str:
+    info = running_gateway(state, toolbox)
+    if info is None:
+        raise TbxError(f"no gateway is serving toolbox {toolbox}: start one with 'tbx gateway serve'")
+    return str(info["url"])
+
+
+def _use_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def register(cli: click.Group) -> None:
+    @cli.group()
+    def gateway() -> None:
+        """Serve granted tools to agents over MCP Streamable HTTP."""
+
+    @gateway.command()
+    @click.option("--host", help="Address to bind (default 127.0.0.1).")
+    @click.option("--port", type=int, help="Port (default 8765; 0 picks a free one).")
+    @click.option("--toolbox", default="local", show_default=True)
+    @pass_state
+    def serve(state: CliState, host: str | None, port: int | None, toolbox: str) -> None:
+        """Run the gateway in the foreground until interrupted."""
+        from console.gateway.service import Gateway
+
+        ws = state.workspace()
+        if running_gateway(state, toolbox):
+            raise TbxError(f"a gateway already serves toolbox {toolbox} ('tbx gateway status')")
+        gw = Gateway(ws, toolbox, host=host, port=port)
+
+        async def main() -> None:
+            task = asyncio.create_task(gw.run())
+            started = asyncio.create_task(gw.started.wait())
+            await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+            if gw.started.is_set():
+                click.echo(f"gateway for toolbox {toolbox} at {gw.url}/mcp (per server: {gw.url}/servers/NAME/mcp)",
+                           err=True)
+            await task
+
+        _use_uvloop()
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:
+            pass  # uvicorn shuts down cleanly, then re-raises the interrupt that asked it to
+        except OSError as exc:
+            raise TbxError(f"cannot listen on {gw.host}:{gw.port}: {exc.strerror or exc}; pick another --port") from None
+        click.echo(f"gateway for toolbox {toolbox} stopped", err=True)
+
+    @gateway.command()
+    @click.option("--toolbox", default="local", show_default=True)
+    @json_option
+    @pass_state
+    def status(state: CliState, toolbox: str, as_json: bool) -> None:
+        """Say whether a gateway serves the toolbox, and where."""
+        info = running_gateway(state, toolbox)
+        if as_json:
+            emit_json({"running": info is not None, **(info or {})})
+            return
+        if info is None:
+            click.echo(f"no gateway is serving toolbox {toolbox} ('tbx gateway serve' starts one)")
+            raise SystemExit(1)
+        up = time.time() - float(info["started"])
+        click.echo(f"gateway for toolbox {toolbox}: {info['url']}/mcp (pid {info['pid']}, up {up / 60:.0f} min)")
+
+    @cli.command()
+    @click.argument("agent")
+    @click.option("--toolbox", default="local", show_default=True)
+    @click.option("--url", help="Gateway URL (default: the running local gateway's).")
+    @pass_state
+    def connect(state: CliState, agent: str, toolbox: str, url: str | None) -> None:
+        """Stdio bridge to the gateway for clients that only launch stdio servers.
+
+        The agent's token comes from TBX_AGENT_TOKEN.
+        """
+        from console.gateway.bridge import Bridge
+
+        token = os.environ.get(TOKEN_ENV)
+        if not token:
+            raise UsageError(f"set {TOKEN_ENV} to agent {agent}'s token ('tbx client-config {agent}' writes it in)")
+        target = (url or gateway_url(state, toolbox)).rstrip("/")
+        if not target.endswith("/mcp"):
+            target += "/mcp"
+        asyncio.run(Bridge(target, token).run())
+
+    @cli.command("client-config")
+    @click.argument("agent")
+    @click.option("--client", type=click.Choice(CLIENTS), required=True)
+    @click.option("--toolbox", default="local", show_default=True)
+    @click.option("--rotate", is_flag=True, help="Issue a new token and put it in the snippet (the old one stops working).")
+    @pass_state
+    def client_config(state: CliState, agent: str, client: str, toolbox: str, rotate: bool) -> None:
+        """Print a configuration snippet for Claude Desktop, Cursor or VS Code."""
+        from console.services.agents import rotate_token
+
+        ws = state.workspace()
+        ws.repos.agents.require(agent)
+        box = ws.repos.toolboxes.require(toolbox)
+        url = box.gateway_address or f"http://{ws.settings.gateway.host}:{ws.settings.gateway.port}"
+        token = rotate_token(ws, agent) if rotate else "PASTE-THE-TOKEN-OF-" + agent
+        click.echo(render(client, agent, url, token))
+        if not rotate:
+            note(f"tokens are shown once; paste {agent}'s token, or run with --rotate to issue a new one here")

@@ -1,0 +1,1 @@
+"""The MCP gateway: agents in over Streamable HTTP, granted tools out over stdio."""

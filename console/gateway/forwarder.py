@@ -1,0 +1,133 @@
+"""Raw JSON-RPC forwarding over a server's attach channel, shared by all agents.
+
+The gateway's upstream session with a server is the supervisor's: the SDK did the
+handshake and keeps pinging. Calls from agents do not go through the SDK's models:
+the request is written as one JSON line with an id in the gateway's own namespace
+(``tbxg-<nonce>-<n>``), and the response line is matched by a byte search for that id,
+so a large tool result is never parsed — only its id literal is swapped back to the
+agent's. Lines that are not ours are left to the SDK transport on the same channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from console.gateway.jsonrpc import JsonId, dumps, splice_id
+from console.runtime.attach import ChannelClosed, StdioChannel
+
+
+class UpstreamFailed(Exception):
+    """The server went away (or the call timed out) before answering."""
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    line: bytes
+    id_span: tuple[int, int] | None
+    """Where the id literal sits in ``line``; None when the line had to be decoded."""
+    decoded: dict[str, Any] | None = None
+
+    def for_caller(self, request_id: JsonId) -> bytes:
+        """The response line with the caller's id in place of ours."""
+        if self.id_span is not None:
+            return splice_id(self.line, self.id_span, request_id)
+        assert self.decoded is not None
+        return dumps({**self.decoded, "id": request_id})
+
+
+class Forwarder:
+    def __init__(self, channel: StdioChannel, on_notification: Callable[[bytes], None] | None = None) -> None:
+        self.channel = channel
+        self.namespace = f"tbxg-{secrets.token_hex(4)}-"
+        self._marker = self.namespace.encode("ascii")
+        self._id_pattern = re.compile(rb'"id"\s*:\s*"' + re.escape(self._marker) + rb'(\d+)"')
+        self._counter = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[RawResponse]] = {}
+        self._on_notification = on_notification
+        channel.on_stdout(self._inbound)
+        channel.on_close(self._closed)
+
+    @property
+    def alive(self) -> bool:
+        return not self.channel.closed.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def _inbound(self, line: bytes) -> None:
+        if self._marker not in line:
+            if self._on_notification is not None and b'"notifications/' in line and b'"method"' in line:
+                self._on_notification(line)
+            return
+        matches = list(self._id_pattern.finditer(line))
+        if len(matches) == 1:
+            match = matches[0]
+            number = int(match.group(1))
+            response = RawResponse(line, (match.start(0) + match.group(0).index(b":") + 1, match.end(0)))
+        else:
+            # Our id text also occurs inside the result (vanishingly rare): decode to be sure.
+            try:
+                decoded = json.loads(line)
+                rid = decoded["id"]
+            except (ValueError, KeyError, TypeError):
+                return
+            if not (isinstance(rid, str) and rid.startswith(self.namespace) and rid[len(self.namespace):].isdigit()):
+                return
+            number = int(rid[len(self.namespace) :])
+            response = RawResponse(line, None, decoded)
+        future = self._pending.pop(number, None)
+        if future is not None and not future.done():
+            future.set_result(response)
+
+    def _closed(self, reason: str) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(UpstreamFailed(reason))
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        timeout: float,
+        track: Callable[[int], None] | None = None,
+    ) -> RawResponse:
+        """Send one request and wait for its response line. ``track`` learns the
+        request's number first, so the caller can cancel it if its agent gives up."""
+        number = next(self._counter)
+        if track is not None:
+            track(number)
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": f"{self.namespace}{number}", "method": method}
+        if params is not None:
+            message["params"] = params
+        future: asyncio.Future[RawResponse] = asyncio.get_running_loop().create_future()
+        self._pending[number] = future
+        try:
+            await self.channel.send(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+            return await asyncio.wait_for(future, timeout)
+        except ChannelClosed as exc:
+            raise UpstreamFailed(str(exc)) from None
+        except TimeoutError:
+            await self.cancel(number, f"no answer within {timeout:g}s")
+            raise UpstreamFailed(f"no answer within {timeout:g}s") from None
+        finally:
+            self._pending.pop(number, None)
+
+    def upstream_id(self, number: int) -> str:
+        return f"{self.namespace}{number}"
+
+    async def cancel(self, number: int, reason: str) -> None:
+        """Tell the server to stop working on a request whose caller gave up."""
+        note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": self.upstream_id(number), "reason": reason}}
+        with contextlib.suppress(ChannelClosed):  # a server that is gone has nothing to cancel
+            await self.channel.send(json.dumps(note, separators=(",", ":")).encode("utf-8"))

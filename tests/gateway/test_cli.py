@@ -1,0 +1,112 @@
+"""The gateway from the command line: serve, status, connect, client-config, call --as."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from console.cli import cli
+from tests.gateway.conftest import Stack, subprocess_env
+from tests.support.gateway import agent, tool_names
+
+pytestmark = pytest.mark.docker
+
+def tbx(stack: Stack, *args: str, env: dict[str, str] | None = None):  # noqa: ANN201
+    result = CliRunner().invoke(cli, list(args), env={**os.environ, "TBX_HOME": str(stack.paths.data_dir), **(env or {})})
+    return result
+
+
+async def test_tbx_connect_bridges_a_stdio_client_to_the_gateway(stack: Stack) -> None:
+    name, token = stack.agent("local", "local/time/get_current_time")
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "console", "connect", name, "--url", stack.url],
+        env={**subprocess_env(), "TBX_AGENT_TOKEN": token},
+    )
+    async with Client(stdio_client(params), mode="legacy") as client:
+        assert await tool_names(client) == ["time__get_current_time"]
+        result = await client.call_tool("time__get_current_time", {"timezone": "Asia/Kolkata"})
+        assert not result.is_error and "Asia/Kolkata" in result.content[0].text
+        with pytest.raises(Exception, match="not granted"):
+            await client.call_tool("time__convert_time", {})
+
+
+def test_tbx_connect_without_a_token_says_what_to_set(stack: Stack) -> None:
+    result = tbx(stack, "connect", "someone", "--url", stack.url, env={"TBX_AGENT_TOKEN": ""})
+    assert result.exit_code == 2 and "set TBX_AGENT_TOKEN" in result.stderr
+
+
+async def test_client_config_snippets_work_as_printed(stack: Stack) -> None:
+    name, _old = stack.agent("local", "local/time")
+    for client in ("claude", "cursor", "vscode"):
+        printed = tbx(stack, "client-config", name, "--client", client)
+        assert printed.exit_code == 0 and "PASTE-THE-TOKEN-OF-" in printed.stdout
+        assert "--rotate" in printed.stderr
+    rotated = tbx(stack, "client-config", name, "--client", "cursor", "--rotate")
+    snippet = json.loads(rotated.stdout)["mcpServers"][f"toolbox-{name}"]
+    assert snippet["url"] == f"{stack.url}/mcp"
+    token = snippet["headers"]["Authorization"].removeprefix("Bearer ")
+    async with agent(stack.url, token) as client:
+        assert "time__get_current_time" in await tool_names(client)
+    claude = json.loads(tbx(stack, "client-config", name, "--client", "claude").stdout)
+    entry = claude["mcpServers"][f"toolbox-{name}"]
+    assert entry["args"][-2:] == ["connect", name] and "TBX_AGENT_TOKEN" in entry["env"]
+    vscode = json.loads(tbx(stack, "client-config", name, "--client", "vscode").stdout)
+    assert vscode["servers"][f"toolbox-{name}"]["type"] == "http"
+
+
+def test_status_sees_the_running_gateway(stack: Stack) -> None:
+    status = tbx(stack, "gateway", "status", "--json")
+    info = json.loads(status.stdout)
+    assert info["running"] and info["url"] == stack.url and info["pid"] == os.getpid()
+    stack.ws.refresh()
+    assert stack.ws.repos.toolboxes.require("local").gateway_address == stack.url
+    again = tbx(stack, "gateway", "serve", "--port", "0")
+    assert again.exit_code == 1 and "already serves toolbox local" in again.stderr
+
+
+def test_call_as_an_agent_goes_through_the_gateway(stack: Stack) -> None:
+    name, _token = stack.agent("local", "local/time/get_current_time")
+    allowed = tbx(stack, "call", "local/time/get_current_time", "--args", '{"timezone": "UTC"}', "--as", name)
+    assert allowed.exit_code == 0, allowed.stderr
+    assert json.loads(allowed.stdout)["timezone"] == "UTC"
+    refused = tbx(stack, "call", "local/time/convert_time", "--args", "{}", "--as", name)
+    assert refused.exit_code == 1
+    assert refused.stderr == f"error: as {name}: tool 'time__convert_time' is not granted to this agent\n"
+    stack.gateway.flush_audit()
+    stack.ws.refresh()
+    mine = [r for r in stack.ws.audit.records() if r.get("agent") == name and r["action"] == "tool.call"]
+    assert [(r["actor"], r["decision"], r["detail"].get("on_behalf")) for r in mine] == [
+        ("owner", "allow", True), ("owner", "deny", True)]
+
+
+def test_gateway_serve_runs_as_its_own_process(stack: Stack) -> None:
+    """A second toolbox on the same engine, served by a real `tbx gateway serve` process."""
+    from console.services import toolboxes
+
+    toolboxes.add_local(stack.ws, "second")
+    proc = subprocess.Popen([sys.executable, "-m", "console", "gateway", "serve", "--toolbox", "second",
+                             "--port", "0"], env=subprocess_env(), stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert "gateway for toolbox second at http://127.0.0.1:" in line, line
+        status = tbx(stack, "gateway", "status", "--toolbox", "second")
+        assert status.exit_code == 0 and f"pid {proc.pid}" in status.stdout
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+        gone = tbx(stack, "gateway", "status", "--toolbox", "second")
+        assert gone.exit_code == 1 and "no gateway is serving toolbox second" in gone.stdout
+        stack.ws.refresh()
+        assert stack.ws.repos.toolboxes.require("second").gateway_address is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
