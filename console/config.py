@@ -69,10 +69,20 @@ class GatewaySettings(BaseModel):
     """How often the gateway looks for vault changes (grant changes land within this)."""
 
 
+class TuiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keys: dict[str, str] = Field(default_factory=dict)
+    """Binding id -> key(s), e.g. ``"server.toggle" = "ctrl+s"``; ``?`` in the console lists the ids."""
+    refresh_seconds: float = Field(default=2.0, ge=0.5, le=60)
+    """How often live tables (servers, stats) refresh."""
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     vault: VaultSettings = VaultSettings()
+    tui: TuiSettings = TuiSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     gateway: GatewaySettings = GatewaySettings()
 

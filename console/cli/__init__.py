@@ -32,7 +32,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = CliState(debug=debug)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        from console.tui.app import run_console
+
+        run_console()
 
 
 COMMAND_MODULES = (

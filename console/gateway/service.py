@@ -30,7 +30,8 @@ from console.gateway.surface import SEPARATOR, Surface
 from console.model import DesiredState
 from console.runtime.enginehttp import Endpoint
 from console.runtime.session import ServerUnavailable, Session
-from console.runtime.supervisor import Health, Supervisor, WatchedServer
+from console.runtime.supervisor import Health, Supervisor
+from console.services.supervision import sync_supervisor, watched_servers
 from console.services.tools import record_discovery
 from console.trust.redact import Redactor
 from console.workspace import Workspace
@@ -196,24 +197,8 @@ class Gateway:
                 self.rebuild()
 
     def _sync_watched(self) -> None:
-        if self.supervisor is None:
-            return
-        wanted = {s.id: s for s in self.ws.repos.servers.in_toolbox(self.toolbox.id)}
-        watched = {h.server_id for h in self.supervisor.all_health()}
-        for server_id in watched - wanted.keys():
-            self.supervisor.unwatch(server_id)
-        for server_id, server in wanted.items():
-            if server_id not in watched:
-                self.supervisor.watch(self._watched_server(server))
-
-    def _watched_server(self, server: Any) -> WatchedServer:
-        secrets = {}
-        for env_name, secret_id in server.secret_refs.items():
-            secret = self.ws.repos.secrets.get(secret_id)
-            if secret is not None:
-                secrets[env_name] = secret.value
-        return WatchedServer(server.id, f"{self.toolbox.name}/{server.name}",
-                             server.desired_state is DesiredState.RUNNING, Redactor(secrets))
+        if self.supervisor is not None:
+            sync_supervisor(self.supervisor, self.ws, self.toolbox.id)
 
     # -- running -------------------------------------------------------------------------
 
@@ -234,8 +219,8 @@ class Gateway:
                 log.exception("following the vault failed")
 
     async def run(self) -> None:
-        servers = [self._watched_server(s) for s in self.ws.repos.servers.in_toolbox(self.toolbox.id)]
-        self.supervisor = Supervisor(Endpoint.parse(self.toolbox.engine_endpoint), servers,
+        self.supervisor = Supervisor(Endpoint.parse(self.toolbox.engine_endpoint),
+                                     watched_servers(self.ws, self.toolbox.id),
                                      start_timeout=self.runtime.start_timeout)
         self.supervisor.on_change(self._health_changed)
         self.supervisor.on_session(self._session_changed)

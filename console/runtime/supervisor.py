@@ -113,12 +113,14 @@ class Supervisor:
         return self._sessions[server_id]
 
     def watch(self, server: WatchedServer) -> None:
-        """Start (or update) watching a server, e.g. after it was added."""
+        """Start (or update) watching a server, e.g. after it was added or renamed."""
+        known = self._servers.get(server.server_id)
         self._servers[server.server_id] = server
         self._health.setdefault(server.server_id, Health(server.server_id, server.label))
         if server.server_id not in self._tasks:
-            self._start_watcher(server.server_id)
-        else:
+            if self._events_task is not None:  # not before __aenter__: it starts them all
+                self._start_watcher(server.server_id)
+        elif known is not None and known.want_running != server.want_running:
             self._wake[server.server_id].set()
 
     def unwatch(self, server_id: str) -> None:

@@ -1,0 +1,36 @@
+"""Which servers a supervisor should watch, shared by the gateway and the console."""
+
+from __future__ import annotations
+
+from console.model import DesiredState, ServerInstance
+from console.runtime.supervisor import Supervisor, WatchedServer
+from console.trust.redact import Redactor
+from console.workspace import Workspace
+
+
+def watched_server(ws: Workspace, toolbox_name: str, server: ServerInstance) -> WatchedServer:
+    """A server as the supervisor sees it, with a redactor for its own secrets."""
+    secrets = {}
+    for env_name, secret_id in server.secret_refs.items():
+        secret = ws.repos.secrets.get(secret_id)
+        if secret is not None:
+            secrets[env_name] = secret.value
+    return WatchedServer(server.id, f"{toolbox_name}/{server.name}",
+                         server.desired_state is DesiredState.RUNNING, Redactor(secrets))
+
+
+def watched_servers(ws: Workspace, toolbox_id: str) -> list[WatchedServer]:
+    box = ws.repos.toolboxes.get(toolbox_id)
+    if box is None:
+        return []
+    return [watched_server(ws, box.name, s) for s in ws.repos.servers.in_toolbox(toolbox_id)]
+
+
+def sync_supervisor(supervisor: Supervisor, ws: Workspace, toolbox_id: str) -> None:
+    """Watch servers added since, forget removed ones, update wishes of the rest."""
+    wanted = {w.server_id: w for w in watched_servers(ws, toolbox_id)}
+    watched = {h.server_id for h in supervisor.all_health()}
+    for server_id in watched - wanted.keys():
+        supervisor.unwatch(server_id)
+    for server in wanted.values():
+        supervisor.watch(server)

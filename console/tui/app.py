@@ -1,0 +1,239 @@
+"""``tbx``: the console. Screens switch with the digit keys; everything slow runs in workers."""
+
+from __future__ import annotations
+
+import traceback
+from typing import ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
+
+from console.errors import TbxError
+from console.runtime.enginehttp import Endpoint
+from console.runtime.supervisor import Health, Supervisor
+from console.tui.backend import Backend
+from console.tui.commands import ConsoleCommands
+from console.tui.help import HelpScreen
+from console.tui.messages import VaultChanged
+from console.tui.modals.error import ErrorModal
+from console.tui.screens import SCREENS
+from console.tui.themes import DEFAULT_THEME, load_themes, shipped_themes_dir
+
+LOCAL_KINDS = ("local",)
+
+
+class ConsoleApp(App[None]):
+    CSS_PATH = "console.tcss"
+    TITLE = "Toolbox Console"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    COMMAND_PALETTE_BINDING = "colon"
+    MODES: ClassVar[dict[str, object]] = {spec.mode: spec.factory() for spec in SCREENS}  # type: ignore[misc]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(spec.key, f"goto('{spec.mode}')", spec.title, id=f"nav.{spec.mode}", show=False,
+                  tooltip=f"Switch to {spec.title}") for spec in SCREENS),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key and its binding id"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the console (servers and the gateway keep running)"),
+        Binding("escape", "back", "Back", id="app.back", show=False, tooltip="Close what is open, or go back"),
+    ]
+
+    toolbox_name: reactive[str] = reactive("local")
+    """The toolbox the Servers, Tools, Grants and Try screens show."""
+    engine_description: reactive[str] = reactive("")
+    engine_missing: reactive[str] = reactive("")
+    gateway_description: reactive[str] = reactive("")
+
+    def __init__(self, backend: Backend | None = None, *, live: bool = True) -> None:
+        """``live=False`` turns off everything that polls (engine, gateway, supervisor,
+        vault watch): for snapshot tests and screenshots, whose output must be stable."""
+        super().__init__()
+        self.backend = backend or Backend()
+        self.live = live
+        self.health_signal: Signal[Health] = Signal(self, "health")
+        self.supervisors: dict[str, Supervisor] = {}
+        self.user_themes: set[str] = set()
+        self._opened = False
+
+    # -- start-up ----------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._load_themes()
+        self._apply_keymap()
+        backend = self.backend
+        if backend.ws is not None:
+            self.vault_opened()
+        elif backend.vault_exists():
+            from console.tui.screens.unlock import UnlockScreen
+
+            self.push_screen(UnlockScreen(str(backend.paths.vault), backend.needs_passphrase()))
+        else:
+            from console.tui.screens.setup import SetupScreen
+
+            self.push_screen(SetupScreen(backend.keyring_usable()))
+
+    def _load_themes(self) -> None:
+        shipped = load_themes(shipped_themes_dir())
+        user = load_themes(self.backend.paths.themes_dir)
+        for theme in shipped.themes:
+            self.register_theme(theme)
+        for theme in user.themes:
+            self.register_theme(theme)
+            self.user_themes.add(theme.name)
+        for problem in shipped.problems + user.problems:
+            self.notify(problem, severity="warning", timeout=10)
+        wanted = self.backend.ui_state().get("theme", DEFAULT_THEME)
+        self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
+
+    def _apply_keymap(self) -> None:
+        keys = self.backend.settings.tui.keys
+        if keys:
+            self.set_keymap(keys)
+
+    def vault_opened(self) -> None:
+        """The vault is open: show the console and start following what is live."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self._opened = True
+        remembered = self.backend.ui_state().get("screen", "toolboxes")
+        self.switch_mode(remembered if remembered in self.MODES else "toolboxes")
+        if self.live:
+            self.check_engine()
+            self.check_gateway()
+            self.set_interval(1.0, self._poll_vault)
+            self.set_interval(5.0, self.check_gateway)
+            self.supervise()
+        else:
+            self.engine_description = "engine: not checked"
+
+    # -- navigation --------------------------------------------------------------------
+
+    def action_goto(self, mode: str) -> None:
+        self.goto(mode)
+
+    def goto(self, mode: str) -> None:
+        if not self._opened:
+            return
+        self.switch_mode(mode)
+        self.backend.remember(screen=mode)
+
+    async def run_on_screen(self, mode: str, action: str) -> None:
+        if not self._opened:
+            return
+        await self.switch_mode(mode)
+        await self.screen.run_action(action)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_back(self) -> None:
+        if len(self.screen_stack) > 1 and self._opened:
+            self.pop_screen()
+
+    def use_theme(self, name: str) -> None:
+        self.theme = name
+        self.backend.remember(theme=name)
+
+    # -- the vault, followed -------------------------------------------------------------
+
+    def vault_changed(self) -> None:
+        """Tell the screen in front to re-read; the others re-read when they come back."""
+        self.screen.post_message(VaultChanged())
+        for toolbox_id, supervisor in self.supervisors.items():
+            from console.services.supervision import sync_supervisor
+
+            sync_supervisor(supervisor, self.backend.workspace, toolbox_id)
+
+    def _poll_vault(self) -> None:
+        ws = self.backend.ws
+        if ws is not None and ws.vault.is_stale():
+            self._reload_vault()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="vault")
+    def _reload_vault(self) -> None:
+        self.backend.workspace.refresh()
+        self.call_from_thread(self.vault_changed)
+
+    # -- engine, gateway, health -----------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="engine")
+    def check_engine(self) -> None:
+        status = self.backend.engine_status()
+        if status.reachable:
+            description, missing = f"engine: Docker {status.version}", ""
+        else:
+            description = "engine: none"
+            missing = (f"No Docker engine at {status.endpoint} ({status.error}). Servers cannot run until one "
+                       f"does; everything else works. 'tbx doctor' says what to fix.")
+        self.call_from_thread(setattr, self, "engine_description", description)
+        self.call_from_thread(setattr, self, "engine_missing", missing)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="gateway-status")
+    def check_gateway(self) -> None:
+        info = self.backend.gateway_info("local")
+        text = f"gateway: {info.url}/mcp" if info else "gateway: stopped"
+        self.call_from_thread(setattr, self, "gateway_description", text)
+
+    def action_gateway_start(self) -> None:
+        self._gateway(start=True)
+
+    def action_gateway_stop(self) -> None:
+        self._gateway(start=False)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="gateway")
+    def _gateway(self, start: bool) -> None:
+        self.call_from_thread(setattr, self, "gateway_description",
+                              "gateway: starting…" if start else "gateway: stopping…")
+        try:
+            if start:
+                info = self.backend.start_gateway("local")
+                self.call_from_thread(self.notify, f"gateway serving agents at {info.url}/mcp")
+            else:
+                self.backend.stop_gateway("local")
+                self.call_from_thread(self.notify, "gateway stopped")
+        finally:
+            self.check_gateway()
+
+    @work(exclusive=True, exit_on_error=False, group="supervise")
+    async def supervise(self) -> None:
+        """One supervisor per local toolbox, for live health; runs until the app exits."""
+        import asyncio
+        from contextlib import AsyncExitStack
+
+        from console.services.supervision import watched_servers
+
+        ws = self.backend.workspace
+        async with AsyncExitStack() as stack:
+            for box in ws.repos.toolboxes:
+                if box.kind.value not in LOCAL_KINDS:
+                    continue
+                supervisor = Supervisor(Endpoint.parse(box.engine_endpoint), watched_servers(ws, box.id))
+                supervisor.on_change(self.health_signal.publish)
+                self.supervisors[box.id] = await stack.enter_async_context(supervisor)
+            await asyncio.Event().wait()
+
+    def health(self, server_id: str) -> Health | None:
+        for supervisor in self.supervisors.values():
+            found = supervisor.watched(server_id)
+            if found is not None:
+                return found
+        return None
+
+    # -- failures -------------------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, TbxError):
+            self.notify(str(error), severity="error", timeout=10)
+        elif error is not None:
+            text = "".join(traceback.format_exception(error))
+            self.push_screen(ErrorModal(f"{type(error).__name__} in {event.worker.name}", text))
+
+
+def run_console() -> None:
+    ConsoleApp().run()

@@ -1,0 +1,160 @@
+"""What the console does, without Textual: opening the vault, the engine, the gateway.
+
+Screens call these from workers (they block); nothing here knows about widgets. The
+live parts — the supervisor and the stats streams — are async and run on the app's loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from console.config import Settings, load_settings
+from console.errors import TbxError, VaultLocked
+from console.paths import Paths, resolve_paths
+from console.runtime.engine import EngineStatus, probe_engine
+from console.vault import KeySource
+from console.vault.keys import PASSPHRASE_ENV, keyring_status
+from console.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class GatewayInfo:
+    url: str
+    pid: int
+    started: float
+
+    @property
+    def uptime(self) -> float:
+        return time.time() - self.started
+
+
+class Backend:
+    def __init__(self, paths: Paths | None = None, settings: Settings | None = None) -> None:
+        self.paths = paths or resolve_paths()
+        self.settings = settings or load_settings(self.paths.config_file)
+        self.ws: Workspace | None = None
+        self._passphrase: str | None = None
+        """Kept only to hand to a gateway process we start for a passphrase vault."""
+
+    # -- the vault -----------------------------------------------------------------------
+
+    @property
+    def workspace(self) -> Workspace:
+        if self.ws is None:
+            raise VaultLocked("the vault is not open")
+        return self.ws
+
+    def vault_exists(self) -> bool:
+        return self.paths.vault.exists()
+
+    def keyring_usable(self) -> bool:
+        return keyring_status(self.settings.vault.keyring_timeout).usable
+
+    def needs_passphrase(self) -> bool:
+        """Whether opening the existing vault needs a passphrase we have not got."""
+        if PASSPHRASE_ENV in os.environ:
+            return False
+        try:
+            header = self.paths.vault.read_bytes().split(b"\n", 1)[0]
+            return json.loads(header).get("kdf", {}).get("name") == "argon2id"
+        except (OSError, ValueError):
+            return False  # opening will say what is wrong
+
+    def open_vault(self, passphrase: str | None = None) -> Workspace:
+        self.ws = Workspace.open(self.paths, (lambda _reason: passphrase) if passphrase else None, self.settings)
+        self._passphrase = passphrase or os.environ.get(PASSPHRASE_ENV)
+        return self.ws
+
+    def create_vault(self, passphrase: str | None) -> Workspace:
+        self.ws = Workspace.create(self.paths, KeySource(passphrase=passphrase), self.settings)
+        self._passphrase = passphrase
+        return self.ws
+
+    # -- the engine ----------------------------------------------------------------------
+
+    def engine_status(self, endpoint: str | None = None) -> EngineStatus:
+        return probe_engine(endpoint, timeout=2.0)
+
+    # -- the gateway process -------------------------------------------------------------
+
+    def _state_file(self, toolbox: str) -> Path:
+        return self.paths.state_dir / f"gateway-{toolbox}.json"
+
+    def gateway_info(self, toolbox: str) -> GatewayInfo | None:
+        try:
+            info = json.loads(self._state_file(toolbox).read_text())
+            os.kill(int(info["pid"]), 0)
+            with urllib.request.urlopen(info["url"] + "/healthz", timeout=1.5) as response:  # noqa: S310 - loopback
+                json.loads(response.read())
+            return GatewayInfo(str(info["url"]), int(info["pid"]), float(info["started"]))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def start_gateway(self, toolbox: str, timeout: float = 30.0) -> GatewayInfo:
+        """Start ``tbx gateway serve`` as its own process: it outlives the console."""
+        if (running := self.gateway_info(toolbox)) is not None:
+            return running
+        env = dict(os.environ)
+        if self._passphrase:
+            env[PASSPHRASE_ENV] = self._passphrase
+        log_dir = self.paths.log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(log_dir / f"gateway-{toolbox}.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "console", "gateway", "serve", "--toolbox", toolbox],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (info := self.gateway_info(toolbox)) is not None:
+                return info
+            if proc.poll() is not None:
+                raise TbxError(f"the gateway exited at start (see {log_dir / f'gateway-{toolbox}.log'})")
+            time.sleep(0.1)
+        raise TbxError(f"the gateway did not start within {timeout:g}s (see {log_dir / f'gateway-{toolbox}.log'})")
+
+    def stop_gateway(self, toolbox: str, timeout: float = 15.0) -> None:
+        info = self.gateway_info(toolbox)
+        if info is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info.pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.gateway_info(toolbox) is not None:
+            time.sleep(0.1)
+        if self.gateway_info(toolbox) is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(info.pid, signal.SIGKILL)
+
+    # -- remembered console state --------------------------------------------------------
+
+    @property
+    def _ui_file(self) -> Path:
+        return self.paths.state_dir / "console.json"
+
+    def ui_state(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self._ui_file.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def remember(self, **values: Any) -> None:
+        state = {**self.ui_state(), **values}
+        self._ui_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._ui_file.with_name(self._ui_file.name + ".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, self._ui_file)

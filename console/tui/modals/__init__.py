@@ -1,0 +1,1 @@
+"""Modal dialogs: confirmations, errors, prompts, secrets shown once."""

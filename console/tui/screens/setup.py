@@ -1,0 +1,153 @@
+"""First run: create the vault, then offer the local toolbox, a starter server and a demo agent."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Input, Label, Log, RadioButton, RadioSet, Static
+
+from console.errors import TbxError
+from console.tui.modals.secret_once import SecretOnceModal
+
+if TYPE_CHECKING:
+    from console.tui.app import ConsoleApp
+
+STARTER = "time"
+DEMO_AGENT = "demo"
+
+
+class SetupScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+q", "app.quit", "Quit", id="setup.quit")]
+
+    def __init__(self, keyring_usable: bool) -> None:
+        super().__init__()
+        self.keyring_usable = keyring_usable
+
+    @property
+    def console(self) -> ConsoleApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="setup", classes="dialog wide"):
+            yield Label("Welcome to Toolbox Console", classes="dialog-title")
+            yield Static("Everything you set up is kept in one encrypted vault. Where should its key live?",
+                         classes="dialog-body")
+            with RadioSet(id="source"):
+                yield RadioButton("the OS keyring (nothing to type)", value=self.keyring_usable,
+                                  disabled=not self.keyring_usable, id="keyring")
+                yield RadioButton("a passphrase I type when I open the console", value=not self.keyring_usable,
+                                  id="passphrase")
+            if not self.keyring_usable:
+                yield Static("No usable OS keyring here, so the vault is locked by a passphrase.", classes="note")
+            yield Input(password=True, placeholder="passphrase (at least 8 characters)", id="first")
+            yield Input(password=True, placeholder="the same passphrase again", id="second")
+            yield Static("", id="problem", classes="problem")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Create the vault", id="create", variant="primary")
+        with Vertical(id="starter", classes="dialog wide hidden"):
+            yield Label("The vault is ready", classes="dialog-title")
+            yield Static("", id="engine", classes="dialog-body")
+            yield Static(f"Create the local toolbox with a starter server ({STARTER}) and a demo agent "
+                         f"('{DEMO_AGENT}') that may call it? You can remove them later.", classes="dialog-body")
+            yield Log(id="progress", max_lines=200, classes="hidden")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Skip", id="skip")
+                yield Button("Create them", id="starter-go", variant="primary")
+
+    def on_mount(self) -> None:
+        self._show_passphrase(not self.keyring_usable)
+
+    def _show_passphrase(self, shown: bool) -> None:
+        for widget_id in ("#first", "#second"):
+            self.query_one(widget_id, Input).display = shown
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        self._show_passphrase(event.pressed.id == "passphrase")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        match event.button.id:
+            case "create":
+                self._create()
+            case "skip":
+                self.console.vault_opened()
+            case "starter-go":
+                event.button.disabled = True
+                self.query_one("#progress", Log).remove_class("hidden")
+                self._starter()
+
+    def _create(self) -> None:
+        use_passphrase = self.query_one("#passphrase", RadioButton).value
+        passphrase = None
+        if use_passphrase:
+            first, second = self.query_one("#first", Input).value, self.query_one("#second", Input).value
+            problem = "at least 8 characters, please" if len(first) < 8 else (
+                "the two passphrases differ" if first != second else "")
+            if problem:
+                self.query_one("#problem", Static).update(problem)
+                return
+            passphrase = first
+        self.query_one("#create", Button).disabled = True
+        self._create_vault(passphrase)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="setup")
+    def _create_vault(self, passphrase: str | None) -> None:
+        try:
+            self.console.backend.create_vault(passphrase)
+        except TbxError as exc:
+            self.app.call_from_thread(self._failed, str(exc))
+            return
+        status = self.console.backend.engine_status()
+        self.app.call_from_thread(self._created, status.reachable, status.describe())
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#problem", Static).update(message)
+        self.query_one("#create", Button).disabled = False
+
+    def _created(self, engine_ok: bool, description: str) -> None:
+        self.query_one("#setup").add_class("hidden")
+        self.query_one("#starter").remove_class("hidden")
+        self.query_one("#engine", Static).update(
+            description if engine_ok else f"{description}. Servers need a Docker engine; the rest works without.")
+        self.query_one("#starter-go", Button).disabled = not engine_ok
+        self.query_one("#starter-go", Button).focus() if engine_ok else self.query_one("#skip", Button).focus()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="setup")
+    def _starter(self) -> None:
+        from console.catalog import load_catalog
+        from console.services import agents, grants, servers, toolboxes
+        from console.services.grants import Target
+        from console.services.tools import approve
+
+        ws = self.console.backend.workspace
+        log = self.query_one("#progress", Log)
+
+        def say(line: str) -> None:
+            self.app.call_from_thread(log.write_line, line)
+
+        try:
+            if ws.repos.toolboxes.by_name("local") is None:
+                toolboxes.add_local(ws, "local")
+            say("toolbox local added")
+            servers.add_server(ws, "local", load_catalog(ws.paths).get(STARTER), progress=say)
+            approve(ws, "local", STARTER)
+            _agent, token = agents.add_agent(ws, DEMO_AGENT)
+            grants.grant(ws, DEMO_AGENT, Target.parse("local"))
+            grants.grant(ws, DEMO_AGENT, Target.parse(f"local/{STARTER}"))
+            say(f"agent {DEMO_AGENT} may call every tool of {STARTER}")
+        except TbxError as exc:
+            say(f"stopped: {exc}")
+            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+            self.app.call_from_thread(self.console.vault_opened)
+            return
+        self.app.call_from_thread(self._done, token)
+
+    def _done(self, token: str) -> None:
+        modal = SecretOnceModal(f"Token of agent {DEMO_AGENT}", token,
+                                "Shown once: tbx keeps only its hash. Put it in the agent's MCP client "
+                                "(the Agents screen prints a ready snippet).")
+        self.app.push_screen(modal, lambda _result: self.console.vault_opened())
