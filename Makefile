@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench venv
+.PHONY: run test bench venv screenshots
 
 $(BIN)/python:
 	scripts/bootstrap.sh $(PYTHON) $(VENV)
@@ -28,3 +28,6 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	scripts/testenv.sh
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python scripts/export_screenshots.py

@@ -7,6 +7,7 @@ made by the owner on the agent's behalf.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -21,12 +22,35 @@ from console.gateway.surface import SEPARATOR
 from console.workspace import Workspace
 
 
+Capture = Callable[[str, bytes], None]
+"""Called with ``"sent"`` or ``"received"`` and an HTTP body exactly as it crossed the wire."""
+
+
 class CallRefused(TbxError):
     """The gateway refused the call (not granted, blocked) or the server failed."""
 
 
-async def call_as(ws: Workspace, url: str, agent: str, target: str, arguments: dict[str, Any]) -> types.CallToolResult:
-    """``target`` is TOOLBOX/SERVER/TOOL; the call goes to the aggregate endpoint."""
+def _hooks(capture: Capture) -> dict[str, list[Callable[..., Any]]]:
+    """httpx event hooks handing ``capture`` the body of every POST and of its response.
+    Only POSTs: the GET event stream stays open and is not read here."""
+
+    async def request(request: httpx2.Request) -> None:
+        if request.method == "POST":
+            capture("sent", request.content)
+
+    async def response(response: httpx2.Response) -> None:
+        if response.request.method == "POST":
+            capture("received", await response.aread())
+
+    return {"request": [request], "response": [response]}
+
+
+async def call_as(ws: Workspace, url: str, agent: str, target: str, arguments: dict[str, Any],
+                  capture: Capture | None = None) -> types.CallToolResult:
+    """``target`` is TOOLBOX/SERVER/TOOL; the call goes to the aggregate endpoint.
+
+    ``capture`` sees the JSON-RPC exchange (initialize included) as the HTTP bodies sent
+    and received; headers, which carry the owner token, are never handed to it."""
     parts = target.split("/")
     if len(parts) != 3 or not all(parts):
         raise UsageError(f"bad tool {target!r}: use TOOLBOX/SERVER/TOOL")
@@ -35,7 +59,8 @@ async def call_as(ws: Workspace, url: str, agent: str, target: str, arguments: d
     endpoint = f"{url.rstrip('/')}/mcp"
     refusal = ""
     async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=300.0) as http,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=300.0,
+                           event_hooks=_hooks(capture) if capture else None) as http,
         Client(streamable_http_client(endpoint, http_client=http), mode="legacy") as client,
     ):
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,9 @@ from console.runtime.transport import channel_transport
 from console.trust.redact import Redactor
 
 CLIENT_INFO = types.Implementation(name="toolbox-console", version=__version__)
+
+Capture = Callable[[str, bytes], None]
+"""Called with ``"sent"`` or ``"received"`` and the exact line that crossed the stream."""
 
 
 class ServerUnavailable(TbxError):
@@ -99,6 +103,42 @@ class Session:
         return await self.client.call_tool(name, arguments)
 
 
+class _Tapped:
+    """The channel as the transport sees it, with every line it writes, and every response
+    to one of those lines, handed to ``capture``. Other clients' traffic on the shared
+    stdout (the gateway's session, another ``tbx call``) is left out."""
+
+    def __init__(self, channel: StdioChannel, capture: Capture) -> None:
+        self._channel, self._capture = channel, capture
+        self._ids: set[str] = set()
+        self._prefix = b""
+        channel.on_stdout(self._received)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+    async def send(self, line: bytes) -> None:
+        try:
+            rid = json.loads(line).get("id")
+        except (ValueError, AttributeError):
+            rid = None
+        if isinstance(rid, str):
+            self._ids.add(rid)
+            self._prefix = self._prefix or rid.rpartition("-")[0].encode()
+        self._capture("sent", line)
+        await self._channel.send(line)
+
+    def _received(self, line: bytes) -> None:
+        if not self._prefix or self._prefix not in line:
+            return
+        try:
+            rid = json.loads(line).get("id")
+        except (ValueError, AttributeError):
+            return
+        if rid in self._ids:
+            self._capture("received", line)
+
+
 def stderr_tail(channel: StdioChannel, redactor: Redactor, lines: int = 3) -> str:
     tail = [line for line in list(channel.recent_stderr)[-lines:] if line.strip()]
     return redactor.redact(" | ".join(tail)) if tail else "no output on stderr"
@@ -113,12 +153,14 @@ async def mcp_session(
     redactor: Redactor | None = None,
     before_initialize: Callable[[], Awaitable[None]] | None = None,
     label: str = "server",
+    capture: Capture | None = None,
 ) -> AsyncIterator[Session]:
     """Attach, (optionally start the container), initialize, and yield the session.
 
     ``before_initialize`` runs once attached, so a freshly created container can be
     started with nothing it writes missed. A server that does not finish initialize
     within ``timeout`` has its stream closed under it, which ends the handshake.
+    ``capture`` sees this session's JSON-RPC lines exactly as written and read.
     """
     redactor = redactor or Redactor()
     async with attached(endpoint, container) as channel:
@@ -136,7 +178,8 @@ async def mcp_session(
         # that gets cancelled when the handshake is done.
         guard = asyncio.create_task(watchdog())
         try:
-            async with Client(channel_transport(channel), mode="legacy", client_info=CLIENT_INFO) as client:
+            tapped = _Tapped(channel, capture) if capture is not None else channel
+            async with Client(channel_transport(tapped), mode="legacy", client_info=CLIENT_INFO) as client:  # type: ignore[arg-type]
                 entered = True
                 guard.cancel()
                 yield Session(channel, client)

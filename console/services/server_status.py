@@ -15,7 +15,7 @@ from console.model import DesiredState
 from console.runtime import streams
 from console.runtime.containers import ContainerState, Engine
 from console.runtime.enginehttp import Endpoint
-from console.runtime.session import ServerUnavailable, mcp_session
+from console.runtime.session import Capture, ServerUnavailable, mcp_session
 from console.services.servers import ServerRef, engine_for, redactor_for, resolve
 from console.trust.redact import argument_digest
 from console.workspace import Workspace
@@ -142,8 +142,12 @@ class CallOutcome:
     duration_ms: float
 
 
-def call_tool(ws: Workspace, target: str, arguments: dict[str, Any], timeout: float | None = None) -> CallOutcome:
-    """Call ``TOOLBOX/SERVER/TOOL`` directly as the owner (no grants apply), audited."""
+def call_tool(ws: Workspace, target: str, arguments: dict[str, Any], timeout: float | None = None,
+              capture: Capture | None = None) -> CallOutcome:
+    """Call ``TOOLBOX/SERVER/TOOL`` directly as the owner (no grants apply), audited.
+
+    ``capture`` is handed the JSON-RPC lines of the call exactly as they crossed the
+    server's stdio stream (see ``mcp_session``)."""
     server_target, sep, tool = target.rpartition("/")
     if not sep or not tool or "/" not in server_target:
         raise TbxError(f"bad tool {target!r}: use TOOLBOX/SERVER/TOOL, e.g. local/time/get_current_time")
@@ -157,7 +161,8 @@ def call_tool(ws: Workspace, target: str, arguments: dict[str, Any], timeout: fl
         raise ServerUnavailable(f"server {ref.label} is {state.status}; 'tbx server start {ref.label}'")
 
     async def run() -> CallOutcome:
-        async with mcp_session(endpoint, state.id, redactor=redactor, label=f"server {ref.label}") as session:
+        async with mcp_session(endpoint, state.id, redactor=redactor, label=f"server {ref.label}",
+                               capture=capture) as session:
             started = time.perf_counter()
             try:
                 result = await asyncio.wait_for(session.call_tool(tool, arguments), limit)

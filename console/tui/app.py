@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import importlib
 import traceback
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App
@@ -13,8 +16,6 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from console.errors import TbxError
-from console.runtime.enginehttp import Endpoint
-from console.runtime.supervisor import Health, Supervisor
 from console.tui.backend import Backend
 from console.tui.commands import ConsoleCommands
 from console.tui.help import HelpScreen
@@ -22,6 +23,9 @@ from console.tui.messages import VaultChanged
 from console.tui.modals.error import ErrorModal
 from console.tui.screens import SCREENS
 from console.tui.themes import DEFAULT_THEME, load_themes, shipped_themes_dir
+
+if TYPE_CHECKING:
+    from console.runtime.supervisor import Health, Supervisor
 
 LOCAL_KINDS = ("local",)
 
@@ -99,6 +103,9 @@ class ConsoleApp(App[None]):
         self._opened = True
         remembered = self.backend.ui_state().get("screen", "toolboxes")
         self.switch_mode(remembered if remembered in self.MODES else "toolboxes")
+        # Everything alive now (widgets, the vault's tables) lives as long as the console:
+        # keep full collections from walking it, so they cannot stall a keystroke.
+        self.call_after_refresh(gc.freeze)
         if self.live:
             self.check_engine()
             self.check_gateway()
@@ -142,10 +149,13 @@ class ConsoleApp(App[None]):
     def vault_changed(self) -> None:
         """Tell the screen in front to re-read; the others re-read when they come back."""
         self.screen.post_message(VaultChanged())
-        for toolbox_id, supervisor in self.supervisors.items():
+        if self.supervisors:
             from console.services.supervision import sync_supervisor
 
-            sync_supervisor(supervisor, self.backend.workspace, toolbox_id)
+            for toolbox_id, supervisor in list(self.supervisors.items()):
+                sync_supervisor(supervisor, self.backend.workspace, toolbox_id)
+        if self.live and self._opened:
+            self.supervise()
 
     def _poll_vault(self) -> None:
         ws = self.backend.ws
@@ -197,23 +207,34 @@ class ConsoleApp(App[None]):
         finally:
             self.check_gateway()
 
-    @work(exclusive=True, exit_on_error=False, group="supervise")
-    async def supervise(self) -> None:
-        """One supervisor per local toolbox, for live health; runs until the app exits."""
-        import asyncio
-        from contextlib import AsyncExitStack
+    def supervise(self) -> None:
+        """Live health for every local toolbox: one supervisor each, started as they appear."""
+        for box in self.backend.workspace.repos.toolboxes:
+            if box.kind.value in LOCAL_KINDS and box.id not in self.supervisors:
+                self._supervise(box.id)
 
+    @work(exit_on_error=False, group="supervise")
+    async def _supervise(self, toolbox_id: str) -> None:
+        # The MCP SDK and docker-py take a good part of a second to import: do it off the
+        # UI thread, after the first frame, so the console is never frozen by it.
+        await asyncio.to_thread(importlib.import_module, "console.services.supervision")
+        from console.runtime.enginehttp import Endpoint
+        from console.runtime.supervisor import Supervisor
         from console.services.supervision import watched_servers
 
         ws = self.backend.workspace
-        async with AsyncExitStack() as stack:
-            for box in ws.repos.toolboxes:
-                if box.kind.value not in LOCAL_KINDS:
-                    continue
-                supervisor = Supervisor(Endpoint.parse(box.engine_endpoint), watched_servers(ws, box.id))
-                supervisor.on_change(self.health_signal.publish)
-                self.supervisors[box.id] = await stack.enter_async_context(supervisor)
-            await asyncio.Event().wait()
+        box = ws.repos.toolboxes.get(toolbox_id)
+        if box is None or toolbox_id in self.supervisors:
+            return
+        supervisor = Supervisor(Endpoint.parse(box.engine_endpoint), watched_servers(ws, box.id))
+        supervisor.on_change(self.health_signal.publish)
+        self.supervisors[box.id] = supervisor
+        try:
+            async with supervisor:
+                while ws.repos.toolboxes.get(toolbox_id) is not None:
+                    await asyncio.sleep(2.0)
+        finally:
+            self.supervisors.pop(toolbox_id, None)
 
     def health(self, server_id: str) -> Health | None:
         for supervisor in self.supervisors.values():

@@ -46,6 +46,12 @@ class HelpScreen(ModalScreen[None]):
                 sections.append((f"{spec.key} {spec.title}", getattr(importlib.import_module(module), name)))
             except (ImportError, AttributeError):
                 continue
+        below = self.app.screen_stack[-2] if len(self.app.screen_stack) > 1 else None
+        if below is not None:
+            # Keys of the widgets on the screen underneath (a log's search, a matrix's toggle).
+            widgets = {type(w) for w in below.query("*")}
+            sections += [(f"on {w.__name__}", w) for w in sorted(widgets, key=lambda w: w.__name__)
+                         if any("BINDINGS" in vars(k) and k.__module__.startswith("console.") for k in w.__mro__)]
         seen: set[str] = set()
         for where, owner in sections:
             for binding in _bindings(owner):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from console.runtime.streams import Stats
-from console.runtime.supervisor import Health
+if TYPE_CHECKING:
+    from console.runtime.streams import Stats
+    from console.runtime.supervisor import Health
 
 
 @dataclass

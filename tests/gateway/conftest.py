@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
-import keyring
 import pytest
 
 from console.catalog import load_catalog
@@ -27,7 +26,7 @@ from console.services.tools import approve
 from console.vault import KeySource
 from console.workspace import Workspace
 from tests.support.gateway import RunningGateway
-from tests.support.keyrings import FileKeyring
+from tests.support.sharedkeys import shared_keyring_home
 
 SHAPESHIFTER = Path(__file__).resolve().parents[1] / "fixtures" / "servers" / "shapeshifter.py"
 CALL_TIMEOUT = 3.0
@@ -105,13 +104,11 @@ def sample_repository(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, docker_engine) -> Iterator[Stack]:  # noqa: ANN001
     root = tmp_path_factory.mktemp("gateway")
-    saved = {k: os.environ.get(k) for k in ("TBX_HOME", "TBX_PASSPHRASE", "TBX_TEST_KEYRING_FILE")}
-    os.environ["TBX_HOME"] = str(root / "home")
-    os.environ.pop("TBX_PASSPHRASE", None)
-    # A keyring file rather than memory: `tbx gateway serve` subprocesses open the same vault.
-    os.environ["TBX_TEST_KEYRING_FILE"] = str(root / "keyring.json")
-    previous_keyring = keyring.get_keyring()
-    keyring.set_keyring(FileKeyring())
+    with shared_keyring_home(root):
+        yield from _stack(root)
+
+
+def _stack(root: Path) -> Iterator[Stack]:
     paths = resolve_paths()
     paths.ensure()
     paths.config_file.write_text(
@@ -136,9 +133,3 @@ def stack(tmp_path_factory: pytest.TempPathFactory, docker_engine) -> Iterator[S
         gateway.stop()
         for container in docker.from_env().containers.list(all=True, filters={"label": f"io.tbx.toolbox={toolbox.id}"}):
             container.remove(force=True)
-        keyring.set_keyring(previous_keyring)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -106,7 +106,8 @@ def seed(ws: Workspace) -> None:
         meta.pop("checkpoint", None)
         change.repos.meta.set("audit", meta)
     events = [
-        AuditEvent("user:ada", "vault.init", str(ws.paths.vault), "ok", None, {"key_source": "OS keyring"}),
+        AuditEvent("user:ada", "vault.init", "~/.local/share/toolbox-console/vault.tbx", "ok", None,
+                   {"key_source": "OS keyring"}),
         AuditEvent("agent:claude-desktop", "tool.call", "tool:local/time/get_current_time", "allow", "claude-desktop",
                    {"latency_ms": 2.4}),
         AuditEvent("agent:cursor", "tool.call", "tool:local/files/write_file", "deny", "cursor",

@@ -11,7 +11,24 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 
-class ConfirmModal(ModalScreen[bool]):
+class YesNoModal(ModalScreen[bool]):
+    """A question answered by a "yes" and a "no" button (ids ``yes``/``no``), y/n keys and
+    escape. Focus starts on "no": a stray enter never removes anything."""
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+
+class ConfirmModal(YesNoModal):
     """Dismisses with True only on an explicit yes."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -31,15 +48,3 @@ class ConfirmModal(ModalScreen[bool]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="no")
                 yield Button(self.confirm, id="yes", variant="error" if self.danger else "primary")
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_yes(self) -> None:
-        self.dismiss(True)
-
-    def action_no(self) -> None:
-        self.dismiss(False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -11,12 +11,14 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Input, Static
 
 from console.model import check_name
-from console.runtime.supervisor import Health
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.modals.prompt import PromptModal
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.header import ConsoleHeader
+
+if TYPE_CHECKING:
+    from console.runtime.supervisor import Health
 
 COLUMNS = ("NAME", "KIND", "ENGINE", "SERVERS", "HEALTHY", "UNHEALTHY", "GATEWAY")
 UNHEALTHY = ("down", "unresponsive")

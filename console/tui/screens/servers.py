@@ -1,0 +1,390 @@
+"""2 Servers: the servers of one toolbox, live — health, ping, CPU, memory, logs.
+
+Health comes from the app's supervisor (``app.health_signal``); CPU and memory from one
+stats stream per running container, followed only while this screen is shown. The table
+is refreshed every ``settings.tui.refresh_seconds`` by row key, touching only changed
+cells; a health word that changes (down, healthy) is shown within a tenth of a second,
+ping jitter waits for the next refresh. Every change runs in a worker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Log, Static
+
+from console.model import DesiredState, ServerInstance, ToolDef
+from console.tui.modals.confirm import ConfirmModal
+from console.tui.screens.base import ConsoleScreen
+from console.tui.widgets.filter import FilterInput
+from console.tui.widgets.header import ConsoleHeader
+from console.tui.widgets.server_detail import ServerDetail
+from console.tui.widgets.server_log import TailLog
+from console.tui.widgets.server_stats_feed import StatsFeed
+from console.tui.widgets.server_table import ServerTable, ToolCounts, pending_row, server_row
+
+if TYPE_CHECKING:
+    from console.model import Toolbox
+    from console.runtime.supervisor import Health
+    from console.tui.widgets.add_server_form import AddRequest
+
+ACTIVITY_LINGER = 10.0
+"""Seconds the progress lines stay up after the last operation ended."""
+
+
+class ServersScreen(ConsoleScreen):
+    CSS = """
+    ServersScreen #servers { height: 4; max-height: 40%; }
+    ServersScreen #title { height: 1; }
+    ServersScreen #activity {
+        height: 6; display: none; padding: 0 1; overflow-x: hidden; overflow-y: auto;
+        border: round $panel; border-title-color: $text-muted;
+    }
+    ServersScreen #activity.shown { display: block; }
+    ServersScreen ServerDetail { height: 1fr; border-top: solid $panel; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "add", "Add", id="server.add", tooltip="Add a server from the catalog"),
+        Binding("s", "toggle", "Start/stop", id="server.toggle", tooltip="Start the server, or stop it (asks first)"),
+        Binding("r", "restart", "Restart", id="server.restart", tooltip="Restart the server and rediscover its tools"),
+        Binding("d", "remove", "Remove", id="server.remove",
+                tooltip="Remove the server, its container, tools, secrets and grants (asks first)"),
+        Binding("l", "logs", "Logs", id="server.logs", tooltip="Show and focus the server's live log"),
+        Binding("t", "pick_toolbox", "Toolbox", id="server.toolbox", tooltip="Show another toolbox's servers"),
+        Binding("left_square_bracket", "tab(-1)", "Prev tab", id="server.tab_previous", show=False,
+                tooltip="Previous detail tab (Logs, Stats, Tools, Config)"),
+        Binding("right_square_bracket", "tab(1)", "Tabs", id="server.tab_next",
+                tooltip="Next detail tab (Logs, Stats, Tools, Config)"),
+    ]
+    PALETTE: ClassVar[list[tuple[str, str]]] = [
+        ("server: Add", "add"), ("server: Restart", "restart"), ("server: Start/stop", "toggle"),
+        ("server: Remove", "remove"), ("server: Show logs", "logs"), ("server: Pick toolbox", "pick_toolbox"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.box: Toolbox | None = None
+        self.servers: dict[str, ServerInstance] = {}
+        self.tools: dict[str, list[ToolDef]] = {}
+        self.busy: dict[str, str] = {}
+        """Server id -> what a worker is doing to it (starting, stopping...)."""
+        self.adding: dict[str, str] = {}
+        """Name -> latest progress line of a server being added."""
+        self.feed = StatsFeed()
+        self._shown_health: dict[str, tuple[str, str]] = {}
+        self._soon: Timer | None = None
+        self._linger: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ConsoleHeader("servers")
+        with Vertical():
+            yield FilterInput("filter servers by name or health", id="filter")
+            yield Static("", id="title", classes="panel-title")
+            yield ServerTable(id="servers")
+            yield Log(max_lines=200, id="activity")
+            yield ServerDetail()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#activity", Log).border_title = "activity"
+        self.console.health_signal.subscribe(self, self._on_health)
+        self.watch(self.console, "toolbox_name", lambda _name: self.reload(), init=False)
+        if self.console.live:
+            self.set_interval(self.backend.settings.tui.refresh_seconds, self.refresh_live)
+        super().on_mount()
+
+    def on_unmount(self) -> None:
+        self.feed.stop()
+
+    def on_screen_suspend(self) -> None:
+        if self.app.current_mode != "servers":  # hidden, not merely under a modal
+            self.feed.stop()
+            self.query_one(ServerDetail).server_log.detach()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        ws = self.ws
+        self.box = box = ws.repos.toolboxes.by_name(self.console.toolbox_name)
+        servers = ws.repos.servers.in_toolbox(box.id) if box else []
+        self.servers = {s.id: s for s in servers}
+        ids = set(self.servers)
+        self.tools = {sid: [] for sid in ids}
+        for tool in ws.repos.tools.where(lambda doc: doc["server"] in ids):
+            self.tools[tool.server].append(tool)
+        self.feed.forget(ids)
+        self.refresh_live(force=True)
+
+    def _counts(self, server_id: str) -> ToolCounts:
+        tools = self.tools.get(server_id, [])
+        return ToolCounts(sum(1 for t in tools if t.exposable), len(tools))
+
+    def _rows(self) -> list[tuple[str, tuple]]:
+        app, live = self.app, self.console.live
+        wanted = self.query_one("#filter", Input).value.strip().lower()
+        rows = []
+        for server in sorted(self.servers.values(), key=lambda s: s.name):
+            health = self.console.health(server.id) if live else None
+            row = server_row(app, server, self._counts(server.id), live=live, health=health,
+                             stats=self.feed.latest.get(server.id), busy=self.busy.get(server.id))
+            if wanted and wanted not in f"{server.name} {row[1]} {getattr(row[2], 'plain', row[2])}".lower():
+                continue
+            rows.append((server.id, row))
+            if health is not None:
+                self._shown_health[server.id] = (health.state, health.health)
+        taken = {s.name for s in self.servers.values()}
+        rows += [(f"+{name}", pending_row(app, name, line)) for name, line in self.adding.items() if name not in taken]
+        return sorted(rows, key=lambda item: str(item[1][0]))
+
+    def refresh_live(self, force: bool = False) -> int:
+        """One refresh: follow the right stats streams (only while this screen is shown),
+        then update the changed cells and return how many. Under a modal, or hidden, the
+        table is left alone unless ``force``d (a vault reload)."""
+        if self.console.live and self.box is not None and self.is_current:
+            self._follow_stats()
+        if not force and not self.is_active:
+            return 0
+        written = self.query_one(ServerTable).sync(self._rows())
+        self.query_one("#title", Static).update(self._title())
+        self._show_selected()
+        return written
+
+    def _title(self) -> str:
+        name = self.console.toolbox_name
+        if self.box is None:
+            return f"no toolbox named {name}: press t to pick one"
+        if not self.servers and not self.adding:
+            return f"toolbox {name} has no servers yet: press a to add one from the catalog"
+        running = sum(1 for s in self.servers.values() if s.desired_state is DesiredState.RUNNING)
+        adding = f", {len(self.adding)} being added" if self.adding else ""
+        return f"toolbox {name} · {len(self.servers)} server(s), {running} meant to run{adding} · t: another toolbox"
+
+    def _follow_stats(self) -> None:
+        from console.runtime.enginehttp import Endpoint
+
+        running = {}
+        for server_id in self.servers:
+            health = self.console.health(server_id)
+            if health is not None and health.state == "running" and health.container_id:
+                running[server_id] = health.container_id
+        assert self.box is not None
+        self.feed.sync(Endpoint.parse(self.box.engine_endpoint), running)
+
+    def _on_health(self, health: Health) -> None:
+        """A supervisor change. A new state or health word shows at once (coalesced over
+        100 ms); a new ping time waits for the next refresh."""
+        if health.server_id not in self.servers or not self.is_active:
+            return
+        if self._shown_health.get(health.server_id) != (health.state, health.health) and self._soon is None:
+            self._soon = self.set_timer(0.1, self._refresh_soon)
+
+    def _refresh_soon(self) -> None:
+        self._soon = None
+        self.refresh_live()
+
+    # -- the selected server -----------------------------------------------------------------
+
+    @property
+    def selected(self) -> ServerInstance | None:
+        key = self.query_one(ServerTable).selected_key
+        return self.servers.get(key) if key else None
+
+    def _label(self, server: ServerInstance) -> str:
+        return f"{self.console.toolbox_name}/{server.name}"
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_selected()
+
+    def on_tabbed_content_tab_activated(self, _event: object) -> None:
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        detail = self.query_one(ServerDetail)
+        server, live = self.selected, self.console.live
+        health = self.console.health(server.id) if server and live else None
+        detail.show_vault(server, self.tools.get(server.id, []) if server else [])
+        token: object = None
+        if server is not None and live:
+            token = (health.container_id, health.state == "running") if health and health.container_id else "?"
+            if health is not None and health.state == "missing":
+                token = None
+        if self.is_current:  # a hidden screen reads no log
+            detail.server_log.show(self._label(server) if server else None, token, live=live)
+        if detail.active == "stats":
+            detail.server_stats.show(server, live=live, health=health,
+                                     stats=self.feed.latest.get(server.id) if server else None,
+                                     history=self.feed.history.get(server.id, ()) if server else ())
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.refresh_live(force=True)
+
+    def action_tab(self, step: int) -> None:
+        self.query_one(ServerDetail).step(step)
+
+    def action_logs(self) -> None:
+        detail = self.query_one(ServerDetail)
+        detail.active = "logs"
+        self.query_one(TailLog).focus()
+
+    def action_pick_toolbox(self) -> None:
+        from console.tui.modals.pick_toolbox import PickToolboxModal
+
+        ws = self.ws
+        boxes = [(b.name, f"{b.kind.value} · {len(ws.repos.servers.in_toolbox(b.id))} server(s)")
+                 for b in sorted(ws.repos.toolboxes, key=lambda b: b.name)]
+        if not boxes:
+            self.notify("no toolboxes yet: add one on the Toolboxes screen (1)", severity="warning")
+            return
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.console.toolbox_name = name
+
+        self.app.push_screen(PickToolboxModal(boxes, self.console.toolbox_name), chosen)
+
+    def action_add(self) -> None:
+        from console.catalog import CatalogError, load_catalog
+        from console.tui.modals.add_server import AddServerModal
+
+        box = self.box
+        if box is None:
+            self.notify(f"no toolbox named {self.console.toolbox_name}: press t to pick one", severity="warning")
+            return
+        try:
+            entries = load_catalog(self.ws.paths).entries()
+        except CatalogError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        taken = {s.name for s in self.servers.values()} | set(self.adding)
+        modal = AddServerModal(box.name, entries, taken=taken.__contains__, check_paths=box.kind.value == "local")
+        self.app.push_screen(modal, self._begin_add)
+
+    def _begin_add(self, request: AddRequest | None) -> None:
+        if request is None or self.box is None:
+            return
+        self.adding[request.name] = "queued"
+        self._activity(f"{request.name}: adding {request.entry.id} to toolbox {self.box.name}")
+        self.refresh_live(force=True)
+        self._add(self.box.name, request)
+
+    @work(thread=True, exit_on_error=False, group="server-add")
+    def _add(self, toolbox: str, request: AddRequest) -> None:
+        from console.services.servers import add_server
+
+        def progress(line: str) -> None:
+            self.app.call_from_thread(self._progress, request.name, line)
+
+        try:
+            server = add_server(self.ws, toolbox, request.entry, name=request.name, env=request.env,
+                                secrets=request.secrets, mounts=request.mounts, limits=request.limits,
+                                progress=progress)
+        except Exception as exc:
+            self.app.call_from_thread(self._finished, request.name, f"{request.name}: failed: {exc}", None)
+            raise
+        count = len(self.ws.repos.tools.of_server(server.id))
+        self.app.call_from_thread(
+            self._finished, request.name, f"{request.name}: added",
+            f"{toolbox}/{server.name} is running with {count} tool(s) pending approval: see Tools (3)")
+
+    def _progress(self, name: str, line: str) -> None:
+        self.adding[name] = line
+        self._activity(f"{name}: {line}")
+        self.refresh_live(force=True)
+
+    def _finished(self, name: str, line: str, note: str | None) -> None:
+        self.adding.pop(name, None)
+        self._activity(line)
+        self.console.vault_changed()
+        if note:
+            self.notify(note)
+
+    def _activity(self, line: str) -> None:
+        activity = self.query_one("#activity", Log)
+        activity.add_class("shown")
+        activity.write_line(line)
+        if self._linger is not None:
+            self._linger.stop()
+        self._linger = self.set_timer(ACTIVITY_LINGER, self._quiet)
+
+    def _quiet(self) -> None:
+        self._linger = None
+        if not self.adding and not self.busy:
+            self.query_one("#activity", Log).remove_class("shown")
+
+    def action_toggle(self) -> None:
+        server = self.selected
+        if server is None:
+            return
+        if server.desired_state is DesiredState.RUNNING:
+            modal = ConfirmModal(f"Stop {self._label(server)}?",
+                                 "Agents lose its tools until it is started again (s).", confirm="Stop")
+            self.app.push_screen(modal, lambda yes: self._operate("stop", server) if yes else None)
+        else:
+            self._operate("start", server)
+
+    def action_restart(self) -> None:
+        if (server := self.selected) is not None:
+            self._operate("restart", server)
+
+    def action_remove(self) -> None:
+        server = self.selected
+        if server is None:
+            return
+        tools = len(self.tools.get(server.id, []))
+        modal = ConfirmModal(f"Remove {self._label(server)}?",
+                             f"Removes its container, its {tools} tool(s) with their approvals, its secrets and "
+                             f"every grant to it. Adding it again starts from scratch.", confirm="Remove")
+        self.app.push_screen(modal, lambda yes: self._operate("remove", server) if yes else None)
+
+    def _operate(self, verb: str, server: ServerInstance) -> None:
+        if server.id in self.busy:
+            self.notify(f"{self._label(server)} is busy {self.busy[server.id]}", severity="warning")
+            return
+        self.busy[server.id] = {"start": "starting", "stop": "stopping", "restart": "restarting",
+                                "remove": "removing"}[verb]
+        self._activity(f"{server.name}: {self.busy[server.id]}")
+        self.refresh_live(force=True)
+        self._run(verb, server.id, self._label(server))
+
+    @work(thread=True, exit_on_error=False, group="server-op")
+    def _run(self, verb: str, server_id: str, label: str) -> None:
+        from console.services import servers
+
+        ws, name = self.ws, label.split("/", 1)[1]
+
+        def progress(line: str) -> None:
+            self.app.call_from_thread(self._activity, f"{name}: {line}")
+
+        note = ""
+        try:
+            if verb == "start":
+                outcome = servers.start_server(ws, label, progress)
+                note = f"{label} started" + (f"; {len(outcome.changed)} tool(s) changed" if outcome.changed else "")
+            elif verb == "stop":
+                servers.stop_server(ws, label)
+                note = f"{label} stopped"
+            elif verb == "restart":
+                outcome = servers.restart_server(ws, label)
+                note = f"{label} restarted" + (f"; {len(outcome.changed)} tool(s) changed" if outcome.changed else "")
+            else:
+                counts = servers.remove_server(ws, label)
+                note = f"{label} removed with {counts['tools']} tool(s) and {counts['grants']} grant(s)"
+        except Exception as exc:
+            self.app.call_from_thread(self._done, server_id, f"{name}: {verb} failed: {exc}", "")
+            raise
+        self.app.call_from_thread(self._done, server_id, f"{name}: {note.split(' ', 1)[1]}", note)
+
+    def _done(self, server_id: str, line: str, note: str) -> None:
+        self.busy.pop(server_id, None)
+        self._activity(line)
+        self.console.vault_changed()
+        if note:
+            self.notify(note)

@@ -1,0 +1,232 @@
+"""3 Tools: every tool the servers of one toolbox offer, its trust state and findings.
+
+Nothing here is live: tools are what discovery recorded in the vault. Approving runs in
+a worker and names, in its confirmation, every finding it accepts.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Input, Static
+
+from console.model import ServerInstance, ToolDef
+from console.tui.modals.confirm import ConfirmModal
+from console.tui.screens.base import ConsoleScreen
+from console.tui.widgets.filter import FilterInput
+from console.tui.widgets.header import ConsoleHeader
+from console.tui.widgets.tool_detail import ToolDetail
+from console.tui.widgets.trust_badge import colour, trust_text
+
+COLUMNS = (("tool", "TOOL", 30), ("trust", "TRUST", 11), ("findings", "FINDINGS", 34), ("description", "DESCRIPTION", 35))
+
+
+def first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+class ToolsScreen(ConsoleScreen):
+    CSS = """
+    ToolsScreen #tools { height: 4; max-height: 45%; }
+    ToolsScreen #title { height: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "approve", "Approve", id="tools.approve",
+                tooltip="Approve the selected tool, accepting the findings it names"),
+        Binding("A", "approve_all", "Approve clean", id="tools.approve_all",
+                tooltip="Approve every tool of the selected server that has no findings"),
+        Binding("c", "show_changed", "Changed", id="tools.changed", tooltip="Show only tools whose definition changed"),
+        Binding("t", "pick_toolbox", "Toolbox", id="tools.toolbox", tooltip="Show another toolbox's tools"),
+    ]
+    PALETTE: ClassVar[list[tuple[str, str]]] = [
+        ("tools: Approve", "approve"), ("tools: Approve all clean", "approve_all"),
+        ("tools: Show changed", "show_changed"), ("tools: Pick toolbox", "pick_toolbox"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.servers: dict[str, ServerInstance] = {}
+        self.tools: dict[str, ToolDef] = {}
+        self._shown: dict[str, tuple] = {}
+
+    def compose(self) -> ComposeResult:
+        yield ConsoleHeader("tools")
+        with Vertical():
+            yield FilterInput("filter: a name, a trust state (changed, pending...) or a finding kind", id="filter")
+            yield Static("", id="title", classes="panel-title")
+            yield DataTable(id="tools", cursor_type="row", zebra_stripes=True)
+            yield ToolDetail()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label, width in COLUMNS:
+            table.add_column(label, width=width, key=key)
+        self.watch(self.console, "toolbox_name", lambda _name: self.reload(), init=False)
+        super().on_mount()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        ws = self.ws
+        box = ws.repos.toolboxes.by_name(self.console.toolbox_name)
+        self.servers = {s.id: s for s in ws.repos.servers.in_toolbox(box.id)} if box else {}
+        ids = set(self.servers)
+        self.tools = {t.key: t for t in ws.repos.tools.where(lambda doc: doc["server"] in ids)}
+        self._render_rows()
+        counts: dict[str, int] = {}
+        for tool in self.tools.values():
+            counts[tool.trust.value] = counts.get(tool.trust.value, 0) + 1
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        name = self.console.toolbox_name
+        self.query_one("#title", Static).update(
+            f"no toolbox named {name}: press t to pick one" if box is None else
+            f"toolbox {name} · {len(self.tools)} tool(s): {summary}" if self.tools else
+            f"toolbox {name} has no tools yet: they are discovered when a server starts (Servers, 2)")
+        self._show_selected()
+
+    def label(self, tool: ToolDef) -> str:
+        return f"{self.servers[tool.server].name}/{tool.name}"
+
+    def _matches(self, tool: ToolDef, words: list[str]) -> bool:
+        haystack = f"{self.label(tool)} {tool.trust.value} {' '.join(f.kind for f in tool.findings)}".lower()
+        return all(word in haystack for word in words)
+
+    def _row(self, tool: ToolDef) -> tuple:
+        app = self.app
+        kinds = ", ".join(dict.fromkeys(f.kind for f in tool.findings))
+        worst = "high" if any(f.severity == "high" for f in tool.findings) else "medium"
+        findings = Text(kinds, style=colour(app, "error" if worst == "high" else "warning")) if kinds else "-"
+        return (self.label(tool), trust_text(app, tool.trust.value), findings, Text(first_line(tool.description)))
+
+    def _render_rows(self) -> None:
+        table = self.query_one(DataTable)
+        words = self.query_one("#filter", Input).value.lower().split()
+        rows = {key: self._row(tool) for key, tool in self.tools.items() if self._matches(tool, words)}
+        keys = [key for key, *_ in COLUMNS]
+        added, first_fill = False, not self._shown
+        with self.app.batch_update():
+            for key in [k for k in self._shown if k not in rows]:
+                table.remove_row(key)
+                del self._shown[key]
+            for key, values in rows.items():
+                old = self._shown.get(key)
+                if old is None:
+                    table.add_row(*values, key=key)
+                    added = True
+                elif old != values:
+                    for column, new, was in zip(keys, values, old, strict=True):
+                        if new != was:
+                            table.update_cell(key, column, new)
+                self._shown[key] = values
+            if added and table.row_count > 1:
+                selected = self._selected_key()
+                table.sort("tool", key=str)
+                if first_fill:
+                    table.move_cursor(row=0, animate=False)
+                if selected in self._shown and not first_fill:
+                    table.move_cursor(row=table.get_row_index(selected), animate=False)
+            table.styles.height = max(3, table.row_count + 1)
+
+    def _selected_key(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    @property
+    def selected(self) -> ToolDef | None:
+        key = self._selected_key()
+        return self.tools.get(key) if key else None
+
+    def _show_selected(self) -> None:
+        tool = self.selected
+        self.query_one(ToolDetail).show(self.label(tool) if tool else None, tool)
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_selected()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self._render_rows()
+            self._show_selected()
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def action_show_changed(self) -> None:
+        search = self.query_one("#filter", FilterInput)
+        search.value = "changed"
+        search.add_class("shown")
+        self.query_one(DataTable).focus()
+
+    def action_pick_toolbox(self) -> None:
+        from console.tui.modals.pick_toolbox import PickToolboxModal
+
+        boxes = [(b.name, b.kind.value) for b in sorted(self.ws.repos.toolboxes, key=lambda b: b.name)]
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.console.toolbox_name = name
+
+        self.app.push_screen(PickToolboxModal(boxes, self.console.toolbox_name), chosen)
+
+    def action_approve(self) -> None:
+        from console.tui.modals.approve import ApproveModal
+
+        tool = self.selected
+        if tool is None:
+            return
+        if tool.exposable:
+            self.notify(f"{self.label(tool)} is approved already")
+            return
+        modal = ApproveModal(f"{self.console.toolbox_name}/{self.label(tool)}", tool)
+        server = self.servers[tool.server].name
+        self.app.push_screen(modal, lambda yes: self._approve(server, tool.name, modal.kinds) if yes else None)
+
+    @work(thread=True, exit_on_error=False, group="tools-approve")
+    def _approve(self, server: str, tool: str, kinds: list[str]) -> None:
+        from console.services.tools import approve
+
+        toolbox = self.console.toolbox_name
+        approve(self.ws, toolbox, server, tool, accept=kinds)
+        accepted = f" accepting {', '.join(kinds)}" if kinds else ""
+        self.app.call_from_thread(self.console.vault_changed)
+        self.app.call_from_thread(self.notify, f"{toolbox}/{server}/{tool} approved{accepted}")
+
+    def action_approve_all(self) -> None:
+        tool = self.selected
+        if tool is None:
+            return
+        server = self.servers[tool.server]
+        waiting = sorted((t for t in self.tools.values() if t.server == server.id and not t.exposable),
+                         key=lambda t: t.name)
+        clean = [t.name + (" (changed)" if t.previous is not None else "") for t in waiting if not t.findings]
+        flagged = [t.name for t in waiting if t.findings]
+        if not clean:
+            more = f"; {', '.join(flagged)} have findings: approve each with a" if flagged else ""
+            self.notify(f"{server.name} has no clean tools waiting for approval{more}", severity="warning")
+            return
+        body = f"Approves {len(clean)} tool(s) without findings: {', '.join(clean)}."
+        if flagged:
+            body += f"\n\nSkips {', '.join(flagged)}: they have findings; review and approve each with a."
+        modal = ConfirmModal(f"Approve the clean tools of {server.name}?", body, confirm="Approve", danger=False)
+        self.app.push_screen(modal, lambda yes: self._approve_all(server.name) if yes else None)
+
+    @work(thread=True, exit_on_error=False, group="tools-approve")
+    def _approve_all(self, server: str) -> None:
+        from console.services.tools import approve
+
+        toolbox = self.console.toolbox_name
+        result = approve(self.ws, toolbox, server)
+        note = f"{toolbox}/{server}: approved {len(result.approved)} tool(s)"
+        if result.skipped:
+            note += "; skipped " + "; ".join(f"{name} ({', '.join(kinds)})" for name, kinds in result.skipped.items())
+        self.app.call_from_thread(self.console.vault_changed)
+        self.app.call_from_thread(self.notify, note, severity="warning" if result.skipped else "information",
+                                  timeout=10)

@@ -1,0 +1,194 @@
+"""What one catalog entry needs, as a form: name, env, secrets (masked), mounts, limits.
+
+``collect()`` validates everything before anything starts and returns an ``AddRequest``
+or the first problem, worded so the user knows which field to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Checkbox, Input, Label, Static
+
+from console.catalog.model import CatalogEntry
+from console.errors import UsageError
+from console.model import Limits, Mount, check_name
+
+
+@dataclass
+class AddRequest:
+    """A validated add: what ``console.services.servers.add_server`` is called with."""
+
+    entry: CatalogEntry
+    name: str
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    """Secret values, only ever handed to ``add_server`` (which puts them in the vault)."""
+    mounts: list[Mount] = field(default_factory=list)
+    limits: Limits | None = None
+
+
+class FormProblem(Exception):
+    """A field that does not validate; ``field_id`` is the input to focus."""
+
+    def __init__(self, message: str, field_id: str) -> None:
+        super().__init__(message)
+        self.field_id = field_id
+
+
+def needs_summary(entry: CatalogEntry) -> str:
+    """One line of what an entry asks for, e.g. ``folder /repo · secret GITHUB_TOKEN · internet``."""
+    parts = [f"folder {m.target}" for m in entry.mounts]
+    parts += [f"secret {s.name}" for s in entry.secrets]
+    parts += [f"env {e.name}" for e in entry.env if e.required]
+    optional = sum(1 for e in entry.env if not e.required)
+    if optional:
+        parts.append(f"{optional} optional env")
+    if entry.oauth:
+        parts.append(f"{entry.oauth.provider} sign-in")
+    if entry.network == "egress":
+        parts.append("internet")
+    return " · ".join(parts) or "nothing to fill in"
+
+
+def _label(name: str, required: bool, description: str, default: str | None = None) -> Text:
+    text = Text(name, style="bold")
+    text.append(" required" if required else " optional", style="italic")
+    if description:
+        text.append(f"  {description}", style="dim")
+    if default is not None:
+        text.append(f"  (default {default})", style="dim")
+    return text
+
+
+class AddServerForm(Vertical):
+    DEFAULT_CSS = """
+    AddServerForm { height: auto; }
+    AddServerForm .form-description { margin-bottom: 0; }
+    AddServerForm .form-needs { color: $text-muted; }
+    AddServerForm .form-section { text-style: bold; color: $primary; margin-top: 1; }
+    AddServerForm .form-note { color: $warning; }
+    AddServerForm Label { width: 1fr; margin-top: 1; }
+    AddServerForm Input { height: 1; border: none; padding: 0 1; background: $panel-lighten-1; }
+    AddServerForm Input:focus { background: $primary 20%; }
+    AddServerForm Checkbox { height: 1; border: none; padding: 0 1; margin-left: 1; }
+    AddServerForm .mount-row { height: auto; }
+    AddServerForm .mount-row Input { width: 1fr; }
+    AddServerForm .mount-row Checkbox { width: auto; }
+    AddServerForm .limits-row { height: auto; }
+    AddServerForm .limits-row Vertical { height: auto; width: 1fr; }
+    """
+
+    def __init__(self, entry: CatalogEntry, *, taken: Callable[[str], bool], check_paths: bool) -> None:
+        """``taken(name)`` says whether the toolbox has a server of that name already;
+        ``check_paths``: mount sources are folders on this machine (a local toolbox)."""
+        super().__init__()
+        self.entry, self.taken, self.check_paths = entry, taken, check_paths
+
+    def compose(self) -> ComposeResult:
+        entry = self.entry
+        yield Static(Text(entry.description), classes="form-description")
+        yield Static(Text(f"needs: {needs_summary(entry)}"), classes="form-needs")
+        yield Label(_label("name", True, "what agents see as the tool prefix"))
+        yield Input(value=self._free_name(), id="name")
+        if entry.env:
+            yield Static("Environment", classes="form-section")
+        for var in entry.env:
+            yield Label(_label(var.name, var.required, var.description, var.default))
+            yield Input(value=var.default or "", id=f"env-{var.name}")
+        if entry.secrets:
+            yield Static("Secrets (kept in the encrypted vault, never shown again)", classes="form-section")
+        for var in entry.secrets:
+            yield Label(_label(var.name, var.required, var.description))
+            yield Input(password=True, id=f"secret-{var.name}", placeholder="typed masked")
+        if entry.oauth:
+            yield Static(Text(f"Signs in with {entry.oauth.provider} ({', '.join(entry.oauth.scopes) or 'no scopes'}). "
+                              "Binding an OAuth connection comes later; until then give the token as the secret."),
+                         classes="form-note")
+        if entry.mounts:
+            yield Static("Folders from this machine", classes="form-section")
+        for index, need in enumerate(entry.mounts):
+            yield Label(_label(need.target, need.required, need.description))
+            with Horizontal(classes="mount-row"):
+                yield Input(placeholder="/path/on/this/machine", id=f"mount-{index}")
+                yield Checkbox("read-only", need.read_only, id=f"ro-{index}")
+        yield Static("Network and limits", classes="form-section")
+        yield Static("network: none — the server talks only over stdio" if entry.network == "none" else
+                     "network: egress — the server can reach the internet")
+        with Horizontal(classes="limits-row"):
+            for key, label, value in (("cpus", "CPUs", f"{entry.limits.cpus:g}"),
+                                      ("memory", "memory MiB", str(entry.limits.memory_mb)),
+                                      ("pids", "processes", str(entry.limits.pids))):
+                with Vertical():
+                    yield Label(label)
+                    yield Input(value=value, id=f"limit-{key}")
+
+    def _free_name(self) -> str:
+        """The catalog id, or ``id-2``, ``id-3``... when the toolbox has that name already."""
+        name, n = self.entry.id, 2
+        while self.taken(name):
+            name, n = f"{self.entry.id}-{n}", n + 1
+        return name
+
+    def _value(self, field_id: str) -> str:
+        return self.query_one(f"#{field_id}", Input).value.strip()
+
+    def collect(self) -> AddRequest:
+        """The request, or ``FormProblem`` naming the first field that is wrong."""
+        entry = self.entry
+        name = self._value("name")
+        try:
+            check_name("server", name)
+        except UsageError as exc:
+            raise FormProblem(str(exc), "name") from None
+        if self.taken(name):
+            raise FormProblem(f"this toolbox already has a server named {name!r}: pick another name", "name")
+        env = {}
+        for var in entry.env:
+            value = self._value(f"env-{var.name}")
+            if var.required and not value:
+                raise FormProblem(f"{var.name} is required: {var.description or 'give a value'}", f"env-{var.name}")
+            if value:
+                env[var.name] = value
+        secrets = {}
+        for var in entry.secrets:
+            value = self.query_one(f"#secret-{var.name}", Input).value
+            if var.required and not value:
+                raise FormProblem(f"{var.name} is required: {var.description or 'give a value'}",
+                                  f"secret-{var.name}")
+            if value:
+                secrets[var.name] = value
+        mounts = []
+        for index, need in enumerate(entry.mounts):
+            source = self._value(f"mount-{index}")
+            if not source:
+                if need.required:
+                    raise FormProblem(f"{need.target} needs a folder: {need.description or 'a host path'}",
+                                      f"mount-{index}")
+                continue
+            path = Path(source).expanduser()
+            if not path.is_absolute():
+                raise FormProblem(f"{source!r} is not an absolute path (start it with / or ~)", f"mount-{index}")
+            if self.check_paths and not path.is_dir():
+                raise FormProblem(f"{path} is not a folder on this machine", f"mount-{index}")
+            read_only = self.query_one(f"#ro-{index}", Checkbox).value
+            mounts.append(Mount(source=str(path), target=need.target, read_only=read_only))
+        return AddRequest(entry, name, env, secrets, mounts, self._limits())
+
+    def _limits(self) -> Limits:
+        raw = {"cpus": self._value("limit-cpus"), "memory_mb": self._value("limit-memory"),
+               "pids": self._value("limit-pids")}
+        try:
+            return Limits.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = str(first["loc"][0])
+            field_id = {"cpus": "limit-cpus", "memory_mb": "limit-memory", "pids": "limit-pids"}[key]
+            return_text = {"cpus": "CPUs", "memory_mb": "memory MiB", "pids": "processes"}[key]
+            raise FormProblem(f"{return_text}: {first['msg'].lower()}", field_id) from None

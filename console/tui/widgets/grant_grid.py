@@ -1,0 +1,357 @@
+"""What the Grants matrix shows, without Textual: rows × agents, read from the raw tables.
+
+Rows are the toolbox access row (the kill switch), then per server its server-wide row
+(``*``) followed by its tools. Cells are computed on demand from per-agent grant maps, so
+a vault of 100 agents × 1,000 tools costs one pass over its tables, not 100,000 objects.
+Edits applied here (optimistically, before the vault write lands) use the same maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from console.model import WILDCARD
+
+TOOLBOX_KEY = "toolbox"
+_MISSING = object()
+
+
+class Kind(StrEnum):
+    TOOLBOX = "toolbox"
+    SERVER = "server"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    key: str
+    """``toolbox``, ``<server id>|*`` or ``<server id>|<tool>``."""
+    kind: Kind
+    server_id: str
+    server: str
+    tool: str
+    trust: str
+    """The tool's trust as the policy sees it: ``approved`` only while its pin matches."""
+
+    @property
+    def path(self) -> str:
+        return f"{self.server}/{self.tool}" if self.kind is not Kind.TOOLBOX else ""
+
+    @property
+    def effective(self) -> bool:
+        return self.kind is not Kind.TOOL or self.trust == "approved"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCol:
+    id: str
+    name: str
+    disabled: bool
+
+
+class Mark(StrEnum):
+    ON = "on"
+    OFF = "off"
+    GRANTED = "granted"
+    VIA = "via"
+    EXPIRED = "expired"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    mark: Mark
+    expires: datetime | None = None
+    inactive: bool = False
+    """The agent has no toolbox access: the grant is kept but cut off (kill switch)."""
+    ineffective: bool = False
+    """The tool is not approved (or changed since): a grant on it gives nothing."""
+    disabled: bool = False
+
+    @property
+    def granted(self) -> bool:
+        return self.mark in (Mark.ON, Mark.GRANTED, Mark.VIA)
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """One change to the matrix: a toolbox access (``server`` None) or a tool/server grant."""
+
+    agent: str
+    server: str | None
+    tool: str
+    present: bool
+    expires: datetime | None = None
+
+
+def _when(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _trust(doc: Mapping[str, Any]) -> str:
+    trust = str(doc.get("trust", "pending"))
+    if trust == "approved" and doc.get("approved_pin") != doc.get("pin"):
+        return "changed"
+    return trust
+
+
+def expiry_text(expires: datetime | None, now: datetime) -> str:
+    """``45m``, ``2h``, ``7d`` while it is near; the date when it is far; ``expired``."""
+    if expires is None:
+        return ""
+    seconds = (expires - now).total_seconds()
+    if seconds <= 0:
+        return "expired"
+    if seconds < 3600:
+        return f"{max(1, int(seconds // 60))}m"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)}h"
+    if seconds < 30 * 86400:
+        return f"{int(seconds // 86400)}d"
+    return f"{expires:%Y-%m-%d}"
+
+
+def cell_text(cell: Cell, now: datetime) -> str:
+    if cell.mark is Mark.ON:
+        return "✓ on"
+    if cell.mark is Mark.OFF:
+        return "✗ off"
+    if cell.mark is Mark.NONE:
+        return "·"
+    if cell.mark is Mark.EXPIRED:
+        return "✗ expired"
+    glyph = "✓*" if cell.mark is Mark.VIA else "✓"
+    if cell.ineffective:
+        glyph += "!"
+    when = expiry_text(cell.expires, now)
+    return f"{glyph} {when}" if when else glyph
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` in exactly ``width`` cells: padded, or cut with an ellipsis."""
+    if width <= 0:
+        return ""
+    if len(text) > width:
+        return text[: width - 1] + "…"
+    return text.ljust(width)
+
+
+def row_label(row: Row, toolbox: str) -> tuple[str, str]:
+    """The label column's text for a row, and its tag (trust, scope)."""
+    if row.kind is Kind.TOOLBOX:
+        return f"toolbox {toolbox}: access", ""
+    if row.kind is Kind.SERVER:
+        return f"{row.server}/*", "all tools"
+    return f"  {row.tool}", "" if row.trust == "approved" else row.trust
+
+
+def column_title(row: Row) -> tuple[str, str]:
+    """A row seen as a column (transposed): its group title and its own title."""
+    if row.kind is Kind.TOOLBOX:
+        return "toolbox", "access"
+    return row.server, ("* all" if row.kind is Kind.SERVER else row.tool)
+
+
+class GrantGrid:
+    """The rows, agents and grants of one toolbox; ``rows``/``agents`` are the filtered view."""
+
+    def __init__(self, toolbox_id: str, toolbox: str, rows: list[Row], agents: list[AgentCol],
+                 access: set[str], grants: dict[str, datetime | None]) -> None:
+        self.toolbox_id, self.toolbox = toolbox_id, toolbox
+        self.all_rows, self.all_agents = rows, agents
+        self.rows, self.agents = rows, agents
+        self.access = access
+        """Ids of the agents holding the toolbox grant."""
+        self.grants = grants
+        """``agent|server|tool`` (the vault's own key; tool may be ``*``) -> expiry (None: never).
+
+        Flat and keyed by strings the vault already holds, so a rebuild allocates almost
+        nothing the garbage collector has to track."""
+        self.filter_text = ""
+        self._sources: tuple[object, ...] = ()
+
+    @classmethod
+    def build(cls, tables: Mapping[str, Mapping[str, Mapping[str, Any]]], toolbox: str,
+              previous: GrantGrid | None = None) -> GrantGrid | None:
+        """Read one toolbox's matrix from the vault's raw tables; None if it does not exist.
+
+        The rows and agents of ``previous`` are reused while their tables are the same
+        objects (the vault replaces a table's dictionary whenever it writes to it).
+        """
+        box = next((doc for doc in tables.get("toolboxes", {}).values() if doc.get("name") == toolbox), None)
+        if box is None:
+            return None
+        sources = (box["id"], tables.get("servers"), tables.get("tools"), tables.get("agents"))
+        if previous is not None and len(previous._sources) == 4 and all(
+                a is b for a, b in zip(previous._sources, sources, strict=True)):
+            rows, agents = previous.all_rows, previous.all_agents
+        else:
+            rows, agents = cls._rows(tables, box["id"]), sorted(
+                (AgentCol(doc["id"], doc["name"], bool(doc.get("disabled")))
+                 for doc in list(tables.get("agents", {}).values()) if "name" in doc), key=lambda a: a.name)
+        server_ids = {row.server_id for row in rows if row.kind is Kind.SERVER}
+        access = {doc["agent"] for doc in list(tables.get("toolbox_grants", {}).values())
+                  if doc.get("toolbox") == box["id"]}
+        grants = {key: _when(doc.get("expires")) for key, doc in list(tables.get("tool_grants", {}).items())
+                  if doc.get("server") in server_ids}
+        grid = cls(box["id"], toolbox, rows, agents, access, grants)
+        grid._sources = sources
+        return grid
+
+    @staticmethod
+    def _rows(tables: Mapping[str, Mapping[str, Mapping[str, Any]]], box_id: str) -> list[Row]:
+        servers = sorted(((doc["id"], doc["name"]) for doc in list(tables.get("servers", {}).values())
+                          if doc.get("toolbox") == box_id and "name" in doc), key=lambda s: s[1])
+        tools: dict[str, list[tuple[str, str]]] = {sid: [] for sid, _name in servers}
+        for doc in list(tables.get("tools", {}).values()):
+            found = tools.get(doc.get("server", ""))
+            if found is not None and "name" in doc:
+                found.append((doc["name"], _trust(doc)))
+        rows = [Row(TOOLBOX_KEY, Kind.TOOLBOX, "", "", "", "")]
+        for sid, name in servers:
+            rows.append(Row(f"{sid}|{WILDCARD}", Kind.SERVER, sid, name, WILDCARD, ""))
+            rows.extend(Row(f"{sid}|{tool}", Kind.TOOL, sid, name, tool, trust) for tool, trust in sorted(tools[sid]))
+        return rows
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def grant(self, agent_id: str, server_id: str, tool: str) -> tuple[bool, datetime | None]:
+        """Whether ``agent_id`` holds exactly this grant, and its expiry."""
+        found = self.grants.get(f"{agent_id}|{server_id}|{tool}", _MISSING)
+        return (False, None) if found is _MISSING else (True, found)  # type: ignore[return-value]
+
+    def cell(self, row: Row, agent: AgentCol, now: datetime) -> Cell:
+        disabled = agent.disabled
+        if row.kind is Kind.TOOLBOX:
+            return Cell(Mark.ON if agent.id in self.access else Mark.OFF, disabled=disabled)
+        inactive = agent.id not in self.access
+        grants = self.grants
+        own = grants.get(f"{agent.id}|{row.key}", _MISSING)
+        if own is not _MISSING and (own is None or own > now):  # type: ignore[operator]
+            return Cell(Mark.GRANTED, own, inactive, not row.effective, disabled)  # type: ignore[arg-type]
+        wide = grants.get(f"{agent.id}|{row.server_id}|{WILDCARD}", _MISSING) if row.kind is Kind.TOOL else _MISSING
+        if wide is not _MISSING and (wide is None or wide > now):  # type: ignore[operator]
+            return Cell(Mark.VIA, wide, inactive, not row.effective, disabled)  # type: ignore[arg-type]
+        if own is not _MISSING:
+            return Cell(Mark.EXPIRED, own, inactive, disabled=disabled)  # type: ignore[arg-type]
+        return Cell(Mark.NONE, disabled=disabled)
+
+    def explain(self, row: Row, agent: AgentCol, now: datetime) -> str:
+        """One line about a cell, for the status line under the matrix."""
+        cell = self.cell(row, agent, now)
+        if row.kind is Kind.TOOLBOX:
+            text = (f"{agent.name} has access to toolbox {self.toolbox}" if cell.granted else
+                    f"{agent.name} has no access to toolbox {self.toolbox}: every tool grant inside is cut off")
+        else:
+            target = f"{self.toolbox}/{row.path}"
+            until = f" until {cell.expires:%Y-%m-%d %H:%M} UTC" if cell.expires else ""
+            text = {
+                Mark.GRANTED: f"{agent.name} holds {target}{until}",
+                Mark.VIA: f"{agent.name} reaches {target} through {self.toolbox}/{row.server}/*{until}",
+                Mark.EXPIRED: f"{agent.name}'s grant for {target} expired{until.replace('until', 'at')}",
+                Mark.NONE: f"{agent.name} holds no grant for {target}",
+            }[cell.mark]
+            if cell.granted and cell.inactive:
+                text += " — inactive: no toolbox access (kill switch off)"
+            if cell.granted and cell.ineffective:
+                text += f" — not effective: the tool is {row.trust}"
+        if agent.disabled:
+            text += " — the agent is disabled"
+        return text
+
+    def held_by(self, agent_id: str) -> dict[str, list[str]]:
+        """Server id -> the tools (or ``*``) ``agent_id`` holds grants for."""
+        held: dict[str, list[str]] = {}
+        prefix = f"{agent_id}|"
+        for key in self.grants:
+            if key.startswith(prefix):
+                _agent, server, tool = key.split("|", 2)
+                held.setdefault(server, []).append(tool)
+        return held
+
+    def grants_of(self, agent_id: str) -> int:
+        prefix = f"{agent_id}|"
+        return sum(1 for key in self.grants if key.startswith(prefix))
+
+    # -- filtering -------------------------------------------------------------------------
+
+    def set_filter(self, text: str) -> None:
+        """Terms that name agents keep those columns; the others (or ``server/tool``) keep rows.
+
+        ``cursor`` keeps agent columns whose name holds "cursor"; ``time/`` keeps the time
+        server's rows; ``files/read`` keeps its tools holding "read"; ``write`` keeps tools
+        (or servers) holding "write". The toolbox access row always stays.
+        """
+        self.filter_text = text
+        agent_terms: list[str] = []
+        row_terms: list[tuple[str, str | None]] = []
+        for term in text.lower().split():
+            if "/" in term:
+                server, _sep, tool = term.partition("/")
+                row_terms.append((server, tool))
+            elif any(term in agent.name for agent in self.all_agents):
+                agent_terms.append(term)
+            else:
+                row_terms.append((term, None))
+        self.agents = ([a for a in self.all_agents if any(t in a.name for t in agent_terms)]
+                       if agent_terms else self.all_agents)
+        self.rows = self._rows_matching(row_terms) if row_terms else self.all_rows
+
+    def _rows_matching(self, terms: list[tuple[str, str | None]]) -> list[Row]:
+        kept: list[Row] = [self.all_rows[0]]
+        group: list[Row] = []
+
+        def flush() -> None:
+            if not group:
+                return
+            head, tools = group[0], group[1:]
+            whole = any((tool is None and term in head.server) or (tool == "" and term in head.server)
+                        for term, tool in terms)
+            chosen = tools if whole else [
+                row for row in tools
+                if any((tool is None and term in row.tool) or (tool and term in row.server and tool in row.tool)
+                       for term, tool in terms)
+            ]
+            if whole or chosen:
+                kept.append(head)
+                kept.extend(chosen)
+            group.clear()
+
+        for row in self.all_rows[1:]:
+            if row.kind is Kind.SERVER:
+                flush()
+            group.append(row)
+        flush()
+        return kept
+
+    # -- changing --------------------------------------------------------------------------
+
+    def apply(self, edit: Edit) -> Edit:
+        """Apply ``edit``; return the edit that undoes it."""
+        if edit.server is None:
+            before = Edit(edit.agent, None, "", edit.agent in self.access)
+            if edit.present:
+                self.access.add(edit.agent)
+            else:
+                self.access.discard(edit.agent)
+            return before
+        key = f"{edit.agent}|{edit.server}|{edit.tool}"
+        present, expires = self.grant(edit.agent, edit.server, edit.tool)
+        if edit.present:
+            self.grants[key] = edit.expires
+        else:
+            self.grants.pop(key, None)
+        return Edit(edit.agent, edit.server, edit.tool, present, expires)
+
+    def agent_named(self, name: str) -> AgentCol | None:
+        return next((a for a in self.all_agents if a.name == name), None)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
