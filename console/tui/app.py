@@ -173,7 +173,7 @@ class ConsoleApp(App[None]):
     def check_engine(self) -> None:
         status = self.backend.engine_status()
         if status.reachable:
-            description, missing = f"engine: Docker {status.version}", ""
+            description, missing = f"engine: Docker {(status.version or '?').split('+')[0]}", ""
         else:
             description = "engine: none"
             missing = (f"No Docker engine at {status.endpoint} ({status.error}). Servers cannot run until one "

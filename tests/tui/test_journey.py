@@ -155,3 +155,21 @@ async def test_add_grant_access_try_and_audit(home: Backend) -> None:
                        and row[5] == "tool:local/time/get_current_time" for row in rows)
 
         await until(pilot, seen, 20, "the audit record of the call")
+
+
+async def test_g_starts_and_stops_the_gateway_from_the_toolboxes_screen(home: Backend) -> None:
+    app = ConsoleApp(home)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1")
+        await pilot.pause()
+        await until(pilot, lambda: app.gateway_description == "gateway: stopped", 10, "the gateway's state")
+        await pilot.press("g")
+        await until(pilot, lambda: home.gateway_info("local") is not None, 30, "the gateway to start")
+        await until(pilot, lambda: app.gateway_description.startswith("gateway: http://127.0.0.1:"), 10,
+                    "the header to show it")
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: str(table.get_row_at(0)[6]).startswith("http://127.0.0.1:"), 10,
+                    "the toolbox row to show its address")
+        await pilot.press("g")
+        await until(pilot, lambda: home.gateway_info("local") is None, 30, "the gateway to stop")
+        await until(pilot, lambda: app.gateway_description == "gateway: stopped", 10, "the header to follow")

@@ -83,7 +83,7 @@ class ToolboxesScreen(ConsoleScreen):
             for key, values in rows:
                 if key in table.rows:
                     for column, value in zip(table.columns, values, strict=True):
-                        table.update_cell(key, column, value)
+                        table.update_cell(key, column, value, update_width=True)
                 else:
                     table.add_row(*values, key=key)
         self.query_one("#detail", Static).update(
@@ -107,8 +107,10 @@ class ToolboxesScreen(ConsoleScreen):
             self.console.goto("servers")
 
     def action_gateway(self) -> None:
-        running = self.console.gateway_description.startswith("gateway: http")
-        self.console.run_action("gateway_stop" if running else "gateway_start")
+        if self.console.gateway_description.startswith("gateway: http"):
+            self.console.action_gateway_stop()
+        else:
+            self.console.action_gateway_start()
 
     def action_engine(self) -> None:
         self.console.check_engine()

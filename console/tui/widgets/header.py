@@ -27,7 +27,6 @@ class ConsoleHeader(Widget):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="nav"):
-            yield Static("Toolbox Console", classes="tab brand")
             for spec in SCREENS:
                 yield Static(f"{spec.key} {spec.title}", classes="tab current" if spec.mode == self.current else "tab")
             yield Static("", id="status")
@@ -41,7 +40,13 @@ class ConsoleHeader(Widget):
     def refresh_status(self, *_args: object) -> None:
         app = self.app
         engine = getattr(app, "engine_description", "")
-        gateway = getattr(app, "gateway_description", "")
+        if engine.startswith("engine: Docker"):
+            engine = engine.removeprefix("engine: ")  # "Docker 20.10" says it all; "engine: none" needs the word
+        gateway = getattr(app, "gateway_description", "").removeprefix("gateway: ")
+        if gateway.startswith("http://"):
+            gateway = "gateway " + gateway.removeprefix("http://").removesuffix("/mcp")
+        elif gateway:
+            gateway = f"gateway {gateway}"
         self.query_one("#status", Static).update(" · ".join(part for part in (engine, gateway) if part))
         missing = getattr(app, "engine_missing", "")
         banner = self.query_one("#banner", Static)
