@@ -78,6 +78,17 @@ class TuiSettings(BaseModel):
     """How often live tables (servers, stats) refresh."""
 
 
+class OAuthSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    http_timeout: float = Field(default=15.0, gt=0, le=120)
+    """Seconds any one request to a provider may take."""
+    browser_timeout: float = Field(default=300.0, gt=0, le=3600)
+    """How long the browser sign-in waits for the user."""
+    refresh_ahead_seconds: float = Field(default=300.0, ge=30, le=3600)
+    """Tokens of running servers are refreshed this long before they expire."""
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -85,6 +96,7 @@ class Settings(BaseModel):
     tui: TuiSettings = TuiSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     gateway: GatewaySettings = GatewaySettings()
+    oauth: OAuthSettings = OAuthSettings()
 
 
 BASE_IMAGE_ENV = "TBX_BASE_IMAGE"

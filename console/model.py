@@ -216,6 +216,31 @@ class ToolGrant(Record):
         return f"{self.agent}|{self.server}|{self.tool}"
 
 
+class ConnectionStatus(StrEnum):
+    OK = "ok"
+    REFRESH_FAILED = "refresh-failed"
+    """The last refresh did not reach the provider; the token may still work a while."""
+    NEEDS_CONSENT = "needs-consent"
+    """The provider refused the refresh token: the user has to sign in again."""
+
+
+class OAuthApp(Record):
+    """The user's own app registration at a provider, entered once."""
+
+    id: str = Field(default_factory=lambda: new_id("app"))
+    provider: str
+    """github, google, microsoft, slack, or oidc:NAME."""
+    client_id: str
+    client_secret: str | None = None
+    """Id of the vault secret that holds the client secret (public clients have none)."""
+    hosts: dict[str, str] = Field(default_factory=dict)
+    """Overrides of the provider's hosts (GitHub Enterprise, another Microsoft cloud)."""
+    tenant: str | None = None
+    issuer: str | None = None
+    """For OpenID Connect providers: the issuer whose discovery document names the endpoints."""
+    created: datetime = Field(default_factory=utcnow)
+
+
 class Connection(Record):
     id: str = Field(default_factory=lambda: new_id("cn"))
     provider: str
@@ -224,6 +249,11 @@ class Connection(Record):
     token_secret: str | None = None
     """Id of the vault secret that holds the token set (never stored in this record)."""
     expires: datetime | None = None
+    app: str | None = None
+    """Id of the ``OAuthApp`` the tokens were issued to (refresh and revoke need it)."""
+    status: ConnectionStatus = ConnectionStatus.OK
+    last_error: str | None = None
+    refreshed: datetime | None = None
     created: datetime = Field(default_factory=utcnow)
 
 

@@ -53,10 +53,13 @@ start_engine() {
 }
 
 host_tools() {
-  # npm fetches npm servers' packages on the host; git builds the tests' sample repository.
+  # npm fetches npm servers' packages on the host; git builds the tests' sample repository;
+  # Chromium follows OAuth sign-ins; sshd plays the droplets and adopted SSH hosts.
   local need=()
   command -v npm >/dev/null 2>&1 || need+=(npm)
   command -v git >/dev/null 2>&1 || need+=(git)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  [ -x /usr/sbin/sshd ] || need+=(openssh-server)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     apt_install "${need[@]}" || missing "${need[*]} not installed and cannot be installed (need root and apt)"

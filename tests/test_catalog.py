@@ -39,10 +39,14 @@ def test_builtin_entry_is_complete(entry: CatalogEntry) -> None:
     assert package is not None and entry.source.image is None, "built-ins are package builds, never invented digests"
     assert entry.command[0].startswith("mcp-server-"), "the executable the package installs"
     targets = {m.target for m in entry.mounts}
-    # Every container path the command or env points at is a declared mount.
+    # Every container path the command or env points at is a declared mount, or the
+    # file a bound connection writes into the container's /tmp.
+    token_file = entry.oauth.token_file if entry.oauth else None
     for value in entry.command[1:] + [v.default or "" for v in entry.env]:
-        if value.startswith("/"):
+        if value.startswith("/") and value != token_file:
             assert any(value == t or value.startswith(t + "/") for t in targets), value
+    if token_file:
+        assert token_file.startswith("/tmp/"), "the root is read-only; only /tmp is writable"
     calls_internet = entry.id in {"fetch", "github", "slack", "google-drive"}
     assert entry.network == ("egress" if calls_internet else "none")
     if package.kind == "npm":
@@ -62,7 +66,8 @@ def test_account_servers_declare_their_real_token_variables() -> None:
     drive = by_id["google-drive"]
     # The Drive server reads a credentials file, not an env token: modelled as such.
     assert drive.oauth.token_env is None
-    assert drive.oauth.token_file == "/gdrive-server/credentials.json"
+    assert drive.oauth.token_file == "/tmp/gdrive/credentials.json"
+    assert drive.env[0].name == "GDRIVE_CREDENTIALS_PATH" and drive.env[0].default == drive.oauth.token_file
     assert drive.oauth.scopes == ["https://www.googleapis.com/auth/drive.readonly"]
     assert "env variable" in drive.description
     assert by_id["memory"].env[0].name == "MEMORY_FILE_PATH"

@@ -12,6 +12,7 @@ from console.cli import (
     agent_cmds,
     audit_cmds,
     catalog_cmds,
+    connection_cmds,
     gateway_cmds,
     import_cmds,
     server_cmds,
@@ -39,7 +40,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 COMMAND_MODULES = (
     system_cmds, vault_cmds, toolbox_cmds, catalog_cmds, server_cmds, tools_cmds, agent_cmds, access_cmds,
-    gateway_cmds, import_cmds, audit_cmds,
+    gateway_cmds, import_cmds, audit_cmds, connection_cmds,
 )
 for module in COMMAND_MODULES:
     module.register(cli)

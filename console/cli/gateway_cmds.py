@@ -56,15 +56,20 @@ def register(cli: click.Group) -> None:
     @click.option("--host", help="Address to bind (default 127.0.0.1).")
     @click.option("--port", type=int, help="Port (default 8765; 0 picks a free one).")
     @click.option("--toolbox", default="local", show_default=True)
+    @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate (PEM).")
+    @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key (PEM).")
     @pass_state
-    def serve(state: CliState, host: str | None, port: int | None, toolbox: str) -> None:
+    def serve(state: CliState, host: str | None, port: int | None, toolbox: str, tls_cert: str | None,
+              tls_key: str | None) -> None:
         """Run the gateway in the foreground until interrupted."""
         from console.gateway.service import Gateway
 
+        if (tls_cert is None) != (tls_key is None):
+            raise UsageError("--tls-cert and --tls-key go together")
         ws = state.workspace()
         if running_gateway(state, toolbox):
             raise TbxError(f"a gateway already serves toolbox {toolbox} ('tbx gateway status')")
-        gw = Gateway(ws, toolbox, host=host, port=port)
+        gw = Gateway(ws, toolbox, host=host, port=port, tls=(tls_cert, tls_key) if tls_cert and tls_key else None)
 
         async def main() -> None:
             task = asyncio.create_task(gw.run())

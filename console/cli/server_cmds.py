@@ -76,10 +76,11 @@ def register(cli: click.Group) -> None:
     @click.option("--cpus", type=float, help="CPU limit (default from the catalog).")
     @click.option("--memory", "memory_mb", type=int, help="Memory limit in MiB.")
     @click.option("--pids", type=int, help="Process limit.")
+    @click.option("--connection", help="OAuth connection whose token the server gets ('tbx connection list').")
     @pass_state
     def add(state: CliState, toolbox: str, catalog_id: str, name: str | None, env: tuple[str, ...],
             secret: tuple[str, ...], mount: tuple[str, ...], cpus: float | None, memory_mb: int | None,
-            pids: int | None) -> None:
+            pids: int | None, connection: str | None) -> None:
         """Add a catalog server to a toolbox: build or pull, start, discover its tools."""
         from console.catalog import load_catalog
         from console.services.servers import add_server
@@ -92,7 +93,8 @@ def register(cli: click.Group) -> None:
             limits = Limits(cpus=cpus or base.cpus, memory_mb=memory_mb or base.memory_mb, pids=pids or base.pids)
         secrets = dict(read_secret(s) for s in secret)
         created = add_server(ws, toolbox, entry, name=name, env=parse_env(env), secrets=secrets,
-                             mounts=[parse_mount(m) for m in mount], limits=limits, progress=progress_line)
+                             mounts=[parse_mount(m) for m in mount], limits=limits, connection=connection,
+                             progress=progress_line)
         tools = ws.repos.tools.of_server(created.id)
         click.echo(f"server {toolbox}/{created.name} is running with {len(tools)} tool(s), pending approval")
         click.echo(f"next: 'tbx tools list {toolbox}/{created.name}', then 'tbx tools approve {toolbox}/{created.name}'")

@@ -34,6 +34,7 @@ from console.runtime.supervisor import Health, Supervisor
 from console.services.supervision import sync_supervisor, watched_servers
 from console.services.tools import record_discovery
 from console.trust.redact import Redactor
+from console.services.redaction import vault_redactor
 from console.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,13 @@ def state_file(ws: Workspace, toolbox: str) -> Path:
 
 
 class Gateway:
-    def __init__(self, ws: Workspace, toolbox: str, *, host: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, ws: Workspace, toolbox: str, *, host: str | None = None, port: int | None = None,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls`` is (certificate file, key file): the gateway on a remote toolbox speaks HTTPS."""
         self.ws = ws
+        self.tls = tls
         self.settings = ws.settings.gateway
         self.runtime = ws.settings.runtime
         self.toolbox = ws.repos.toolboxes.require(toolbox)
@@ -87,7 +93,7 @@ class Gateway:
         return Surface(self.ws.tables(), self.toolbox.id, self._running(), self._generation)
 
     def _redactor(self) -> Redactor:
-        return Redactor({secret.name: secret.value for secret in self.ws.repos.secrets})
+        return vault_redactor(self.ws)
 
     def rebuild(self) -> None:
         """Recompile after the vault or the servers changed, and tell agents what changed."""
@@ -218,6 +224,20 @@ class Gateway:
             except Exception:  # a bad moment reading the vault must not stop the gateway
                 log.exception("following the vault failed")
 
+    async def _keep_tokens(self) -> None:
+        """Servers of this toolbox get a container with a fresh token before theirs expires."""
+        from console.services.connection_upkeep import keep_fresh
+
+        every = min(30.0, self.ws.settings.oauth.refresh_ahead_seconds / 4)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                recreated = await asyncio.to_thread(keep_fresh, self.ws, {self.toolbox.id})
+                if recreated:
+                    log.info("re-created with refreshed tokens: %s", ", ".join(recreated))
+            except Exception:  # one bad refresh must not stop the gateway; it is audited
+                log.exception("keeping connection tokens fresh failed")
+
     async def run(self) -> None:
         self.supervisor = Supervisor(Endpoint.parse(self.toolbox.engine_endpoint),
                                      watched_servers(self.ws, self.toolbox.id),
@@ -225,10 +245,12 @@ class Gateway:
         self.supervisor.on_change(self._health_changed)
         self.supervisor.on_session(self._session_changed)
         http = "httptools" if _has("httptools") else "h11"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port, http=http,
+        tls = {"ssl_certfile": self.tls[0], "ssl_keyfile": self.tls[1]} if self.tls else {}
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port, http=http, **tls,
                                                     lifespan="off", log_level="warning", access_log=False))
         async with self.supervisor, self.writer:
             follow = asyncio.create_task(self._follow_vault(), name="gateway:vault")
+            tokens = asyncio.create_task(self._keep_tokens(), name="gateway:tokens")
             serve = asyncio.create_task(self.server.serve(), name="gateway:http")
             try:
                 while not self.server.started:
@@ -239,9 +261,10 @@ class Gateway:
                 self._announce_address()
                 await serve
             finally:
-                follow.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follow
+                for task in (follow, tokens):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 for session in list(self.sessions):
                     self.end_session(session, "gateway stopped")
                 await asyncio.to_thread(self._withdraw_address)
@@ -255,7 +278,7 @@ class Gateway:
         sock = self.server.servers[0].sockets[0]
         self.port = sock.getsockname()[1]
         host = self.host if ":" not in self.host else f"[{self.host}]"
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"{'https' if self.tls else 'http'}://{host}:{self.port}"
         names = {self.host, "127.0.0.1", "localhost", "[::1]", *self.settings.allowed_hosts}
         self.allowed_hosts = {f"{name}:{self.port}".lower() for name in names} | {n.lower() for n in self.settings.allowed_hosts}
         self.allowed_origins = {f"http://{name}:{self.port}".lower() for name in names} | {

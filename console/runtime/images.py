@@ -53,6 +53,7 @@ _PYPI_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _NPM_NAME = re.compile(r"^(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
 
 Progress = Callable[[str], None]
+_BASE_FIX = "pull or load it (tests: scripts/base-image.sh), or set runtime.{setting} in config.toml"
 
 
 def _quiet(_line: str) -> None:
@@ -139,24 +140,29 @@ class ImageBuilder:
         report(f"built {tag}")
         return tag
 
-    # -- steps -------------------------------------------------------------------------
-
-    def _base_image(self, recipe: ImageRecipe, report: Progress) -> str:
-        """The base image's ID, pulling it first when it is not here."""
-        ref = recipe.base
-        if recipe.package is None:
-            fix = "check that its registry is reachable and the digest exists, or docker load the image"
-        else:
-            setting = "base_image_python" if recipe.package.kind == "pypi" else "base_image_node"
-            fix = f"pull or load it (tests: scripts/base-image.sh), or set runtime.{setting} in config.toml"
+    def base_image_id(self, ref: str, progress: Progress, fix: str = _BASE_FIX.format(setting="base_image_python")) -> str:
+        """The ID of a base image, pulled when missing (the gateway image starts from it too)."""
         image_id = self._image_id(ref)
         if image_id is None:
-            report(f"pulling {ref}")
-            pull(self._client, ref, fix, report)
+            progress(f"pulling {ref}")
+            pull(self._client, ref, fix, progress)
             image_id = self._image_id(ref)
             if image_id is None:
                 raise ImageError(f"{ref} is still missing after pulling it; {fix}")
         return image_id
+
+    def python_target(self, base_id: str, base_ref: str, progress: Progress) -> PythonTarget:
+        return self._python_target(base_id, base_ref, progress)
+
+    # -- steps -------------------------------------------------------------------------
+
+    def _base_image(self, recipe: ImageRecipe, report: Progress) -> str:
+        """The base image's ID, pulling it first when it is not here."""
+        if recipe.package is None:
+            fix = "check that its registry is reachable and the digest exists, or docker load the image"
+        else:
+            fix = _BASE_FIX.format(setting="base_image_python" if recipe.package.kind == "pypi" else "base_image_node")
+        return self.base_image_id(recipe.base, report, fix)
 
     def _plan(self, entry: CatalogEntry, recipe: ImageRecipe, base_id: str, report: Progress) -> _Plan:
         package = recipe.package

@@ -27,8 +27,14 @@ from console.runtime.containers import (
 from console.runtime.enginehttp import Endpoint
 from console.runtime.session import Discovery, mcp_session
 from console.services.tools import DISCOVERY_META, DiscoveryOutcome, record_discovery
+from console.model import Connection
+from console.oauth.tokens import TokenSet, secret_pairs
+from console.services.connections import check_binding, ensure_unique_binding
+from console.services.redaction import server_redactor
+from console.services.connection_tokens import TokenBroker
+from console.services.token_injection import TOKEN_FILE_ENV, google_credentials, token_file_launcher
 from console.trust.redact import Redactor
-from console.workspace import Workspace
+from console.workspace import Change, Workspace
 
 Progress = Callable[[str], None]
 
@@ -80,8 +86,21 @@ def secret_values(ws: Workspace, server: ServerInstance) -> dict[str, str]:
     return values
 
 
-def redactor_for(ws: Workspace, server: ServerInstance) -> Redactor:
-    return Redactor({name: value for name, value in secret_values(ws, server).items()})
+def connection_env(ws: Workspace, server: ServerInstance, tokens: TokenSet | None = None) -> dict[str, str]:
+    """The env that carries the bound connection's token into the container, fetched
+    fresh (refreshed first if it is about to expire). Empty for unbound servers."""
+    if server.connection is None:
+        return {}
+    need = entry_of(server).oauth
+    if need is None:
+        raise UsageError(f"server {server.name} is bound to a connection but its spec has no OAuth need; re-add it")
+    tokens = tokens or TokenBroker(ws).tokens(server.connection)
+    if need.token_env is not None:
+        return {need.token_env: tokens.access_token}
+    return {TOKEN_FILE_ENV: google_credentials(tokens)}
+
+
+redactor_for = server_redactor
 
 
 def container_spec(ws: Workspace, ref: ServerRef, engine: Engine, secrets: dict[str, str]) -> ContainerSpec:
@@ -91,10 +110,13 @@ def container_spec(ws: Workspace, ref: ServerRef, engine: Engine, secrets: dict[
     if server.image is None:
         raise NotFound(f"server {ref.label} has no image; remove it and add it again")
     network = "none" if server.network == "none" else ws.settings.runtime.egress_network
+    command = list(entry.command)
+    if TOKEN_FILE_ENV in secrets and entry.oauth and entry.oauth.token_file:
+        command = token_file_launcher(entry.oauth.token_file, command)
     return ContainerSpec(
         name=f"tbx-{toolbox.name}-{server.name}-{server.id[-6:]}",
         image=server.image,
-        command=list(entry.command),
+        command=command,
         labels={
             LABEL_TOOLBOX: toolbox.id,
             LABEL_SERVER: server.id,
@@ -136,7 +158,22 @@ async def _boot(
         return await session.discover()
 
 
-def _check_needs(entry: CatalogEntry, env: dict[str, str], secrets: dict[str, str], mounts: list[Mount]) -> dict[str, str]:
+def _record_use(change: Change, ref: ServerRef, connection: Connection) -> None:
+    """Which server got which account's token (never the token)."""
+    change.record("connection.use", f"server:{ref.label}", detail={
+        "connection": connection.id, "provider": connection.provider, "account": connection.account,
+    })
+
+
+def _token_pairs(ws: Workspace, server: ServerInstance) -> list[tuple[str, str]]:
+    connection = ws.repos.connections.get(server.connection or "")
+    secret = ws.repos.secrets.get(connection.token_secret or "") if connection else None
+    return secret_pairs(secret) if secret is not None else []
+
+
+def _check_needs(
+    entry: CatalogEntry, env: dict[str, str], secrets: dict[str, str], mounts: list[Mount], connected: bool = False
+) -> dict[str, str]:
     """Fill env defaults and refuse an add that lacks what the entry says it needs."""
     secret_names = {s.name for s in entry.secrets}
     for key in env:
@@ -146,10 +183,21 @@ def _check_needs(entry: CatalogEntry, env: dict[str, str], secrets: dict[str, st
     for var in entry.env:
         if var.required and var.name not in filled:
             raise UsageError(f"{entry.id} needs --env {var.name}=... ({var.description or 'required'})")
+    oauth = entry.oauth
+    if oauth is not None and not connected and oauth.token_env and oauth.token_env not in secrets:
+        raise UsageError(
+            f"{entry.id} signs in with {oauth.provider}: pass --connection ID ('tbx connection list'), "
+            f"or a token with --secret {oauth.token_env}"
+        )
     for var in entry.secrets:
-        if var.required and var.name not in secrets and not (entry.oauth and entry.oauth.token_env == var.name):
+        if var.required and var.name not in secrets and not (oauth and oauth.token_env == var.name):
             raise UsageError(f"{entry.id} needs --secret {var.name} ({var.description or 'required'})")
     targets = {m.target for m in mounts}
+    if oauth is not None and not connected and oauth.token_file and not mounts:
+        raise UsageError(
+            f"{entry.id} signs in with {oauth.provider}: pass --connection ID, or mount a credentials folder "
+            f"({', '.join(m.target for m in entry.mounts) or 'see the catalog entry'})"
+        )
     for need in entry.mounts:
         if need.required and need.target not in targets:
             raise UsageError(f"{entry.id} needs --mount SRC:{need.target} ({need.description or 'a host folder'})")
@@ -166,6 +214,7 @@ def add_server(
     secrets: dict[str, str] | None = None,
     mounts: list[Mount] | None = None,
     limits: Limits | None = None,
+    connection: str | None = None,
     progress: Progress | None = None,
 ) -> ServerInstance:
     """Build or pull the image, create and start the container, discover its tools,
@@ -177,7 +226,10 @@ def add_server(
         raise AlreadyExists(f"toolbox {toolbox} already has a server named {name!r}; pass --name to pick another")
     secrets = secrets or {}
     mounts = mounts or []
-    plain_env = _check_needs(entry, env or {}, secrets, mounts)
+    bound = check_binding(ws, entry, connection) if connection else None
+    if bound is not None:
+        ensure_unique_binding(ws, box.id, entry.id, bound.id)
+    plain_env = _check_needs(entry, env or {}, secrets, mounts, bound is not None)
     stored_secrets = [Secret(name=f"{toolbox}/{name}/{key}", value=value) for key, value in secrets.items()]
     server = ServerInstance(
         toolbox=box.id,
@@ -186,6 +238,7 @@ def add_server(
         spec=entry.model_dump(mode="json"),
         env=plain_env,
         secret_refs={key: s.id for key, s in zip(secrets, stored_secrets, strict=True)},
+        connection=bound.id if bound else None,
         mounts=mounts,
         network=entry.network,
         limits=limits or entry.limits,
@@ -197,10 +250,12 @@ def add_server(
         progress(f"preparing image for {entry.id}")
         server.image = ensure_image(ws, engine, entry, progress)
         progress("creating container")
-        container = engine.create(container_spec(ws, ref, engine, secrets))
+        injected = {**secrets, **connection_env(ws, server)}
+        container = engine.create(container_spec(ws, ref, engine, injected))
         try:
             progress("starting and connecting over MCP")
-            found = asyncio.run(_boot(ws, ref, engine, container.id, True, Redactor(secrets)))
+            found = asyncio.run(_boot(ws, ref, engine, container.id, True,
+                                      Redactor([*secrets.items(), *_token_pairs(ws, server)])))
             with ws.change() as change:
                 for secret in stored_secrets:
                     change.repos.secrets.put(secret)
@@ -209,6 +264,8 @@ def add_server(
                     "catalog": entry.id, "image": server.image, "network": server.network,
                     "env": sorted(plain_env), "secrets": sorted(secrets), "mounts": [m.target for m in mounts],
                 })
+                if bound is not None:
+                    _record_use(change, ref, bound)
                 outcome = record_discovery(change, server, found, box.name)
             progress(f"ready: {len(outcome.new)} tool(s) discovered, pending approval")
         except BaseException:
@@ -234,14 +291,17 @@ def start_server(ws: Workspace, target: str, progress: Progress | None = None) -
     progress = progress or _quiet
     ref = resolve(ws, target)
     engine = engine_for(ref.toolbox)
+    used = None
     try:
         state = engine.find(ref.server.id)
         if state is None:
             progress("container missing: creating it again")
             if not _image_present(engine, ref.server.image):
                 ref.server.image = ensure_image(ws, engine, entry_of(ref.server), progress)
-            container = engine.create(container_spec(ws, ref, engine, secret_values(ws, ref.server)))
+            injected = {**secret_values(ws, ref.server), **connection_env(ws, ref.server)}
+            container = engine.create(container_spec(ws, ref, engine, injected))
             state = engine.inspect(container.id)
+            used = ws.repos.connections.get(ref.server.connection or "")
         assert state is not None
         found = asyncio.run(_boot(ws, ref, engine, state.id, not state.running, redactor_for(ws, ref.server)))
     finally:
@@ -251,6 +311,8 @@ def start_server(ws: Workspace, target: str, progress: Progress | None = None) -
         server.desired_state, server.image = DesiredState.RUNNING, ref.server.image
         change.repos.servers.put(server)
         change.record("server.start", f"server:{ref.label}")
+        if used is not None:
+            _record_use(change, ref, used)
         return record_discovery(change, server, found, ref.toolbox.name)
 
 
@@ -301,6 +363,14 @@ def restart_server(ws: Workspace, target: str) -> DiscoveryOutcome:
         change.repos.servers.put(server)
         change.record("server.restart", f"server:{ref.label}")
         return record_discovery(change, server, found, ref.toolbox.name)
+
+
+def recreate_server(ws: Workspace, target: str, progress: Progress | None = None) -> DiscoveryOutcome:
+    """A new container from the vault's current settings and tokens. The server keeps
+    its id, so its tools, pins and grants stay as they were."""
+    ref = resolve(ws, target)
+    _on_container(ref, Engine.remove)
+    return start_server(ws, target, progress)
 
 
 def remove_server(ws: Workspace, target: str) -> dict[str, int]:

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from console.model import DesiredState, ServerInstance
 from console.runtime.supervisor import Supervisor, WatchedServer
-from console.trust.redact import Redactor
+from console.services.redaction import server_redactor
 from console.workspace import Workspace
 
 
 def watched_server(ws: Workspace, toolbox_name: str, server: ServerInstance) -> WatchedServer:
     """A server as the supervisor sees it, with a redactor for its own secrets."""
-    secrets = {}
-    for env_name, secret_id in server.secret_refs.items():
-        secret = ws.repos.secrets.get(secret_id)
-        if secret is not None:
-            secrets[env_name] = secret.value
     return WatchedServer(server.id, f"{toolbox_name}/{server.name}",
-                         server.desired_state is DesiredState.RUNNING, Redactor(secrets))
+                         server.desired_state is DesiredState.RUNNING, server_redactor(ws, server))
 
 
 def watched_servers(ws: Workspace, toolbox_id: str) -> list[WatchedServer]:

@@ -16,6 +16,7 @@ from console.errors import NotFound
 from console.model import (
     Agent,
     Connection,
+    OAuthApp,
     Secret,
     ServerInstance,
     Toolbox,
@@ -167,6 +168,14 @@ class Connections(Repo[Connection]):
     table_name, model = "connections", Connection
 
 
+class OAuthApps(Repo[OAuthApp]):
+    table_name, model = "oauth_apps", OAuthApp
+
+    def for_provider(self, provider: str) -> OAuthApp | None:
+        found = self.where(lambda doc: doc["provider"] == provider)
+        return found[0] if found else None
+
+
 class Secrets(Repo[Secret]):
     table_name, model = "secrets", Secret
 
@@ -203,5 +212,6 @@ class Repos:
         self.toolbox_grants = ToolboxGrants(db)
         self.tool_grants = ToolGrants(db)
         self.connections = Connections(db)
+        self.oauth_apps = OAuthApps(db)
         self.secrets = Secrets(db)
         self.meta = Meta(db)

@@ -1,0 +1,325 @@
+"""Talking to one provider with one app registration, through authlib's OAuth 2.0 client.
+
+Every provider quirk is absorbed here: GitHub answers errors with HTTP 200 and form
+bodies unless asked for JSON, Slack nests the user token under ``authed_user`` and says
+``ok: false`` instead of an error status, Google calls its verification URL
+``verification_url``. What leaves this module is a ``TokenSet`` or a typed error whose
+message names the provider, what happened and what to do — never a token.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+from authlib.integrations.requests_client import OAuth2Session
+
+from console.errors import TbxError
+from console.oauth.providers import ProviderSpec
+from console.oauth.tokens import TokenSet
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+REFUSED_GRANT = {"invalid_grant", "bad_refresh_token", "bad_verification_code", "invalid_refresh_token"}
+"""RFC 6749's word for a dead code or refresh token, and GitHub's own words for it."""
+
+
+class OAuthFlowError(TbxError):
+    """An OAuth step failed; nothing was stored."""
+
+
+class ConsentDenied(OAuthFlowError):
+    pass
+
+
+class StateMismatch(OAuthFlowError):
+    pass
+
+
+class FlowTimeout(OAuthFlowError):
+    pass
+
+
+class ProviderUnavailable(OAuthFlowError):
+    """The provider could not be reached or answered with a server error."""
+
+
+class InvalidGrant(OAuthFlowError):
+    """The provider refused a code or refresh token: the user has to consent again."""
+
+
+class DevicePending(Exception):
+    """Internal: the user has not finished on the verification page yet."""
+
+    def __init__(self, slow_down: bool) -> None:
+        super().__init__("authorization pending")
+        self.slow_down = slow_down
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    client_secret: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Credentials(client_id={self.client_id!r}, client_secret=<hidden>)"
+
+
+@dataclass(frozen=True)
+class DeviceGrant:
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    interval: float
+    expires_in: float
+
+    def __repr__(self) -> str:
+        return f"DeviceGrant(user_code={self.user_code!r}, verification_uri={self.verification_uri!r})"
+
+
+class OAuthClient:
+    def __init__(self, spec: ProviderSpec, credentials: Credentials, timeout: float = 15.0) -> None:
+        self.spec = spec
+        self.credentials = credentials
+        self.timeout = timeout
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def _session(self, **kwargs: Any) -> OAuth2Session:
+        secret = self.credentials.client_secret
+        session = OAuth2Session(
+            client_id=self.credentials.client_id,
+            client_secret=secret,
+            token_endpoint_auth_method="client_secret_post" if secret else "none",
+            revocation_endpoint_auth_method="client_secret_post" if secret else "none",
+            code_challenge_method="S256" if self.spec.pkce else None,
+            default_timeout=self.timeout,
+            **kwargs,
+        )
+        session.headers["Accept"] = "application/json"
+        if self.spec.shape == "slack":
+            session.register_compliance_hook("access_token_response", _unnest_slack)
+            session.register_compliance_hook("refresh_token_response", _unnest_slack)
+        return session
+
+    def _scope_args(self, scopes: list[str]) -> dict[str, str]:
+        return {self.spec.scope_param: self.spec.scope_separator.join(scopes)} if scopes else {}
+
+    # -- the authorization code flow ---------------------------------------------------
+
+    def authorization_url(self, redirect_uri: str, scopes: list[str], state: str, code_verifier: str | None) -> str:
+        session = self._session(redirect_uri=redirect_uri)
+        url, _ = session.create_authorization_url(
+            self.spec.url(self.spec.authorize),
+            state=state,
+            code_verifier=code_verifier if self.spec.pkce else None,
+            **self._scope_args(scopes),
+            **self.spec.authorize_extra,
+        )
+        return str(url)
+
+    def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None) -> TokenSet:
+        session = self._session(redirect_uri=redirect_uri)
+        extra = {"code_verifier": code_verifier} if self.spec.pkce and code_verifier else {}
+        token = self._call(
+            "exchanging the sign-in code",
+            lambda: session.fetch_token(self.spec.url(self.spec.token), code=code, grant_type="authorization_code", **extra),
+            invalid_grant="the provider refused the sign-in code (already used or expired): start the sign-in again",
+        )
+        return TokenSet.from_response(dict(token), self.spec.scope_separator)
+
+    # -- the device flow ---------------------------------------------------------------
+
+    def start_device(self, scopes: list[str]) -> DeviceGrant:
+        url = self.spec.url(self.spec.device)
+        if url is None:
+            raise OAuthFlowError(f"{self.spec.title} has no device sign-in; use the browser sign-in instead")
+        data = {"client_id": self.credentials.client_id, **self._scope_args(scopes)}
+        if self.credentials.client_secret:  # RFC 8628 §3.1: confidential clients authenticate
+            data["client_secret"] = self.credentials.client_secret
+        body = self._call(
+            "starting the device sign-in",
+            lambda: _json_or_raise(requests.post(url, data=data, headers={"Accept": "application/json"},
+                                                 timeout=self.timeout)),
+        )
+        try:
+            return DeviceGrant(
+                device_code=str(body["device_code"]),
+                user_code=str(body["user_code"]),
+                verification_uri=str(body.get("verification_uri") or body["verification_url"]),
+                verification_uri_complete=body.get("verification_uri_complete"),
+                interval=float(body.get("interval") or 5),
+                expires_in=float(body.get("expires_in") or 900),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise OAuthFlowError(
+                f"{self.spec.title} answered the device sign-in request without a code; check the app registration"
+            ) from None
+
+    def poll_device(self, grant: DeviceGrant) -> TokenSet:
+        """One poll; raises ``DevicePending`` while the user has not decided yet."""
+        session = self._session()
+        try:
+            token = session.fetch_token(
+                self.spec.url(self.spec.token), grant_type=DEVICE_GRANT, device_code=grant.device_code,
+                client_id=self.credentials.client_id,
+            )
+        except AuthlibOAuthError as exc:
+            if exc.error in ("authorization_pending", "slow_down"):
+                raise DevicePending(slow_down=exc.error == "slow_down") from None
+            if exc.error == "expired_token":
+                raise FlowTimeout(f"the device code for {self.spec.title} expired before sign-in finished; start again") from None
+            raise self._error("polling the device sign-in", exc) from None
+        except (requests.RequestException, ValueError) as exc:
+            raise self._unreachable("polling the device sign-in", exc) from None
+        return TokenSet.from_response(dict(token), self.spec.scope_separator)
+
+    # -- refresh, revoke, account ------------------------------------------------------
+
+    def refresh(self, tokens: TokenSet) -> TokenSet:
+        if not tokens.refresh_token:
+            raise InvalidGrant(f"{self.spec.title} gave no refresh token for this connection; reconnect to sign in again")
+        session = self._session()
+        token = self._call(
+            "refreshing the token",
+            lambda: session.refresh_token(self.spec.url(self.spec.token), refresh_token=tokens.refresh_token),
+            invalid_grant="the provider refused the refresh token (expired or revoked): reconnect to sign in again",
+        )
+        return TokenSet.from_response(dict(token), self.spec.scope_separator, previous=tokens)
+
+    def revoke(self, tokens: TokenSet) -> bool:
+        """Revoke at the provider where it can; ``False`` when the provider has no way to."""
+        spec = self.spec
+        if not spec.supports_revocation:
+            return False
+        url = spec.url(spec.revoke, client_id=self.credentials.client_id)
+        assert url is not None
+        if spec.revocation == "github":
+            def send() -> requests.Response:
+                return requests.delete(
+                    url, json={"access_token": tokens.access_token}, timeout=self.timeout,
+                    auth=(self.credentials.client_id, self.credentials.client_secret or ""),
+                    headers={"Accept": "application/vnd.github+json"},
+                )
+        elif spec.revocation == "slack":
+            def send() -> requests.Response:
+                return requests.post(url, data={"token": tokens.access_token}, timeout=self.timeout)
+        else:
+            session = self._session()
+            token = tokens.refresh_token or tokens.access_token
+            hint = "refresh_token" if tokens.refresh_token else "access_token"
+
+            def send() -> requests.Response:
+                return session.revoke_token(url, token=token, token_type_hint=hint)
+
+        response = self._call("revoking the token", send)
+        if response.status_code == 404 and spec.revocation == "github":
+            return True  # the token was already gone
+        if response.status_code >= 400:
+            raise OAuthFlowError(f"{spec.title} refused to revoke the token (HTTP {response.status_code})")
+        if spec.revocation == "slack":
+            body = _json_or_raise(response)
+            if not body.get("ok") and body.get("error") not in ("token_revoked", "invalid_auth"):
+                raise OAuthFlowError(f"Slack refused to revoke the token: {body.get('error', 'unknown error')}")
+        return True
+
+    def account(self, tokens: TokenSet) -> str:
+        url = self.spec.url(self.spec.account)
+        headers = {"Authorization": f"Bearer {tokens.access_token}", "Accept": "application/json"}
+        body = self._call("looking up the signed-in account", lambda: _json_or_raise(
+            requests.get(url, headers=headers, timeout=self.timeout)))
+        if self.spec.shape == "slack" and not body.get("ok", False):
+            raise OAuthFlowError(f"Slack did not accept the new token: {body.get('error', 'unknown error')}")
+        for name in self.spec.account_fields:
+            value = body.get(name)
+            if value:
+                if self.spec.shape == "slack" and body.get("team"):
+                    return f"{value}@{body['team']}"
+                return str(value)
+        raise OAuthFlowError(f"{self.spec.title} did not say which account signed in; check the app's scopes")
+
+    # -- errors ------------------------------------------------------------------------
+
+    def _call(self, doing: str, fn: Any, invalid_grant: str | None = None) -> Any:
+        try:
+            return fn()
+        except AuthlibOAuthError as exc:
+            if exc.error in REFUSED_GRANT and invalid_grant:
+                raise InvalidGrant(f"{self.spec.title}: {invalid_grant}") from None
+            raise self._error(doing, exc) from None
+        except _ProviderSaid as exc:
+            raise self._said(doing, exc.status, exc.body) from None
+        except (requests.RequestException, ValueError) as exc:
+            raise self._unreachable(doing, exc) from None
+
+    def _error(self, doing: str, exc: AuthlibOAuthError) -> OAuthFlowError:
+        if exc.error in ("access_denied", "authorization_declined"):
+            return ConsentDenied(f"{self.spec.title} sign-in was declined; nothing was saved")
+        if exc.error in REFUSED_GRANT:
+            return InvalidGrant(f"{self.spec.title} refused the grant while {doing}: reconnect to sign in again")
+        if exc.error in ("invalid_client", "unauthorized_client", "incorrect_client_credentials"):
+            return OAuthFlowError(
+                f"{self.spec.title} does not accept the app registration ({exc.error}); "
+                f"check the client id and secret with 'tbx connection app {self.spec.id}'"
+            )
+        return OAuthFlowError(f"{self.spec.title} refused {doing}: {exc.error}")
+
+    def _said(self, doing: str, status: int, body: dict[str, Any]) -> OAuthFlowError:
+        error = str(body.get("error") or f"HTTP {status}")
+        if status >= 500:
+            return ProviderUnavailable(f"{self.spec.title} is unavailable (HTTP {status}) while {doing}; try again later")
+        return self._error(doing, AuthlibOAuthError(error=error))
+
+    def _unreachable(self, doing: str, exc: Exception) -> ProviderUnavailable:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        why = f"HTTP {status}" if status else type(exc).__name__
+        return ProviderUnavailable(f"{self.spec.title} could not be reached while {doing} ({why}); try again later")
+
+
+class _ProviderSaid(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status, self.body = status, body
+
+
+def _json_or_raise(response: requests.Response) -> dict[str, Any]:
+    """The JSON object of a provider's answer; errors (by status, or in the body with
+    HTTP 200 as GitHub and Slack do) become ``_ProviderSaid``."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _ProviderSaid(response.status_code, {})
+    if response.status_code >= 400 or "error" in body:
+        raise _ProviderSaid(response.status_code, body)
+    return body
+
+
+def _unnest_slack(response: requests.Response) -> requests.Response:
+    """Slack's oauth.v2.access: HTTP 200 always, ``ok`` says how it went, and the user
+    token sits under ``authed_user``. Rewrite it into an RFC 6749 token response."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response
+    if not isinstance(body, dict) or "ok" not in body:
+        return response
+    if not body["ok"]:
+        error = str(body.get("error", "unknown_error"))
+        mapped = {"invalid_code": "invalid_grant", "invalid_refresh_token": "invalid_grant",
+                  "code_already_used": "invalid_grant", "access_denied": "access_denied",
+                  "invalid_client_id": "invalid_client", "bad_client_secret": "invalid_client"}.get(error, error)
+        fixed: dict[str, Any] = {"error": mapped, "error_description": error}
+    else:
+        user = body.get("authed_user") or {}
+        fixed = {key: user[key] for key in ("access_token", "refresh_token", "expires_in", "scope", "token_type")
+                 if key in user}
+        if "access_token" not in fixed:
+            fixed = {"error": "invalid_scope", "error_description": "Slack returned no user token; ask for user scopes"}
+        fixed.setdefault("token_type", "Bearer")
+    response._content = json.dumps(fixed).encode()
+    return response

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from console.services import connections as svc
+from console.workspace import Workspace
+from tests.support.browser import HeadlessChromium, chromium_path
+from tests.support.oauth_provider import LocalOAuthProvider
+
+CLIENT_SECRET = "client-secret-canary-3c9e"
+SCOPES = ["repo", "read:user", "https://www.googleapis.com/auth/drive.readonly", "User.Read", "offline_access",
+          "channels:read", "chat:write", "channels:history", "reactions:write", "users:read", "users.profile:read"]
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[LocalOAuthProvider]:
+    with LocalOAuthProvider() as p:
+        for client in ("github-app", "google-app", "ms-app", "slack-app", "oidc-app"):
+            p.register_client(client, CLIENT_SECRET, SCOPES)
+        p.register_client("public-app", None, SCOPES)
+        yield p
+
+
+@pytest.fixture(autouse=True)
+def _reset(provider: LocalOAuthProvider) -> None:
+    provider.user, provider.consent, provider.down = "alice@example.test", "approve", False
+    provider.access_token_ttl, provider.refresh_token_ttl, provider.refresh_delay = 3600, 86400, 0.0
+    provider.rotate_refresh_tokens = True
+    provider.requests.clear()
+
+
+@pytest.fixture
+def browser() -> Iterator[HeadlessChromium]:
+    if chromium_path() is None:
+        pytest.fail("Debian's chromium is missing: scripts/testenv.sh installs it")
+    with HeadlessChromium() as chromium:
+        yield chromium
+
+
+@dataclass(frozen=True)
+class Shape:
+    provider: str
+    client_id: str
+    hosts: dict[str, str]
+    account: str
+    tenant: str | None = None
+
+
+def shapes(base: str) -> dict[str, Shape]:
+    return {
+        "github": Shape("github", "github-app", {"web": f"{base}/github", "api": f"{base}/github/api"}, "alice"),
+        "google": Shape("google", "google-app", {"accounts": f"{base}/google", "oauth2": f"{base}/google",
+                                                 "oidc": f"{base}/google"}, "alice@example.test"),
+        "microsoft": Shape("microsoft", "ms-app", {"login": f"{base}/microsoft", "graph": f"{base}/microsoft/graph"},
+                           "alice@example.test", tenant="contoso"),
+        "slack": Shape("slack", "slack-app", {"web": f"{base}/slack"}, "alice@Example"),
+    }
+
+
+def register(ws: Workspace, provider: LocalOAuthProvider, name: str) -> Shape:
+    shape = shapes(provider.base)[name]
+    svc.set_app(ws, shape.provider, shape.client_id, CLIENT_SECRET, hosts=shape.hosts, tenant=shape.tenant)
+    return shape
