@@ -71,7 +71,19 @@ class Toolbox(Record):
     region: str | None = None
     size: str | None = None
     gateway_address: str | None = None
+    ssh_key: str | None = None
+    """Id of the vault secret holding the SSH private key the console logs in with."""
+    droplet_key: str | None = None
+    """Fingerprint of that key as registered at DigitalOcean (removed with the droplet)."""
+    gateway_cert: str | None = None
+    """PEM of the remote gateway's self-signed TLS certificate (agents pin its fingerprint)."""
+    gateway_secret: str | None = None
+    """Id of the vault secret that unlocks the remote gateway's policy vault."""
     created: datetime = Field(default_factory=utcnow)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.kind is not ToolboxKind.LOCAL
 
 
 class Mount(Record):

@@ -35,7 +35,10 @@ class TbxGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            if ctx.parent is None:
+                _follow_remote_toolboxes(ctx)
+            return result
         except TbxError as exc:
             if _debug(ctx):
                 log.exception("command failed")
@@ -50,6 +53,20 @@ class TbxGroup(click.Group):
             ) from exc
 
 
+def _follow_remote_toolboxes(ctx: click.Context) -> None:
+    """A command that changed the vault pushes the new policy to the gateways of remote
+    toolboxes before it returns, so a grant or revoke is in force there within seconds."""
+    state = ctx.find_root().obj
+    ws = getattr(state, "_workspace", None)
+    if ws is None or state.opened_generation is None or ws.vault.header.generation == state.opened_generation:
+        return
+    if not any(box.is_remote for box in ws.repos.toolboxes):
+        return
+    from console.services.remote_toolboxes import sync_all
+
+    sync_all(ws, lambda line: click.echo(f"note: policy not pushed to {line}", err=True))
+
+
 def _debug(ctx: click.Context) -> bool:
     root = ctx.find_root()
     return bool(root.obj and getattr(root.obj, "debug", False))
@@ -60,10 +77,12 @@ class CliState:
     debug: bool = False
     paths: Paths = field(default_factory=resolve_paths)
     _workspace: Workspace | None = None
+    opened_generation: int | None = None
 
     def workspace(self) -> Workspace:
         if self._workspace is None:
             self._workspace = Workspace.open(self.paths, ask_passphrase)
+            self.opened_generation = self._workspace.vault.header.generation
         return self._workspace
 
 

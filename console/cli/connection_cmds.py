@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import getpass
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from console.cli.base import CliState, confirm_or_yes, emit_json, interactive, json_option, note, pass_state, print_table
 from console.errors import UsageError
-from console.oauth.client import DeviceGrant
-from console.services import connections as svc
+
+if TYPE_CHECKING:
+    from console.oauth.client import DeviceGrant
+    from console.services.connections import SignIn
 
 SECRET_ENV = "TBX_OAUTH_CLIENT_SECRET"
 
@@ -26,7 +29,9 @@ def _show_code(grant: DeviceGrant) -> None:
     click.echo("Waiting for you to finish there...", err=True)
 
 
-def _sign_in(device: bool, no_browser: bool) -> svc.SignIn:
+def _sign_in(device: bool, no_browser: bool) -> SignIn:
+    from console.services import connections as svc
+
     if no_browser:
         return svc.SignIn(device=device, opener=lambda _url: False, on_url=_show_url, show_code=_show_code)
     return svc.SignIn(device=device, on_url=_show_url, show_code=_show_code)
@@ -47,6 +52,7 @@ def register(cli: click.Group) -> None:
     def connection() -> None:
         """OAuth accounts (GitHub, Google, Microsoft, Slack, OpenID Connect) for servers."""
 
+
     @connection.command("app")
     @click.argument("provider")
     @click.option("--client-id", required=True, help="The client id of your app registration.")
@@ -59,6 +65,8 @@ def register(cli: click.Group) -> None:
     def app(state: CliState, provider: str, client_id: str, public: bool, tenant: str | None,
             issuer: str | None, hosts: tuple[str, ...]) -> None:
         """Register your OAuth app at PROVIDER (client secret from $TBX_OAUTH_CLIENT_SECRET or a prompt)."""
+        from console.services import connections as svc
+
         overrides = {}
         for pair in hosts:
             key, sep, value = pair.partition("=")
@@ -81,6 +89,8 @@ def register(cli: click.Group) -> None:
     def add(state: CliState, provider: str, scopes: tuple[str, ...], for_entry: str | None, device: bool,
             no_browser: bool, as_json: bool) -> None:
         """Sign in to PROVIDER and keep the account's tokens in the vault."""
+        from console.services import connections as svc
+
         ws = state.workspace()
         wanted = list(scopes)
         if not wanted and for_entry:
@@ -101,6 +111,8 @@ def register(cli: click.Group) -> None:
     @pass_state
     def reconnect(state: CliState, connection_ref: str, device: bool, no_browser: bool) -> None:
         """Sign in again for a connection that needs consent."""
+        from console.services import connections as svc
+
         from console.services.connection_upkeep import recreate_bound
 
         ws = state.workspace()
@@ -114,6 +126,8 @@ def register(cli: click.Group) -> None:
     @pass_state
     def list_(state: CliState, as_json: bool) -> None:
         """List connections: account, scopes, expiry, health."""
+        from console.services import connections as svc
+
         ws = state.workspace()
         rows = [svc.describe(c) for c in ws.repos.connections]
         used = {c.id: [s.name for s in svc.bound_servers(ws, c.id)] for c in ws.repos.connections}
@@ -132,6 +146,8 @@ def register(cli: click.Group) -> None:
     @pass_state
     def refresh(state: CliState, connection_ref: str) -> None:
         """Refresh the token now; servers using it get a new container with it."""
+        from console.services import connections as svc
+
         from console.services.connection_upkeep import refresh_and_recreate
 
         ws = state.workspace()
@@ -147,6 +163,8 @@ def register(cli: click.Group) -> None:
     @pass_state
     def remove(state: CliState, connection_ref: str, yes: bool) -> None:
         """Revoke the tokens at the provider (where it can) and forget the connection."""
+        from console.services import connections as svc
+
         ws = state.workspace()
         target = svc.resolve(ws, connection_ref)
         confirm_or_yes(yes, f"Remove connection {target.provider}/{target.account}?")

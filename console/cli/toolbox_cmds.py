@@ -4,8 +4,31 @@ from __future__ import annotations
 
 import click
 
-from console.cli.base import CliState, confirm_or_yes, emit_json, json_option, pass_state, print_table
+import os
+from pathlib import Path
+
+from console.cli.base import CliState, confirm_or_yes, emit_json, interactive, json_option, pass_state, print_table
+from console.cli.server_cmds import progress_line
+from console.errors import UsageError
+from console.services import remote_toolboxes as remote
 from console.services import toolboxes as svc
+
+TOKEN_ENV = "DIGITALOCEAN_TOKEN"
+
+
+def _ensure_token(ws) -> None:  # noqa: ANN001 - Workspace
+    """The API token comes from the vault; the first time from $DIGITALOCEAN_TOKEN or a prompt."""
+    if os.environ.get(TOKEN_ENV):
+        if remote.api_token(ws) != os.environ[TOKEN_ENV]:
+            remote.set_api_token(ws, os.environ[TOKEN_ENV])
+        return
+    if remote.api_token(ws) is not None:
+        return
+    if not interactive():
+        raise UsageError(f"no DigitalOcean API token: set {TOKEN_ENV} (it is then kept in the vault)")
+    import getpass
+
+    remote.set_api_token(ws, getpass.getpass("DigitalOcean API token (hidden): "))
 
 
 def register(cli: click.Group) -> None:
@@ -15,19 +38,82 @@ def register(cli: click.Group) -> None:
 
     @toolbox.command("add")
     @click.argument("name")
-    @click.option("--local", "local", is_flag=True, required=True, help="The Docker engine on this machine.")
-    @click.option("--engine", metavar="URL", help="Engine socket (default: DOCKER_HOST or the local socket).")
+    @click.option("--local", "local", is_flag=True, help="The Docker engine on this machine.")
+    @click.option("--engine", metavar="URL", help="--local: engine socket (default: DOCKER_HOST or the local socket).")
+    @click.option("--droplet", is_flag=True, help="A new DigitalOcean droplet, made for this toolbox.")
+    @click.option("--region", default=None, help=f"--droplet: region slug (default {remote.DEFAULT_REGION}).")
+    @click.option("--size", default=None, help=f"--droplet: size slug (default {remote.DEFAULT_SIZE}).")
+    @click.option("--yes", is_flag=True, help="--droplet: do not ask before creating a billed droplet.")
+    @click.option("--ssh", "ssh_target", metavar="USER@HOST[:PORT]", help="A host that already runs Docker.")
+    @click.option("--identity", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+                  help="--ssh: the private key that logs in (default ~/.ssh/id_ed25519).")
     @pass_state
-    def add(state: CliState, name: str, local: bool, engine: str | None) -> None:
-        """Register a toolbox."""
-        created = svc.add_local(state.workspace(), name, engine)
-        click.echo(f"toolbox {created.name} added (local engine {engine or 'default'})")
+    def add(state: CliState, name: str, local: bool, engine: str | None, droplet: bool, region: str | None,
+            size: str | None, yes: bool, ssh_target: str | None, identity: str | None) -> None:
+        """Register a toolbox: --local | --droplet [--region R --size S] | --ssh USER@HOST[:PORT]."""
+        if sum((local, droplet, ssh_target is not None)) != 1:
+            raise UsageError("say where the toolbox runs: exactly one of --local, --droplet, --ssh USER@HOST")
+        ws = state.workspace()
+        if local:
+            created = svc.add_local(ws, name, engine)
+            click.echo(f"toolbox {created.name} added (local engine {engine or 'default'})")
+            return
+        if droplet:
+            _ensure_token(ws)
+            region, size = region or remote.DEFAULT_REGION, size or remote.DEFAULT_SIZE
+            price = remote.droplet_api(ws).price(size)
+            confirm_or_yes(yes, f"Create droplet tbx-{name} ({size} in {region}, ${price:.2f}/month)?")
+            added = remote.add_droplet(ws, name, region=region, size=size, progress=progress_line)
+        else:
+            key_path = Path(identity or Path.home() / ".ssh" / "id_ed25519")
+            try:
+                key_text = key_path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot read the SSH key {key_path}: {exc.strerror}; pass --identity FILE") from None
+            added = remote.add_ssh(ws, name, ssh_target or "", key_text, progress=progress_line)
+        click.echo(f"toolbox {added.toolbox.name} added ({added.toolbox.kind.value} {added.toolbox.ssh_target})")
+        click.echo(f"  SSH host key   {added.host_fingerprint} (pinned)")
+        click.echo(f"  gateway        {added.gateway_url}/mcp")
+        click.echo(f"  TLS cert       {added.gateway_fingerprint}")
+        if added.price_monthly is not None:
+            click.echo(f"  price          ${added.price_monthly:.2f}/month")
+
+    @toolbox.command("options")
+    @json_option
+    @pass_state
+    def options(state: CliState, as_json: bool) -> None:
+        """Droplet sizes (with monthly price) and regions, from the DigitalOcean API."""
+        ws = state.workspace()
+        _ensure_token(ws)
+        api = remote.droplet_api(ws)
+        sizes = [s for s in api.sizes() if s.available]
+        regions = [r for r in api.regions() if r.available]
+        if as_json:
+            emit_json({"sizes": [s.__dict__ for s in sizes], "regions": [r.__dict__ for r in regions]})
+            return
+        print_table(["SIZE", "VCPUS", "MEMORY", "DISK", "$/MONTH", "REGIONS"],
+                    [[s.slug, s.vcpus, f"{s.memory_mb} MiB", f"{s.disk_gb} GB", f"{s.price_monthly:.2f}",
+                      " ".join(s.regions)] for s in sorted(sizes, key=lambda s: s.price_monthly)])
+        click.echo("")
+        print_table(["REGION", "NAME"], [[r.slug, r.name] for r in regions])
+
+    @toolbox.command("sync")
+    @click.argument("name")
+    @pass_state
+    def sync(state: CliState, name: str) -> None:
+        """Push a remote toolbox's policy to its gateway and pull its audit records."""
+        ws = state.workspace()
+        done = remote.sync(ws, ws.repos.toolboxes.require(name))
+        click.echo(f"{name}: policy {'pushed' if done.pushed else 'already current'}, "
+                   f"{done.pulled} audit record(s) pulled")
 
     @toolbox.command("list")
     @json_option
     @pass_state
     def list_(state: CliState, as_json: bool) -> None:
         """List toolboxes."""
+        from console.remote.sshkeys import fingerprint
+
         ws = state.workspace()
         toolboxes = sorted(ws.repos.toolboxes, key=lambda t: t.name)
         counts = {t.id: len(ws.repos.servers.in_toolbox(t.id)) for t in toolboxes}
@@ -35,8 +121,9 @@ def register(cli: click.Group) -> None:
             emit_json([{**t.model_dump(mode="json"), "servers": counts[t.id]} for t in toolboxes])
             return
         print_table(
-            ["NAME", "KIND", "ENGINE", "SERVERS", "GATEWAY"],
-            [[t.name, t.kind.value, t.engine_endpoint or "default", counts[t.id], t.gateway_address or "-"]
+            ["NAME", "KIND", "WHERE", "SERVERS", "GATEWAY", "HOST KEY"],
+            [[t.name, t.kind.value, t.ssh_target or t.engine_endpoint or "default", counts[t.id],
+              t.gateway_address or "-", fingerprint(t.ssh_host_key) if t.ssh_host_key else "-"]
              for t in toolboxes],
             empty="no toolboxes yet: 'tbx toolbox add local --local'",
         )
@@ -48,7 +135,13 @@ def register(cli: click.Group) -> None:
     def remove(state: CliState, name: str, yes: bool) -> None:
         """Forget a toolbox, its servers and every grant into it."""
         ws = state.workspace()
-        ws.repos.toolboxes.require(name)
+        box = ws.repos.toolboxes.require(name)
+        if box.is_remote:
+            what = f"DESTROY droplet {box.droplet_id}" if box.droplet_id else f"remove tbx's containers from {box.ssh_target}"
+            confirm_or_yes(yes, f"Remove toolbox {name}: {what}, and forget its servers and grants?")
+            remote.remove_remote(ws, name, progress_line)
+            click.echo(f"toolbox {name} removed")
+            return
         confirm_or_yes(yes, f"Remove toolbox {name} with its servers and grants?")
         counts = svc.remove_toolbox(ws, name)
         click.echo(f"toolbox {name} removed ({', '.join(f'{v} {k}' for k, v in counts.items())})")
@@ -58,7 +151,6 @@ def register(cli: click.Group) -> None:
     @pass_state
     def reconcile(state: CliState, name: str) -> None:
         """Make Docker match the vault: start, stop, re-create, remove orphans."""
-        from console.cli.server_cmds import progress_line
         from console.services.servers import reconcile as run_reconcile
 
         actions = run_reconcile(state.workspace(), name, progress_line)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -89,15 +90,14 @@ def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True) ->
         servers = sorted(ws.repos.servers.in_toolbox(box.id), key=lambda s: s.name)
         if not servers:
             continue
-        engine = engine_for(box)
+        engine = engine_for(ws, box)
         try:
             states = {c.labels.get("io.tbx.server"): c for c in engine.managed(box.id)}
             endpoint = Endpoint.parse(engine.endpoint)
+            targets = [(states.get(s.id), f"{box.name}/{s.name}") for s in servers]
+            pings = asyncio.run(_ping_all(endpoint, targets)) if ping else [(None, None)] * len(servers)
         finally:
             engine.close()
-
-        targets = [(states.get(s.id), f"{box.name}/{s.name}") for s in servers]
-        pings = asyncio.run(_ping_all(endpoint, targets)) if ping else [(None, None)] * len(servers)
         for server, (ping_ms, error) in zip(servers, pings, strict=True):
             state = states.get(server.id)
             counts = tool_counts.get(server.id, [0, 0])
@@ -115,25 +115,31 @@ def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True) ->
     return result
 
 
-def container_of(ref: ServerRef) -> tuple[Endpoint, ContainerState]:
-    engine: Engine = engine_for(ref.toolbox)
+@contextmanager
+def container_of(ws: Workspace, ref: ServerRef) -> Iterator[tuple[Endpoint, ContainerState]]:
+    """The server's container and the engine endpoint to reach it, kept open (for a
+    remote toolbox the endpoint is an SSH tunnel) until the block ends."""
+    engine: Engine = engine_for(ws, ref.toolbox)
     try:
         state = engine.find(ref.server.id)
-        endpoint = Endpoint.parse(engine.endpoint)
+        if state is None:
+            raise NotFound(f"server {ref.label} has no container; 'tbx server start {ref.label}' creates it")
+        yield Endpoint.parse(engine.endpoint), state
     finally:
         engine.close()
-    if state is None:
-        raise NotFound(f"server {ref.label} has no container; 'tbx server start {ref.label}' creates it")
-    return endpoint, state
 
 
 async def log_lines(ws: Workspace, target: str, *, follow: bool, tail: int | None) -> AsyncIterator[str]:
     """The server's stderr with its secrets and anything token-shaped masked."""
     ref = resolve(ws, target)
     redactor = redactor_for(ws, ref.server)
-    endpoint, state = await asyncio.to_thread(container_of, ref)
-    async for line in streams.stderr_lines(endpoint, state.id, follow=follow, tail=tail):
-        yield redactor.redact(line)
+    opened = container_of(ws, ref)
+    endpoint, state = await asyncio.to_thread(opened.__enter__)
+    try:
+        async for line in streams.stderr_lines(endpoint, state.id, follow=follow, tail=tail):
+            yield redactor.redact(line)
+    finally:
+        await asyncio.to_thread(opened.__exit__, None, None, None)
 
 
 @dataclass
@@ -156,11 +162,7 @@ def call_tool(ws: Workspace, target: str, arguments: dict[str, Any], timeout: fl
         raise NotFound(f"{ref.label} has no tool {tool!r}; 'tbx tools list {ref.label}' shows its tools")
     redactor = redactor_for(ws, ref.server)
     limit = timeout or ws.settings.runtime.call_timeout
-    endpoint, state = container_of(ref)
-    if not state.running:
-        raise ServerUnavailable(f"server {ref.label} is {state.status}; 'tbx server start {ref.label}'")
-
-    async def run() -> CallOutcome:
+    async def run(endpoint: Endpoint, state: ContainerState) -> CallOutcome:
         async with mcp_session(endpoint, state.id, redactor=redactor, label=f"server {ref.label}",
                                capture=capture) as session:
             started = time.perf_counter()
@@ -172,7 +174,10 @@ def call_tool(ws: Workspace, target: str, arguments: dict[str, Any], timeout: fl
 
     decision, detail = "error", {"arguments": argument_digest(arguments, redactor)}
     try:
-        outcome = asyncio.run(run())
+        with container_of(ws, ref) as (endpoint, state):
+            if not state.running:
+                raise ServerUnavailable(f"server {ref.label} is {state.status}; 'tbx server start {ref.label}'")
+            outcome = asyncio.run(run(endpoint, state))
         decision = "error" if outcome.result.is_error else "ok"
         detail["duration_ms"] = round(outcome.duration_ms, 2)
         return outcome

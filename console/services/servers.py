@@ -65,7 +65,13 @@ def resolve(ws: Workspace, target: str) -> ServerRef:
     return ServerRef(toolbox, server)
 
 
-def engine_for(toolbox: Toolbox) -> Engine:
+def engine_for(ws: Workspace, toolbox: Toolbox) -> Engine:
+    """The Docker engine of a toolbox: the local one, or a remote one through SSH (the
+    returned engine owns the tunnel; close it when done)."""
+    if toolbox.is_remote:
+        from console.remote.links import remote_engine
+
+        return remote_engine(ws, toolbox)
     return Engine(toolbox.engine_endpoint)
 
 
@@ -245,7 +251,7 @@ def add_server(
         desired_state=DesiredState.RUNNING,
     )
     ref = ServerRef(box, server)
-    engine = engine_for(box)
+    engine = engine_for(ws, box)
     try:
         progress(f"preparing image for {entry.id}")
         server.image = ensure_image(ws, engine, entry, progress)
@@ -290,7 +296,7 @@ def start_server(ws: Workspace, target: str, progress: Progress | None = None) -
     """Start (re-creating the container if Docker lost it) and re-discover tools."""
     progress = progress or _quiet
     ref = resolve(ws, target)
-    engine = engine_for(ref.toolbox)
+    engine = engine_for(ws, ref.toolbox)
     used = None
     try:
         state = engine.find(ref.server.id)
@@ -328,9 +334,9 @@ def _image_present(engine: Engine, image: str | None) -> bool:
         return False
 
 
-def _on_container(ref: ServerRef, action: Callable[[Engine, str], None]) -> None:
+def _on_container(ws: Workspace, ref: ServerRef, action: Callable[[Engine, str], None]) -> None:
     """Apply ``action`` to the server's container, if Docker still has one."""
-    engine = engine_for(ref.toolbox)
+    engine = engine_for(ws, ref.toolbox)
     try:
         state = engine.find(ref.server.id)
         if state is not None:
@@ -341,13 +347,13 @@ def _on_container(ref: ServerRef, action: Callable[[Engine, str], None]) -> None
 
 def stop_server(ws: Workspace, target: str) -> None:
     ref = resolve(ws, target)
-    _on_container(ref, Engine.stop)
+    _on_container(ws, ref, Engine.stop)
     _set_desired(ws, ref, DesiredState.STOPPED, "server.stop")
 
 
 def restart_server(ws: Workspace, target: str) -> DiscoveryOutcome:
     ref = resolve(ws, target)
-    engine = engine_for(ref.toolbox)
+    engine = engine_for(ws, ref.toolbox)
     try:
         state = engine.find(ref.server.id)
         if state is None:
@@ -369,14 +375,14 @@ def recreate_server(ws: Workspace, target: str, progress: Progress | None = None
     """A new container from the vault's current settings and tokens. The server keeps
     its id, so its tools, pins and grants stay as they were."""
     ref = resolve(ws, target)
-    _on_container(ref, Engine.remove)
+    _on_container(ws, ref, Engine.remove)
     return start_server(ws, target, progress)
 
 
 def remove_server(ws: Workspace, target: str) -> dict[str, int]:
     """Remove the container, then the server with its tools, secrets and grants."""
     ref = resolve(ws, target)
-    _on_container(ref, Engine.remove)
+    _on_container(ws, ref, Engine.remove)
     with ws.change() as change:
         repos, sid = change.repos, ref.server.id
         counts = {
@@ -395,7 +401,7 @@ def reconcile(ws: Workspace, toolbox: str, progress: Progress | None = None) -> 
     re-create lost containers, remove containers of ours that no server owns."""
     progress = progress or _quiet
     box = ws.repos.toolboxes.require(toolbox)
-    engine = engine_for(box)
+    engine = engine_for(ws, box)
     actions: list[str] = []
     try:
         containers = {c.labels.get(LABEL_SERVER, ""): c for c in engine.managed(box.id)}

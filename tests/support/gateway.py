@@ -85,7 +85,7 @@ class RunningGateway:
 
 @asynccontextmanager
 async def agent(url: str, token: str, endpoint: str = "/mcp",
-                on_message: Callable[[Any], Any] | None = None) -> AsyncIterator[Client]:
+                on_message: Callable[[Any], Any] | None = None, verify: Any = True) -> AsyncIterator[Client]:
     """An MCP client of an agent, the way agents connect: Streamable HTTP, bearer token."""
 
     async def handler(message: Any) -> None:
@@ -93,7 +93,7 @@ async def agent(url: str, token: str, endpoint: str = "/mcp",
             on_message(message)
 
     async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30.0) as http,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30.0, verify=verify) as http,
         Client(streamable_http_client(url + endpoint, http_client=http), mode="legacy",
                message_handler=handler) as client,
     ):

@@ -1,0 +1,1 @@
+"""Remote toolboxes: DigitalOcean droplets (python-digitalocean) and the SSH layer (asyncssh)."""

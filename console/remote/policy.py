@@ -1,0 +1,120 @@
+"""What a toolbox's own gateway gets to know: the policy for that toolbox, nothing more.
+
+The remote gateway is the ordinary gateway (``tbx gateway serve``) running next to the
+servers, reading an ordinary vault — a *mirror* vault the console keeps per remote
+toolbox, holding only that toolbox, its servers and tools, the agents granted into it
+(token hashes only), their grants, and the secrets it needs to redact its servers'
+output. No other toolbox, connection, app registration or audit key of the user's
+vault ever leaves the machine. The mirror is re-written and shipped whenever what it
+would hold changes; the gateway follows the file as it follows any vault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from console.oauth.tokens import TOKEN_SET_PREFIX
+from console.paths import Paths
+from console.vault import KeySource
+from console.workspace import Workspace
+
+Tables = dict[str, dict[str, Any]]
+MIRRORED = ("toolboxes", "servers", "tools", "agents", "toolbox_grants", "tool_grants", "secrets")
+GATEWAY_PORT = 8443
+REMOTE_ROOT = "/var/lib/tbx"
+
+
+def policy_tables(tables: Tables, toolbox_id: str) -> Tables:
+    """The slice of the user's vault one toolbox's gateway needs (pure)."""
+    box = dict(tables.get("toolboxes", {}).get(toolbox_id) or {})
+    if not box:
+        raise KeyError(toolbox_id)
+    # On the droplet the engine is the local one the container is given.
+    box.update(kind="local", engine_endpoint=None, ssh_target=None, ssh_host_key=None)
+    servers = {k: v for k, v in tables.get("servers", {}).items() if v["toolbox"] == toolbox_id}
+    box_grants = {k: v for k, v in tables.get("toolbox_grants", {}).items() if v["toolbox"] == toolbox_id}
+    granted = {g["agent"] for g in box_grants.values()}
+    secret_ids = {sid for s in servers.values() for sid in s.get("secret_refs", {}).values()}
+    connections = tables.get("connections", {})
+    for server in servers.values():
+        token = (connections.get(server.get("connection") or "") or {}).get("token_secret")
+        if token:
+            secret_ids.add(token)
+    secrets = {k: v for k, v in tables.get("secrets", {}).items() if k in secret_ids}
+    return {
+        "toolboxes": {toolbox_id: box},
+        "servers": {k: {**v, "connection": None} for k, v in servers.items()},
+        "tools": {k: v for k, v in tables.get("tools", {}).items() if v["server"] in servers},
+        "agents": {k: v for k, v in tables.get("agents", {}).items() if k in granted},
+        "toolbox_grants": box_grants,
+        "tool_grants": {k: v for k, v in tables.get("tool_grants", {}).items()
+                        if v["server"] in servers and v["agent"] in granted},
+        "secrets": {k: {**v, "name": v["name"] if v["name"].startswith(TOKEN_SET_PREFIX) else f"server/{k}"}
+                    for k, v in secrets.items()},
+    }
+
+
+def digest(tables: Tables) -> str:
+    return hashlib.sha256(json.dumps(tables, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """The console-side copy of one remote toolbox's gateway home (``TBX_HOME`` layout)."""
+
+    root: Path
+    passphrase: str
+
+    @property
+    def paths(self) -> Paths:
+        return Paths(data_dir=self.root, config_dir=self.root / "config", state_dir=self.root / "state",
+                     cache_dir=self.root / "cache")
+
+    def open(self) -> Workspace:
+        paths = self.paths
+        if not paths.vault.exists():
+            paths.ensure()
+            return Workspace.create(paths, KeySource(passphrase=self.passphrase))
+        return Workspace.open(paths, lambda _reason: self.passphrase)
+
+    def write(self, tables: Tables) -> bool:
+        """Bring the mirror vault to ``tables``; returns whether anything changed."""
+        mirror = self.open()
+        current = {name: mirror.tables().get(name, {}) for name in MIRRORED}
+        if digest(current) == digest(tables):
+            return False
+        # A bare transaction: the mirror's own audit log stays empty, the gateway's
+        # records on the toolbox are the only ones chained with the mirror's key.
+        with mirror.vault.transaction() as db:
+            data = db.storage.read() or {}
+            db.storage.write({**data, **tables})
+        return True
+
+    def installed(self) -> str | None:
+        """Digest of the policy the toolbox last confirmed it has."""
+        try:
+            return (self.root / "installed").read_text().strip()
+        except OSError:
+            return None
+
+    def mark_installed(self, policy_digest: str) -> None:
+        tmp = self.root / "installed.tmp"
+        tmp.write_text(policy_digest)
+        tmp.replace(self.root / "installed")
+
+    def write_config(self, host: str, port: int) -> Path:
+        text = (
+            "[gateway]\n"
+            f"host = {json.dumps(host)}\n"
+            f"port = {port}\n"
+            f"allowed_hosts = {json.dumps([host])}\n"
+            "policy_poll_seconds = 0.25\n"
+        )
+        path = self.paths.config_file
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(text, encoding="utf-8")
+        return path

@@ -1,0 +1,94 @@
+"""A DigitalOcean that is a simulator whose droplets are real OpenSSH servers on loopback
+addresses, with this machine's Docker engine behind them."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import pytest
+
+from console.remote.cloudinit import READY_MARKER
+from console.remote.deploy import LABEL_GATEWAY_OF
+from console.runtime.containers import LABEL_TOOLBOX
+from console.services import remote_toolboxes as remote
+from console.workspace import Workspace
+from tests.support.do_sim import DigitalOceanSim
+from tests.support.sshd import Sshd
+
+TOKEN = "dop_v1_canary_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+
+
+@dataclass
+class Cloud:
+    sim: DigitalOceanSim
+    hosts: dict[int, Sshd] = field(default_factory=dict)
+
+    def sshd_of(self, droplet_id: int) -> Sshd:
+        return self.hosts[droplet_id]
+
+
+def _toolbox_id(droplet: dict) -> str | None:
+    for tag in droplet.get("tags", []):
+        if tag.startswith("tbx-toolbox-"):
+            return tag.removeprefix("tbx-toolbox-")
+    return None
+
+
+def wipe_toolbox(toolbox_id: str) -> None:
+    """What destroying a droplet does to what ran on it (here: this machine's engine)."""
+    client = docker.from_env()
+    for label in (f"{LABEL_TOOLBOX}={toolbox_id}", f"{LABEL_GATEWAY_OF}={toolbox_id}"):
+        for container in client.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True)
+    shutil.rmtree(f"/var/lib/tbx/{toolbox_id}", ignore_errors=True)
+
+
+@pytest.fixture
+def cloud(docker_engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:  # noqa: ANN001
+    if os.getuid() != 0:
+        pytest.fail("the droplet simulation runs sshd on port 22 of loopback addresses: run the tests as root")
+    # A /24 of loopback per test run, so droplets of runs that overlap never share an address.
+    net = random.randint(20, 250)
+    addresses = (f"127.{net}.{n // 250}.{n % 250 + 2}" for n in itertools.count())
+    cloud = Cloud(sim=None)  # type: ignore[arg-type]
+
+    def provision(droplet: dict) -> str:
+        ip = next(addresses)
+        sshd = Sshd(cloud.sim.public_keys_of(droplet), host=ip, port=22)
+        sshd.start()
+        cloud.hosts[droplet["id"]] = sshd
+        # cloud-init's last step on a real droplet.
+        Path(READY_MARKER).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        Path(READY_MARKER).touch()
+        return ip
+
+    def deprovision(droplet: dict) -> None:
+        sshd = cloud.hosts.pop(droplet["id"], None)
+        if sshd is not None:
+            sshd.close()
+        toolbox_id = _toolbox_id(droplet)
+        if toolbox_id:
+            wipe_toolbox(toolbox_id)
+
+    with DigitalOceanSim(token=TOKEN, provision=provision, deprovision=deprovision) as sim:
+        sim.active_after = 0.2
+        cloud.sim = sim
+        monkeypatch.setenv("DIGITALOCEAN_END_POINT", sim.endpoint)
+        try:
+            yield cloud
+        finally:
+            for droplet_id in list(cloud.hosts):
+                deprovision({"id": droplet_id, "tags": sim.droplets.get(droplet_id, {}).get("tags", [])})
+
+
+@pytest.fixture
+def cloud_ws(workspace: Workspace, cloud: Cloud) -> Workspace:
+    remote.set_api_token(workspace, TOKEN)
+    return workspace
