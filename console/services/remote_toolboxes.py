@@ -220,13 +220,17 @@ class Synced:
     pushed: bool
     push_seconds: float
     pulled: int
+    recreated: tuple[str, ...] = ()
 
 
 def sync(ws: Workspace, toolbox: Toolbox, tunnel: Tunnel | None = None) -> Synced:
-    """Push the policy if it changed, pull the gateway's new audit records."""
+    """Push the policy if it changed, pull the gateway's new audit records, and give
+    servers whose connection token is about to expire a container with a fresh one (the
+    gateway on the toolbox holds no OAuth app or refresh token, so the console does it)."""
     from console.remote.audit_pull import pull_audit
     from console.remote.deploy import push_policy
     from console.remote.links import open_tunnel
+    from console.services.connection_upkeep import keep_fresh
 
     own = tunnel is None
     link = tunnel or open_tunnel(ws, toolbox)
@@ -236,7 +240,8 @@ def sync(ws: Workspace, toolbox: Toolbox, tunnel: Tunnel | None = None) -> Synce
     finally:
         if own:
             link.close()
-    return Synced(toolbox.name, pushed.changed, pushed.seconds, pulled)
+    recreated = keep_fresh(ws, {toolbox.id}) if any(s.connection for s in ws.repos.servers.in_toolbox(toolbox.id)) else []
+    return Synced(toolbox.name, pushed.changed, pushed.seconds, pulled, tuple(recreated))
 
 
 def sync_all(ws: Workspace, progress: Progress | None = None) -> list[Synced]:
