@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keyring  # noqa: E402
 from mcp import Client  # noqa: E402
 
+from bench.runtime import timed_calls  # noqa: E402
 from console.catalog import load_catalog  # noqa: E402
 from console.paths import resolve_paths  # noqa: E402
 from console.remote.cloudinit import READY_MARKER  # noqa: E402
@@ -55,16 +56,6 @@ logging.getLogger("mcp").setLevel(logging.CRITICAL)  # a client closed mid-strea
 
 def pct(samples: list[float], q: float) -> float:
     return sorted(samples)[min(len(samples) - 1, int(q * len(samples)))] * 1000
-
-
-async def timed_calls(client: Client, count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        started = time.perf_counter()
-        result = await client.call_tool("get_current_time", {"timezone": "UTC"})
-        samples.append(time.perf_counter() - started)
-        assert not result.is_error
-    return samples
 
 
 async def latency(local: Endpoint, forwarded: Endpoint, container_id: str, calls: int) -> list[str]:

@@ -16,24 +16,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import random
-import re
 import secrets
 import socket
-import stat
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
-from console.errors import TbxError, UsageError
+from console.remote.sshbase import (  # noqa: F401 - re-exported: callers import these from here
+    CommandResult,
+    HostKeyChanged,
+    LinkStatus,
+    SshAuthFailed,
+    SshError,
+    SshLinkDown,
+    SshTarget,
+    SshUnreachable,
+    import_client_key,
+    import_pin,
+    public_key_line,
+)
 from console.remote.sshkeys import fingerprint
+
+if TYPE_CHECKING:
+    from console.remote.forward import UnixForward
 
 log = logging.getLogger(__name__)
 
@@ -51,113 +61,6 @@ _HOST_KEY_ALGS = [
     "rsa-sha2-256",
 ]
 
-
-# -- targets -----------------------------------------------------------------------------
-
-_TARGET = re.compile(r"^(?P<user>[A-Za-z_][A-Za-z0-9_.-]{0,31})@(?P<host>[^@:\s/]+)(?::(?P<port>[0-9]{1,5}))?$")
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
-
-@dataclass(frozen=True)
-class SshTarget:
-    user: str
-    host: str
-    port: int = 22
-
-    @classmethod
-    def parse(cls, text: str) -> SshTarget:
-        """``user@host[:port]`` with an IPv4 address or a DNS name."""
-        match = _TARGET.match(text.strip())
-        if not match:
-            raise UsageError(f"bad SSH target {text!r}: use USER@HOST[:PORT], e.g. root@203.0.113.7")
-        host = match["host"]
-        if re.fullmatch(r"[0-9.]+", host):
-            try:
-                ipaddress.IPv4Address(host)
-            except ValueError:
-                raise UsageError(f"bad SSH target {text!r}: {host} is not an IPv4 address") from None
-        elif len(host) > 253 or not all(_LABEL.match(label) for label in host.rstrip(".").split(".")):
-            raise UsageError(f"bad SSH target {text!r}: {host} is not a valid host name")
-        port = int(match["port"]) if match["port"] else 22
-        if not 1 <= port <= 65535:
-            raise UsageError(f"bad SSH target {text!r}: port must be 1-65535")
-        return cls(match["user"], host, port)
-
-    def __str__(self) -> str:
-        return f"{self.user}@{self.host}" + (f":{self.port}" if self.port != 22 else "")
-
-
-# -- errors ------------------------------------------------------------------------------
-
-
-class SshError(TbxError):
-    """The SSH link failed; the message names the host and what to do."""
-
-
-class SshUnreachable(SshError):
-    """No SSH server answered, or the handshake failed."""
-
-
-class SshAuthFailed(SshError):
-    """The server refused the toolbox's key."""
-
-
-class SshLinkDown(SshError):
-    """The link is not up (and did not come back in time) for an operation."""
-
-
-class HostKeyChanged(SshError):
-    """The server presented a host key other than the pinned one. Never retried."""
-
-    def __init__(self, target: SshTarget, pinned_key: str, presented_key: str) -> None:
-        self.target = target
-        self.pinned_key = pinned_key
-        self.presented_key = presented_key
-        self.pinned_fingerprint = fingerprint(pinned_key)
-        self.presented_fingerprint = fingerprint(presented_key)
-        super().__init__(
-            f"the SSH host key of {target} changed: pinned {self.pinned_fingerprint}, server presented "
-            f"{self.presented_fingerprint}; refusing to connect. If the host was rebuilt, check the new "
-            f"fingerprint on its console and re-pin it; otherwise someone may be intercepting the connection"
-        )
-
-
-class LinkStatus(StrEnum):
-    CONNECTING = "connecting"
-    UP = "up"
-    RECONNECTING = "reconnecting"
-    DOWN = "down"
-    """Closed, or gave up: the first connection failed or the server stopped accepting the key."""
-    REFUSED = "refused"
-    """The host key changed: never retried."""
-
-
-class CommandResult(NamedTuple):
-    exit_status: int
-    """The command's exit code; negative for a signal, as in ``subprocess``."""
-    stdout: str
-    stderr: str
-
-
-def public_key_line(key: asyncssh.SSHKey) -> str:
-    return key.export_public_key("openssh").decode("ascii").strip()
-
-
-def import_client_key(private_key: str) -> asyncssh.SSHKey:
-    """The vault's private key text as a key object. Errors never quote the text."""
-    try:
-        return asyncssh.import_private_key(private_key)
-    except Exception:  # noqa: BLE001 - any parse failure reads the same, and must not echo the key
-        raise UsageError(
-            "the toolbox's SSH private key is not a valid unencrypted OpenSSH key; generate a new key pair"
-        ) from None
-
-
-def import_pin(public_key: str) -> asyncssh.SSHKey:
-    try:
-        return asyncssh.import_public_key(public_key)
-    except (asyncssh.KeyImportError, ValueError):
-        raise UsageError(f"the pinned host key is not an OpenSSH public key line: {public_key[:40]!r}") from None
 
 
 def _reason(exc: BaseException) -> str:
@@ -536,207 +439,8 @@ class SshLink:
 
     async def forward_unix(self, local_path: str | Path, remote_path: str = DOCKER_SOCKET) -> UnixForward:
         """Serve ``local_path`` (0600, in a 0700 directory) as a stand-in for ``remote_path``."""
+        from console.remote.forward import UnixForward
+
         forward = UnixForward(self, Path(local_path), remote_path)
         await forward.start()
         return forward
-
-
-# -- unix socket forwarding --------------------------------------------------------------
-
-
-def prepare_socket_dir(directory: Path) -> None:
-    """Create ``directory`` private to us, or check an existing one is ours and make it private."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = directory.stat()
-    if info.st_uid != os.getuid():
-        raise UsageError(f"socket directory {directory} belongs to another user; choose a directory of your own")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(directory, 0o700)
-
-
-def remove_stale_sockets(directory: Path) -> int:
-    """Delete sockets left by tunnels of processes that died (nobody accepts on them)."""
-    removed = 0
-    for path in directory.glob("*.sock"):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(str(path))
-        except ConnectionRefusedError:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed += 1
-        except OSError:
-            pass
-        finally:
-            probe.close()
-    return removed
-
-
-class _RemoteSide(asyncssh.SSHUNIXSession[bytes]):
-    def __init__(self, pipe: _Pipe) -> None:
-        self.pipe = pipe
-
-    def data_received(self, data: bytes, datatype: int | None) -> None:
-        self.pipe.to_local(data)
-
-    def eof_received(self) -> bool:
-        return self.pipe.remote_eof()
-
-    def pause_writing(self) -> None:
-        self.pipe.pause_local()
-
-    def resume_writing(self) -> None:
-        self.pipe.resume_local()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.pipe.close()
-
-
-class _Pipe(asyncio.Protocol):
-    """One accepted local connection and its SSH channel, piped both ways.
-
-    Flow control follows each side's buffers: a full SSH window pauses reading the local
-    socket and a full local socket pauses the channel. Half-closes pass through, which
-    Docker's hijacked attach connections rely on (stdin closes, stdout keeps flowing).
-    """
-
-    def __init__(self, forward: UnixForward) -> None:
-        self.forward = forward
-        self.transport: asyncio.Transport | None = None
-        self.chan: asyncssh.SSHUNIXChannel[bytes] | None = None
-        self.pending = bytearray()
-        self.local_eof = False
-        self.remote_eof_seen = False
-        self.closed = False
-        self._opening: asyncio.Task[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.forward.pipes.add(self)
-        # Held so the task is not garbage-collected mid-flight.
-        self._opening = asyncio.get_running_loop().create_task(self._open())
-
-    async def _open(self) -> None:
-        try:
-            chan = await self.forward.link._open_channel(lambda: _RemoteSide(self), self.forward.remote_path)
-        except SshError as exc:
-            log.warning("ssh forward %s: %s", self.forward.local_path.name, exc)
-            self.close()
-            return
-        if self.closed:
-            chan.close()
-            return
-        self.chan = chan
-        if self.pending:
-            chan.write(bytes(self.pending))
-            self.pending.clear()
-            assert self.transport is not None
-            self.transport.resume_reading()
-        if self.local_eof:
-            chan.write_eof()
-
-    # local socket → SSH channel
-    def data_received(self, data: bytes) -> None:
-        if self.chan is not None:
-            self.chan.write(data)
-            return
-        self.pending += data
-        if len(self.pending) > 1 << 20 and self.transport is not None:
-            self.transport.pause_reading()
-
-    def eof_received(self) -> bool:
-        self.local_eof = True
-        if self.chan is not None:
-            self.chan.write_eof()
-        # Keep the socket open for the engine's answer unless that side is done too.
-        return not self.remote_eof_seen
-
-    def pause_writing(self) -> None:
-        if self.chan is not None:
-            self.chan.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.chan is not None:
-            self.chan.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.close()
-
-    # SSH channel → local socket
-    def to_local(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def remote_eof(self) -> bool:
-        self.remote_eof_seen = True
-        if self.transport is not None and not self.transport.is_closing():
-            with contextlib.suppress(OSError, RuntimeError):
-                self.transport.write_eof()
-        if self.local_eof:
-            self.close()
-            return False
-        return True
-
-    def pause_local(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
-
-    def resume_local(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.forward.pipes.discard(self)
-        if self.chan is not None:
-            self.chan.close()
-        if self.transport is not None:
-            self.transport.close()
-
-
-class UnixForward:
-    """A local unix socket server standing in for a unix socket on the remote host.
-
-    The server is ours, not asyncssh's, so it outlives SSH connections: after a reconnect
-    new local connections ride the new SSH connection, and the path never changes.
-    Connections open while the link dropped are closed; their clients reconnect.
-    """
-
-    def __init__(self, link: SshLink, local_path: Path, remote_path: str) -> None:
-        self.link = link
-        self.local_path = local_path
-        self.remote_path = remote_path
-        self.pipes: set[_Pipe] = set()
-        self._server: asyncio.AbstractServer | None = None
-
-    def __repr__(self) -> str:
-        return f"UnixForward({self.local_path} -> {self.link.target}:{self.remote_path})"
-
-    @property
-    def endpoint(self) -> str:
-        return f"unix://{self.local_path}"
-
-    async def start(self) -> None:
-        if len(str(self.local_path).encode()) > _MAX_UNIX_PATH:
-            raise UsageError(
-                f"socket path {self.local_path} is too long for a unix socket; use a shorter socket directory"
-            )
-        prepare_socket_dir(self.local_path.parent)
-        with contextlib.suppress(FileNotFoundError):
-            self.local_path.unlink()
-        self._server = await asyncio.get_running_loop().create_unix_server(lambda: _Pipe(self), str(self.local_path))
-        # The 0700 directory already keeps others out; 0600 keeps the socket itself honest.
-        os.chmod(self.local_path, 0o600)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for pipe in tuple(self.pipes):
-                pipe.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-            self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            self.local_path.unlink()

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from console.remote.forward import UnixForward, remove_stale_sockets
 from console.remote.ssh import (
     DOCKER_SOCKET,
     CommandResult,
@@ -26,8 +27,6 @@ from console.remote.ssh import (
     SshLink,
     SshTarget,
     StatusHandler,
-    UnixForward,
-    remove_stale_sockets,
 )
 
 T = TypeVar("T")
