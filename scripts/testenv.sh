@@ -69,6 +69,20 @@ host_tools() {
 host_tools
 start_engine
 
+free_ssh_port() {
+  # The simulated droplets are sshd processes on port 22 of loopback addresses; a system
+  # sshd bound to 0.0.0.0:22 (started by the openssh-server package) would take it.
+  if ss -ltn 2>/dev/null | grep -qE '(0\.0\.0\.0|\*|\[::\]):22\b'; then
+    if [ "${CI:-}" = "true" ]; then
+      say "stopping the system sshd (port 22 is needed by the droplet simulation)"
+      service ssh stop >/dev/null 2>&1 || pkill -f '^sshd: /usr/sbin/sshd' || true
+    else
+      say "note: a system sshd listens on *:22; the droplet tests need port 22 on 127.x addresses"
+    fi
+  fi
+}
+free_ssh_port
+
 build_base_image() {
   if ! engine_ping; then return 0; fi  # already reported by start_engine
   scripts/base-image.sh >/dev/null || missing "the base image tbx-base:test could not be built (see .testenv/base-image.log)"
