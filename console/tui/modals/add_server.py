@@ -6,7 +6,7 @@ minute) runs in the Servers screen's worker, which shows its progress.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from rich.text import Text
@@ -19,6 +19,7 @@ from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from console.catalog.model import CatalogEntry
+from console.model import Connection
 from console.tui.widgets.add_server_form import AddRequest, AddServerForm, FormProblem, needs_summary
 
 
@@ -49,10 +50,13 @@ class AddServerModal(ModalScreen[AddRequest | None]):
     ]
 
     def __init__(self, toolbox: str, entries: list[CatalogEntry], *, taken: Callable[[str], bool],
-                 check_paths: bool) -> None:
+                 check_paths: bool, connections: Sequence[Connection] | None = None) -> None:
+        """``connections``: the OAuth accounts a server may be bound to (default: the
+        console's vault)."""
         super().__init__()
         self.toolbox, self.entries = toolbox, entries
         self.taken, self.check_paths = taken, check_paths
+        self.connections = connections
         self.current: CatalogEntry | None = None
 
     def compose(self) -> ComposeResult:
@@ -122,9 +126,16 @@ class AddServerModal(ModalScreen[AddRequest | None]):
             await form.mount(Static("no catalog entry matches", classes="muted"))
             form.border_title = None
             return
-        await form.mount(AddServerForm(entry, taken=self.taken, check_paths=self.check_paths))
+        await form.mount(AddServerForm(entry, taken=self.taken, check_paths=self.check_paths,
+                                       connections=self._connections()))
         form.border_title = f"{entry.title} — needs"
         form.scroll_home(animate=False)
+
+    def _connections(self) -> Sequence[Connection]:
+        if self.connections is None:
+            backend = getattr(self.app, "backend", None)
+            self.connections = list(backend.workspace.repos.connections) if backend is not None else []
+        return self.connections
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "add":

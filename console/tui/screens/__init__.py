@@ -33,4 +33,5 @@ SCREENS: tuple[ScreenSpec, ...] = (
     ScreenSpec("agents", "5", "Agents", "console.tui.screens.agents:AgentsScreen"),
     ScreenSpec("audit", "6", "Audit", "console.tui.screens.audit:AuditScreen"),
     ScreenSpec("try", "7", "Try", "console.tui.screens.try_tool:TryScreen"),
+    ScreenSpec("connections", "8", "Connections", "console.tui.screens.connections:ConnectionsScreen"),
 )

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.worker import Worker
 
 from console.tui.messages import VaultChanged
 from console.workspace import Workspace
@@ -45,6 +46,11 @@ class ConsoleScreen(Screen):
 
     def on_vault_changed(self, _message: VaultChanged) -> None:
         self.reload()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Worker state messages go to the node that started the worker and do not
+        # bubble: hand them to the app, which reports failures the same way everywhere.
+        self.console.on_worker_state_changed(event)
 
     def reload(self) -> None:
         """Re-read what this screen shows from the (in-memory) vault. Must be quick."""

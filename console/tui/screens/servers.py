@@ -27,6 +27,7 @@ from console.tui.widgets.server_detail import ServerDetail
 from console.tui.widgets.server_log import TailLog
 from console.tui.widgets.server_stats_feed import StatsFeed
 from console.tui.widgets.server_table import ServerTable, ToolCounts, pending_row, server_row
+from console.tui.widgets.toolbox_link import engine_live, link_note
 
 if TYPE_CHECKING:
     from console.model import Toolbox
@@ -93,6 +94,8 @@ class ServersScreen(ConsoleScreen):
     def on_mount(self) -> None:
         self.query_one("#activity", Log).border_title = "activity"
         self.console.health_signal.subscribe(self, self._on_health)
+        self.console.link_signal.subscribe(self, lambda state: self._refresh_soon() if self.box and
+                                           state.toolbox_id == self.box.id and self.is_active else None)
         self.watch(self.console, "toolbox_name", lambda _name: self.reload(), init=False)
         if self.console.live:
             self.set_interval(self.backend.settings.tui.refresh_seconds, self.refresh_live)
@@ -124,8 +127,13 @@ class ServersScreen(ConsoleScreen):
         tools = self.tools.get(server_id, [])
         return ToolCounts(sum(1 for t in tools if t.exposable), len(tools))
 
+    @property
+    def live(self) -> bool:
+        """Live data from the engine: a remote toolbox's only while its SSH link is up."""
+        return self.box is not None and engine_live(self.console, self.box)
+
     def _rows(self) -> list[tuple[str, tuple]]:
-        app, live = self.app, self.console.live
+        app, live = self.app, self.live
         wanted = self.query_one("#filter", Input).value.strip().lower()
         rows = []
         for server in sorted(self.servers.values(), key=lambda s: s.name):
@@ -145,7 +153,7 @@ class ServersScreen(ConsoleScreen):
         """One refresh: follow the right stats streams (only while this screen is shown),
         then update the changed cells and return how many. Under a modal, or hidden, the
         table is left alone unless ``force``d (a vault reload)."""
-        if self.console.live and self.box is not None and self.is_current:
+        if self.box is not None and self.is_current:
             self._follow_stats()
         if not force and not self.is_active:
             return 0
@@ -162,18 +170,24 @@ class ServersScreen(ConsoleScreen):
             return f"toolbox {name} has no servers yet: press a to add one from the catalog"
         running = sum(1 for s in self.servers.values() if s.desired_state is DesiredState.RUNNING)
         adding = f", {len(self.adding)} being added" if self.adding else ""
-        return f"toolbox {name} · {len(self.servers)} server(s), {running} meant to run{adding} · t: another toolbox"
+        note = link_note(self.console, self.box)
+        return (f"toolbox {name} · {len(self.servers)} server(s), {running} meant to run{adding} · "
+                f"{note + ' · ' if note else ''}t: another toolbox")
 
     def _follow_stats(self) -> None:
         from console.runtime.enginehttp import Endpoint
 
+        assert self.box is not None
+        if not self.live:
+            self.feed.stop()
+            return
         running = {}
         for server_id in self.servers:
             health = self.console.health(server_id)
             if health is not None and health.state == "running" and health.container_id:
                 running[server_id] = health.container_id
-        assert self.box is not None
-        self.feed.sync(Endpoint.parse(self.box.engine_endpoint), running)
+        remote = self.console.link_endpoint(self.box.id) if self.box.is_remote else None
+        self.feed.sync(Endpoint.parse(remote or self.box.engine_endpoint), running)
 
     def _on_health(self, health: Health) -> None:
         """A supervisor change. A new state or health word shows at once (coalesced over
@@ -205,7 +219,7 @@ class ServersScreen(ConsoleScreen):
 
     def _show_selected(self) -> None:
         detail = self.query_one(ServerDetail)
-        server, live = self.selected, self.console.live
+        server, live = self.selected, self.live
         health = self.console.health(server.id) if server and live else None
         detail.show_vault(server, self.tools.get(server.id, []) if server else [])
         token: object = None
@@ -285,7 +299,7 @@ class ServersScreen(ConsoleScreen):
         try:
             server = add_server(self.ws, toolbox, request.entry, name=request.name, env=request.env,
                                 secrets=request.secrets, mounts=request.mounts, limits=request.limits,
-                                progress=progress)
+                                connection=request.connection, progress=progress)
         except Exception as exc:
             self.app.call_from_thread(self._finished, request.name, f"{request.name}: failed: {exc}", None)
             raise

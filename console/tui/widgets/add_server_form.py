@@ -6,7 +6,7 @@ or the first problem, worded so the user knows which field to fix.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,8 @@ from textual.widgets import Checkbox, Input, Label, Static
 
 from console.catalog.model import CatalogEntry
 from console.errors import UsageError
-from console.model import Limits, Mount, check_name
+from console.model import Connection, Limits, Mount, check_name
+from console.tui.widgets.connection_picker import ConnectionPicker, binding_problem
 
 
 @dataclass
@@ -32,6 +33,8 @@ class AddRequest:
     """Secret values, only ever handed to ``add_server`` (which puts them in the vault)."""
     mounts: list[Mount] = field(default_factory=list)
     limits: Limits | None = None
+    connection: str | None = None
+    """Id of the OAuth connection the server acts as (its token is injected at start)."""
 
 
 class FormProblem(Exception):
@@ -85,11 +88,14 @@ class AddServerForm(Vertical):
     AddServerForm .limits-row Vertical { height: auto; width: 1fr; }
     """
 
-    def __init__(self, entry: CatalogEntry, *, taken: Callable[[str], bool], check_paths: bool) -> None:
+    def __init__(self, entry: CatalogEntry, *, taken: Callable[[str], bool], check_paths: bool,
+                 connections: Sequence[Connection] = ()) -> None:
         """``taken(name)`` says whether the toolbox has a server of that name already;
-        ``check_paths``: mount sources are folders on this machine (a local toolbox)."""
+        ``check_paths``: mount sources are folders on this machine (a local toolbox);
+        ``connections``: the user's OAuth accounts (those of the entry's provider are offered)."""
         super().__init__()
         self.entry, self.taken, self.check_paths = entry, taken, check_paths
+        self.connections = list(connections)
 
     def compose(self) -> ComposeResult:
         entry = self.entry
@@ -102,15 +108,17 @@ class AddServerForm(Vertical):
         for var in entry.env:
             yield Label(_label(var.name, var.required, var.description, var.default))
             yield Input(value=var.default or "", id=f"env-{var.name}")
+        if entry.oauth:
+            yield from self._account()
+        token = entry.oauth.token_env if entry.oauth else None
         if entry.secrets:
             yield Static("Secrets (kept in the encrypted vault, never shown again)", classes="form-section")
         for var in entry.secrets:
-            yield Label(_label(var.name, var.required, var.description))
+            if var.name == token and self._offered():
+                yield Label(_label(var.name, False, "only without a connection: a token you made yourself"))
+            else:
+                yield Label(_label(var.name, var.required, var.description))
             yield Input(password=True, id=f"secret-{var.name}", placeholder="typed masked")
-        if entry.oauth:
-            yield Static(Text(f"Signs in with {entry.oauth.provider} ({', '.join(entry.oauth.scopes) or 'no scopes'}). "
-                              "Binding an OAuth connection comes later; until then give the token as the secret."),
-                         classes="form-note")
         if entry.mounts:
             yield Static("Folders from this machine", classes="form-section")
         for index, need in enumerate(entry.mounts):
@@ -128,6 +136,31 @@ class AddServerForm(Vertical):
                 with Vertical():
                     yield Label(label)
                     yield Input(value=value, id=f"limit-{key}")
+
+    def _account(self) -> ComposeResult:
+        """The connection to bind, or why there is none to pick."""
+        need = self.entry.oauth
+        assert need is not None
+        yield Static("Account", classes="form-section")
+        scopes = ", ".join(need.scopes) or "no scopes"
+        if self._offered():
+            yield Static(Text(f"Signs in with {need.provider} ({scopes}). The server acts as the connection you "
+                              "pick; its token is refreshed for it."), classes="form-needs")
+            yield Label(_label("connection", False, "or none, and give a token below"))
+            yield ConnectionPicker(self.connections, need, id="connection")
+        else:
+            instead = (f"give a token as the secret {need.token_env}" if need.token_env else
+                       "mount a folder with the credentials file")
+            yield Static(Text(f"Signs in with {need.provider} ({scopes}). No {need.provider} connection yet: connect "
+                              f"one on Connections (8) and bind it here, or {instead}."), classes="form-note")
+
+    def _offered(self) -> bool:
+        need = self.entry.oauth
+        return need is not None and any(c.provider == need.provider for c in self.connections)
+
+    def _connection(self) -> Connection | None:
+        pickers = self.query(ConnectionPicker)
+        return pickers.first().chosen if pickers else None
 
     def _free_name(self) -> str:
         """The catalog id, or ``id-2``, ``id-3``... when the toolbox has that name already."""
@@ -156,14 +189,24 @@ class AddServerForm(Vertical):
                 raise FormProblem(f"{var.name} is required: {var.description or 'give a value'}", f"env-{var.name}")
             if value:
                 env[var.name] = value
+        connection = self._connection()
+        token = entry.oauth.token_env if entry.oauth else None
         secrets = {}
         for var in entry.secrets:
             value = self.query_one(f"#secret-{var.name}", Input).value
-            if var.required and not value:
-                raise FormProblem(f"{var.name} is required: {var.description or 'give a value'}",
-                                  f"secret-{var.name}")
+            if var.required and not value and not (connection and var.name == token):
+                why = f"pick a connection above, or give a token: {var.description}" if var.name == token else (
+                    var.description or "give a value")
+                raise FormProblem(f"{var.name} is required: {why}", f"secret-{var.name}")
             if value:
                 secrets[var.name] = value
+        if connection is not None and entry.oauth is not None:
+            if token and token in secrets:
+                raise FormProblem(f"give either a connection or a token as {token}, not both: empty one of them",
+                                  f"secret-{token}")
+            problem = binding_problem(connection, entry.oauth, entry.id)
+            if problem:
+                raise FormProblem(problem, "connection")
         mounts = []
         for index, need in enumerate(entry.mounts):
             source = self._value(f"mount-{index}")
@@ -179,7 +222,12 @@ class AddServerForm(Vertical):
                 raise FormProblem(f"{path} is not a folder on this machine", f"mount-{index}")
             read_only = self.query_one(f"#ro-{index}", Checkbox).value
             mounts.append(Mount(source=str(path), target=need.target, read_only=read_only))
-        return AddRequest(entry, name, env, secrets, mounts, self._limits())
+        if entry.oauth and entry.oauth.token_file and connection is None and not mounts:
+            raise FormProblem(f"{entry.id} signs in with {entry.oauth.provider}: pick a connection, or give the "
+                              "folder with its credentials file", "connection" if self.query(ConnectionPicker)
+                              else "mount-0")
+        return AddRequest(entry, name, env, secrets, mounts, self._limits(),
+                          connection.id if connection is not None else None)
 
     def _limits(self) -> Limits:
         raw = {"cpus": self._value("limit-cpus"), "memory_mb": self._value("limit-memory"),

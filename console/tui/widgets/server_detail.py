@@ -16,6 +16,7 @@ from textual.containers import Vertical, VerticalScroll
 from console.tui.widgets.tabs import SteppedTabs
 from textual.widgets import Static, TabbedContent, TabPane
 
+from console.tui.widgets.connection_format import connection_label
 from console.tui.widgets.server_log import ServerLog
 from console.tui.widgets.server_stats import ServerStats
 from console.tui.widgets.trust_badge import muted, trust_text
@@ -54,8 +55,9 @@ def config_table(app: App, server: ServerInstance) -> Table:
     grid.add_row("mounts", mounts if mounts else muted(app, "none"))
     oauth = spec.get("oauth")
     if oauth:
-        bound = server.connection or "none bound yet (connections come later; the token is a secret for now)"
-        grid.add_row("OAuth", f"{oauth.get('provider')} ({', '.join(oauth.get('scopes', []))}) · connection: {bound}")
+        backend = getattr(app, "backend", None)
+        bound = connection_label(backend.workspace if backend is not None else None, server.connection)
+        grid.add_row("OAuth", Text(f"{oauth.get('provider')} ({', '.join(oauth.get('scopes', []))}) · {bound}"))
     grid.add_row("wanted", server.desired_state.value)
     return grid
 
