@@ -90,8 +90,8 @@ class LoopbackListener:
         self._server.server_close()
 
     def wait(self, timeout: float) -> _Callback | None:
-        self._done.wait(timeout)
-        return self.result
+        """The callback once it came, else None after ``timeout`` seconds."""
+        return self.result if self._done.wait(timeout) else None
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(request.path)
@@ -135,8 +135,10 @@ def browser_flow(
     opener: Opener = open_system_browser,
     on_url: Callable[[str], None] | None = None,
     timeout: float = 300.0,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> TokenSet:
-    """Sign in through the browser; returns the token set or raises with what to do."""
+    """Sign in through the browser; returns the token set or raises with what to do.
+    ``cancelled`` is asked a few times a second: the user may give up waiting."""
     state = generate_token(32)
     verifier = generate_token(64) if client.spec.pkce else None
     with LoopbackListener(state) as listener:
@@ -144,7 +146,12 @@ def browser_flow(
         if on_url is not None:
             on_url(url)
         opener(url)
-        result = listener.wait(timeout)
+        deadline = time.monotonic() + timeout
+        result = None
+        while result is None and time.monotonic() < deadline:
+            if cancelled():
+                raise OAuthFlowError(f"{client.spec.title} sign-in cancelled; nothing was saved")
+            result = listener.wait(min(0.2, max(0.0, deadline - time.monotonic())))
         redirect_uri = listener.redirect_uri
     if result is None:
         raise FlowTimeout(f"no answer from the {client.spec.title} sign-in within {timeout:.0f} s; start it again")

@@ -116,7 +116,8 @@ def _sign_in(ws: Workspace, app: OAuthApp, scopes: list[str], how: SignIn) -> tu
         tokens = device_flow(client, scopes, show=how.show_code or (lambda _grant: None), **kwargs)
     else:
         tokens = browser_flow(client, scopes, opener=how.opener, on_url=how.on_url,
-                              timeout=how.timeout or ws.settings.oauth.browser_timeout)
+                              timeout=how.timeout or ws.settings.oauth.browser_timeout,
+                              cancelled=how.cancelled or (lambda: False))
     return tokens, client.account(tokens)
 
 

@@ -267,3 +267,17 @@ def test_oidc_provider_by_discovery(workspace: Workspace, provider: LocalOAuthPr
     connection, _ = svc.add_connection(workspace, "oidc:corp", None, browser_sign_in(browser))
     assert connection.account == "alice@example.test" and "openid" in connection.scopes
     assert svc.remove(workspace, connection.id) is True
+
+
+def test_an_abandoned_browser_sign_in_ends_at_once(workspace: Workspace, provider: LocalOAuthProvider) -> None:
+    import time
+
+    from console.oauth.client import OAuthFlowError
+
+    register(workspace, provider, "github")
+    started = time.monotonic()
+    with pytest.raises(OAuthFlowError, match="cancelled; nothing was saved"):
+        svc.add_connection(workspace, "github", None, svc.SignIn(
+            opener=lambda _url: True, timeout=60, cancelled=lambda: time.monotonic() - started > 0.3))
+    assert time.monotonic() - started < 5
+    assert workspace.repos.connections.all() == []

@@ -9,13 +9,10 @@ listener is woken at once so its port closes now rather than at the time-out.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 from rich.text import Text
 from textual import work
@@ -47,19 +44,6 @@ class Signed:
 
 def parse_scopes(raw: str) -> list[str]:
     return list(dict.fromkeys(raw.replace(",", " ").split()))
-
-
-def wake_listener(sign_in_url: str) -> None:
-    """Stop a browser sign-in that nobody will finish: send its loopback listener the one
-    redirect it waits for, with a state it refuses. Nothing is signed in by it."""
-    redirect = parse_qs(urlsplit(sign_in_url).query).get("redirect_uri", [""])[0]
-    parts = urlsplit(redirect)
-    if parts.scheme != "http" or parts.hostname != "127.0.0.1":
-        return
-    # Refused (it answers 400) or already gone: either way it waits no longer.
-    with contextlib.suppress(OSError):
-        urllib.request.urlopen(f"{redirect}?{urlencode({'state': 'abandoned', 'error': 'cancelled'})}",
-                               timeout=2).close()
 
 
 class ConnectModal(ModalScreen[Signed | None]):
@@ -106,7 +90,6 @@ class ConnectModal(ModalScreen[Signed | None]):
         self.url: str | None = None
         self.grant: DeviceGrant | None = None
         self._cancel = threading.Event()
-        self._url_lock = threading.Lock()
         self._signing_in = False
 
     # -- the form ------------------------------------------------------------------------------
@@ -229,12 +212,8 @@ class ConnectModal(ModalScreen[Signed | None]):
 
     def _on_url(self, url: str) -> None:
         """Worker thread: the sign-in address is ready, its listener is up."""
-        with self._url_lock:
-            self.url = url
-            abandoned = self._cancel.is_set()
-        if abandoned:
-            wake_listener(url)
-        else:
+        self.url = url
+        if not self._cancel.is_set():
             self.app.call_from_thread(self.show_url, url)
 
     def _open(self, url: str) -> bool:
@@ -305,13 +284,8 @@ class ConnectModal(ModalScreen[Signed | None]):
         self._abandon()
 
     def _abandon(self) -> None:
+        """The sign-in thread notices within a fifth of a second and ends, saving nothing."""
         if not self._signing_in:
             return
-        with self._url_lock:
-            self._cancel.set()
-            url = self.url
+        self._cancel.set()
         self._signing_in = False
-        if url is not None and self.grant is None:
-            # A plain daemon thread, not a worker: this also runs while the app shuts down,
-            # when no new worker starts, and the app's exit waits for the sign-in thread.
-            threading.Thread(target=wake_listener, args=(url,), name="oauth-abandon", daemon=True).start()
