@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,10 @@ def digest(tables: Tables) -> str:
     return hashlib.sha256(json.dumps(tables, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+_OPENED: dict[Path, Workspace] = {}
+_OPEN_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class Mirror:
     """The console-side copy of one remote toolbox's gateway home (``TBX_HOME`` layout)."""
@@ -75,11 +80,20 @@ class Mirror:
                      cache_dir=self.root / "cache")
 
     def open(self) -> Workspace:
-        paths = self.paths
-        if not paths.vault.exists():
-            paths.ensure()
-            return Workspace.create(paths, KeySource(passphrase=self.passphrase))
-        return Workspace.open(paths, lambda _reason: self.passphrase)
+        """The mirror vault, opened once per process (its key costs an Argon2id run)."""
+        with _OPEN_LOCK:
+            opened = _OPENED.get(self.root)
+            if opened is not None and opened.paths.vault.exists():
+                opened.refresh()
+                return opened
+            paths = self.paths
+            if not paths.vault.exists():
+                paths.ensure()
+                opened = Workspace.create(paths, KeySource(passphrase=self.passphrase))
+            else:
+                opened = Workspace.open(paths, lambda _reason: self.passphrase)
+            _OPENED[self.root] = opened
+            return opened
 
     def write(self, tables: Tables) -> bool:
         """Bring the mirror vault to ``tables``; returns whether anything changed."""

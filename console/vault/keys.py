@@ -150,6 +150,9 @@ class KeyringKeys:
             )
 
 
+_DERIVING = threading.Lock()
+
+
 def passphrase_params() -> dict[str, Any]:
     return {
         "name": "argon2id",
@@ -174,4 +177,8 @@ def derive_from_passphrase(passphrase: str, params: dict[str, Any]) -> bytes:
             "it was altered — restore it from a backup"
         )
     kdf = Argon2id(salt=salt, length=32, iterations=iterations, lanes=lanes, memory_cost=memory)
-    return kdf.derive(passphrase.encode("utf-8"))
+    # Two derivations at once in one process were seen to hang for good inside the
+    # library (console workers opening two remote toolboxes' policy vaults together);
+    # one at a time costs nothing that matters at ~0.1 s each.
+    with _DERIVING:
+        return kdf.derive(passphrase.encode("utf-8"))
