@@ -46,6 +46,7 @@ def remove_stale_sockets(directory: Path) -> int:
     removed = 0
     for path in directory.glob("*.sock"):
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1.0)  # a live listener that stopped accepting must not hold us up
         try:
             probe.connect(str(path))
         except ConnectionRefusedError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import threading
 import traceback
 from typing import TYPE_CHECKING, ClassVar
 
@@ -21,13 +22,17 @@ from console.tui.commands import ConsoleCommands
 from console.tui.help import HelpScreen
 from console.tui.messages import VaultChanged
 from console.tui.modals.error import ErrorModal
+from console.tui.remote_links import LinkChanged, LinkState, RemoteLinks
 from console.tui.screens import SCREENS
 from console.tui.themes import DEFAULT_THEME, load_themes, shipped_themes_dir
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from console.runtime.supervisor import Health, Supervisor
 
-LOCAL_KINDS = ("local",)
+REMOTE_SYNC_DELAY = 0.3
+"""Seconds of quiet after a vault change before remote toolboxes get the new policy."""
 
 
 class ConsoleApp(App[None]):
@@ -58,6 +63,12 @@ class ConsoleApp(App[None]):
         self.live = live
         self.health_signal: Signal[Health] = Signal(self, "health")
         self.supervisors: dict[str, Supervisor] = {}
+        self.link_signal: Signal[LinkState] = Signal(self, "link")
+        """Every change of a remote toolbox's SSH link (``link_status`` gives the latest)."""
+        self.links = RemoteLinks(self, self._link_changed)
+        self._remote_sync: Timer | None = None
+        self.remote_sync_lock = threading.Lock()
+        """Held while policy is pushed to remote toolboxes: one push at a time, in order."""
         self.user_themes: set[str] = set()
         self._opened = False
 
@@ -156,6 +167,7 @@ class ConsoleApp(App[None]):
                 sync_supervisor(supervisor, self.backend.workspace, toolbox_id)
         if self.live and self._opened:
             self.supervise()
+            self._sync_remote_soon()
 
     def _poll_vault(self) -> None:
         ws = self.backend.ws
@@ -208,13 +220,22 @@ class ConsoleApp(App[None]):
             self.check_gateway()
 
     def supervise(self) -> None:
-        """Live health for every local toolbox: one supervisor each, started as they appear."""
-        for box in self.backend.workspace.repos.toolboxes:
-            if box.kind.value in LOCAL_KINDS and box.id not in self.supervisors:
-                self._supervise(box.id)
+        """Live health for every toolbox: one supervisor each, started as they appear —
+        over the local engine, or over a remote toolbox's SSH tunnel once it is open."""
+        boxes = list(self.backend.workspace.repos.toolboxes)
+        self.links.follow(boxes)
+        for box in boxes:
+            if box.id not in self.supervisors and (not box.is_remote or self.links.endpoint(box.id)):
+                self._supervise(box.id, self._engine_of(box.id))
+
+    def _engine_of(self, toolbox_id: str) -> str | None:
+        box = self.backend.workspace.repos.toolboxes.get(toolbox_id)
+        if box is None or not box.is_remote:
+            return box.engine_endpoint if box else None
+        return self.links.endpoint(toolbox_id)
 
     @work(exit_on_error=False, group="supervise")
-    async def _supervise(self, toolbox_id: str) -> None:
+    async def _supervise(self, toolbox_id: str, endpoint: str | None) -> None:
         # The MCP SDK and docker-py take a good part of a second to import: do it off the
         # UI thread, after the first frame, so the console is never frozen by it.
         await asyncio.to_thread(importlib.import_module, "console.services.supervision")
@@ -226,15 +247,65 @@ class ConsoleApp(App[None]):
         box = ws.repos.toolboxes.get(toolbox_id)
         if box is None or toolbox_id in self.supervisors:
             return
-        supervisor = Supervisor(Endpoint.parse(box.engine_endpoint), watched_servers(ws, box.id))
+        supervisor = Supervisor(Endpoint.parse(endpoint), watched_servers(ws, box.id))
         supervisor.on_change(self.health_signal.publish)
         self.supervisors[box.id] = supervisor
         try:
             async with supervisor:
-                while ws.repos.toolboxes.get(toolbox_id) is not None:
+                # A remote toolbox's tunnel replaced (re-added, re-pinned): a new supervisor follows.
+                while ws.repos.toolboxes.get(toolbox_id) is not None and self._engine_of(toolbox_id) == endpoint:
                     await asyncio.sleep(2.0)
         finally:
             self.supervisors.pop(toolbox_id, None)
+        self.supervise()
+
+    # -- remote toolboxes: links and policy ---------------------------------------------------
+
+    def link_status(self, toolbox_id: str) -> LinkState | None:
+        """The SSH link of a remote toolbox (None: local, or no link tried yet)."""
+        return self.links.state(toolbox_id)
+
+    def link_endpoint(self, toolbox_id: str) -> str | None:
+        """The remote engine as a local socket while the toolbox's link is up."""
+        return self.links.endpoint(toolbox_id) if self.links.usable(toolbox_id) else None
+
+    def on_link_changed(self, message: LinkChanged) -> None:
+        self.links.reported(message)
+
+    def _link_changed(self, state: LinkState) -> None:
+        self.link_signal.publish(state)
+        if state.up and self.live:
+            self.supervise()
+            self._sync_remote_soon()  # what changed while the link was down goes now
+
+    def _sync_remote_soon(self) -> None:
+        """Debounced: a burst of grant changes becomes one push per remote toolbox."""
+        if not any(box.is_remote for box in self.backend.workspace.repos.toolboxes):
+            return
+        if self._remote_sync is not None:
+            self._remote_sync.stop()
+        self._remote_sync = self.set_timer(REMOTE_SYNC_DELAY, self._sync_remote)
+
+    @work(thread=True, exit_on_error=False, group="remote-sync")
+    def _sync_remote(self) -> None:
+        """Push the policy to every remote toolbox whose link is up (one whose link is not
+        gets it when the link comes up) and pull their gateways' audit records."""
+        from console.services import remote_toolboxes
+
+        with self.remote_sync_lock:
+            ws = self.backend.workspace
+            for box in [b for b in ws.repos.toolboxes if b.is_remote]:
+                tunnel = self.links.usable(box.id)
+                if tunnel is None:
+                    continue
+                try:
+                    remote_toolboxes.sync(ws, box, tunnel)
+                except TbxError as exc:
+                    self.call_from_thread(self.notify, f"toolbox {box.name} did not get the new policy: {exc}",
+                                          severity="warning", timeout=10)
+
+    async def on_unmount(self) -> None:
+        await self.links.close_all()
 
     def health(self, server_id: str) -> Health | None:
         for supervisor in self.supervisors.values():

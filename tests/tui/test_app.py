@@ -90,7 +90,7 @@ async def test_keys_can_be_remapped_from_config(seeded: Backend) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("n")
         await pilot.pause()
-        assert app.screen.__class__.__name__ == "PromptModal"
+        assert app.screen.__class__.__name__ == "AddToolboxModal"
 
 
 async def test_themes_are_files_chosen_from_the_palette_and_remembered(seeded: Backend) -> None:

@@ -32,6 +32,7 @@ from console.tui.widgets.toolbox_link import engine_live, link_note
 if TYPE_CHECKING:
     from console.model import Toolbox
     from console.runtime.supervisor import Health
+    from console.tui.remote_links import LinkState
     from console.tui.widgets.add_server_form import AddRequest
 
 ACTIVITY_LINGER = 10.0
@@ -94,8 +95,7 @@ class ServersScreen(ConsoleScreen):
     def on_mount(self) -> None:
         self.query_one("#activity", Log).border_title = "activity"
         self.console.health_signal.subscribe(self, self._on_health)
-        self.console.link_signal.subscribe(self, lambda state: self._refresh_soon() if self.box and
-                                           state.toolbox_id == self.box.id and self.is_active else None)
+        self.console.link_signal.subscribe(self, self._on_link)
         self.watch(self.console, "toolbox_name", lambda _name: self.reload(), init=False)
         if self.console.live:
             self.set_interval(self.backend.settings.tui.refresh_seconds, self.refresh_live)
@@ -196,6 +196,10 @@ class ServersScreen(ConsoleScreen):
             return
         if self._shown_health.get(health.server_id) != (health.state, health.health) and self._soon is None:
             self._soon = self.set_timer(0.1, self._refresh_soon)
+
+    def _on_link(self, state: LinkState) -> None:
+        if self.box is not None and state.toolbox_id == self.box.id and self.is_active:
+            self.refresh_live(force=True)
 
     def _refresh_soon(self) -> None:
         self._soon = None

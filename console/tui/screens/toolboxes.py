@@ -1,98 +1,164 @@
-"""1 Toolboxes: every Docker host, its engine, its servers' health, its gateway."""
+"""1 Toolboxes: every Docker host — this machine, a droplet, an SSH host — its link, its
+servers' health, its gateway and what agents pin.
+
+Remote toolboxes are added, synced and removed in thread workers whose progress lines
+go to the activity log; the SSH link status comes from the app's long-lived tunnels
+(``app.link_signal``) and shows within a frame of changing.
+"""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Log
 
-from console.model import check_name
+from console.errors import UsageError
+from console.model import Toolbox
 from console.tui.modals.confirm import ConfirmModal
-from console.tui.modals.prompt import PromptModal
+from console.tui.modals.host_key import HostKeyModal, ThreadQuestions
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.header import ConsoleHeader
+from console.tui.widgets.toolbox_detail import DetailFacts, ToolboxDetail
+from console.tui.widgets.toolbox_row import COLUMNS, Row, pending_row, toolbox_row
 
 if TYPE_CHECKING:
     from console.runtime.supervisor import Health
+    from console.services.remote_toolboxes import Added
+    from console.tui.modals.add_toolbox import AddToolboxRequest
+    from console.tui.remote_links import LinkState
 
-COLUMNS = ("NAME", "KIND", "ENGINE", "SERVERS", "HEALTHY", "UNHEALTHY", "GATEWAY")
-UNHEALTHY = ("down", "unresponsive")
+ACTIVITY_LINGER = 10.0
+"""Seconds the activity log stays up after the last operation ended."""
 
 
 class ToolboxesScreen(ConsoleScreen):
+    CSS = """
+    ToolboxesScreen #toolboxes { height: auto; max-height: 50%; }
+    ToolboxesScreen #activity {
+        height: 7; display: none; padding: 0 1; overflow-x: hidden;
+        border: round $panel; border-title-color: $text-muted;
+    }
+    ToolboxesScreen #activity.shown { display: block; }
+    ToolboxesScreen ToolboxDetail { margin-top: 1; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Servers", id="toolbox.open", tooltip="Show this toolbox's servers"),
+        Binding("a", "add", "Add", id="toolbox.add",
+                tooltip="Add a toolbox: this machine, a new DigitalOcean droplet, or an SSH host"),
+        Binding("s", "sync", "Sync", id="toolbox.sync",
+                tooltip="Push the policy to a remote toolbox's gateway and pull its audit records now"),
+        Binding("d,delete", "remove", "Remove", id="toolbox.remove",
+                tooltip="Forget a toolbox and its servers (a droplet is destroyed; asks first)"),
         Binding("g", "gateway", "Gateway on/off", id="toolbox.gateway", tooltip="Start or stop the local gateway"),
-        Binding("a", "add", "Add", id="toolbox.add", tooltip="Register a toolbox on the local engine"),
-        Binding("d", "remove", "Remove", id="toolbox.remove", tooltip="Forget a toolbox and its servers"),
-        Binding("e", "engine", "Check engine", id="toolbox.engine", show=False),
+        Binding("e", "engine", "Check engine", id="toolbox.engine", show=False,
+                tooltip="Check the local Docker engine again"),
     ]
     PALETTE: ClassVar[list[tuple[str, str]]] = [
-        ("toolbox: Add", "add"), ("toolbox: Remove", "remove"), ("toolbox: Check engine", "engine"),
-        ("gateway: Start/stop", "gateway"),
+        ("toolbox: Add", "add"), ("toolbox: Sync now", "sync"), ("toolbox: Remove", "remove"),
+        ("toolbox: Check engine", "engine"), ("gateway: Start/stop", "gateway"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.adding: dict[str, tuple[AddToolboxRequest, str]] = {}
+        """Name -> (what was asked, latest progress line) of toolboxes being added."""
+        self.busy: dict[str, tuple[str, str]] = {}
+        """Name -> (syncing | removing, latest progress line)."""
+        self.prices: dict[str, float] = {}
+        """Droplet size -> monthly price, once read from the API."""
+        self._questions: ThreadQuestions | None = None
+        self._linger: Timer | None = None
+        self._prices_asked = False
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader("toolboxes")
         with Vertical():
             yield FilterInput("filter toolboxes", id="filter")
             yield DataTable(id="toolboxes", cursor_type="row", zebra_stripes=True)
-            yield Static("", id="detail", classes="muted")
+            yield Log(max_lines=200, id="activity")
+            yield ToolboxDetail(id="detail")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*COLUMNS)
+        table = self.query_one(DataTable)
+        for key, label, width in COLUMNS:
+            table.add_column(label, key=key, width=width)
+        self.query_one("#activity", Log).border_title = "activity"
         self.console.health_signal.subscribe(self, self._on_health)
+        self.console.link_signal.subscribe(self, self._on_link)
         self.watch(self.console, "gateway_description", lambda _value: self.reload(), init=False)
         self.watch(self.console, "engine_description", lambda _value: self.reload(), init=False)
         super().on_mount()
+
+    def on_unmount(self) -> None:
+        if self._questions is not None:  # an add waiting on a host key question gives up
+            self._questions.cancel_all()
 
     def _on_health(self, _health: Health) -> None:
         if self.is_current:
             self.reload()
 
-    def reload(self) -> None:
+    def _on_link(self, _state: LinkState) -> None:
+        if self.is_current:
+            self.reload()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def reload(self, select: str | None = None) -> None:
         ws = self.ws
-        table = self.query_one(DataTable)
         wanted = self.query_one("#filter", Input).value.strip().lower()
-        rows = []
+        rows: list[tuple[str, Row]] = []
         for box in sorted(ws.repos.toolboxes, key=lambda b: b.name):
             if wanted and wanted not in box.name:
                 continue
             servers = ws.repos.servers.in_toolbox(box.id)
-            health = [self.console.health(s.id) for s in servers]
-            healthy = sum(1 for h in health if h is not None and h.health == "healthy")
-            unhealthy = sum(1 for h in health if h is not None and h.health in UNHEALTHY)
-            engine = self.console.engine_description.removeprefix("engine: ") if box.kind.value == "local" else "-"
-            gateway = box.gateway_address or "stopped"
-            if box.name == "local":
-                described = self.console.gateway_description.removeprefix("gateway: ")
-                gateway = described or gateway
-            live = self.console.live
-            rows.append((box.name, (box.name, box.kind.value, engine or "-", len(servers),
-                                    healthy if live else "-", unhealthy if live else "-", gateway)))
+            health = [self.console.health(s.id) for s in servers] if self.console.live else []
+            busy = self.busy.get(box.name, (None, ""))[0]
+            rows.append((box.name, toolbox_row(self.console, box, len(servers), health,
+                                               gateway=self._gateway(box), busy=busy)))
+        for name, (request, _line) in self.adding.items():
+            if ws.repos.toolboxes.by_name(name) is None and (not wanted or wanted in name):
+                rows.append((f"+{name}", pending_row(self.console, name, request.kind, request.where, "adding")))
+        self._show(rows, select)
+        self._show_selected()
+        if self.console.live and not self._prices_asked and any(b.droplet_id for b in ws.repos.toolboxes):
+            self._prices_asked = True
+            self._load_prices()
+
+    def _gateway(self, box: Toolbox) -> str:
+        if box.name == "local":
+            described = self.console.gateway_description.removeprefix("gateway: ")
+            return described or box.gateway_address or "stopped"
+        return box.gateway_address or "stopped"
+
+    def _show(self, rows: list[tuple[str, Row]], select: str | None = None) -> None:
+        """Show exactly ``rows`` in name order, the cursor staying on its toolbox (or
+        moving to ``select``)."""
+        table = self.query_one(DataTable)
+        selected = select or self._selected()
+        added = False
         with self.app.batch_update():
             keep = {key for key, _ in rows}
             for key in [row.value for row in list(table.rows) if row.value not in keep]:
                 table.remove_row(key)
             for key, values in rows:
                 if key in table.rows:
-                    for column, value in zip(table.columns, values, strict=True):
-                        table.update_cell(key, column, value, update_width=True)
+                    for (column, _label, width), value in zip(COLUMNS, values, strict=True):
+                        table.update_cell(key, column, value, update_width=width is None)
                 else:
                     table.add_row(*values, key=key)
-        self.query_one("#detail", Static).update(
-            "enter: servers · g: start/stop the gateway · a: add · d: remove" if rows else
-            "no toolboxes yet: press a to register the local Docker engine")
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter":
-            self.reload()
+                    added = True
+            if added or select:
+                table.sort("name", key=lambda name: str(name))
+                if selected in table.rows:
+                    table.move_cursor(row=table.get_row_index(selected), animate=False)
 
     def _selected(self) -> str | None:
         table = self.query_one(DataTable)
@@ -100,10 +166,73 @@ class ToolboxesScreen(ConsoleScreen):
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
-    def action_open(self) -> None:
+    def _selected_box(self) -> Toolbox | None:
         name = self._selected()
-        if name:
-            self.console.toolbox_name = name
+        return self.ws.repos.toolboxes.by_name(name) if name else None
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        detail = self.query_one(ToolboxDetail)
+        name = self._selected()
+        box = self.ws.repos.toolboxes.by_name(name) if name else None
+        if box is None:
+            pending = self.adding.get((name or "").removeprefix("+"))
+            detail.show(None, None, f"adding: {pending[1]}" if pending else
+                        "no toolboxes yet: press a to add this machine, a droplet or an SSH host")
+            return
+        facts = DetailFacts(
+            servers=len(self.ws.repos.servers.in_toolbox(box.id)), gateway=self._gateway(box),
+            link=self.console.link_status(box.id), price_monthly=self.prices.get(box.size or ""),
+            engine=self.console.engine_description.removeprefix("engine: "),
+            busy=self.busy.get(box.name, ("", ""))[1])
+        hint = ("enter: servers · s: sync now · d: remove · a: add" if box.is_remote else
+                "enter: servers · g: start/stop the gateway · a: add · d: remove")
+        detail.show(box, facts, hint)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.reload()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="droplet-prices")
+    def _load_prices(self) -> None:
+        from console.errors import TbxError
+        from console.services.remote_toolboxes import api_token, droplet_api
+
+        if api_token(self.ws) is None:
+            return
+        try:
+            prices = {size.slug: size.price_monthly for size in droplet_api(self.ws).sizes()}
+        except TbxError:  # prices are a nicety; an unreachable API is said where it matters
+            return
+        self.app.call_from_thread(self._got_prices, prices)
+
+    def _got_prices(self, prices: dict[str, float]) -> None:
+        self.prices.update(prices)
+        self._show_selected()
+
+    # -- activity ----------------------------------------------------------------------------
+
+    def _activity(self, line: str) -> None:
+        activity = self.query_one("#activity", Log)
+        activity.add_class("shown")
+        activity.write_line(line)
+        if self._linger is not None:
+            self._linger.stop()
+        self._linger = self.set_timer(ACTIVITY_LINGER, self._quiet)
+
+    def _quiet(self) -> None:
+        self._linger = None
+        if not self.adding and not self.busy:
+            self.query_one("#activity", Log).remove_class("shown")
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def action_open(self) -> None:
+        box = self._selected_box()
+        if box is not None:
+            self.console.toolbox_name = box.name
             self.console.goto("servers")
 
     def action_gateway(self) -> None:
@@ -116,47 +245,155 @@ class ToolboxesScreen(ConsoleScreen):
         self.console.check_engine()
 
     def action_add(self) -> None:
-        def check(name: str) -> str | None:
-            try:
-                check_name("toolbox", name)
-            except Exception as exc:  # noqa: BLE001 - shown inline
-                return str(exc)
-            return "that name is taken" if self.ws.repos.toolboxes.by_name(name) else None
+        from console.services.remote_toolboxes import api_token
+        from console.tui.modals.add_toolbox import AddToolboxModal
 
-        prompt = PromptModal("Add a toolbox", "A name for a toolbox on this machine's Docker engine:",
-                             value="local" if not self.ws.repos.toolboxes.by_name("local") else "",
-                             check=check, confirm="Add")
-        self.app.push_screen(prompt, self._add)
+        ws = self.ws
+        modal = AddToolboxModal(taken=lambda name: ws.repos.toolboxes.by_name(name) is not None or name in self.adding,
+                                needs_token=api_token(ws) is None,
+                                name="" if ws.repos.toolboxes.by_name("local") else "local")
+        self.app.push_screen(modal, self._begin_add)
 
-    @work(thread=True, exit_on_error=False, group="toolbox-change")
-    def _add(self, name: str | None) -> None:
-        if not name:
+    def _begin_add(self, request: AddToolboxRequest | None) -> None:
+        if request is None:
             return
+        self._questions = self._questions or ThreadQuestions(self.app)
+        self.adding[request.name] = (request, "starting")
+        self._activity(f"{request.name}: adding a toolbox on {request.where}")
+        self.reload(select=f"+{request.name}")
+        self._add(request)
+
+    @work(thread=True, exit_on_error=False, group="toolbox-add")
+    def _add(self, request: AddToolboxRequest) -> None:
+        from console.services import remote_toolboxes as remote
         from console.services.toolboxes import add_local
 
-        add_local(self.ws, name)
-        self.app.call_from_thread(self.console.vault_changed)
-        self.app.call_from_thread(self.notify, f"toolbox {name} added")
+        ws, name = self.ws, request.name
+        progress = partial(self.app.call_from_thread, self._progress, name)
+        added: Added | None = None
+        try:
+            if request.kind == "local":
+                add_local(ws, name, request.engine)
+            elif request.kind == "droplet":
+                if request.token:
+                    remote.set_api_token(ws, request.token)
+                added = remote.add_droplet(ws, name, region=request.region, size=request.size, progress=progress)
+            else:
+                assert request.key_path is not None
+                try:
+                    key_text = request.key_path.read_text(encoding="utf-8")
+                except OSError as exc:
+                    raise UsageError(f"cannot read the SSH key {request.key_path}: {exc.strerror}") from None
+                added = remote.add_ssh(ws, name, request.target, key_text, progress=progress,
+                                       accept_host_key=partial(self._trust_host_key, name, request.target))
+        except Exception as exc:
+            self.app.call_from_thread(self._added, name, f"{name}: not added: {exc}", None)
+            raise
+        self.app.call_from_thread(self._added, name, f"{name}: added", added)
+
+    def _trust_host_key(self, name: str, target: str, fingerprint: str) -> bool:
+        """On the add's thread: ask on the UI thread, wait for the answer."""
+        assert self._questions is not None
+        return self._questions.ask(HostKeyModal(name, target, fingerprint))
+
+    def _progress(self, name: str, line: str) -> None:
+        if name in self.adding:
+            self.adding[name] = (self.adding[name][0], line)
+        elif name in self.busy:
+            self.busy[name] = (self.busy[name][0], line)
+        self._activity(f"{name}: {line}")
+        self._show_selected()
+
+    def _added(self, name: str, line: str, added: Added | None) -> None:
+        self.adding.pop(name, None)
+        self._activity(line)
+        self.console.vault_changed()
+        self.reload(select=name if self.ws.repos.toolboxes.by_name(name) else None)
+        if added is not None and added.price_monthly is not None and added.toolbox.size:
+            self.prices[added.toolbox.size] = added.price_monthly
+        if added is not None:
+            self.notify(f"toolbox {name} added: gateway {added.gateway_url}/mcp, TLS {added.gateway_fingerprint}",
+                        timeout=10)
+        elif line.endswith(": added"):
+            self.notify(f"toolbox {name} added")
+
+    def action_sync(self) -> None:
+        box = self._selected_box()
+        if box is None or box.name in self.busy:
+            return
+        if not box.is_remote:
+            self.notify(f"toolbox {box.name} needs no sync: the local gateway reads the vault itself")
+            return
+        if self.console.links.retry(box.id):
+            self._activity(f"{box.name}: connecting again")
+        self.busy[box.name] = ("syncing", "pushing the policy, pulling audit records")
+        self.reload()
+        self._sync(box.name)
+
+    @work(thread=True, exit_on_error=False, group="toolbox-sync")
+    def _sync(self, name: str) -> None:
+        from console.services import remote_toolboxes as remote
+
+        box = self.ws.repos.toolboxes.require(name)
+        try:
+            with self.console.remote_sync_lock:
+                done = remote.sync(self.ws, box, self.console.links.usable(box.id))
+        except Exception as exc:
+            self.app.call_from_thread(self._done, name, f"{name}: sync failed: {exc}", "")
+            raise
+        policy = "policy pushed" if done.pushed else "policy already current"
+        note = f"{name}: {policy}, {done.pulled} audit record(s) pulled"
+        self.app.call_from_thread(self._done, name, note, note)
+
+    def _done(self, name: str, line: str, note: str) -> None:
+        self.busy.pop(name, None)
+        self._activity(line)
+        self.reload()
+        if note:
+            self.notify(note)
 
     def action_remove(self) -> None:
-        name = self._selected()
-        if not name:
+        box = self._selected_box()
+        if box is None or box.name in self.busy:
             return
-        box = self.ws.repos.toolboxes.require(name)
         count = len(self.ws.repos.servers.in_toolbox(box.id))
-        modal = ConfirmModal(f"Remove toolbox {name}?",
-                             f"Forgets the toolbox, its {count} server(s) and every grant into it. Containers of "
-                             f"its servers are removed too.", confirm="Remove")
-        self.app.push_screen(modal, lambda yes: self._remove(name) if yes else None)
+        forgets = f"forgets its {count} server(s) and every grant into it"
+        if box.droplet_id is not None:
+            title, confirm = f"Destroy droplet toolbox {box.name}?", "Destroy droplet"
+            body = (f"DESTROYS droplet {box.droplet_id} ({box.region}, {box.size}) at DigitalOcean with everything "
+                    f"on it, after pulling its last audit records; {forgets}. This cannot be undone.")
+        elif box.is_remote:
+            title, confirm = f"Remove toolbox {box.name}?", "Remove"
+            body = (f"Removes the console's gateway, server containers and files from {box.ssh_target} (the host "
+                    f"itself stays), after pulling its last audit records; {forgets}.")
+        else:
+            title, confirm = f"Remove toolbox {box.name}?", "Remove"
+            body = f"Removes the containers of its servers; {forgets}."
+        self.app.push_screen(ConfirmModal(title, body, confirm=confirm),
+                             lambda yes: self._begin_remove(box.name) if yes else None)
+
+    def _begin_remove(self, name: str) -> None:
+        self.busy[name] = ("removing", "starting")
+        self._activity(f"{name}: removing")
+        self.reload()
+        self._remove(name)
 
     @work(thread=True, exit_on_error=False, group="toolbox-change")
     def _remove(self, name: str) -> None:
+        from console.services import remote_toolboxes as remote
         from console.services import servers, toolboxes
 
         ws = self.ws
-        box = ws.repos.toolboxes.require(name)
-        for server in ws.repos.servers.in_toolbox(box.id):
-            servers.remove_server(ws, f"{name}/{server.name}")
-        toolboxes.remove_toolbox(ws, name)
+        try:
+            box = ws.repos.toolboxes.require(name)
+            if box.is_remote:
+                remote.remove_remote(ws, name, partial(self.app.call_from_thread, self._progress, name))
+            else:
+                for server in ws.repos.servers.in_toolbox(box.id):
+                    servers.remove_server(ws, f"{name}/{server.name}")
+                toolboxes.remove_toolbox(ws, name)
+        except Exception as exc:
+            self.app.call_from_thread(self._done, name, f"{name}: not removed: {exc}", "")
+            raise
         self.app.call_from_thread(self.console.vault_changed)
-        self.app.call_from_thread(self.notify, f"toolbox {name} removed")
+        self.app.call_from_thread(self._done, name, f"{name}: removed", f"toolbox {name} removed")

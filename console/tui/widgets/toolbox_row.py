@@ -1,0 +1,75 @@
+"""The cells of one row of the Toolboxes table (no widget: the screen owns the table).
+
+The GATEWAY column stays the seventh (index 6): scripts and tests read it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+from console.tui.widgets.toolbox_link import (
+    LINK_WIDTH,
+    engine_live,
+    link_text,
+    short_fingerprint,
+    ssh_fingerprint,
+    status_text,
+)
+from console.tui.widgets.trust_badge import colour, muted
+
+if TYPE_CHECKING:
+    from console.model import Toolbox
+    from console.runtime.supervisor import Health
+    from console.tui.app import ConsoleApp
+
+COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("name", "NAME", None), ("kind", "KIND", None), ("where", "WHERE", None), ("link", "LINK", LINK_WIDTH),
+    ("servers", "SERVERS", None), ("health", "HEALTH", None), ("gateway", "GATEWAY", None),
+    ("host_key", "HOST KEY", None),
+)
+"""Key, heading and fixed width (None: as wide as the widest cell)."""
+UNHEALTHY = ("down", "unresponsive")
+
+Row = tuple[str | Text, ...]
+
+
+def where(box: Toolbox) -> str:
+    if box.is_remote:
+        return box.ssh_target or "-"
+    return box.engine_endpoint or "this machine"
+
+
+def host_key(box: Toolbox) -> str:
+    return short_fingerprint(ssh_fingerprint(box.ssh_host_key)) if box.ssh_host_key else "-"
+
+
+def health_summary(app: ConsoleApp, health: Iterable[Health | None]) -> Text:
+    """``3 ok · 1 down``: the servers the supervisor has seen, by how they are."""
+    seen = [h for h in health if h is not None]
+    healthy = sum(1 for h in seen if h.health == "healthy")
+    unhealthy = sum(1 for h in seen if h.health in UNHEALTHY)
+    parts = []
+    if healthy:
+        parts.append(Text(f"{healthy} ok", style=colour(app, "success")))
+    if unhealthy:
+        parts.append(Text(f"{unhealthy} down", style=colour(app, "error")))
+    return Text(" · ").join(parts) if parts else muted(app, "-")
+
+
+def toolbox_row(app: ConsoleApp, box: Toolbox, servers: int, health: Iterable[Health | None], *, gateway: str,
+                busy: str | None = None) -> Row:
+    live = app.live
+    link = status_text(app, busy) if busy else link_text(app, box, live=live)
+    summary = health_summary(app, health) if engine_live(app, box) else muted(app, "-")
+    # A remote gateway is always https: the scheme is left to the detail, the column stays narrow.
+    shown = gateway.removeprefix("https://") if box.is_remote else gateway
+    return (box.name, box.kind.value, where(box), link, str(servers), summary, shown, host_key(box))
+
+
+def pending_row(app: ConsoleApp, name: str, kind: str, target: str, word: str) -> Row:
+    """A toolbox being added: no record yet, only what the user asked for."""
+    dash = muted(app, "-")
+    return (name, kind, target, status_text(app, word), dash, dash, dash, dash)

@@ -1,0 +1,54 @@
+"""Toolboxes with remote ones (a droplet, an SSH host) at 120x36, fixed data, nothing live.
+
+Regenerate after an intended change with:
+pytest tests/tui/test_snapshots_toolboxes_remote.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+from console.remote.droplets import RegionInfo, SizeInfo
+from console.tui.backend import Backend
+from console.tui.modals.add_toolbox import AddToolboxModal
+from console.tui.widgets.toolbox_droplet_form import DropletOptions
+from tests.support.do_sim import REGIONS, SIZES
+from tests.support.remote_seed import seed_remote
+from tests.support.tui import still_app
+
+SIZE = (120, 36)
+
+
+def options() -> DropletOptions:
+    """The simulator's regions and sizes, as the API client reads them."""
+    return DropletOptions(
+        [RegionInfo(r["slug"], r["name"], r["available"], tuple(r["sizes"])) for r in REGIONS],
+        [SizeInfo(s["slug"], s["vcpus"], s["memory"], s["disk"], s["price_monthly"], tuple(s["regions"]),
+                  s["available"]) for s in SIZES])
+
+
+def test_toolboxes_with_a_droplet_and_an_ssh_host(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
+    seed_remote(seeded.workspace)
+    assert snap_compare(still_app(seeded), terminal_size=SIZE)
+
+
+def test_removing_a_droplet_says_it_is_destroyed(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
+    seed_remote(seeded.workspace)
+    assert snap_compare(still_app(seeded), terminal_size=SIZE, press=["d"])
+
+
+def test_add_a_droplet_with_region_size_and_price(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
+    async def open_dialog(pilot) -> None:  # noqa: ANN001
+        modal = AddToolboxModal(taken=lambda _name: False, needs_token=False, kind="droplet", options=options(),
+                                name="cloud")
+        await pilot.app.push_screen(modal)
+        await pilot.pause()
+
+    assert snap_compare(still_app(seeded), terminal_size=SIZE, run_before=open_dialog)
+
+
+def test_add_an_ssh_host_asks_for_the_token_nowhere(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
+    async def open_dialog(pilot) -> None:  # noqa: ANN001
+        modal = AddToolboxModal(taken=lambda _name: False, needs_token=True, kind="ssh", name="edge")
+        await pilot.app.push_screen(modal)
+        await pilot.pause()
+
+    assert snap_compare(still_app(seeded), terminal_size=SIZE, run_before=open_dialog)
