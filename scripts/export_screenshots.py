@@ -19,6 +19,9 @@ import keyring  # noqa: E402
 
 from console.tui.screens import SCREENS  # noqa: E402
 from tests.support.keyrings import MemoryKeyring  # noqa: E402
+from tests.support.connections_seed import seed_connections  # noqa: E402
+from tests.support.tui import WHEN  # noqa: E402
+from tests.support.remote_seed import seed_remote  # noqa: E402
 from tests.support.tui import seeded_backend, still_app  # noqa: E402
 
 SIZE = (120, 36)
@@ -27,11 +30,17 @@ OUT = ROOT / "screenshots"
 
 async def shoot(mode: str, keys: list[str], name: str) -> Path:
     backend = seeded_backend(Path(tempfile.mkdtemp(prefix="tbx-shot-")) / "tbx")
+    seed_connections(backend.workspace)
+    seed_remote(backend.workspace)
     app = still_app(backend)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         app.goto(mode)
         await pilot.pause()
+        if hasattr(app.screen, "clock"):  # expiry texts as of the seed's time, not today's
+            app.screen.clock = lambda: WHEN
+            app.screen.reload()
+            await pilot.pause()
         for key in keys:
             await pilot.press(key)
             await pilot.pause()
