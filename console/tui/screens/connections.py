@@ -16,8 +16,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Log
+from textual.widgets import DataTable, Footer, Input
 from textual.worker import Worker
 
 from console.catalog.model import CatalogEntry
@@ -29,6 +28,7 @@ from console.tui.modals.confirm import ConfirmModal
 from console.tui.modals.connect import ConnectModal, Signed
 from console.tui.modals.oauth_app import AppRequest, OAuthAppModal
 from console.tui.screens.base import ConsoleScreen
+from console.tui.widgets.activity_log import ActivityLog
 from console.tui.widgets.connection_apps import ConnectionApps
 from console.tui.widgets.connection_detail import ConnectionDetail
 from console.tui.widgets.connection_format import ConnectionView, provider_title, row, span, suggested_scopes, views
@@ -36,8 +36,6 @@ from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.header import ConsoleHeader
 
 COLUMNS = ("PROVIDER", "ACCOUNT", "SCOPES", "EXPIRES", "HEALTH", "SERVERS")
-ACTIVITY_LINGER = 10.0
-"""Seconds the progress lines stay up after the last operation ended."""
 TICK_SECONDS = 30.0
 """How often "expires in" is recomputed while the screen is shown (live only)."""
 
@@ -49,11 +47,6 @@ def utc_now() -> datetime:
 class ConnectionsScreen(ConsoleScreen):
     CSS = """
     ConnectionsScreen #connections { height: auto; max-height: 45%; }
-    ConnectionsScreen #activity {
-        height: 5; display: none; padding: 0 1; overflow-x: hidden; overflow-y: auto;
-        border: round $panel; border-title-color: $text-muted;
-    }
-    ConnectionsScreen #activity.shown { display: block; }
     ConnectionsScreen #lower { height: 1fr; }
     ConnectionsScreen ConnectionDetail { width: 3fr; border: round $panel-lighten-2; border-title-color: $text-muted; }
     ConnectionsScreen ConnectionApps { width: 2fr; border: round $panel-lighten-2; border-title-color: $text-muted; }
@@ -82,14 +75,13 @@ class ConnectionsScreen(ConsoleScreen):
         self.clock, self.opener = clock, opener
         self.views: dict[str, ConnectionView] = {}
         self._select_after_reload: str | None = None
-        self._linger: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader("connections")
         with Vertical():
             yield FilterInput("filter by provider, account, scope or server", id="filter")
             yield DataTable(id="connections", cursor_type="row", zebra_stripes=True)
-            yield Log(max_lines=200, id="activity")
+            yield ActivityLog()
             with Horizontal(id="lower"):
                 yield ConnectionDetail(id="detail")
                 yield ConnectionApps(id="apps")
@@ -97,7 +89,6 @@ class ConnectionsScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(*((title, title) for title in COLUMNS))
-        self.query_one("#activity", Log).border_title = "activity"
         self.query_one(ConnectionApps).border_title = "app registrations (a)"
         if self.console.live:
             self.set_interval(TICK_SECONDS, self._tick)
@@ -181,12 +172,7 @@ class ConnectionsScreen(ConsoleScreen):
     # -- progress ------------------------------------------------------------------------------
 
     def _activity(self, line: str) -> None:
-        activity = self.query_one("#activity", Log)
-        activity.add_class("shown")
-        activity.write_line(line)
-        if self._linger is not None:
-            self._linger.stop()
-        self._linger = self.set_timer(ACTIVITY_LINGER, lambda: activity.remove_class("shown"))
+        self.query_one(ActivityLog).say(line)
 
     def _changed(self, select: str | None = None) -> None:
         self._select_after_reload = select

@@ -16,11 +16,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Log, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from console.model import DesiredState, ServerInstance, ToolDef
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.screens.base import ConsoleScreen
+from console.tui.widgets.activity_log import ActivityLog
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.header import ConsoleHeader
 from console.tui.widgets.server_detail import ServerDetail
@@ -35,19 +36,12 @@ if TYPE_CHECKING:
     from console.tui.remote_links import LinkState
     from console.tui.widgets.add_server_form import AddRequest
 
-ACTIVITY_LINGER = 10.0
-"""Seconds the progress lines stay up after the last operation ended."""
 
 
 class ServersScreen(ConsoleScreen):
     CSS = """
     ServersScreen #servers { height: 4; max-height: 40%; }
     ServersScreen #title { height: 1; }
-    ServersScreen #activity {
-        height: 6; display: none; padding: 0 1; overflow-x: hidden; overflow-y: auto;
-        border: round $panel; border-title-color: $text-muted;
-    }
-    ServersScreen #activity.shown { display: block; }
     ServersScreen ServerDetail { height: 1fr; border-top: solid $panel; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -80,7 +74,6 @@ class ServersScreen(ConsoleScreen):
         self.feed = StatsFeed()
         self._shown_health: dict[str, tuple[str, str]] = {}
         self._soon: Timer | None = None
-        self._linger: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader("servers")
@@ -88,12 +81,11 @@ class ServersScreen(ConsoleScreen):
             yield FilterInput("filter servers by name or health", id="filter")
             yield Static("", id="title", classes="panel-title")
             yield ServerTable(id="servers")
-            yield Log(max_lines=200, id="activity")
+            yield ActivityLog(lambda: bool(self.adding or self.busy))
             yield ServerDetail()
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#activity", Log).border_title = "activity"
         self.console.health_signal.subscribe(self, self._on_health)
         self.console.link_signal.subscribe(self, self._on_link)
         self.watch(self.console, "toolbox_name", lambda _name: self.reload(), init=False)
@@ -325,17 +317,8 @@ class ServersScreen(ConsoleScreen):
             self.notify(note)
 
     def _activity(self, line: str) -> None:
-        activity = self.query_one("#activity", Log)
-        activity.add_class("shown")
-        activity.write_line(line)
-        if self._linger is not None:
-            self._linger.stop()
-        self._linger = self.set_timer(ACTIVITY_LINGER, self._quiet)
+        self.query_one(ActivityLog).say(line)
 
-    def _quiet(self) -> None:
-        self._linger = None
-        if not self.adding and not self.busy:
-            self.query_one("#activity", Log).remove_class("shown")
 
     def action_toggle(self) -> None:
         server = self.selected

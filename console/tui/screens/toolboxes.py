@@ -15,14 +15,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Log
+from textual.widgets import DataTable, Footer, Input
 
 from console.errors import UsageError
 from console.model import Toolbox
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.modals.host_key import HostKeyModal, ThreadQuestions
 from console.tui.screens.base import ConsoleScreen
+from console.tui.widgets.activity_log import ActivityLog
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.header import ConsoleHeader
 from console.tui.widgets.toolbox_detail import DetailFacts, ToolboxDetail
@@ -34,18 +34,11 @@ if TYPE_CHECKING:
     from console.tui.modals.add_toolbox import AddToolboxRequest
     from console.tui.remote_links import LinkState
 
-ACTIVITY_LINGER = 10.0
-"""Seconds the activity log stays up after the last operation ended."""
 
 
 class ToolboxesScreen(ConsoleScreen):
     CSS = """
     ToolboxesScreen #toolboxes { height: auto; max-height: 50%; }
-    ToolboxesScreen #activity {
-        height: 7; display: none; padding: 0 1; overflow-x: hidden;
-        border: round $panel; border-title-color: $text-muted;
-    }
-    ToolboxesScreen #activity.shown { display: block; }
     ToolboxesScreen ToolboxDetail { margin-top: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -74,7 +67,6 @@ class ToolboxesScreen(ConsoleScreen):
         self.prices: dict[str, float] = {}
         """Droplet size -> monthly price, once read from the API."""
         self._questions: ThreadQuestions | None = None
-        self._linger: Timer | None = None
         self._prices_asked = False
 
     def compose(self) -> ComposeResult:
@@ -82,7 +74,7 @@ class ToolboxesScreen(ConsoleScreen):
         with Vertical():
             yield FilterInput("filter toolboxes", id="filter")
             yield DataTable(id="toolboxes", cursor_type="row", zebra_stripes=True)
-            yield Log(max_lines=200, id="activity")
+            yield ActivityLog(lambda: bool(self.adding or self.busy))
             yield ToolboxDetail(id="detail")
         yield Footer()
 
@@ -90,7 +82,6 @@ class ToolboxesScreen(ConsoleScreen):
         table = self.query_one(DataTable)
         for key, label, width in COLUMNS:
             table.add_column(label, key=key, width=width)
-        self.query_one("#activity", Log).border_title = "activity"
         self.console.health_signal.subscribe(self, self._on_health)
         self.console.link_signal.subscribe(self, self._on_link)
         self.watch(self.console, "gateway_description", lambda _value: self.reload(), init=False)
@@ -215,17 +206,8 @@ class ToolboxesScreen(ConsoleScreen):
     # -- activity ----------------------------------------------------------------------------
 
     def _activity(self, line: str) -> None:
-        activity = self.query_one("#activity", Log)
-        activity.add_class("shown")
-        activity.write_line(line)
-        if self._linger is not None:
-            self._linger.stop()
-        self._linger = self.set_timer(ACTIVITY_LINGER, self._quiet)
+        self.query_one(ActivityLog).say(line)
 
-    def _quiet(self) -> None:
-        self._linger = None
-        if not self.adding and not self.busy:
-            self.query_one("#activity", Log).remove_class("shown")
 
     # -- keys --------------------------------------------------------------------------------
 
