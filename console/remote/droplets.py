@@ -14,236 +14,48 @@ The token never appears in a message, a log line or a repr.
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urljoin, urlparse
 
 import digitalocean
-import requests
-from digitalocean import Account, Action, Droplet, Manager, SSHKey
+from digitalocean import Droplet
 from digitalocean.baseapi import BaseAPI
 
-from console.errors import TbxError
+from console.remote.do_errors import (  # noqa: F401 - the errors are part of this module's API
+    DROPLETS_PAGE,
+    TOKEN_PAGE,
+    DigitalOceanError,
+    InvalidChoice,
+    ProvisionFailed,
+    ProvisionTimeout,
+    QuotaExceeded,
+    RateLimited,
+    ResourceGone,
+    TokenRejected,
+    Unreachable,
+    _scrub,
+    error_for,
+    retry_delay,
+)
+from console.remote.do_wire import (
+    _Account,
+    _Action,
+    _Droplet,
+    _Manager,
+    _SSHKey,
+    _WireConfig,
+)
 
 log = logging.getLogger(__name__)
 
-TOKEN_PAGE = "cloud.digitalocean.com/account/api/tokens"
-DROPLETS_PAGE = "cloud.digitalocean.com/droplets"
 TAG = "tbx"
 """Every droplet this program creates carries this tag; :meth:`DropletApi.ours` lists by it."""
-
-
-# -- errors -----------------------------------------------------------------------------
-
-
-class DigitalOceanError(TbxError):
-    """DigitalOcean refused or failed a request; ``status`` is the HTTP status when there was one."""
-
-    def __init__(self, message: str, *, status: int | None = None, api_id: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.api_id = api_id
-
-
-class TokenRejected(DigitalOceanError):
-    """401/403: the token is wrong, expired, revoked, or lacks a scope."""
-
-
-class QuotaExceeded(DigitalOceanError):
-    """422: the account's droplet limit (or another quota) is reached."""
-
-
-class RateLimited(DigitalOceanError):
-    """429 that did not clear within the retry budget."""
-
-
-class InvalidChoice(DigitalOceanError):
-    """Unknown or unavailable region/size, or a name DigitalOcean would refuse."""
-
-    exit_code = 2
-
-
-class ResourceGone(DigitalOceanError):
-    """404: the droplet or key does not exist (any more)."""
-
-
-class ProvisionTimeout(DigitalOceanError):
-    """The droplet did not become active with a public address in time."""
-
-
-class ProvisionFailed(DigitalOceanError):
-    """DigitalOcean gave up creating the droplet (errored create action, droplet off)."""
-
-
-class Unreachable(DigitalOceanError):
-    """No answer from the API: DNS, connection refused, timeout."""
-
-
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[token]")
-    return text
-
-
-def error_for(status: int, body: Mapping[str, Any], headers: Mapping[str, str], *, method: str, path: str) -> DigitalOceanError:
-    """The error for a non-2xx answer (pure; ``body`` is the decoded JSON or ``{}``)."""
-    api_id = str(body.get("id") or "") or None
-    message = str(body.get("message") or "").strip().rstrip(".")
-    said = f" ({message})" if message else ""
-    if status == 401:
-        return TokenRejected(
-            f"DigitalOcean refused the API token; create a new one at {TOKEN_PAGE} and run "
-            "`tbx toolbox add NAME --droplet` again",
-            status=status,
-            api_id=api_id,
-        )
-    if status == 403:
-        return TokenRejected(
-            f"the DigitalOcean API token may not {method} {path}{said}; create a token with read and write "
-            f"access at {TOKEN_PAGE} and try again",
-            status=status,
-            api_id=api_id,
-        )
-    if status == 404:
-        return ResourceGone(f"DigitalOcean has nothing at {path} (deleted already?)", status=status, api_id=api_id)
-    if status == 422 and "limit" in message.lower():
-        return QuotaExceeded(
-            f"DigitalOcean refused to create more{said}; delete droplets you no longer need at {DROPLETS_PAGE} "
-            "or ask DigitalOcean for a higher droplet limit",
-            status=status,
-            api_id=api_id,
-        )
-    if status == 422:
-        return DigitalOceanError(f"DigitalOcean rejected {method} {path}{said}", status=status, api_id=api_id)
-    if status == 429:
-        delay = retry_delay(headers, now=time.time())
-        when = f"about {delay:.0f}s" if delay is not None else "a minute"
-        return RateLimited(
-            f"DigitalOcean is rate-limiting this API token; wait {when} and try again",
-            status=status,
-            api_id=api_id,
-        )
-    if status >= 500:
-        return DigitalOceanError(
-            f"DigitalOcean's API failed with {status}{said}; try again in a few minutes (status.digitalocean.com)",
-            status=status,
-            api_id=api_id,
-        )
-    return DigitalOceanError(f"DigitalOcean answered {status} to {method} {path}{said}", status=status, api_id=api_id)
-
-
-def retry_delay(headers: Mapping[str, str], *, now: float) -> float | None:
-    """Seconds to wait after a 429: ``Retry-After`` (seconds or HTTP date), else ``ratelimit-reset`` (epoch)."""
-    retry_after = headers.get("Retry-After")
-    if retry_after:
-        with suppress(ValueError):
-            return max(0.0, float(retry_after))
-        with suppress(TypeError, ValueError):
-            return max(0.0, email.utils.parsedate_to_datetime(retry_after).timestamp() - now)
-    reset = headers.get("ratelimit-reset")
-    if reset:
-        with suppress(ValueError):
-            return max(0.0, float(reset) - now)
-    return None
-
-
-# -- the seam into python-digitalocean --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _WireConfig:
-    request_timeout: float
-    rate_limit_retries: int
-    rate_limit_wait: float
-    token: str = field(repr=False)
-
-
-class _Wire(BaseAPI):
-    """Mixed in front of a library class; the library reaches it through ``self.__perform_request``."""
-
-    _tbx: _WireConfig  # set through BaseAPI's keyword arguments
-
-    def get_timeout(self) -> float:
-        return self._tbx.request_timeout
-
-    # BaseAPI calls its private ``__perform_request``, mangled to this name; it is the only
-    # place that sees the raw response of every call, including the pagination ones.
-    def _BaseAPI__perform_request(self, url: str, method: str = "GET", params: Any = None) -> requests.Response:
-        cfg = self._tbx
-        path = urlparse(urljoin(self.end_point, url)).path  # the library joins relative URLs later
-        waited = 0.0
-        attempt = 0
-        while True:
-            response = self._send(url, method, params, path)
-            if response.status_code == 429 and attempt < cfg.rate_limit_retries:
-                delay = retry_delay(response.headers, now=time.time())
-                delay = 1.0 if delay is None else delay
-                if waited + delay <= cfg.rate_limit_wait:
-                    log.info("DigitalOcean rate limit on %s %s: retrying in %.1fs", method, path, delay)
-                    time.sleep(delay)
-                    waited += delay
-                    attempt += 1
-                    continue
-            if response.ok:
-                return response
-            raise error_for(response.status_code, _json_or_empty(response, cfg.token), response.headers, method=method, path=path)
-
-    def _send(self, url: str, method: str, params: Any, path: str) -> requests.Response:
-        cfg = self._tbx
-        host = urlparse(urljoin(self.end_point, url)).netloc
-        try:
-            return super()._BaseAPI__perform_request(url, method, params)  # type: ignore[misc]
-        except requests.Timeout as exc:
-            raise Unreachable(
-                f"the DigitalOcean API at {host} did not answer {method} {path} within {cfg.request_timeout:g}s; "
-                "check the network and try again"
-            ) from exc
-        except requests.ConnectionError as exc:
-            raise Unreachable(
-                f"cannot reach the DigitalOcean API at {host}; check the network (and DIGITALOCEAN_END_POINT "
-                "if set) and try again"
-            ) from exc
-        except requests.RequestException as exc:
-            reason = _scrub(type(exc).__name__, [cfg.token])
-            raise Unreachable(f"request to the DigitalOcean API at {host} failed ({reason}); try again") from exc
-
-
-def _json_or_empty(response: requests.Response, token: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    if not isinstance(body, dict):
-        return {}
-    return {k: _scrub(v, [token]) if isinstance(v, str) else v for k, v in body.items()}
-
-
-class _Manager(_Wire, Manager):
-    pass
-
-
-class _Account(_Wire, Account):
-    pass
-
-
-class _Droplet(_Wire, Droplet):
-    pass
-
-
-class _SSHKey(_Wire, SSHKey):
-    pass
-
-
-class _Action(_Wire, Action):
-    pass
 
 
 # -- results ----------------------------------------------------------------------------
