@@ -70,6 +70,16 @@ def tbx(tbx_home: Paths):  # noqa: ANN201
     return run
 
 
+@pytest.fixture
+def browser():  # noqa: ANN201
+    """Headless Chromium as the user's browser: call it with a URL to open it."""
+    from tests.support.browser import HeadlessChromium, require_chromium
+
+    require_chromium()
+    with HeadlessChromium() as chromium:
+        yield chromium
+
+
 @pytest.fixture(scope="session")
 def docker_engine():  # noqa: ANN201
     """The Docker engine 'make test' started. Under CI its absence fails the run."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
@@ -15,7 +14,7 @@ import httpx2 as httpx
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from tests.support.browser import HeadlessChromium, chromium_path
+from tests.support.browser import HeadlessChromium, require_chromium
 from tests.support.oauth_provider import LocalOAuthProvider
 
 SECRET = "s3cret-" + secrets.token_hex(4)
@@ -507,10 +506,7 @@ class _Callback(BaseHTTPRequestHandler):
 
 
 def test_headless_chromium_follows_authorize_to_loopback_callback(p: LocalOAuthProvider, http: httpx.Client) -> None:
-    if chromium_path() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI needs Chromium: apt-get install chromium")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    require_chromium()
     server = HTTPServer(("127.0.0.1", 0), _Callback)
     _Callback.received = []
     threading.Thread(target=server.serve_forever, daemon=True).start()

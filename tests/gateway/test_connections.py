@@ -20,7 +20,7 @@ from console.services.connection_upkeep import refresh_and_recreate
 from console.services.tools import approve
 from tests.gateway.conftest import SHAPESHIFTER, Stack, writable
 from tests.oauth.conftest import CLIENT_SECRET, SCOPES
-from tests.support.browser import HeadlessChromium, chromium_path
+from tests.support.browser import HeadlessChromium, require_chromium
 from tests.support.gateway import agent, eventually, tool_names
 from tests.support.oauth_provider import LocalOAuthProvider
 
@@ -33,8 +33,7 @@ def provider() -> Iterator[LocalOAuthProvider]:
 
 
 def sign_in(stack: Stack, provider: LocalOAuthProvider, user: str) -> str:
-    if chromium_path() is None:
-        pytest.fail("Debian's chromium is missing: scripts/testenv.sh installs it")
+    require_chromium()
     svc.set_app(stack.ws, "github", "github-app", CLIENT_SECRET,
                 hosts={"web": f"{provider.base}/github", "api": f"{provider.base}/github/api"})
     provider.user = user

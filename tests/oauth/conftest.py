@@ -7,7 +7,6 @@ import pytest
 
 from console.services import connections as svc
 from console.workspace import Workspace
-from tests.support.browser import HeadlessChromium, chromium_path
 from tests.support.oauth_provider import LocalOAuthProvider
 
 CLIENT_SECRET = "client-secret-canary-3c9e"
@@ -31,13 +30,6 @@ def _reset(provider: LocalOAuthProvider) -> None:
     provider.rotate_refresh_tokens = True
     provider.requests.clear()
 
-
-@pytest.fixture
-def browser() -> Iterator[HeadlessChromium]:
-    if chromium_path() is None:
-        pytest.fail("Debian's chromium is missing: scripts/testenv.sh installs it")
-    with HeadlessChromium() as chromium:
-        yield chromium
 
 
 @dataclass(frozen=True)

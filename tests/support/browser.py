@@ -42,6 +42,19 @@ def chromium_path() -> str | None:
     return None
 
 
+def require_chromium() -> str:
+    """The Chromium binary, or the test ends here: skipped on a machine without it, failed
+    under CI (``make test`` installs Debian's chromium, so CI must have it)."""
+    import pytest
+
+    found = chromium_path()
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs Chromium: scripts/testenv.sh installs Debian's chromium")
+        pytest.skip("Chromium is not installed (scripts/testenv.sh installs it)")
+    return found
+
+
 class HeadlessChromium:
     """Opens URLs the way a user's browser would; every ``open`` gets a fresh profile."""
 

@@ -23,7 +23,7 @@ from console.tui.modals.oauth_app import OAuthAppModal
 from console.tui.screens.connections import ConnectionsScreen
 from console.tui.widgets.connection_code import DeviceCode
 from console.workspace import Workspace
-from tests.support.browser import HeadlessChromium, chromium_path
+from tests.support.browser import HeadlessChromium
 from tests.support.connections_seed import seed_connections
 from tests.support.oauth_provider import LocalOAuthProvider
 from tests.support.tui import WHEN, still_app
@@ -46,13 +46,6 @@ def _reset(provider: LocalOAuthProvider) -> None:
     provider.user, provider.consent, provider.down = "alice@example.test", "approve", False
     provider.requests.clear()
 
-
-@pytest.fixture
-def browser() -> Iterator[HeadlessChromium]:
-    if chromium_path() is None:
-        pytest.fail("Debian's chromium is missing: scripts/testenv.sh installs it")
-    with HeadlessChromium() as chromium:
-        yield chromium
 
 
 def github_app(ws: Workspace, provider: LocalOAuthProvider) -> None:
