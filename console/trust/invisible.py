@@ -9,6 +9,7 @@ of it, so everything here has a visible rendering.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 
@@ -43,7 +44,23 @@ def escape(text: str) -> str:
 
 
 def runs(text: str) -> Iterator[tuple[str, str]]:
-    """Split ``text`` into ("plain" | "tags" | "selectors" | "invisible", chunk) runs."""
+    """Split ``text`` into ("plain" | "tags" | "selectors" | "invisible", chunk) runs.
+    Printable ASCII is plain as it stands; only the stretches around other characters are
+    walked one character at a time."""
+    pos = 0
+    for stretch in _NOT_PRINTABLE_ASCII.finditer(text):
+        if stretch.start() > pos:
+            yield "plain", text[pos: stretch.start()]
+        yield from _walk(text, stretch.start(), stretch.end())
+        pos = stretch.end()
+    if pos < len(text):
+        yield "plain", text[pos:]
+
+
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e\n\r\t]+")
+
+
+def _walk(text: str, begin: int, end: int) -> Iterator[tuple[str, str]]:
     def kind(i: int) -> str:
         c = text[i]
         if ord(c) in TAGS:
@@ -54,9 +71,9 @@ def runs(text: str) -> Iterator[tuple[str, str]]:
             return "selectors" if any(selector_byte(text[j]) is not None for j in near) else "plain"
         return "invisible" if is_invisible(c) else "plain"
 
-    start = 0
-    for i in range(1, len(text) + 1):
-        if i == len(text) or kind(i) != kind(start) or kind(start) == "invisible":
+    start = begin
+    for i in range(begin + 1, end + 1):
+        if i == end or kind(i) != kind(start) or kind(start) == "invisible":
             chunk = text[start:i]
             yield ("plain" if _flag_tags(text, start, chunk) else kind(start)), chunk
             start = i
@@ -99,6 +116,8 @@ def decode_hidden(text: str) -> str:
 def model_view(text: str) -> str:
     """What a model reads: tag characters as their ASCII, other invisibles dropped, so a
     word split by a zero-width space, or tag-encoded text, cannot slip past text rules."""
+    if _NOT_PRINTABLE_ASCII.search(text) is None:
+        return text  # nothing in printable ASCII hides or normalises
     plain = "".join(decode_tags(chunk) if kind == "tags" else chunk
                     for kind, chunk in runs(text) if kind in ("plain", "tags"))
     return unicodedata.normalize("NFKC", plain)

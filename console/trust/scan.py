@@ -7,6 +7,14 @@ invisible Unicode, or in plain sight behind an ``<IMPORTANT>`` tag), ask the mod
 read credential files and pass them along, or rewrite how another server's tools
 behave (shadowing). This module is pure: a definition in, findings out.
 
+The rules read what the text asks of the model, not only what it names, so they hold
+whatever else is installed: instructions aimed at other tools or servers ("when the mail
+tool of any other server is used, ..."), at what goes into arguments (the conversation,
+the system prompt, environment variables, credentials, files), and at the user's
+awareness. Names of installed servers' tools only raise the grade. ``bench/scan.py``
+measures the rules against a labelled corpus of published attacks and of real servers'
+tools.
+
 The rules aim at precision over recall. Every finding blocks the tool until the user
 accepts its kind by name, so a rule that fires on ordinary descriptions ("Must be an
 absolute path", a ``token`` parameter of an account server) teaches users to accept
@@ -15,6 +23,9 @@ everything, which is worse than no rule.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import re
 import unicodedata
 from collections.abc import Collection, Iterator
@@ -47,6 +58,7 @@ MAX_FINDINGS = 25
 """A hostile schema with thousands of properties must not fill the vault with findings."""
 MAX_MESSAGE = 200
 __all__ = ["KINDS", "decode_hidden", "finding_kinds", "scan_tool"]
+_I = re.IGNORECASE
 
 
 # -- walking a definition ----------------------------------------------------------------
@@ -59,6 +71,35 @@ class Text:
     value: str
     is_name: bool = False
     """A property name (or other key) rather than a value."""
+    encoded: bool = False
+    """Text decoded from base64 inside another string: the model can decode it too."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a definition may mention freely, and what it may not."""
+
+    server: str
+    own: set[str]
+    """The server's own tool names."""
+    params: set[str]
+    """The definition's own property names: 'when using projectSlug' is about an argument."""
+    others: dict[str, set[str]]
+    other_names: tuple[tuple[str, str, str], ...] = ()
+    """(server, tool, tool in lower case) for every other server's tool this one lacks."""
+
+
+KEYWORDS = frozenset({
+    "name", "title", "description", "inputSchema", "outputSchema", "annotations", "_meta", "icons", "execution",
+    "readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint", "type", "properties", "required", "items",
+    "enum", "const", "default", "examples", "format", "pattern", "$schema", "$ref", "$defs", "$id", "definitions",
+    "additionalProperties", "patternProperties", "anyOf", "oneOf", "allOf", "not", "nullable", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems",
+    "uniqueItems", "propertyNames", "contentEncoding", "contentMediaType", "deprecated", "readOnly", "writeOnly"})
+"""Keys the protocol and JSON Schema define: a server cannot word them, so only other keys
+(property names above all) are read as text."""
+NAMED = frozenset({"properties", "patternProperties", "$defs", "definitions"})
+"""Whose keys are names the server chose, whatever they spell."""
 
 
 def texts(definition: dict[str, Any]) -> Iterator[Text]:
@@ -67,9 +108,11 @@ def texts(definition: dict[str, Any]) -> Iterator[Text]:
         if isinstance(value, str):
             yield Text(where, value)
         elif isinstance(value, dict):
+            named = where.rsplit(".", 1)[-1] in NAMED
             for key, item in value.items():
                 inner = f"{where}.{key}" if where else str(key)
-                yield Text(f"{inner} (name)", str(key), is_name=True)
+                if named or key not in KEYWORDS:
+                    yield Text(f"{inner} (name)", str(key), is_name=True)
                 if inner == "name" and isinstance(item, str):
                     yield Text("name", item, is_name=True)  # the tool's own name reads as words too
                 else:
@@ -78,9 +121,28 @@ def texts(definition: dict[str, Any]) -> Iterator[Text]:
             for index, item in enumerate(value):
                 yield from walk(item, f"{where}[{index}]")
 
-    yield from walk(definition, "")
+    for text in walk(definition, ""):
+        yield text
+        if not text.is_name:
+            yield from _encoded(text)
 
 
+BASE64_RUN = re.compile(r"(?<![\w+/])[A-Za-z0-9+/]{40,}={0,2}(?![\w+/=])")
+
+
+def _encoded(text: Text) -> Iterator[Text]:
+    """Base64 runs that decode to readable text (Elastic's obfuscated instructions)."""
+    for match in BASE64_RUN.finditer(text.value):
+        chunk = match.group(0)
+        try:
+            decoded = base64.b64decode(chunk + "=" * (-len(chunk) % 4), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            continue
+        if decoded.count(" ") >= 3 and sum(c.isprintable() or c in "\n\t" for c in decoded) == len(decoded):
+            yield Text(f"{text.where} (base64)", decoded, encoded=True)
+
+
+@functools.lru_cache(maxsize=1024)
 def _words(text: Text) -> str:
     """The text rules read names as words: ``ignorePrevious_instructions`` -> spaced."""
     view = model_view(text.value)
@@ -106,17 +168,22 @@ def _finding(severity: Severity, kind: str, message: str) -> Finding:
     return Finding(severity=severity, kind=kind, message=message)
 
 
-def _sentence(view: str, match: re.Match[str]) -> str:
-    start = max(view.rfind(stop, 0, match.start()) for stop in ".!?\n")
-    ends = [i for stop in ".!?\n" if (i := view.find(stop, match.end())) != -1]
-    return view[start + 1: min(ends) if ends else len(view)]
-
-
 # -- hidden-unicode ------------------------------------------------------------------------
+
+
+PADDING = re.compile(r"[ \t\u00a0]{60,}|(?:[ \t]*\n){12,}")
+"""Whitespace that pushes the rest of a description past what a client shows (Invariant's
+WhatsApp rug pull); indentation and paragraph breaks stay far below it."""
 
 
 def _hidden(text: Text) -> list[Finding]:
     found: list[Finding] = []
+    if text.encoded:
+        return [_finding("high", INSTRUCTIONS, f"{text.where}: base64 text the model can read: {_quote(text.value)}")]
+    if (pad := PADDING.search(text.value)) and text.value[pad.end():].strip():
+        found.append(_finding("medium", HIDDEN_UNICODE,
+                              f"{text.where}: {len(pad.group(0))} blank characters push the text after them out of "
+                              f"view: {_quote(text.value[pad.end():])}"))
     invisible: list[tuple[int, str]] = []
     for kind, chunk in runs(text.value):
         if kind == "tags" and not (hidden := decode_tags(chunk)):
@@ -145,13 +212,62 @@ def _hidden(text: Text) -> list[Finding]:
     return found
 
 
+# -- what the text asks the model to do ----------------------------------------------------------
+
+MOVE = re.compile(
+    r"\b(?:(?:include|put|pass|paste|append|prepend|attach|send|insert|fill|copy|embed|provide|supply|place|"
+    r"forward|gather|collect|dump|upload|share|add|contain|post)(?:s|es|d|ed|ing)?|"
+    r"set\s+(?:(?:this|it|the\s+\w+)\s+)?to|(?:call|invoke|use)\s+[^.\n]{0,40}?\bwith)\b", _I)
+"""Verbs that move data into a call: the shape of an exfiltration through arguments."""
+NEGATED = re.compile(r"(?:\bnot|\bnever|n't|\bavoid|\bno|\bwithout)\s+(?:\w+\s+){0,2}$", _I)
+ORDER = re.compile(
+    r"\b(?:must|should|shall|always|never|instead|do\s+not|don't|prepend|prefix(?:ed)?|set|change|replace|"
+    r"route|redirect|add|append|includ(?:e|ed|ing)|paste|remove|delete|force|prefer|pick|post|forward|send)\b|"
+    r"(?:^\s*|[,;:]\s*|\b(?:then|and|also|first|please)\s+)(?:use|call|run|invoke)\b", _I)
+"""In a sentence about other tools, these make it an order rather than a remark."""
+DEFERS = re.compile(r"\b(?:until|unless)\b[^.\n]{0,50}?\buser\b|\bautomatically\b", _I)
+"""An order that holds other tools back until the user asks gives the user control, not the server."""
+
+
+SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
+"""A stop followed by a space ends a sentence; one inside ``process.env.X`` or a path does not."""
+
+
+def _sentence(view: str, match: re.Match[str]) -> str:
+    start = max((m.end() for m in SENTENCE_END.finditer(view, max(0, match.start() - 400), match.start())),
+                default=max(0, match.start() - 400))
+    end = SENTENCE_END.search(view, match.end(), match.end() + 400)
+    return view[start: end.start() if end else min(len(view), match.end() + 400)]
+
+
+def _moves(sentence: str) -> bool:
+    """The sentence tells the model to put something somewhere (and does not forbid it)."""
+    return any(not NEGATED.search(sentence[: m.start()]) for m in MOVE.finditer(sentence))
+
+
 # -- instructions ----------------------------------------------------------------------------
 
-_I = re.IGNORECASE
 _OVERRIDE = re.compile(
     r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+)?"
     r"(?:previous|prior|above|earlier|preceding|former|original|system|safety|developer|your)\s+"
-    r"(?:\w+\s+)?(?:instructions?|prompts?|rules|directions|guidelines|guardrails|constraints|messages)\b", _I)
+    r"(?:\w+\s+)?(?:instructions?|prompts?|rules|directions|guidelines|guidance|guardrails|constraints|messages)\b",
+    _I)
+CONTEXT = re.compile(
+    r"\b(?:(?:whole|entire|full|complete)\s+(?:\w+\s+){0,2}?(?:conversation|chat|transcript|chat\s+history)|"
+    r"(?:conversation|chat)\s+(?:so\s+far|history|transcript|logs?)|"
+    r"(?:every|all|each)\s+(?:\w+\s+){0,3}?(?:messages?|exchanges?|turns)\b[^.\n]{0,40}?"
+    r"\b(?:conversation|chat|session|so\s+far)|"
+    r"(?:previous|prior|earlier|past)\s+(?:user\s+)?(?:messages|exchanges|turns|prompts)|"
+    r"(?:your|the\s+(?:assistant|model|agent)'?s?)\s+(?:\w+\s+){0,2}?(?:instructions|system\s+prompt|rules|"
+    r"guidelines|tools?|memory)|"
+    r"(?:system|developer|hidden)\s+(?:prompt|instructions|message|rules)|chain\s+of\s+thought)\b", _I)
+"""What only the model holds: the conversation, its instructions, its tools."""
+CONTEXT_NAME = re.compile(
+    r"^(?:\w+\s+){0,2}(?:system\s+(?:prompt|instructions?|message)|(?:conversation|chat)\s+(?:history|log|"
+    r"transcript)|chain\s+of\s+thought|(?:previous|prior|past)\s+(?:user\s+)?messages|tools?\s+(?:available|list)|"
+    r"available\s+tools|hidden\s+(?:rules|instructions))(?:\s+\w+){0,2}$", _I)
+"""A parameter the model can only fill from its own context (HiddenLayer's parameter abuse)."""
+NAME_ORDER = re.compile(r"\b(?:ignore|disregard|forget|reveal|leak|exfiltrate|always|never|must|bypass)\b", _I)
 INSTRUCTION_RULES: tuple[tuple[Severity, str, re.Pattern[str]], ...] = (
     ("high", "tells the model to drop its instructions", _OVERRIDE),
     ("high", "instruction tag aimed at the model", re.compile(
@@ -161,23 +277,32 @@ INSTRUCTION_RULES: tuple[tuple[Severity, str, re.Pattern[str]], ...] = (
     ("high", "keeps the user in the dark", re.compile(
         r"\b(?:do\s+not|don't|never|must\s+not|should\s+not)\s+(?:tell|mention|inform|notify|alert|reveal|"
         r"disclose)\b[^.]{0,80}?\b(?:the\s+)?user\b|"
-        r"\bwithout\s+(?:telling|informing|notifying|alerting)\s+(?:the\s+)?user\b|"
+        r"\b(?:do\s+not|don't|never)\s+let\s+(?:the\s+)?user\s+(?:know|see|notice)\b|"
+        r"\bno\s+need\s+to\s+(?:tell|mention|inform|bring\s+(?:\w+\s+){0,4}?up)\b[^.]{0,60}?\buser\b|"
+        r"\bwithout\s+(?:telling|informing|notifying|alerting|asking)\s+(?:the\s+)?user\b|"
         r"\b(?:the\s+)?user\s+(?:must|should)\s+not\s+(?:know|see|notice|be\s+told)\b|"
         r"\b(?:keep|hide)\s+(?:this|it)\s+(?:secret|hidden)\s+from\s+(?:the\s+)?user\b", _I)),
-    ("high", "asks for the system prompt or conversation", re.compile(
-        r"\b(?:reveal|print|repeat|output|return|send|include|leak|pass|copy|add)\b[^.]{0,40}?"
-        r"\b(?:(?:your|the)\s+system\s+prompt|(?:conversation|chat)\s+(?:history|transcript|log)|"
-        r"(?:entire|full|whole)\s+conversation)\b", _I)),
     ("high", "claims to override other instructions", re.compile(
         r"\b(?:these|this|the\s+following)\s+instructions?\s+(?:override|overrides|supersedes?|"
         r"takes?\s+precedence)\b", _I)),
     ("medium", "a hidden first step before the tool is used", re.compile(
         r"\bbefore\s+(?:using|calling|invoking|running|executing)\s+(?:this|the|any)\s+tool\b[^.]{0,100}?"
-        r"\b(?:read|call|send|pass|include|fetch|open|upload|cat|copy|first)\b", _I)),
+        r"\b(?:read|call|send|pass|include|fetch|open|upload|cat|copy|first)\b|"
+        r"\bbefore\s+(?:filling|submitting|answering|responding|replying|returning)\b[^.]{0,60}?"
+        r"\b(?:read|send|fetch|open|upload|gather|collect)\b", _I)),
     ("medium", "commands the model", re.compile(
         r"\byou\s+(?:must|have\s+to|need\s+to|are\s+required\s+to)\s+(?:always|never|first|also|immediately)\b|"
+
         r"\b(?:you\s+are\s+now|from\s+now\s+on|new\s+instructions?\s*:)|"
         r"\b(?:act|behave)\s+as\s+(?:if|though)\s+you\b", _I)),
+    ("medium", "changes how the model answers from now on", re.compile(
+        r"\bfor\s+the\s+rest\s+of\s+(?:this|the)\s+(?:session|conversation|chat)\b|"
+        r"\b(?:end|start|begin|prefix|sign)\s+(?:every|each|all)\s+(?:of\s+your\s+)?(?:answers?|responses?|replies)\b",
+        _I)),
+    ("medium", "tells the model to obey instructions found in content", re.compile(
+        r"\b(?:instructions|commands|directions)\s+for\s+you\b|"
+        r"\b(?:instructions|commands|directions)\b[^.\n]{0,60}?\b(?:follow|obey|execute|carry\s+out)\s+them\b|"
+        r"\b(?:follow|obey|execute)\s+(?:any|all)\s+(?:\w+\s+)?(?:instructions|commands)\s+(?:in|from|found)\b", _I)),
     ("medium", "coerces the model with a threat", re.compile(
         r"\b(?:otherwise|or\s+else|if\s+not)\b[^.\n]{0,20}?\b(?:the|this)\s+(?:tool|application|app|system)\s+"
         r"(?:will|would)\s+(?:not\s+work|fail|crash|break|stop\s+working)\b|\ball\s+data\s+will\s+be\s+lost\b", _I)),
@@ -185,24 +310,44 @@ INSTRUCTION_RULES: tuple[tuple[Severity, str, re.Pattern[str]], ...] = (
         r"\b(?:very|extremely|critically|super)\s+important\b(?!\s+(?:parameter|field|option))", _I)),
     ("medium", "countermands what the model was told", re.compile(
         r"\b(?:were|have\s+been|had\s+been)\s+(?:advised|told|instructed)\s+(?:not\s+)?to\b", _I)),
-    ("medium", "mentions the system prompt", re.compile(r"\bsystem\s+prompt\b", _I)),
+    ("low", "mentions the system prompt", re.compile(r"\bsystem\s+prompt\b", _I)),
     ("medium", "hidden comment", re.compile(r"<!--.*?-->", re.DOTALL)),
 )
+WORKFLOW_RULES = {"a hidden first step before the tool is used", "commands the model"}
+"""Also how honest servers order their own tools ('you must first call `x_convert`'):
+medium only when the sentence names none of the server's own tools."""
 
 
 def _overlaps(match: re.Match[str], spans: list[tuple[int, int]]) -> bool:
     return any(match.start() < end and start < match.end() for start, end in spans)
 
 
-def _instructions(text: Text) -> list[Finding]:
+def _names_own_tool(sentence: str, own: set[str]) -> bool:
+    return any(re.search(rf"(?<![\w-]){re.escape(tool)}(?![\w-])", sentence) for tool in own if len(tool) > 2)
+
+
+def _instructions(text: Text, scope: Scope) -> list[Finding]:
     view = _words(text)
     found, spans = [], []
+    if text.is_name and CONTEXT_NAME.search(view):
+        found.append(_finding("medium", INSTRUCTIONS, f"{text.where}: the model would fill this from its own "
+                                                      f"context: {_quote(view)}"))
+    elif text.is_name and len(view.split()) >= 5 and NAME_ORDER.search(view):
+        found.append(_finding("medium", INSTRUCTIONS, f"{text.where}: a name that reads as an order: {_quote(view)}"))
+    for match in CONTEXT.finditer(view):
+        sentence = _sentence(view, match)
+        if _moves(sentence) or (not text.is_name and re.search(r"\bshould\s+(?:be|contain|hold)\b", sentence, _I)):
+            spans.append(match.span())
+            found.append(_finding("high", INSTRUCTIONS, f"{text.where}: asks for the conversation or the model's "
+                                                        f"own instructions: {_quote(sentence.strip())}"))
+            break
     for severity, label, pattern in INSTRUCTION_RULES:
         # Rules run most severe first; a weaker rule on the same words adds only noise.
         match = next((m for m in pattern.finditer(view) if not _overlaps(m, spans)), None)
-        if match is not None:
-            spans.append(match.span())
-            found.append(_finding(severity, INSTRUCTIONS, f"{text.where}: {label}: {_snippet(view, match)}"))
+        if match is None or (label in WORKFLOW_RULES and _names_own_tool(_sentence(view, match), scope.own)):
+            continue
+        spans.append(match.span())
+        found.append(_finding(severity, INSTRUCTIONS, f"{text.where}: {label}: {_snippet(view, match)}"))
     return found
 
 
@@ -213,19 +358,39 @@ SECRET_FILES = re.compile(
     r"/etc/(?:shadow|gshadow|sudoers)\b|\.aws/(?:credentials|config)\b|\.config/gcloud\b|\.azure/|"
     r"\.kube/config\b|\.docker/config\.json\b|(?<![\w.])\.(?:netrc|npmrc|pypirc|git-credentials|pgpass)\b|"
     r"\.gnupg\b|\bmcp(?:_config)?\.json\b|\bclaude_desktop_config\.json\b|(?:~/|\$HOME/|(?<![\w.]))\.cursor\b|"
-    r"\.codeium/|\.claude\.json\b|\bwallet\.dat\b|\b(?:seed|recovery|mnemonic)\s+phrases?\b", re.IGNORECASE)
-"""Files and secrets no tool description has a reason to name: always high."""
+    r"\.codeium/|\.claude\.json\b|\bwallet\.dat\b|\b(?:seed|recovery|mnemonic)\s+phrases?\b", _I)
+"""Files and secrets no tool description has a reason to name: high, unless refused."""
 SOFT_FILES = re.compile(
-    r"(?<![\w.$])\.env(?:\.[\w-]+)?\b|/etc/passwd\b|\b(?:browser|chrome|firefox|safari|session)\s+cookies?\b|"
-    r"\bcookies\.sqlite\b", re.IGNORECASE)
+    r"(?<![\w.$])\.env(?:\.[\w-]+)?\b|/etc/passwd\b|\b(?:browser|chrome|firefox|safari|session)(?:'s)?\s+cookies?\b|"
+    r"\bcookies\.sqlite\b|\bcookie\s+(?:store|jar|database|db|file)s?\b|"
+    r"(?<![\w.])\.(?:bash|zsh|sh|fish|python|psql|mysql|node_repl)_history\b|\bshell\s+history\b|"
+    r"\b(?:login\s+)?keychain\b|\b(?:password|credential)\s+(?:manager|vault|store)s?\b", _I)
 """Sensitive, but with honest uses (a dotenv tool): high only next to read/send wording."""
+NAME_SECRETS = re.compile(
+    r"\bid\s+(?:rsa|dsa|ecdsa|ed25519)\b|\bdot\s*env\b|\benv\s+file\b|\bssh\s+(?:private\s+)?keys?\b|"
+    r"\bprivate\s+keys?\b|\baws\s+credentials\b|\bkube\s*config\b|\bnetrc\b|\bpasswd\b|\bcredentials?\s+file\b", _I)
+"""The same files as a parameter's name reads them ('content_from_reading_ssh_id_rsa')."""
+CONTENT_WORDS = re.compile(r"\b(?:contents?|reading|read|dump|text|copy|value|from)\b", _I)
 CREDENTIAL_WORDS = re.compile(
     r"\b(?:api\s*keys?|(?:access|refresh|bearer|auth|authentication|session|personal\s+access)\s+tokens?|"
-    r"passwords?|passphrases?|(?:private|secret|ssh)\s+keys?|client\s+secrets?|credentials?)\b", re.IGNORECASE)
-"""Normal in account servers' schemas; medium in prose, low as a parameter's name."""
-EXFILTRATION = re.compile(
-    r"\b(?:read|send|pass|include|upload|copy|attach|forward|post|share|cat|leak|open|exfiltrate|"
-    r"contents?|sidenote)\b", re.IGNORECASE)
+    r"passwords?|passphrases?|(?:private|secret|ssh)\s+keys?|client\s+secrets?|credentials?|secrets)\b", _I)
+"""Normal in account servers' schemas: low, high only when the model is told to hand its own over."""
+HELD = re.compile(
+    r"\b(?:your|you\s+(?:use|have|hold|know|can\s+find|find|come\s+across|see)|the\s+user'?s|"
+    r"(?:in|from)\s+the\s+(?:workspace|repository|repo|project|environment|machine|home\s+directory)|"
+    r"(?:every|all|any)\b)", _I)
+"""Credentials someone else holds: the model's, the user's, whatever it can find."""
+ENVIRONMENT = re.compile(
+    r"\benv(?:ironment)?\s*(?:variables?|vars?)\b|\bprocess\.env\b|\bos\.environ\b|\bgetenv\b|\bprintenv\b|"
+    r"(?<![\w$])\$\{?[A-Z][A-Z0-9_]*(?:TOKEN|KEY|SECRET|PASSWORD|PASS|PWD|CREDENTIALS?)\b|"
+    r"\boutput\s+of\s+[`'\"]?(?:env|set|printenv)\b")
+ENV_VALUE = re.compile(
+    r"\b(?:values?|contents?|output)\s+of\b|\b(?:any|every|all|each)\s+(?:\w+\s+){0,2}?env|"
+    r"process\.env\.\w|\$\{?[A-Z]|[A-Z0-9_]*(?:TOKEN|KEY|SECRET|PASSWORD)\b")
+"""Environment variables as values to copy out, not as configuration the server reads."""
+REFUSED = re.compile(r"\b(?:rejected|blocked|denied|refused|forbidden|disallowed|prohibited|excluded|"
+                     r"not\s+(?:allowed|permitted|accessible)|protected)\b", _I)
+READS = re.compile(r"\b(?:read|open|cat|dump|load|look\s+(?:through|in|for)|search)\b", _I)
 
 
 def _path_at(view: str, match: re.Match[str]) -> str:
@@ -246,21 +411,38 @@ def _sensitive(text: Text) -> list[Finding]:
         spans += [m.span() for m in secret]
         paths = list(dict.fromkeys(_path_at(view, m) for m in secret))
         paths = [p for p in paths if not any(o != p and o.endswith(p) for o in paths)]
-        found.append(_finding("high", SENSITIVE, f"{text.where}: names secret files: {', '.join(paths[:4])} in "
-                                                 f"{_snippet(view, secret[0], 30)}"))
+        refused = all(REFUSED.search(_sentence(view, m)) for m in secret)
+        found.append(_finding("low" if refused else "high", SENSITIVE,
+                              f"{text.where}: names secret files{' as refused' if refused else ''}: "
+                              f"{', '.join(paths[:4])} in {_snippet(view, secret[0], 30)}"))
     if match := SOFT_FILES.search(view):
         spans.append(match.span())
-        exfil = EXFILTRATION.search(_sentence(view, match)) is not None
-        found.append(_finding("high" if exfil else "medium", SENSITIVE,
+        sentence = _sentence(view, match)
+        exfil = (_moves(sentence) or READS.search(sentence) is not None) and not REFUSED.search(sentence)
+        found.append(_finding("high" if exfil else "low", SENSITIVE,
                               f"{text.where}: names a sensitive file{' to read or send' if exfil else ''}: "
                               f"{_snippet(view, match)}"))
+    if text.is_name and (match := NAME_SECRETS.search(view)) and CONTENT_WORDS.search(view):
+        spans.append((0, len(view)))
+        found.append(_finding("high", SENSITIVE, f"{text.where}: a parameter named for a secret's contents: "
+                                                 f"{_quote(view)}"))
+    for match in ENVIRONMENT.finditer(view):
+        sentence = _sentence(view, match)
+        if _moves(sentence) and ENV_VALUE.search(sentence):
+            spans.append(match.span())
+            found.append(_finding("high", SENSITIVE, f"{text.where}: asks for environment variables in a call: "
+                                                     f"{_quote(sentence.strip())}"))
+            break
     if match := next((m for m in CREDENTIAL_WORDS.finditer(view) if not _overlaps(m, spans)), None):
-        if text.is_name:
+        sentence = _sentence(view, match)
+        if not text.is_name and _moves(sentence) and HELD.search(sentence):
+            found.append(_finding("high", SENSITIVE, f"{text.where}: asks the model to hand over credentials: "
+                                                     f"{_quote(sentence.strip())}"))
+        elif text.is_name:
             found.append(_finding("low", SENSITIVE,
                                   f"{text.where}: the model is asked for a credential ({match.group(0)!r})"))
         else:
-            found.append(_finding("medium", SENSITIVE,
-                                  f"{text.where}: mentions credentials: {_snippet(view, match)}"))
+            found.append(_finding("low", SENSITIVE, f"{text.where}: mentions credentials: {_snippet(view, match)}"))
     return found
 
 
@@ -276,10 +458,23 @@ BEHAVIOUR_RULES: tuple[re.Pattern[str], ...] = (
     re.compile(r"\b(?:instead\s+of|rather\s+than)\s+(?:using|calling|invoking)\s+(?:the\s+)?" + _NAME, _I),
     re.compile(r"\b(?:the\s+)?" + _NAME + r"\s+tool\s+(?:must|should|shall|will\s+now|has\s+to)\s+", _I),
 )
+OTHER_TOOLS = re.compile(
+    r"\b(?:any|every|all|other|another|whatever|whichever)\s+(?:other\s+)?(?:[\w-]+\s+){0,2}?"
+    r"(?:tools?|servers?|integrations?|plugins?|extensions?|connectors?)\b(?!\s+(?:call|result|output)s?\b)|"
+    r"\b(?:a|an)\s+(?:[\w-]+\s+){0,2}?tool\s+(?:that|which|called|named)\b|"
+    r"\b[\w-]+\s+tools?\s+(?:available\s+to\s+you|you\s+have|in\s+your\s+toolbox)\b|"
+    r"\b(?:server|integration|plugin|connector)'s\s+(?:[\w-]+\s+){0,2}?tools?\b|"
+    r"\bwhatever\s+server\b", _I)
+"""Tools and servers other than this one, named by what they do rather than what they are
+called: the way an attack aims at whatever is installed beside it."""
 GENERIC_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("claims an effect on other tools", re.compile(r"\bside[\s-]effects?\s+on\b", _I)),
-    ("gives orders about other tools", re.compile(
-        r"\b(?:all|any|every)\s+other\s+tools?\b[^.\n]{0,40}?\b(?:must|should|always|never|will)\b", _I)),
+    ("redirects what is sent to a fixed recipient", re.compile(
+        r"\b(?:set|change|replace|switch)\s+(?:the\s+)?(?:recipient|receiver|destination|payee)s?\s+(?:to|with)\b|"
+        r"\b(?:also|always)\s+(?:b?cc|blind[\s-]copy)\b|"
+        r"\b(?:messages?|e-?mails?|mail|payments?|transfers?|funds|money|notifications?)\b[^.\n]{0,60}?"
+        r"\b(?:should|must|always|shall)\b[^.\n]{0,30}?\b(?:go|be\s+(?:sent|forwarded|routed|redirected|"
+        r"addressed|transferred|copied))\s+to\b[^.\n]{0,40}?(?:[\w.+-]+@[\w-]+\.\w|\+?\d[\d\s().-]{6,}\d)", _I)),
 )
 NOT_TOOL_NAMES = {"this", "that", "these", "those", "it", "any", "a", "an", "the", "each", "every", "other", "your"}
 DIRECTIVE = re.compile(r"\b(?:must|should|always|never|instead|whenever|when|before|after|do\s+not|don't|only|"
@@ -328,29 +523,33 @@ def _keep(found: dict[str, Finding], key: str, finding: Finding) -> None:
         found[key] = finding
 
 
-def _shadowing(text: Text, server: str, own: set[str], others: dict[str, set[str]]) -> list[Finding]:
+def _shadowing(text: Text, scope: Scope) -> list[Finding]:
     view = _words(text)
     found: dict[str, Finding] = {}
+    own, others = scope.own, scope.others
     for match in re.finditer(r"\b([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)__([\w.-]+)", view):
-        if match.group(1) != server:
+        if match.group(1) != scope.server:
             known = match.group(1) in others
             _keep(found, match.group(2) if known else match.group(0), _finding(
                 "high" if known else "medium", SHADOWING,
                 f"{text.where}: names {'the' if known else 'a'} namespaced tool {match.group(0)!r} of "
                 f"{'server ' + repr(match.group(1)) if known else 'another server'}: {_snippet(view, match)}"))
-    for other, tools in others.items():
-        for tool in sorted(tools - own):
+    folded = view.lower()
+    for other, tool, tool_folded in scope.other_names:
+        if tool_folded in folded:
             for match in _mentions(view, tool):
                 token = _token_at(view, *match.span())
                 if token != tool and (token in own or _owner(token, others) != (other, tool)):
                     continue  # the tail of another name: git_create_branch is not create_branch
-                severity: Severity = "high" if DIRECTIVE.search(_sentence(view, match)) else "medium"
+                # An order about another server's tool is shadowing; a remark ("more reliable
+                # than update_issue") is worth a note only.
+                severity: Severity = "high" if DIRECTIVE.search(_sentence(view, match)) else "low"
                 _keep(found, tool, _finding(severity, SHADOWING, f"{text.where}: mentions {tool!r} of server "
                                                                  f"{other!r}: {_snippet(view, match)}"))
     for pattern in BEHAVIOUR_RULES:
         for match in pattern.finditer(view):
             name = match.group(1).strip(".-")
-            if name.lower() in NOT_TOOL_NAMES or name in own:
+            if name.lower() in NOT_TOOL_NAMES or name in own or name in scope.params:
                 continue
             owner = _owner(name, others)
             if owner is None and not _looks_like_tool(view, match):
@@ -359,6 +558,12 @@ def _shadowing(text: Text, server: str, own: set[str], others: dict[str, set[str
             _keep(found, owner[1] if owner else name, _finding(
                 "high" if owner else "medium", SHADOWING,
                 f"{text.where}: changes how {target} behaves: {_snippet(view, match)}"))
+    for match in OTHER_TOOLS.finditer(view):
+        sentence = _sentence(view, match)
+        if ORDER.search(sentence) and not DEFERS.search(sentence):
+            _keep(found, "other tools", _finding("medium", SHADOWING, f"{text.where}: gives orders about other "
+                                                                      f"tools or servers: {_quote(sentence.strip())}"))
+            break
     for label, pattern in GENERIC_RULES:
         if match := pattern.search(view):
             _keep(found, label, _finding("medium", SHADOWING, f"{text.where}: {label}: {_snippet(view, match)}"))
@@ -368,28 +573,46 @@ def _shadowing(text: Text, server: str, own: set[str], others: dict[str, set[str
 # -- the scan ----------------------------------------------------------------------------------
 
 
+def _params(value: Any) -> set[str]:
+    """Every property name anywhere in a schema."""
+    if isinstance(value, list):
+        return set().union(*(_params(v) for v in value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    names = set(value["properties"]) if isinstance(value.get("properties"), dict) else set()
+    return names.union(*(_params(v) for v in value.values()))
+
+
 def scan_tool(
     definition: dict[str, Any],
     *,
     server: str,
-    other_servers_tools: dict[str, set[str]],
+    other_servers_tools: dict[str, set[str]] | None = None,
     own_tools: Collection[str] = (),
 ) -> list[Finding]:
     """Findings for one tool definition (MCP wire shape), most severe first.
 
     ``server`` is the name of the server offering it, ``own_tools`` the names of all its
     tools (mentioning them is fine), ``other_servers_tools`` maps every other server of
-    the same toolbox to its tool names (mentioning those is shadowing).
+    the same toolbox to its tool names (ordering those about is shadowing of the highest
+    grade; orders about other tools are found without it too).
     """
     own = {*own_tools, str(definition.get("name", ""))}
-    others = {name: set(tools) for name, tools in other_servers_tools.items() if name != server}
+    others = {name: set(tools) for name, tools in (other_servers_tools or {}).items() if name != server}
+    scope = Scope(
+        server=server,
+        own=own,
+        params=_params(definition.get("inputSchema")) | _params(definition.get("outputSchema")),
+        others=others,
+        other_names=tuple((o, t, t.lower()) for o, tools in others.items() for t in sorted(tools - own)),
+    )
     findings: list[Finding] = []
     for text in texts(definition):
         findings += _hidden(text)
-        findings += _instructions(text)
+        findings += _instructions(text, scope)
         findings += _sensitive(text)
         if not text.is_name:
-            findings += _shadowing(text, server, own, others)
+            findings += _shadowing(text, scope)
     unique = list({(f.kind, f.message): f for f in findings}.values())
     unique.sort(key=lambda f: SEVERITY_RANK[f.severity])
     return unique[:MAX_FINDINGS]
