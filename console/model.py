@@ -138,6 +138,52 @@ class Finding(Record):
     message: str
 
 
+class ItemKind(StrEnum):
+    """What a server offers that an agent can be granted: all four are discovered, scanned,
+    pinned and approved the same way."""
+
+    TOOL = "tool"
+    RESOURCE = "resource"
+    TEMPLATE = "template"
+    PROMPT = "prompt"
+
+
+_KIND_VALUES = frozenset(kind.value for kind in ItemKind)
+_REF_PREFIXES = tuple(f"{kind.value}:" for kind in ItemKind)
+_VOLATILE = frozenset({"size", "_meta"})
+"""Wire fields that change without the item changing (a file's size, server metadata)."""
+
+
+def item_ref(kind: ItemKind | str, name: str) -> str:
+    """The string that names an item of a server in keys, grants and the policy.
+
+    A tool is its name, unless the name itself starts with ``tool:``, ``resource:``,
+    ``template:`` or ``prompt:`` (then ``tool:<name>``); any other item is
+    ``<kind>:<name>``, its name being the prompt name, the resource URI or the template's
+    uriTemplate. ``split_ref`` is the inverse.
+    """
+    kind = ItemKind(kind)
+    if kind is ItemKind.TOOL and not name.startswith(_REF_PREFIXES):
+        return name
+    return f"{kind.value}:{name}"
+
+
+def split_ref(ref: str) -> tuple[ItemKind, str]:
+    """``(kind, name)`` of a ref: ``split_ref(item_ref(k, n)) == (k, n)`` for every item.
+
+    ``tool:NAME`` is read as the tool NAME even when NAME needs no prefix, so
+    ``item_ref(*split_ref(text))`` turns what a user typed into the canonical ref.
+    """
+    head, sep, rest = ref.partition(":")
+    if sep and head in _KIND_VALUES:
+        return ItemKind(head), rest
+    return ItemKind.TOOL, ref
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def tool_pin(
     name: str,
     description: str | None,
@@ -148,7 +194,7 @@ def tool_pin(
 ) -> str:
     """SHA-256 of the canonical definition: everything a model or a user is told about
     the tool. A change to any of it is a change the owner must approve."""
-    canonical = json.dumps(
+    canonical = _canonical(
         {
             "name": name,
             "title": title,
@@ -156,44 +202,82 @@ def tool_pin(
             "inputSchema": input_schema or {},
             "outputSchema": output_schema,
             "annotations": annotations,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+        }
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def stable_definition(wire: dict[str, Any]) -> dict[str, Any]:
+    """A resource, template or prompt definition without its volatile fields."""
+    return {key: value for key, value in wire.items() if key not in _VOLATILE}
+
+
+def item_pin(kind: ItemKind | str, wire: dict[str, Any]) -> str:
+    """The pin of an item's wire definition (MCP shape, as listed by the server).
+
+    Tools keep ``tool_pin`` exactly; the other kinds pin the whole canonical definition
+    (sorted keys, compact, UTF-8) without the volatile ``size`` and ``_meta``.
+    """
+    if ItemKind(kind) is ItemKind.TOOL:
+        return tool_pin(str(wire.get("name", "")), wire.get("description"), wire.get("inputSchema"),
+                        wire.get("outputSchema"), wire.get("annotations"), wire.get("title"))
+    return hashlib.sha256(_canonical(stable_definition(wire)).encode("utf-8")).hexdigest()
+
+
 class ToolDef(Record):
+    """A discovered item of a server: a tool, a resource, a resource template or a prompt."""
+
     server: str
-    """Id of the server instance that offers the tool."""
+    """Id of the server instance that offers the item."""
     name: str
+    """The tool or prompt name, the resource URI, or the template's uriTemplate."""
+    kind: ItemKind = ItemKind.TOOL
     title: str | None = None
     description: str | None = None
     input_schema: dict[str, Any] = Field(default_factory=dict)
     output_schema: dict[str, Any] | None = None
     annotations: dict[str, Any] | None = None
+    definition: dict[str, Any] | None = None
+    """For a resource, template or prompt: its wire definition as discovered (tools keep
+    theirs in the fields above)."""
     pin: str
     """SHA-256 of the live definition as last discovered."""
     approved_pin: str | None = None
-    """The pin the user approved; a tool is exposed only while it equals ``pin``."""
+    """The pin the user approved; an item is exposed only while it equals ``pin``."""
     trust: Trust = Trust.PENDING
     findings: list[Finding] = Field(default_factory=list)
+    accepted: list[str] | None = None
+    """The finding kinds the user accepted on approval; a rescan that finds another kind
+    sends the item back to pending. ``None`` (approved before this was kept): the kinds of
+    the findings it had then."""
     previous: dict[str, Any] | None = None
     """The approved definition, kept when the live one changes, for a diff."""
     discovered: datetime = Field(default_factory=utcnow)
 
     @property
+    def ref(self) -> str:
+        return item_ref(self.kind, self.name)
+
+    @property
     def key(self) -> str:
-        return tool_key(self.server, self.name)
+        return tool_key(self.server, self.ref)
 
     @property
     def exposable(self) -> bool:
         return self.trust is Trust.APPROVED and self.approved_pin == self.pin
 
+    def pinned_definition(self) -> dict[str, Any]:
+        """What the pin covers, in wire shape: the form ``previous`` keeps for a diff."""
+        if self.kind is not ItemKind.TOOL:
+            return dict(self.definition or {})
+        return {"name": self.name, "title": self.title, "description": self.description,
+                "inputSchema": self.input_schema, "outputSchema": self.output_schema,
+                "annotations": self.annotations}
 
-def tool_key(server_id: str, tool: str) -> str:
-    return f"{server_id}|{tool}"
+
+def tool_key(server_id: str, ref: str) -> str:
+    """The vault key of an item: its server and its ref (``item_ref``)."""
+    return f"{server_id}|{ref}"
 
 
 class Agent(Record):
@@ -219,7 +303,8 @@ class ToolGrant(Record):
     agent: str
     server: str
     tool: str
-    """A tool name, or ``*`` for every tool of the server."""
+    """An item's ref (``item_ref``: a tool name, ``prompt:NAME``...), or ``*`` for every
+    item of every kind of the server."""
     expires: datetime | None = None
     created: datetime = Field(default_factory=utcnow)
 

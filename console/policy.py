@@ -1,10 +1,15 @@
 """The access rule, compiled for the gateway's hot path.
 
-An agent may see and call tool T of server S in toolbox B only if:
+An agent may see and use item T of server S in toolbox B only if:
   the agent exists and is enabled; it holds a toolbox grant for B (the kill switch);
   it holds an unexpired grant for (S, T) or (S, *); T is approved and its live
   definition still matches the approved pin; S is running.
 Everything else is denied, and every decision says why.
+
+Items are tools, resources, resource templates and prompts, all named by their ref
+(``console.model.item_ref``: ``get_time``, ``prompt:greet``, ``resource:file:///a``...).
+A grant holds a ref or ``*``, which covers every item of every kind of its server; a
+grant on one tool opens nothing else.
 
 ``CompiledPolicy.compile`` turns the vault's tables into nested dictionaries so that a
 check is a handful of look-ups. It is pure: no I/O, the current time is an argument.
@@ -22,7 +27,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from console.model import WILDCARD, Trust
+from console.model import WILDCARD, ItemKind, Trust, item_ref, split_ref
 
 Tables = Mapping[str, Mapping[str, Mapping[str, Any]]]
 NEVER = math.inf
@@ -58,7 +63,7 @@ class Decision:
     allowed: bool
     reason: Reason
     via: str | None = None
-    """The grant that gives access: the tool's own name or ``*``."""
+    """The grant that gives access: the item's own ref or ``*``."""
     expires: float = NEVER
     """When that grant ends (POSIX seconds), ``inf`` for never."""
 
@@ -79,7 +84,7 @@ class _AgentEntry:
     enabled: bool
     toolboxes: set[str]
     grants: dict[str, dict[str, float]]
-    """server id -> tool name or ``*`` -> expiry (POSIX seconds, ``inf`` for never)."""
+    """server id -> item ref or ``*`` -> expiry (POSIX seconds, ``inf`` for never)."""
 
 
 def _expiry(value: Any) -> float:
@@ -98,7 +103,9 @@ class CompiledPolicy:
         self.server_names: dict[str, str] = {}
         self.toolbox_names: dict[str, str] = {}
         self.server_tools: dict[str, list[str]] = {}
+        """server id -> the refs of every item it offers, of all kinds."""
         self.tool_reason: dict[tuple[str, str], Reason] = {}
+        """(server id, ref) -> what the item's trust allows (``ALLOWED`` or why not)."""
         self.running: set[str] = set()
 
     @classmethod
@@ -120,12 +127,12 @@ class CompiledPolicy:
         if running is not None:
             policy.running = set(running)
         for tool in tables.get("tools", {}).values():
-            server, name = tool["server"], tool["name"]
+            server, ref = tool["server"], item_ref(tool.get("kind", ItemKind.TOOL), tool["name"])
             reason = _TRUST_REASON[Trust(tool["trust"])]
             if reason is Reason.ALLOWED and tool.get("approved_pin") != tool["pin"]:
                 reason = Reason.TOOL_CHANGED
-            policy.tool_reason[(server, name)] = reason
-            policy.server_tools.setdefault(server, []).append(name)
+            policy.tool_reason[(server, ref)] = reason
+            policy.server_tools.setdefault(server, []).append(ref)
         for ag in tables.get("agents", {}).values():
             policy.agents[ag["id"]] = _AgentEntry(ag["id"], ag["name"], not ag["disabled"], set(), {})
             policy.by_token_hash[ag["token_hash"]] = ag["id"]
@@ -154,6 +161,7 @@ class CompiledPolicy:
         return agent_id if entry.enabled else None
 
     def check(self, agent_id: str, server_id: str, tool: str, now: float) -> Decision:
+        """May the agent use the item ``tool`` (a ref) of the server at ``now``?"""
         agent = self.agents.get(agent_id)
         if agent is None:
             return _DENIED[Reason.UNKNOWN_AGENT]
@@ -183,8 +191,9 @@ class CompiledPolicy:
             return _DENIED[Reason.SERVER_NOT_RUNNING]
         return Decision(True, Reason.ALLOWED, via, expires)
 
-    def visible_tools(self, agent_id: str, now: float) -> list[tuple[str, str]]:
-        """Every (server id, tool) the agent may call right now."""
+    def visible_items(self, agent_id: str, now: float) -> list[tuple[str, str]]:
+        """Every (server id, ref) the agent may use right now, of every kind
+        (``split_ref`` tells a prompt from a tool)."""
         agent = self.agents.get(agent_id)
         if agent is None or not agent.enabled:
             return []
@@ -195,10 +204,13 @@ class CompiledPolicy:
                     visible.append((server_id, tool))
         return visible
 
+    visible_tools = visible_items
+
     def servers_with_grant(self, agent_id: str, now: float) -> set[str]:
         """Servers where the agent holds any live grant inside a granted toolbox.
 
-        Resources and prompts are shared at this granularity.
+        Only the gateway's request path still asks this (until it serves resources and
+        prompts per item, as ``check`` decides them).
         """
         agent = self.agents.get(agent_id)
         if agent is None or not agent.enabled:
@@ -218,11 +230,12 @@ class CompiledPolicy:
         server = self.server_names.get(server_id, server_id)
         toolbox = self.toolbox_names.get(self.server_toolbox.get(server_id, ""), "?")
         target = f"{server}/{tool}"
+        kind, name = split_ref(tool)
         match decision.reason:
             case Reason.ALLOWED:
                 grant = f"server-wide grant {server}/*" if decision.via == WILDCARD else f"grant {target}"
                 until = "" if decision.expires == NEVER else f" until {_iso(decision.expires)}"
-                return f"allowed by the {grant}{until}; tool approved; server running"
+                return f"allowed by the {grant}{until}; {kind} approved; server running"
             case Reason.UNKNOWN_AGENT:
                 return f"no agent {agent_name!r}"
             case Reason.AGENT_DISABLED:
@@ -236,13 +249,13 @@ class CompiledPolicy:
             case Reason.GRANT_EXPIRED:
                 return f"the grant for {target} has expired"
             case Reason.UNKNOWN_TOOL:
-                return f"{server} offers no tool {tool!r} (not discovered yet)"
+                return f"{server} offers no {kind} {name!r} (not discovered yet)"
             case Reason.TOOL_PENDING:
-                return f"tool not approved yet ('tbx tools approve {toolbox}/{target}')"
+                return f"{kind} not approved yet ('tbx tools approve {toolbox}/{target}')"
             case Reason.TOOL_CHANGED:
-                return f"tool definition changed since approval; review and re-approve {toolbox}/{target}"
+                return f"{kind} definition changed since approval; review and re-approve {toolbox}/{target}"
             case Reason.TOOL_BLOCKED:
-                return "tool is blocked"
+                return f"{kind} is blocked"
             case Reason.SERVER_NOT_RUNNING:
                 return f"server {server} is not running ('tbx server start {toolbox}/{server}')"
         return decision.reason.value

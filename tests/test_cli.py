@@ -59,7 +59,9 @@ def test_usage_errors_exit_2(ready) -> None:  # noqa: ANN001
     assert bad_duration.exit_code == 0
     result = ready("grant", "bot", "local", "--for", "soon")
     assert result.exit_code == 2 and "bad duration" in result.stderr
-    assert ready("grant", "bot", "a/b/c/d").exit_code == 2
+    assert ready("grant", "bot", "a/b/c/d").exit_code == 2  # a tool name has no '/'
+    assert ready("grant", "bot", "local//x").exit_code == 2
+    assert ready("grant", "bot", "local/time/prompt:").exit_code == 2
 
 
 def test_unknown_names_fail_with_a_hint(ready) -> None:  # noqa: ANN001

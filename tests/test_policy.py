@@ -11,17 +11,27 @@ from hypothesis import strategies as st
 from console.model import (
     Agent,
     DesiredState,
+    ItemKind,
     ServerInstance,
     Toolbox,
     ToolboxGrant,
     ToolDef,
     ToolGrant,
     Trust,
+    item_ref,
+    split_ref,
 )
 from console.policy import CompiledPolicy, Reason, hash_token, new_agent_token
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-TOOL_NAMES = ["read", "write", "list"]
+ITEMS = [
+    (ItemKind.TOOL, "read"), (ItemKind.TOOL, "write"), (ItemKind.TOOL, "list"),
+    (ItemKind.PROMPT, "read"),  # a prompt named like a tool of the same server
+    (ItemKind.RESOURCE, "file:///notes/a.md"), (ItemKind.TEMPLATE, "file:///notes/{name}"),
+    (ItemKind.TOOL, "prompt:read"),  # a tool whose name looks like a ref: tool:prompt:read
+]
+REFS = [item_ref(kind, name) for kind, name in ITEMS]
+"""Every item's ref: what grants, checks and ``visible_items`` speak in."""
 
 
 @dataclass
@@ -64,7 +74,7 @@ def oracle(state: State, agent_id: str, server_id: str, tool: str, now: datetime
         for g in state.tool_grants
     ):
         return False
-    definition = next((t for t in state.tools if t.server == server_id and t.name == tool), None)
+    definition = next((t for t in state.tools if t.server == server_id and t.ref == tool), None)
     if definition is None or definition.trust is not Trust.APPROVED or definition.approved_pin != definition.pin:
         return False
     return server_id in state.running
@@ -84,11 +94,11 @@ def states(draw: st.DrawFn) -> State:
     running = {s.id for s in servers if draw(st.booleans())}
     tools = []
     for server in servers:
-        for name in draw(st.lists(st.sampled_from(TOOL_NAMES), unique=True, max_size=3)):
+        for kind, name in draw(st.lists(st.sampled_from(ITEMS), unique=True, max_size=5)):
             trust = draw(st.sampled_from(list(Trust)))
             pin = "a" * 64
             approved = draw(st.sampled_from([None, pin, "b" * 64]))
-            tools.append(ToolDef(server=server.id, name=name, pin=pin, approved_pin=approved, trust=trust))
+            tools.append(ToolDef(server=server.id, kind=kind, name=name, pin=pin, approved_pin=approved, trust=trust))
     toolbox_grants = [
         ToolboxGrant(agent=a.id, toolbox=t.id) for a in agents for t in toolboxes if draw(st.booleans())
     ]
@@ -97,7 +107,7 @@ def states(draw: st.DrawFn) -> State:
         ToolGrant(agent=a.id, server=s.id, tool=name, expires=draw(expiries))
         for a in agents
         for s in servers
-        for name in [*TOOL_NAMES, "*", "ghost"]
+        for name in [*REFS, "*", "ghost"]
         if draw(st.integers(0, 4)) == 0
     ]
     return State(agents, toolboxes, servers, tools, toolbox_grants, tool_grants, running)
@@ -106,7 +116,7 @@ def states(draw: st.DrawFn) -> State:
 def queries(state: State) -> list[tuple[str, str, str]]:
     agents = [a.id for a in state.agents] + ["ag_nobody"]
     servers = [s.id for s in state.servers] + ["srv_nowhere"]
-    return [(a, s, t) for a in agents for s in servers for t in [*TOOL_NAMES, "ghost"]]
+    return [(a, s, t) for a in agents for s in servers for t in [*REFS, "ghost"]]
 
 
 @settings(max_examples=400, deadline=None)
@@ -127,9 +137,48 @@ def test_visible_tools_are_exactly_the_allowed_ones(state: State) -> None:
     policy = CompiledPolicy.compile(state.tables(), state.running)
     for agent in state.agents:
         expected = {
-            (t.server, t.name) for t in state.tools if oracle(state, agent.id, t.server, t.name, NOW)
+            (t.server, t.ref) for t in state.tools if oracle(state, agent.id, t.server, t.ref, NOW)
         }
-        assert set(policy.visible_tools(agent.id, NOW.timestamp())) == expected
+        assert set(policy.visible_items(agent.id, NOW.timestamp())) == expected
+        assert policy.visible_tools(agent.id, NOW.timestamp()) == policy.visible_items(agent.id, NOW.timestamp())
+
+
+@settings(max_examples=200, deadline=None)
+@given(states())
+def test_pending_changed_and_blocked_items_of_every_kind_are_never_visible(state: State) -> None:
+    policy = CompiledPolicy.compile(state.tables(), state.running)
+    exposable = {(t.server, t.ref) for t in state.tools if t.exposable}
+    for agent in state.agents:
+        assert set(policy.visible_items(agent.id, NOW.timestamp())) <= exposable
+
+
+@settings(max_examples=200, deadline=None)
+@given(states(), st.data())
+def test_a_grant_on_one_item_makes_nothing_else_visible(state: State, data: st.DataObject) -> None:
+    """A grant on one tool never shows a resource, template or prompt (or another tool)."""
+    agent = data.draw(st.sampled_from(state.agents))
+    server = data.draw(st.sampled_from(state.servers))
+    ref = data.draw(st.sampled_from(REFS))
+    state.toolbox_grants.append(ToolboxGrant(agent=agent.id, toolbox=server.toolbox))
+    before = set(CompiledPolicy.compile(state.tables(), state.running).visible_items(agent.id, NOW.timestamp()))
+    state.tool_grants.append(ToolGrant(agent=agent.id, server=server.id, tool=ref))
+    after = set(CompiledPolicy.compile(state.tables(), state.running).visible_items(agent.id, NOW.timestamp()))
+    assert after - before <= {(server.id, ref)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(states(), st.data())
+def test_a_server_wide_grant_shows_every_approved_item_of_every_kind(state: State, data: st.DataObject) -> None:
+    agent = data.draw(st.sampled_from(state.agents))
+    server = data.draw(st.sampled_from(state.servers))
+    agent.disabled = False
+    state.running.add(server.id)
+    state.toolbox_grants.append(ToolboxGrant(agent=agent.id, toolbox=server.toolbox))
+    state.tool_grants = [g for g in state.tool_grants if (g.agent, g.server) != (agent.id, server.id)]
+    state.tool_grants.append(ToolGrant(agent=agent.id, server=server.id, tool="*"))
+    visible = CompiledPolicy.compile(state.tables(), state.running).visible_items(agent.id, NOW.timestamp())
+    assert {ref for sid, ref in visible if sid == server.id} == {
+        t.ref for t in state.tools if t.server == server.id and t.exposable}
 
 
 @settings(max_examples=200, deadline=None)
@@ -162,7 +211,7 @@ def test_adding_a_grant_never_takes_access_away(state: State, data: st.DataObjec
     before = CompiledPolicy.compile(state.tables(), state.running)
     agent = data.draw(st.sampled_from(state.agents))
     server = data.draw(st.sampled_from(state.servers))
-    state.tool_grants.append(ToolGrant(agent=agent.id, server=server.id, tool=data.draw(st.sampled_from([*TOOL_NAMES, "*"]))))
+    state.tool_grants.append(ToolGrant(agent=agent.id, server=server.id, tool=data.draw(st.sampled_from([*REFS, "*"]))))
     state.toolbox_grants.append(ToolboxGrant(agent=agent.id, toolbox=server.toolbox))
     after = CompiledPolicy.compile(state.tables(), state.running)
     now = NOW.timestamp()
@@ -234,3 +283,32 @@ def test_tokens_carry_256_random_bits() -> None:
     assert len(tokens) == 100
     for token in tokens:
         assert token.startswith("tbx_") and len(token) >= 4 + 43
+
+
+def test_items_of_other_kinds_need_their_own_grant_and_are_explained_as_such() -> None:
+    state = _simple()
+    pin = "p" * 64
+    state.tools += [
+        ToolDef(server="srv_1", kind=ItemKind.PROMPT, name="now", pin=pin, approved_pin=pin, trust=Trust.APPROVED),
+        ToolDef(server="srv_1", kind=ItemKind.RESOURCE, name="time://zones", pin=pin, trust=Trust.PENDING),
+    ]
+    policy = CompiledPolicy.compile(state.tables(), state.running)
+    now = NOW.timestamp()
+    assert policy.visible_items("ag_1", now) == [("srv_1", "now")], "the tool grant opens the tool only"
+    prompt = policy.check("ag_1", "srv_1", "prompt:now", now)
+    assert prompt.reason is Reason.NO_TOOL_GRANT
+    assert policy.explain(prompt, "ag_1", "srv_1", "prompt:now") == "no grant for time/prompt:now or time/*"
+
+    state.tool_grants.append(ToolGrant(agent="ag_1", server="srv_1", tool="*"))
+    policy = CompiledPolicy.compile(state.tables(), state.running)
+    assert sorted(policy.visible_items("ag_1", now)) == [("srv_1", "now"), ("srv_1", "prompt:now")]
+    allowed = policy.check("ag_1", "srv_1", "prompt:now", now)
+    assert policy.explain(allowed, "ag_1", "srv_1", "prompt:now").endswith("; prompt approved; server running")
+    pending = policy.check("ag_1", "srv_1", "resource:time://zones", now)
+    assert pending.reason is Reason.TOOL_PENDING
+    assert policy.explain(pending, "ag_1", "srv_1", "resource:time://zones") == (
+        "resource not approved yet ('tbx tools approve local/time/resource:time://zones')")
+    unknown = policy.check("ag_1", "srv_1", "template:time://{zone}", now)
+    assert policy.explain(unknown, "ag_1", "srv_1", "template:time://{zone}") == (
+        "time offers no template 'time://{zone}' (not discovered yet)")
+    assert {split_ref(ref)[0] for _sid, ref in policy.visible_items("ag_1", now)} == {ItemKind.TOOL, ItemKind.PROMPT}

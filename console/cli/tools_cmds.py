@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 
 import click
 
 from console.cli.base import CliState, emit_json, fail, json_option, pass_state, print_table
 from console.errors import UsageError
-from console.model import ToolDef
+from console.services.grants import Target
+from console.services.items import item_order, plural
+from console.model import ItemKind, ToolDef
 from console.trust.pinning import definition_diff, pretty_definition
 from console.trust.scan import KINDS, decode_hidden, finding_kinds
 
@@ -47,6 +50,7 @@ def show_lines(target: str, tool: ToolDef, diff: str | None) -> list[str]:
     """``tbx tools show`` as a person reads it: state first, then what the model is told."""
     lines = [
         target,
+        f"  kind:          {tool.kind.value}",
         f"  trust:         {tool.trust.value}" + ("" if tool.exposable else " (not exposed to agents)"),
         f"  pin:           {tool.pin}",
         f"  approved pin:  {tool.approved_pin or '-'}",
@@ -59,6 +63,9 @@ def show_lines(target: str, tool: ToolDef, diff: str | None) -> list[str]:
         lines.append("findings: none")
     lines.append("description:")
     lines += [f"  {line}" for line in decode_hidden(tool.description or "(none)").splitlines()]
+    if tool.kind is not ItemKind.TOOL:
+        lines.append("definition:")
+        lines += [f"  {line}" for line in pretty_definition(tool.pinned_definition())]
     for title, value in (("input schema", tool.input_schema), ("output schema", tool.output_schema),
                          ("annotations", tool.annotations)):
         if value:
@@ -70,17 +77,34 @@ def show_lines(target: str, tool: ToolDef, diff: str | None) -> list[str]:
     return lines
 
 
+ITEM_HELP = ("ITEM is a tool name, prompt:NAME, resource:URI or template:URITEMPLATE (tool:NAME for a tool whose "
+             "name starts like those); the target is split at its first two '/' only, so URIs keep theirs.")
+
+
+def _item_target(text: str, *, item_required: bool) -> Target:
+    target = Target.parse(text)
+    if target.server is None or (item_required and target.tool is None):
+        shape = "TOOLBOX/SERVER/ITEM" if item_required else "TOOLBOX/SERVER or TOOLBOX/SERVER/ITEM"
+        raise UsageError(f"bad target {text!r}: use {shape}, e.g. local/time/get_current_time or "
+                         f"local/everything/prompt:simple-prompt")
+    return target
+
+
 def register(cli: click.Group) -> None:
     @cli.group()
     def tools() -> None:
-        """List discovered tools and approve them."""
+        """List discovered tools, resources, templates and prompts, and approve them."""
 
     @tools.command("list")
     @click.argument("scope", required=False, metavar="[TOOLBOX[/SERVER]]")
+    @click.option("--kind", "kinds", multiple=True, type=click.Choice([k.value for k in ItemKind]),
+                  help="Only items of this kind (repeatable).")
     @json_option
     @pass_state
-    def list_(state: CliState, scope: str | None, as_json: bool) -> None:
-        """List discovered tools with their trust state."""
+    def list_(state: CliState, scope: str | None, kinds: tuple[str, ...], as_json: bool) -> None:
+        """List every discovered item (tools, resources, resource templates, prompts) with its
+        kind and trust state. The first column is the target 'tbx tools show|approve' and
+        'tbx grant' take."""
         ws = state.workspace()
         toolbox_name, _sep, server_name = (scope or "").partition("/")
         boxes = [ws.repos.toolboxes.require(toolbox_name)] if toolbox_name else list(ws.repos.toolboxes)
@@ -92,67 +116,68 @@ def register(cli: click.Group) -> None:
                 if not servers:
                     raise UsageError(f"toolbox {box.name} has no server {server_name!r}")
             for server in sorted(servers, key=lambda s: s.name):
-                for tool in sorted(ws.repos.tools.of_server(server.id), key=lambda t: t.name):
-                    rows.append((box, server, tool))
+                for tool in sorted(ws.repos.tools.of_server(server.id), key=item_order):
+                    if not kinds or tool.kind.value in kinds:
+                        rows.append((box, server, tool))
         if as_json:
-            emit_json([{"toolbox": b.name, "server": s.name, **t.model_dump(mode="json", exclude={"server"})}
-                       for b, s, t in rows])
+            emit_json([{"toolbox": b.name, "server": s.name, "ref": t.ref,
+                        **t.model_dump(mode="json", exclude={"server"})} for b, s, t in rows])
             return
         print_table(
-            ["TOOL", "TRUST", "FINDINGS", "DESCRIPTION"],
-            [[f"{b.name}/{s.name}/{t.name}", t.trust.value, ",".join(finding_kinds(t.findings)) or "-",
-              _first_line(decode_hidden(t.description or ""))]
+            ["ITEM", "KIND", "TRUST", "FINDINGS", "DESCRIPTION"],
+            [[f"{b.name}/{s.name}/{t.ref}", t.kind.value, t.trust.value, ",".join(finding_kinds(t.findings)) or "-",
+              _first_line(decode_hidden(t.description or t.title or ""))]
              for b, s, t in rows],
-            empty="no tools discovered yet: add a server with 'tbx server add'",
+            empty="nothing discovered yet: add a server with 'tbx server add'",
         )
 
-    @tools.command()
-    @click.argument("target", metavar="TOOLBOX/SERVER[/TOOL]")
+    @tools.command(epilog=ITEM_HELP)
+    @click.argument("target", metavar="TOOLBOX/SERVER[/ITEM]")
     @click.option("--accept", "accept", multiple=True, metavar="KIND[,KIND...]",
                   help=f"Approve despite findings of these kinds ({', '.join(KINDS)}).")
     @pass_state
     def approve(state: CliState, target: str, accept: tuple[str, ...]) -> None:
-        """Approve a tool (or every tool of a server): pin its definition and expose it.
+        """Approve an item (or every item of every kind of a server): pin its definition and
+        expose it to the agents granted it.
 
-        A tool with findings (see 'tbx tools show') is approved only when --accept names
-        every kind of finding it has; approving a whole server skips such tools.
+        An item with findings (see 'tbx tools show') is approved only when --accept names
+        every kind of finding it has; approving a whole server skips such items.
         """
-        from console.services.tools import approve as approve_tools
+        from console.services.tools import approve as approve_items
         from console.services.tools import parse_kinds
 
-        parts = target.split("/")
-        if len(parts) not in (2, 3) or not all(parts):
-            raise UsageError(f"bad target {target!r}: use TOOLBOX/SERVER or TOOLBOX/SERVER/TOOL")
+        parsed = _item_target(target, item_required=False)
         kinds = parse_kinds(accept)  # unknown kinds are a usage error before the vault opens
-        result = approve_tools(state.workspace(), parts[0], parts[1], parts[2] if len(parts) == 3 else None, kinds)
+        result = approve_items(state.workspace(), parsed.toolbox, parsed.server, parsed.tool, kinds)
         done = result.approved
         if done or not result.skipped:
-            click.echo(f"approved {len(done)} tool(s)" + (f": {', '.join(done)}" if done else " (all already approved)"))
-        server = "/".join(parts[:2])
-        for name, kinds in sorted(result.skipped.items()):
-            click.echo(f"skipped {server}/{name}: findings {','.join(kinds)}; review with "
-                       f"'tbx tools show {server}/{name}', then 'tbx tools approve {server}/{name} "
-                       f"--accept {','.join(kinds)}'")
+            click.echo(f"approved {plural(done)}" + (f": {', '.join(done)}" if done else " (all already approved)"))
+        server = f"{parsed.toolbox}/{parsed.server}"
+        for ref, kinds in sorted(result.skipped.items()):
+            typed = shlex.quote(f"{server}/{ref}")
+            click.echo(f"skipped {server}/{ref}: findings {','.join(kinds)}; review with "
+                       f"'tbx tools show {typed}', then 'tbx tools approve {typed} --accept {','.join(kinds)}'")
 
-    @tools.command()
-    @click.argument("target", metavar="TOOLBOX/SERVER/TOOL")
+    @tools.command(epilog=ITEM_HELP)
+    @click.argument("target", metavar="TOOLBOX/SERVER/ITEM")
     @json_option
     @pass_state
     def show(state: CliState, target: str, as_json: bool) -> None:
-        """Show a tool: its definition with hidden characters made visible, its trust state,
-        pins, findings, and for a changed tool the diff from the approved definition."""
+        """Show a tool, resource, template or prompt: its definition with hidden characters
+        made visible, its trust state, pins, findings, and for a changed item the diff from
+        the approved definition."""
         from console.services.tools import definition, find_tool
 
-        parts = target.split("/")
-        if len(parts) != 3 or not all(parts):
-            raise UsageError(f"bad tool {target!r}: use TOOLBOX/SERVER/TOOL, e.g. local/time/get_current_time")
-        _server, tool = find_tool(state.workspace().repos, *parts)
+        parsed = _item_target(target, item_required=True)
+        assert parsed.server is not None and parsed.tool is not None
+        _server, tool = find_tool(state.workspace().repos, parsed.toolbox, parsed.server, parsed.tool)
         diff = definition_diff(tool.previous, definition(tool)) if tool.previous else None
         if as_json:
-            emit_json({"toolbox": parts[0], "server": parts[1], **tool.model_dump(mode="json", exclude={"server"}),
+            emit_json({"toolbox": parsed.toolbox, "server": parsed.server, "ref": tool.ref,
+                       **tool.model_dump(mode="json", exclude={"server"}),
                        "description_visible": decode_hidden(tool.description or ""), "diff": diff})
             return
-        for line in show_lines(target, tool, diff):
+        for line in show_lines(f"{parsed.toolbox}/{parsed.server}/{tool.ref}", tool, diff):
             click.echo(line)
 
     @cli.command("call")

@@ -42,6 +42,11 @@ class Discovery:
     tools: list[dict[str, Any]] = field(default_factory=list)
     resources: list[dict[str, Any]] = field(default_factory=list)
     prompts: list[dict[str, Any]] = field(default_factory=list)
+    templates: list[dict[str, Any]] = field(default_factory=list)
+    """Resource templates (``resources/templates/list``)."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Lists the server declares but could not give (``resources``, ``templates``,
+    ``prompts``) -> why: what was stored of them stays as it was."""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -49,7 +54,9 @@ class Discovery:
             "protocol_version": self.protocol_version,
             "instructions": self.instructions,
             "resources": [{"uri": r.get("uri"), "name": r.get("name")} for r in self.resources],
+            "templates": [{"uriTemplate": t.get("uriTemplate"), "name": t.get("name")} for t in self.templates],
             "prompts": [{"name": p.get("name"), "description": p.get("description")} for p in self.prompts],
+            **({"failed": self.failed} if self.failed else {}),
         }
 
 
@@ -84,13 +91,18 @@ class Session:
         )
         if caps.tools is not None:
             found.tools = await _paginate(lambda c: self.client.list_tools(cursor=c), "tools")
-        try:
-            if caps.resources is not None:
-                found.resources = await _paginate(lambda c: self.client.list_resources(cursor=c), "resources")
-            if caps.prompts is not None:
-                found.prompts = await _paginate(lambda c: self.client.list_prompts(cursor=c), "prompts")
-        except MCPError:
-            pass  # a server that advertises but cannot list resources/prompts still has tools
+        lists: list[tuple[str, Callable[[str | None], Awaitable[Any]], str]] = []
+        if caps.resources is not None:
+            lists += [("resources", lambda c: self.client.list_resources(cursor=c), "resources"),
+                      ("templates", lambda c: self.client.list_resource_templates(cursor=c), "resource_templates")]
+        if caps.prompts is not None:
+            lists.append(("prompts", lambda c: self.client.list_prompts(cursor=c), "prompts"))
+        for kind, fetch, attr in lists:
+            # A server that advertises but cannot give one list still has the others.
+            try:
+                setattr(found, kind, await _paginate(fetch, attr))
+            except MCPError as exc:
+                found.failed[kind] = str(exc) or type(exc).__name__
         return found
 
     async def ping(self) -> None:

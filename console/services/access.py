@@ -1,11 +1,13 @@
-"""An agent's effective tool surface: every tool it could reach, and why it can or cannot."""
+"""An agent's effective surface: every item (tool, resource, template, prompt) it could
+reach, and why it can or cannot."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from console.model import WILDCARD
+from console.model import WILDCARD, ItemKind, split_ref
 from console.policy import NEVER, Reason
+from console.services.items import ref_order
 from console.workspace import Workspace
 
 
@@ -13,10 +15,14 @@ from console.workspace import Workspace
 class ToolAccess:
     server: str
     tool: str
+    """The item's ref: what ``tbx grant`` takes after ``TOOLBOX/SERVER/``."""
     allowed: bool
     reason: str
     why: str
     expires: float | None
+    kind: str = ItemKind.TOOL.value
+    name: str = ""
+    """The tool or prompt name, the resource URI or the template."""
 
 
 @dataclass
@@ -41,15 +47,12 @@ class AccessReport:
 
 
 def access_report(ws: Workspace, agent_name: str, *, everything: bool = False) -> AccessReport:
-    """What ``agent_name`` may call now. By default only servers it holds grants on are
-    listed; ``everything`` lists every known tool with the reason it is out of reach."""
+    """What ``agent_name`` may use now. By default only servers it holds grants on are
+    listed; ``everything`` lists every known item with the reason it is out of reach."""
     agent = ws.repos.agents.require(agent_name)
     policy = ws.policy()
     entry = policy.agents[agent.id]
     now = ws.now()
-    tools_by_server: dict[str, set[str]] = {}
-    for server_id, name in policy.tool_reason:
-        tools_by_server.setdefault(server_id, set()).add(name)
     report = AccessReport(agent.name, entry.enabled, [])
     for toolbox in sorted(ws.repos.toolboxes, key=lambda t: t.name):
         granted = toolbox.id in entry.toolboxes
@@ -58,18 +61,19 @@ def access_report(ws: Workspace, agent_name: str, *, everything: bool = False) -
             grants = entry.grants.get(server.id, {})
             if not grants and not everything:
                 continue
-            names = tools_by_server.get(server.id, set()) | {t for t in grants if t != WILDCARD}
+            names = set(policy.server_tools.get(server.id, ())) | {t for t in grants if t != WILDCARD}
             if WILDCARD in grants and not names:
                 section.tools.append(
                     ToolAccess(server.name, WILDCARD, False, Reason.UNKNOWN_TOOL.value,
-                               f"server-wide grant; {server.name} has no discovered tools yet", None)
+                               f"server-wide grant; {server.name} has no discovered items yet", None, name=WILDCARD)
                 )
-            for name in sorted(names):
-                decision = policy.check(agent.id, server.id, name, now)
+            for ref in sorted(names, key=ref_order):
+                decision = policy.check(agent.id, server.id, ref, now)
                 expires = None if decision.expires == NEVER else decision.expires
+                kind, name = split_ref(ref)
                 section.tools.append(
-                    ToolAccess(server.name, name, decision.allowed, decision.reason.value,
-                               policy.explain(decision, agent.id, server.id, name), expires)
+                    ToolAccess(server.name, ref, decision.allowed, decision.reason.value,
+                               policy.explain(decision, agent.id, server.id, ref), expires, kind.value, name)
                 )
         if granted or section.tools or everything:
             report.toolboxes.append(section)

@@ -1,4 +1,9 @@
-"""Granting and revoking: ``AGENT TOOLBOX[/SERVER[/TOOL]] [--for DURATION]``.
+"""Granting and revoking: ``AGENT TOOLBOX[/SERVER[/ITEM]] [--for DURATION]``.
+
+ITEM is a tool name, ``*`` (every item of every kind of the server), ``prompt:NAME``,
+``resource:URI`` or ``template:URITEMPLATE`` (``tool:NAME`` names a tool whose name
+looks like one of those). URIs hold slashes and colons, so a target is split at its
+first two ``/`` only.
 
 A toolbox grant is the kill switch: revoking it cuts every tool grant inside the
 toolbox at once without deleting them, and granting it again brings them back. So a
@@ -13,7 +18,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from console.errors import NotFound, UsageError
-from console.model import WILDCARD, ServerInstance, Toolbox, ToolboxGrant, ToolGrant, utcnow
+from console.model import (
+    WILDCARD,
+    ItemKind,
+    ServerInstance,
+    Toolbox,
+    ToolboxGrant,
+    ToolGrant,
+    item_ref,
+    split_ref,
+    tool_key,
+    utcnow,
+)
+from console.services.items import audit_target, no_item
 from console.vault import Repos
 from console.workspace import Workspace
 
@@ -34,22 +51,40 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+TARGET_SYNTAX = "TOOLBOX, TOOLBOX/SERVER or TOOLBOX/SERVER/ITEM"
+ITEM_SYNTAX = "ITEM is a tool name, *, prompt:NAME, resource:URI or template:URITEMPLATE"
+
+
 @dataclass(frozen=True)
 class Target:
     toolbox: str
     server: str | None = None
     tool: str | None = None
+    """The item's ref (``console.model.item_ref``); ``None`` for the whole server (``*``)."""
 
     @classmethod
     def parse(cls, text: str) -> Target:
-        parts = text.strip().split("/")
-        if not 1 <= len(parts) <= 3 or not all(parts):
-            raise UsageError(f"bad target {text!r}: use TOOLBOX, TOOLBOX/SERVER or TOOLBOX/SERVER/TOOL")
-        tool = parts[2] if len(parts) == 3 else None
-        return cls(parts[0], parts[1] if len(parts) > 1 else None, None if tool == WILDCARD else tool)
+        """``TOOLBOX[/SERVER[/ITEM]]``, split at the first two ``/`` (URIs hold more)."""
+        parts = text.strip().split("/", 2)
+        if not all(parts):
+            raise UsageError(f"bad target {text!r}: use {TARGET_SYNTAX}; {ITEM_SYNTAX}")
+        item = parts[2] if len(parts) == 3 else None
+        return cls(parts[0], parts[1] if len(parts) > 1 else None,
+                   None if item is None or item == WILDCARD else parse_item(item, text))
 
     def __str__(self) -> str:
         return "/".join(p for p in (self.toolbox, self.server, self.tool) if p)
+
+
+def parse_item(item: str, text: str) -> str:
+    """The canonical ref of an ITEM as typed (``tool:get_time`` is ``get_time``)."""
+    kind, name = split_ref(item)
+    if not name:
+        raise UsageError(f"bad target {text!r}: {kind.value}: needs a name after it; {ITEM_SYNTAX}")
+    if kind is ItemKind.TOOL and "/" in name and not item.startswith("tool:"):
+        raise UsageError(f"bad target {text!r}: a tool name has no '/'; a resource is resource:URI, a template "
+                         f"template:URITEMPLATE (a tool named with a '/' is tool:NAME)")
+    return item_ref(kind, name)
 
 
 @dataclass
@@ -98,6 +133,8 @@ def grant(ws: Workspace, agent_name: str, target: Target, duration: timedelta | 
             return Outcome(True, f"granted {agent.name} access to toolbox {toolbox.name}", notes)
 
         tool = target.tool or WILDCARD
+        if tool != WILDCARD:
+            _require_item(repos, toolbox, server, tool)
         expires = utcnow() + duration if duration else None
         key = f"{agent.id}|{server.id}|{tool}"
         existing_grant = repos.tool_grants.get(key)
@@ -107,7 +144,7 @@ def grant(ws: Workspace, agent_name: str, target: Target, duration: timedelta | 
         repos.tool_grants.put(ToolGrant(agent=agent.id, server=server.id, tool=tool, expires=expires))
         change.record(
             "grant.update" if existing_grant else "grant.tool",
-            f"tool:{label}",
+            _audited(toolbox, server, tool),
             agent=agent.name,
             detail={"expires": expires.isoformat() if expires else None},
         )
@@ -117,8 +154,6 @@ def grant(ws: Workspace, agent_name: str, target: Target, duration: timedelta | 
                 f"{agent.name} has no access to toolbox {toolbox.name} yet, so this grant is not "
                 f"active: 'tbx grant {agent.name} {toolbox.name}' opens it"
             )
-        if tool != WILDCARD and repos.tools.get(f"{server.id}|{tool}") is None:
-            notes.append(f"{server.name} has no discovered tool {tool!r} yet; the grant applies once it appears")
         verb = "extended" if existing_grant else "granted"
         until = f" until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
         return Outcome(True, f"{verb} {agent.name} {label}{until}", notes, expires)
@@ -148,8 +183,11 @@ def revoke(ws: Workspace, agent_name: str, target: Target) -> Outcome:
             label = f"{toolbox.name}/{server.name}/{target.tool}"
         removed = repos.tool_grants.delete(keys)
         if not removed:
+            if target.tool is not None:
+                _require_item(repos, toolbox, server, target.tool)
             return Outcome(False, f"{agent.name} held no grant for {label}; nothing changed")
-        change.record("revoke.tool", f"tool:{label}", agent=agent.name, detail={"grants_removed": removed})
+        audited = f"tool:{label}" if target.tool is None else _audited(toolbox, server, target.tool)
+        change.record("revoke.tool", audited, agent=agent.name, detail={"grants_removed": removed})
         notes = []
         if target.tool and repos.tool_grants.get(f"{agent.id}|{server.id}|{WILDCARD}"):
             notes.append(
@@ -157,6 +195,19 @@ def revoke(ws: Workspace, agent_name: str, target: Target) -> Outcome:
                 f"{toolbox.name}/{server.name}/*"
             )
         return Outcome(True, f"revoked {agent.name} {label} ({removed} grant(s))", notes)
+
+
+def _require_item(repos: Repos, toolbox: Toolbox, server: ServerInstance, ref: str) -> None:
+    if repos.tools.get(tool_key(server.id, ref)) is None:
+        raise no_item(toolbox.name, server.name, ref)
+
+
+def _audited(toolbox: Toolbox, server: ServerInstance, ref: str) -> str:
+    """The audit target of a grant: ``prompt:local/everything/NAME``; ``tool:…/*`` server-wide."""
+    if ref == WILDCARD:
+        return f"tool:{toolbox.name}/{server.name}/{WILDCARD}"
+    kind, name = split_ref(ref)
+    return audit_target(kind, f"{toolbox.name}/{server.name}", name)
 
 
 def _grants_inside(repos: Repos, agent_id: str, toolbox_id: str) -> int:

@@ -1,39 +1,57 @@
-"""Discovered tools: stored with their pin, compared on every discovery, approved by hand.
+"""Discovered items: stored with their pin, compared and rescanned on every discovery,
+approved by hand.
 
-A tool is exposed to agents only once approved, which pins the hash of its definition.
-When a later discovery finds a different definition, the tool is marked ``changed`` and
+Items are a server's tools, resources, resource templates and prompts, stored alike
+(``ToolDef`` with its ``kind``) under their ref (``console.model.item_ref``). An item is
+exposed to agents only once approved, which pins the hash of its definition. When a
+later discovery finds a different definition, the item is marked ``changed`` and
 blocked for everyone until approved again; the approved definition is kept for a diff.
 
-Every new or changed definition is scanned for poisoning (``console.trust.scan``). A tool
-with findings is approved only when the user names every kind it has in ``accept``:
-approving a whole server skips such tools instead of waving them through.
+Every discovery scans every item for poisoning (``console.trust.scan``), unchanged ones
+too: what another server of the toolbox offers, or a better scanner, can turn up a new
+finding on a definition that did not move. An item with findings is approved only when
+the user names every kind it has in ``accept``; approving a whole server skips such
+items instead of waving them through. An approved item whose rescan finds a kind the
+user did not accept goes back to pending.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import shlex
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.errors import NotFound, UsageError
-from console.model import ServerInstance, ToolDef, Trust, tool_key, tool_pin, utcnow
+from console.errors import UsageError
+from console.model import (
+    Finding,
+    ItemKind,
+    ServerInstance,
+    ToolDef,
+    Trust,
+    item_pin,
+    item_ref,
+    stable_definition,
+    tool_key,
+    utcnow,
+)
 from console.runtime.session import Discovery
+from console.services.items import audit_target, item_order, no_item
 from console.trust.scan import KINDS, finding_kinds, scan_tool
 from console.vault import Repos
 from console.workspace import Change, Workspace
 
 DISCOVERY_META = "discovery|"
+_LISTS = (  # Discovery attribute, kind, the wire field that names the item
+    ("tools", ItemKind.TOOL, "name"),
+    ("resources", ItemKind.RESOURCE, "uri"),
+    ("templates", ItemKind.TEMPLATE, "uriTemplate"),
+    ("prompts", ItemKind.PROMPT, "name"),
+)
 
 
 def definition(tool: ToolDef) -> dict[str, Any]:
-    return {
-        "name": tool.name,
-        "title": tool.title,
-        "description": tool.description,
-        "inputSchema": tool.input_schema,
-        "outputSchema": tool.output_schema,
-        "annotations": tool.annotations,
-    }
+    return tool.pinned_definition()
 
 
 @dataclass
@@ -41,81 +59,136 @@ class DiscoveryOutcome:
     new: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    rescanned: list[str] = field(default_factory=list)
+    """Approved items sent back to pending by a rescan that found a kind not accepted."""
     unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class Found:
+    """One item as the server listed it."""
+
+    kind: ItemKind
+    name: str
+    wire: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        return item_ref(self.kind, self.name)
+
+
+def found_items(found: Discovery) -> Iterator[Found]:
+    """Every item of the discovery, each ref once (the first listing wins)."""
+    seen: set[str] = set()
+    for attr, kind, key in _LISTS:
+        for raw in getattr(found, attr):
+            name = raw.get(key)
+            if not isinstance(name, str) or not name:
+                continue
+            item = Found(kind, name, raw)
+            if item.ref not in seen:
+                seen.add(item.ref)
+                yield item
+
+
+def listed_kinds(found: Discovery) -> set[ItemKind]:
+    """The kinds the discovery really listed: what it lacks of the others is not gone."""
+    return {kind for attr, kind, _key in _LISTS if attr not in found.failed}
 
 
 def other_servers_tools(repos: Repos, server: ServerInstance) -> dict[str, set[str]]:
     """Tool names of the other servers in the server's toolbox: what shadowing targets."""
     return {
-        other.name: {tool.name for tool in repos.tools.of_server(other.id)}
+        other.name: {tool.name for tool in repos.tools.of_server(other.id) if tool.kind is ItemKind.TOOL}
         for other in repos.servers.in_toolbox(server.toolbox)
         if other.id != server.id
     }
 
 
+def _item(server: ServerInstance, item: Found, pin: str) -> ToolDef:
+    wire = item.wire
+    if item.kind is ItemKind.TOOL:
+        return ToolDef(server=server.id, name=item.name, title=wire.get("title"), description=wire.get("description"),
+                       input_schema=wire.get("inputSchema") or {}, output_schema=wire.get("outputSchema"),
+                       annotations=wire.get("annotations"), pin=pin)
+    return ToolDef(server=server.id, kind=item.kind, name=item.name, title=wire.get("title"),
+                   description=wire.get("description"), definition=stable_definition(wire), pin=pin)
+
+
 def record_discovery(change: Change, server: ServerInstance, found: Discovery, toolbox_name: str) -> DiscoveryOutcome:
     repos = change.repos
     outcome = DiscoveryOutcome()
-    existing = {tool.name: tool for tool in repos.tools.of_server(server.id)}
+    existing = {item.ref: item for item in repos.tools.of_server(server.id)}
     label = f"{toolbox_name}/{server.name}"
     others = other_servers_tools(repos, server)
     own = {str(raw.get("name", "")) for raw in found.tools}
-    for raw in found.tools:
-        name = str(raw.get("name", ""))
-        if not name:
-            continue
-        pin = tool_pin(name, raw.get("description"), raw.get("inputSchema"), raw.get("outputSchema"),
-                       raw.get("annotations"), raw.get("title"))
-        old = existing.pop(name, None)
+    for item in found_items(found):
+        pin = item_pin(item.kind, item.wire)
+        target = audit_target(item.kind, label, item.name)
+        # The whole wire definition is scanned (title too), not only the pinned part.
+        findings = scan_tool(item.wire, server=server.name, other_servers_tools=others, own_tools=own)
+        old = existing.pop(item.ref, None)
         if old is not None and old.pin == pin:
-            # Same definition, same findings: a rescan would only differ if other servers
-            # changed, and re-flagging an approved tool for that would block it silently.
             outcome.unchanged += 1
+            _rescanned(change, old, findings, target, outcome)
             continue
-        tool = ToolDef(
-            server=server.id,
-            name=name,
-            title=raw.get("title"),
-            description=raw.get("description"),
-            input_schema=raw.get("inputSchema") or {},
-            output_schema=raw.get("outputSchema"),
-            annotations=raw.get("annotations"),
-            pin=pin,
-            # The whole wire definition is scanned (title too), not only the pinned part.
-            findings=scan_tool(raw, server=server.name, other_servers_tools=others, own_tools=own),
-        )
-        kinds = finding_kinds(tool.findings)
+        tool = _item(server, item, pin)
+        tool.findings = findings
+        kinds = finding_kinds(findings)
         if old is None:
-            outcome.new.append(name)
-            change.record("tool.discovered", f"tool:{label}/{name}", detail={"pin": pin, "findings": kinds})
+            outcome.new.append(item.ref)
+            change.record("tool.discovered", target, detail={"pin": pin, "findings": kinds})
         else:
             # Keep what the user approved; the live definition waits for a new approval.
             tool.approved_pin = old.approved_pin
             tool.trust = Trust.CHANGED if old.approved_pin else Trust.PENDING
             tool.previous = old.previous or (definition(old) if old.approved_pin else None)
-            outcome.changed.append(name)
-            change.record("tool.changed", f"tool:{label}/{name}",
+            outcome.changed.append(item.ref)
+            change.record("tool.changed", target,
                           detail={"approved_pin": old.approved_pin, "old_pin": old.pin, "new_pin": pin,
                                   "findings": kinds})
         repos.tools.put(tool)
-    for name, gone in existing.items():
+    listed = listed_kinds(found)
+    for ref, gone in existing.items():
+        if gone.kind not in listed:
+            continue  # its list failed this time: keep it (and its approval) as it was
         repos.tools.delete([gone.key])
-        outcome.removed.append(name)
-        change.record("tool.removed", f"tool:{label}/{name}", detail={"pin": gone.pin})
+        outcome.removed.append(ref)
+        change.record("tool.removed", audit_target(gone.kind, label, gone.name), detail={"pin": gone.pin})
     repos.meta.set(DISCOVERY_META + server.id, {**found.summary(), "at": utcnow().isoformat()})
     return outcome
 
 
+def _rescanned(change: Change, old: ToolDef, findings: list[Finding], target: str, outcome: DiscoveryOutcome) -> None:
+    """An unchanged definition, scanned again: keep the new findings; an approved item that
+    now has a kind of finding the user did not accept goes back to pending."""
+    if old.findings == findings:
+        return
+    before, after = finding_kinds(old.findings), finding_kinds(findings)
+    accepted = old.accepted if old.accepted is not None else before
+    unaccepted = [kind for kind in after if kind not in accepted]
+    demoted = old.exposable and bool(unaccepted)
+    if before != after:
+        change.record("tool.rescanned", target,
+                      detail={"pin": old.pin, "findings": after, "before": before, "unaccepted": unaccepted,
+                              "trust": Trust.PENDING.value if demoted else old.trust.value})
+    old.findings = findings
+    if demoted:
+        old.trust = Trust.PENDING
+        outcome.rescanned.append(old.ref)
+    change.repos.tools.put(old)
+
+
 @dataclass
 class Approval:
-    """What ``approve`` did: the tools it approved and the ones it left blocked."""
+    """What ``approve`` did: the items it approved and the ones it left blocked (by ref)."""
 
     approved: list[str] = field(default_factory=list)
     skipped: dict[str, list[str]] = field(default_factory=dict)
-    """Tool name -> the kinds of its findings, for tools not approved because ``accept``
-    lacked one of them (all of them must be named, so all are listed)."""
+    """Ref -> the kinds of its findings, for items not approved because ``accept`` lacked
+    one of them (all of them must be named, so all are listed)."""
     already: int = 0
-    """Tools that were approved already and were left alone."""
+    """Items that were approved already and were left alone."""
 
 
 def parse_kinds(values: Iterable[str]) -> frozenset[str]:
@@ -127,11 +200,12 @@ def parse_kinds(values: Iterable[str]) -> frozenset[str]:
     return frozenset(kinds)
 
 
-def find_tool(repos: Repos, toolbox: str, server: str, tool: str) -> tuple[ServerInstance, ToolDef]:
+def find_tool(repos: Repos, toolbox: str, server: str, ref: str) -> tuple[ServerInstance, ToolDef]:
+    """The item ``ref`` (``item_ref``: a tool name, ``prompt:NAME``...) of a server."""
     instance = _server(repos, toolbox, server)
-    found = repos.tools.get(tool_key(instance.id, tool))
+    found = repos.tools.get(tool_key(instance.id, ref))
     if found is None:
-        raise NotFound(f"{toolbox}/{server} has no tool {tool!r}; 'tbx tools list {toolbox}/{server}' shows them")
+        raise no_item(toolbox, server, ref)
     return instance, found
 
 
@@ -146,40 +220,41 @@ def _server(repos: Repos, toolbox: str, server: str) -> ServerInstance:
 def approve(
     ws: Workspace, toolbox: str, server: str, tool: str | None = None, accept: Iterable[str] = frozenset()
 ) -> Approval:
-    """Approve one tool, or every tool of a server.
+    """Approve one item (``tool`` is its ref), or every item of every kind of a server.
 
-    A tool with findings is approved only when every kind of finding it has is in
-    ``accept``. Asked for by name, such a tool is an error that says what to run; as part
+    An item with findings is approved only when every kind of finding it has is in
+    ``accept``. Asked for by ref, such an item is an error that says what to run; as part
     of a whole server it is skipped and reported in ``Approval.skipped``.
     """
     accepted = parse_kinds(accept)
     result = Approval()
     with ws.change() as change:
         if tool is not None:
-            tools = [find_tool(change.repos, toolbox, server, tool)[1]]
+            items = [find_tool(change.repos, toolbox, server, tool)[1]]
         else:
-            tools = sorted(change.repos.tools.of_server(_server(change.repos, toolbox, server).id), key=lambda t: t.name)
-        for item in tools:
-            target = f"{toolbox}/{server}/{item.name}"
+            items = sorted(change.repos.tools.of_server(_server(change.repos, toolbox, server).id), key=item_order)
+        for item in items:
+            target = f"{toolbox}/{server}/{item.ref}"
             if item.exposable:
                 result.already += 1
                 continue
             kinds = finding_kinds(item.findings)
             missing = [kind for kind in kinds if kind not in accepted]
             if missing and tool is not None:
+                typed = shlex.quote(target)
                 raise UsageError(
-                    f"{target} has findings ({_summary(item)}); review them with 'tbx tools show {target}', "
-                    f"then run: tbx tools approve {target} --accept {','.join(kinds)}"
+                    f"{target} has findings ({_summary(item)}); review them with 'tbx tools show {typed}', "
+                    f"then run: tbx tools approve {typed} --accept {','.join(kinds)}"
                 )
             if missing:
-                result.skipped[item.name] = kinds
+                result.skipped[item.ref] = kinds
                 continue
-            change.record("tool.approve", f"tool:{target}",
+            change.record("tool.approve", audit_target(item.kind, f"{toolbox}/{server}", item.name),
                           detail={"pin": item.pin, "was": item.trust.value, "accepted": kinds,
                                   "findings": len(item.findings)})
-            item.approved_pin, item.trust, item.previous = item.pin, Trust.APPROVED, None
+            item.approved_pin, item.trust, item.previous, item.accepted = item.pin, Trust.APPROVED, None, kinds
             change.repos.tools.put(item)
-            result.approved.append(item.name)
+            result.approved.append(item.ref)
         return result
 
 
