@@ -8,6 +8,11 @@ Corpus (tests/fixtures/):
   ``scan/benign/*.json`` (popular servers captured on the host); every file names the
   ``package@version`` it came from and holds its ``tools/list`` as sent.
 
+The rules were written from the attack classes; ``second_batch.json`` and ``third_batch.json``
+were then written as held-out checks before the rules saw them: 8 of 18 and 6 of 15 were
+caught at first, the rest after the rules were widened (generically) for what they showed.
+Expect new attacks to be caught at roughly that first rate by rules this size.
+
 Rules of the count. Any finding blocks approval until the user accepts its kind, so:
 - a poisoned item is *caught* when it gets at least one medium or high finding of a kind it
   is labelled with (a low finding, or only findings of other kinds, is a miss: the user
@@ -140,10 +145,10 @@ class Result:
 
 def run(toolbox_name: str, toolbox: dict[str, frozenset[str]], poisoned: list[Item], benign: list[Item],
         scanner: Callable[[Item, dict[str, frozenset[str]]], list[Finding]] = scan) -> Result:
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine does not inflate it
     p = [(item, scanner(item, toolbox)) for item in poisoned]
     b = [(item, scanner(item, toolbox)) for item in benign]
-    return Result(toolbox_name, p, b, time.perf_counter() - start)
+    return Result(toolbox_name, p, b, time.process_time() - start)
 
 
 def _first(findings: list[Finding], kinds: tuple[str, ...] = KINDS) -> str:
@@ -158,7 +163,7 @@ def report(result: Result, verbose: bool) -> None:
     print(f"recall          {n_p - len(misses)}/{n_p} = {(n_p - len(misses)) / n_p:.1%}   (aim >= 95%)")
     print(f"false positives {len(fps)}/{n_b} = {len(fps) / n_b:.1%}   (aim <= 2%)")
     print(f"low-only benign {len(low)}/{n_b} = {len(low) / n_b:.1%}")
-    print(f"time            {result.seconds / (n_p + n_b) * 1000:.2f} ms per definition ({n_p + n_b} definitions)")
+    print(f"time            {result.seconds / (n_p + n_b) * 1000:.2f} ms CPU per definition ({n_p + n_b} definitions)")
     print("per class (labelled items with a medium/high finding of that kind):")
     for kind, (hit, total) in result.per_class().items():
         print(f"  {kind:20} {hit}/{total}" + (f" = {hit / total:.0%}" if total else ""))

@@ -216,8 +216,10 @@ def _hidden(text: Text) -> list[Finding]:
 
 MOVE = re.compile(
     r"\b(?:(?:include|put|pass|paste|append|prepend|attach|send|insert|fill|copy|embed|provide|supply|place|"
-    r"forward|gather|collect|dump|upload|share|add|contain|post)(?:s|es|d|ed|ing)?|"
-    r"set\s+(?:(?:this|it|the\s+\w+)\s+)?to|(?:call|invoke|use)\s+[^.\n]{0,40}?\bwith)\b", _I)
+    r"forward|gather|collect|dump|upload|share|add|contain|post|hold)(?:s|es|d|ed|ing)?|"
+    r"set\s+(?:(?:this|it|the\s+\w+)\s+)?to|(?:call|invoke|use)\s+[^.\n]{0,40}?\bwith|"
+    r"(?:requires?|needs?|expects?|wants?)\b[^.\n]{0,60}?\b(?:in|as|into)\s+(?:the\s+)?[`'\"]?[\w-]+[`'\"]?\s+"
+    r"(?:field|argument|parameter|param))\b", _I)
 """Verbs that move data into a call: the shape of an exfiltration through arguments."""
 NEGATED = re.compile(r"(?:\bnot|\bnever|n't|\bavoid|\bno|\bwithout)\s+(?:\w+\s+){0,2}$", _I)
 ORDER = re.compile(
@@ -250,8 +252,9 @@ def _moves(sentence: str) -> bool:
 _OVERRIDE = re.compile(
     r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+)?"
     r"(?:previous|prior|above|earlier|preceding|former|original|system|safety|developer|your)\s+"
-    r"(?:\w+\s+)?(?:instructions?|prompts?|rules|directions|guidelines|guidance|guardrails|constraints|messages)\b",
-    _I)
+    r"(?:\w+\s+)?(?:instructions?|prompts?|rules|directions|guidelines|guidance|guardrails|constraints|messages)\b|"
+    r"\b(?:ignore|disregard|forget)\s+(?:what|anything|everything|whatever)\s+(?:the\s+)?(?:developer|system|user|"
+    r"operator|you\s+were|you've\s+been|you\s+have\s+been)\b[^.\n]{0,20}?\b(?:told|said|instructed|asked)\b", _I)
 CONTEXT = re.compile(
     r"\b(?:(?:whole|entire|full|complete)\s+(?:\w+\s+){0,2}?(?:conversation|chat|transcript|chat\s+history)|"
     r"(?:conversation|chat)\s+(?:so\s+far|history|transcript|logs?)|"
@@ -260,12 +263,14 @@ CONTEXT = re.compile(
     r"(?:previous|prior|earlier|past)\s+(?:user\s+)?(?:messages|exchanges|turns|prompts)|"
     r"(?:your|the\s+(?:assistant|model|agent)'?s?)\s+(?:\w+\s+){0,2}?(?:instructions|system\s+prompt|rules|"
     r"guidelines|tools?|memory)|"
+    r"(?:the\s+user'?s|your)\s+(?:(?:last|recent|previous|prior|earlier|past|other|\w+)\s+){0,3}?"
+    r"(?:messages|prompts|questions|requests)|everything\s+(?:discussed|said|written|shared)\s+(?:so\s+far|in\s+this)|"
     r"(?:system|developer|hidden)\s+(?:prompt|instructions|message|rules)|chain\s+of\s+thought)\b", _I)
 """What only the model holds: the conversation, its instructions, its tools."""
 CONTEXT_NAME = re.compile(
-    r"^(?:\w+\s+){0,2}(?:system\s+(?:prompt|instructions?|message)|(?:conversation|chat)\s+(?:history|log|"
+    r"\b(?:system\s+(?:prompt|instructions?|message)|(?:conversation|chat)\s+(?:history|log|"
     r"transcript)|chain\s+of\s+thought|(?:previous|prior|past)\s+(?:user\s+)?messages|tools?\s+(?:available|list)|"
-    r"available\s+tools|hidden\s+(?:rules|instructions))(?:\s+\w+){0,2}$", _I)
+    r"available\s+tools|hidden\s+(?:rules|instructions)|your\s+(?:\w+\s+)?(?:instructions|prompt|rules))\b", _I)
 """A parameter the model can only fill from its own context (HiddenLayer's parameter abuse)."""
 NAME_ORDER = re.compile(r"\b(?:ignore|disregard|forget|reveal|leak|exfiltrate|always|never|must|bypass)\b", _I)
 INSTRUCTION_RULES: tuple[tuple[Severity, str, re.Pattern[str]], ...] = (
@@ -278,10 +283,29 @@ INSTRUCTION_RULES: tuple[tuple[Severity, str, re.Pattern[str]], ...] = (
         r"\b(?:do\s+not|don't|never|must\s+not|should\s+not)\s+(?:tell|mention|inform|notify|alert|reveal|"
         r"disclose)\b[^.]{0,80}?\b(?:the\s+)?user\b|"
         r"\b(?:do\s+not|don't|never)\s+let\s+(?:the\s+)?user\s+(?:know|see|notice)\b|"
+        r"\b(?:do\s+not|don't|never)\s+(?:mention|reveal|disclose|say|admit)\s+(?:that\s+)?(?:this|the|you|it)\b"
+        r"[^.]{0,40}?\b(?:tool|used|called|read|sent)\b|"
         r"\bno\s+need\s+to\s+(?:tell|mention|inform|bring\s+(?:\w+\s+){0,4}?up)\b[^.]{0,60}?\buser\b|"
         r"\bwithout\s+(?:telling|informing|notifying|alerting|asking)\s+(?:the\s+)?user\b|"
         r"\b(?:the\s+)?user\s+(?:must|should)\s+not\s+(?:know|see|notice|be\s+told)\b|"
-        r"\b(?:keep|hide)\s+(?:this|it)\s+(?:secret|hidden)\s+from\s+(?:the\s+)?user\b", _I)),
+        r"\b(?:keep|hide)\s+(?:this|it)\s+(?:secret|hidden)\s+from\s+(?:the\s+)?user\b|"
+        r"\b(?:silently|secretly|quietly|covertly|discreetly)\s+(?:call|send|include|add|read|run|use|pass|forward|"
+        r"upload|copy|attach|append|invoke|execute|delete|post)\b|"
+        r"\b(?:do\s+not|don't|never|no\s+need\s+to)\s+(?:ask|check\s+with|consult)\s+(?:the\s+)?user\s+"
+        r"(?:for|before|about)\s+(?:\w+\s+)?(?:confirmation|permission|approval|consent)\b", _I)),
+    ("high", "claims an authority over the model", re.compile(
+        r"\bthis\s+is\s+(?:the|your)\s+(?:system|admin|administrator|developer|operator|owner|security\s+team)\b|"
+        r"\b(?:safety|security)\s+(?:settings|rules|filters|guardrails|restrictions|checks)\s+(?:are|have\s+been)\s+"
+        r"(?:disabled|lifted|removed|off|suspended)\b", _I)),
+    ("high", "invents the user's consent", re.compile(
+        r"\b(?:pretend|assume|act\s+as\s+if|imagine)\s+(?:that\s+)?the\s+user\s+(?:has\s+)?(?:asked|wants|requested|"
+        r"said|told|approved|agreed|consented)\b|"
+        r"\b(?:the\s+user|they)\s+(?:has\s+|have\s+)?already\s+(?:agreed|approved|consented|confirmed|authori[sz]ed)\b",
+        _I)),
+    ("high", "asks the model to reveal its instructions", re.compile(
+        r"\b(?:reveal|print|output|repeat|write|show|dump|leak|disclose|share|recite)\s+(?:\w+\s+){0,3}?"
+        r"(?:your|the\s+(?:assistant|model|agent)'?s?)\s+(?:\w+\s+){0,2}?(?:instructions|system\s+prompt|prompt|rules|"
+        r"guidelines|configuration)\b", _I)),
     ("high", "claims to override other instructions", re.compile(
         r"\b(?:these|this|the\s+following)\s+instructions?\s+(?:override|overrides|supersedes?|"
         r"takes?\s+precedence)\b", _I)),
@@ -289,12 +313,18 @@ INSTRUCTION_RULES: tuple[tuple[Severity, str, re.Pattern[str]], ...] = (
         r"\bbefore\s+(?:using|calling|invoking|running|executing)\s+(?:this|the|any)\s+tool\b[^.]{0,100}?"
         r"\b(?:read|call|send|pass|include|fetch|open|upload|cat|copy|first)\b|"
         r"\bbefore\s+(?:filling|submitting|answering|responding|replying|returning)\b[^.]{0,60}?"
-        r"\b(?:read|send|fetch|open|upload|gather|collect)\b", _I)),
+        r"\b(?:read|send|fetch|open|upload|gather|collect)\b|"
+        r"\b(?:read|open|fetch|load|cat)\s+(?:the\s+file\s+(?:at\s+)?)?[`'\"]?(?:~|\$HOME|/)[^.\n]{0,100}?"
+        r"\bbefore\s+(?:calling|using|invoking|running|answering)\b", _I)),
     ("medium", "commands the model", re.compile(
         r"\byou\s+(?:must|have\s+to|need\s+to|are\s+required\s+to)\s+(?:always|never|first|also|immediately)\b|"
 
         r"\b(?:you\s+are\s+now|from\s+now\s+on|new\s+instructions?\s*:)|"
         r"\b(?:act|behave)\s+as\s+(?:if|though)\s+you\b", _I)),
+    ("medium", "puts itself into every turn", re.compile(
+        r"\b(?:call|use|invoke|run)\s+(?:this|the)\s+tool\s+(?:before|after|with|on|for)\s+(?:every|each|all)\s+"
+        r"(?:(?:of\s+)?(?:your|the\s+user'?s)\s+)?(?:reply|replies|response|responses|answer|answers|message|messages|"
+        r"turn|turns|question|questions)\b", _I)),
     ("medium", "changes how the model answers from now on", re.compile(
         r"\bfor\s+the\s+rest\s+of\s+(?:this|the)\s+(?:session|conversation|chat)\b|"
         r"\b(?:end|start|begin|prefix|sign)\s+(?:every|each|all)\s+(?:of\s+your\s+)?(?:answers?|responses?|replies)\b",
@@ -358,7 +388,8 @@ SECRET_FILES = re.compile(
     r"/etc/(?:shadow|gshadow|sudoers)\b|\.aws/(?:credentials|config)\b|\.config/gcloud\b|\.azure/|"
     r"\.kube/config\b|\.docker/config\.json\b|(?<![\w.])\.(?:netrc|npmrc|pypirc|git-credentials|pgpass)\b|"
     r"\.gnupg\b|\bmcp(?:_config)?\.json\b|\bclaude_desktop_config\.json\b|(?:~/|\$HOME/|(?<![\w.]))\.cursor\b|"
-    r"\.codeium/|\.claude\.json\b|\bwallet\.dat\b|\b(?:seed|recovery|mnemonic)\s+phrases?\b", _I)
+    r"\.codeium/|\.claude\.json\b|\bwallet\.dat\b|\b(?:seed|recovery|mnemonic)\s+phrases?\b|"
+    r"(?:/var)?/run/secrets/|\bserviceaccount/token\b", _I)
 """Files and secrets no tool description has a reason to name: high, unless refused."""
 SOFT_FILES = re.compile(
     r"(?<![\w.$])\.env(?:\.[\w-]+)?\b|/etc/passwd\b|\b(?:browser|chrome|firefox|safari|session)(?:'s)?\s+cookies?\b|"
@@ -383,11 +414,14 @@ HELD = re.compile(
 ENVIRONMENT = re.compile(
     r"\benv(?:ironment)?\s*(?:variables?|vars?)\b|\bprocess\.env\b|\bos\.environ\b|\bgetenv\b|\bprintenv\b|"
     r"(?<![\w$])\$\{?[A-Z][A-Z0-9_]*(?:TOKEN|KEY|SECRET|PASSWORD|PASS|PWD|CREDENTIALS?)\b|"
-    r"\boutput\s+of\s+[`'\"]?(?:env|set|printenv)\b")
+    r"\boutput\s+of\s+[`'\"]?(?:env|set|printenv)\b|"
+    r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_(?:TOKEN|KEY|SECRET|PASSWORD|PASS|PAT|CREDENTIALS?)\b")
 ENV_VALUE = re.compile(
     r"\b(?:values?|contents?|output)\s+of\b|\b(?:any|every|all|each)\s+(?:\w+\s+){0,2}?env|"
     r"process\.env\.\w|\$\{?[A-Z]|[A-Z0-9_]*(?:TOKEN|KEY|SECRET|PASSWORD)\b")
 """Environment variables as values to copy out, not as configuration the server reads."""
+HOME_FILE = re.compile(r"(?:~|\$HOME|%USERPROFILE%|/home/[\w.-]+|/root|/Users/[\w.-]+)(?:/[^\s'\"`,;)]+)+|/etc/[\w.-]+")
+"""A file in someone's home (or the system's settings): the user's, not the server's."""
 REFUSED = re.compile(r"\b(?:rejected|blocked|denied|refused|forbidden|disallowed|prohibited|excluded|"
                      r"not\s+(?:allowed|permitted|accessible)|protected)\b", _I)
 READS = re.compile(r"\b(?:read|open|cat|dump|load|look\s+(?:through|in|for)|search)\b", _I)
@@ -426,9 +460,16 @@ def _sensitive(text: Text) -> list[Finding]:
         spans.append((0, len(view)))
         found.append(_finding("high", SENSITIVE, f"{text.where}: a parameter named for a secret's contents: "
                                                  f"{_quote(view)}"))
+    if not secret and (match := HOME_FILE.search(view)):
+        sentence = _sentence(view, match)
+        if _moves(sentence) and (READS.search(sentence) or re.search(r"\b(?:contents?|text)\s+of\b", sentence, _I)):
+            spans.append(match.span())
+            found.append(_finding("high", SENSITIVE, f"{text.where}: asks for a local file's contents in a call: "
+                                                     f"{_quote(sentence.strip())}"))
     for match in ENVIRONMENT.finditer(view):
         sentence = _sentence(view, match)
-        if _moves(sentence) and ENV_VALUE.search(sentence):
+        bare = match.group(0)[0].isupper() and match.group(0)[0] != "$"
+        if _moves(sentence) and ENV_VALUE.search(sentence) and (not bare or HELD.search(sentence)):
             spans.append(match.span())
             found.append(_finding("high", SENSITIVE, f"{text.where}: asks for environment variables in a call: "
                                                      f"{_quote(sentence.strip())}"))
@@ -451,7 +492,8 @@ def _sensitive(text: Text) -> list[Finding]:
 _NAME = r"[`'\"]?([A-Za-z][\w.-]*)[`'\"]?"
 BEHAVIOUR_RULES: tuple[re.Pattern[str], ...] = (
     re.compile(r"\b(?:when(?:ever)?|every\s+time|each\s+time|if|before|after)\b[^.\n]{0,40}?\b(?:the\s+)?"
-               + _NAME + r"\s+tool\s+is\s+(?:used|called|invoked|run|executed|available)", _I),
+               + _NAME + r"\s+tool\s+(?:is\s+(?:used|called|invoked|run|executed|available)|(?!is\b|has\b|(?:call|result|output|response|name|description|definition|schema|error|option|"
+               r"parameter|argument|use)s\b)[a-z]+s)\b", _I),
     re.compile(r"\b(?:when(?:ever)?|every\s+time|each\s+time|before|after)\s+(?:you\s+)?"
                r"(?:use|uses|using|call|calls|calling|invoke|invokes|invoking|run|runs|running)\s+(?:the\s+)?"
                + _NAME, _I),
@@ -464,7 +506,10 @@ OTHER_TOOLS = re.compile(
     r"\b(?:a|an)\s+(?:[\w-]+\s+){0,2}?tool\s+(?:that|which|called|named)\b|"
     r"\b[\w-]+\s+tools?\s+(?:available\s+to\s+you|you\s+have|in\s+your\s+toolbox)\b|"
     r"\b(?:server|integration|plugin|connector)'s\s+(?:[\w-]+\s+){0,2}?tools?\b|"
-    r"\bwhatever\s+server\b", _I)
+    r"\bwhatever\s+server\b|(?<!this\s)(?<!our\s)(?<!same\s)\b(?!this\b|our\b|same\b)[\w-]+\s+server's\s+[`'\"]?\w|"
+    r"\byou\s+have\s+(?:a|an|any)\s+(?:[\w-]+\s+){0,2}?tool\b|\bif\s+(?:there\s+is\s+)?(?:a|an|any)\s+(?:[\w-]+\s+){0,2}?tool\b|"
+    r"\b(?:instead\s+of|rather\s+than|in\s+place\s+of)\s+(?:the\s+|any\s+)?[\w-]+\s+(?:servers?|mcps?|integrations?|"
+    r"plugins?)\b(?!-)", _I)
 """Tools and servers other than this one, named by what they do rather than what they are
 called: the way an attack aims at whatever is installed beside it."""
 GENERIC_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
