@@ -318,7 +318,6 @@ INSTRUCTION_RULES: tuple[tuple[Severity, str, re.Pattern[str]], ...] = (
         r"\bbefore\s+(?:calling|using|invoking|running|answering)\b", _I)),
     ("medium", "commands the model", re.compile(
         r"\byou\s+(?:must|have\s+to|need\s+to|are\s+required\s+to)\s+(?:always|never|first|also|immediately)\b|"
-
         r"\b(?:you\s+are\s+now|from\s+now\s+on|new\s+instructions?\s*:)|"
         r"\b(?:act|behave)\s+as\s+(?:if|though)\s+you\b", _I)),
     ("medium", "puts itself into every turn", re.compile(
@@ -378,7 +377,8 @@ def _instructions(text: Text, scope: Scope) -> list[Finding]:
             continue
         spans.append(match.span())
         found.append(_finding(severity, INSTRUCTIONS, f"{text.where}: {label}: {_snippet(view, match)}"))
-    return found
+    # A note ('mentions the system prompt') beside an order on the same text is noise.
+    return [f for f in found if f.severity != "low"] or found
 
 
 # -- sensitive references ---------------------------------------------------------------------

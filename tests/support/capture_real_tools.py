@@ -33,6 +33,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -104,37 +105,43 @@ def capture(ws: Workspace, entry: CatalogEntry, scratch: Path) -> dict[str, Any]
     }
 
 
+def capture_each(ids: list[str], capture_one: Callable[[str], dict[str, Any]], out: Path) -> int:
+    """Capture every id into ``out/<id>.json``, report each failure, and fail if any did."""
+    out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for item in ids:
+        print(f"capturing {item} ...", flush=True)
+        try:
+            captured = capture_one(item)
+        except Exception as exc:  # noqa: BLE001 - report every server, then fail
+            print(f"  FAILED: {type(exc).__name__}: {str(exc)[:600]}", flush=True)
+            failed.append(item)
+            continue
+        target = out / f"{item}.json"
+        target.write_text(json.dumps(captured, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+        print(f"  {captured['package']}: {len(captured['tools'])} tool(s) -> {target.relative_to(REPO)}", flush=True)
+    if failed:
+        print(f"not captured: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main(ids: list[str]) -> int:
     os.environ.setdefault("TBX_BASE_IMAGE", "tbx-base:test")
     os.environ.setdefault("TBX_CACHE_DIR", str(REPO / ".testenv" / "cache"))
     keyring.set_keyring(MemoryKeyring())
-    failed = []
     with tempfile.TemporaryDirectory(prefix="tbx-capture-") as tmp:
         os.environ["TBX_HOME"] = str(Path(tmp) / "home")
         paths = resolve_paths()
         ws = Workspace.create(paths, KeySource(passphrase=None))
         box = toolboxes.add_local(ws, "capture")
         catalog = load_catalog(paths)
-        OUT.mkdir(parents=True, exist_ok=True)
         try:
-            for entry_id in ids or sorted(catalog.by_id):
-                print(f"capturing {entry_id} ...", flush=True)
-                try:
-                    captured = capture(ws, catalog.get(entry_id), Path(tmp) / "mounts")
-                except Exception as exc:  # noqa: BLE001 - report every server, then fail
-                    print(f"  FAILED: {type(exc).__name__}: {exc}", flush=True)
-                    failed.append(entry_id)
-                    continue
-                target = OUT / f"{entry_id}.json"
-                target.write_text(json.dumps(captured, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
-                print(f"  {len(captured['tools'])} tool(s) -> {target.relative_to(REPO)}", flush=True)
+            return capture_each(ids or sorted(catalog.by_id),
+                                lambda entry_id: capture(ws, catalog.get(entry_id), Path(tmp) / "mounts"), OUT)
         finally:
             client = docker.from_env()
             for container in client.containers.list(all=True, filters={"label": f"io.tbx.toolbox={box.id}"}):
                 container.remove(force=True)
-    if failed:
-        print(f"not captured: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
 
 
 # -- host captures: the scanner's benign corpus --------------------------------------------------
@@ -326,23 +333,8 @@ def capture_host(server_id: str, server: HostServer) -> dict[str, Any]:
 
 
 def main_host(ids: list[str]) -> int:
-    BENIGN.mkdir(parents=True, exist_ok=True)
-    failed = []
-    for server_id in ids or sorted(HOST_SERVERS):
-        print(f"capturing {server_id} ...", flush=True)
-        try:
-            captured = capture_host(server_id, HOST_SERVERS[server_id])
-        except Exception as exc:  # noqa: BLE001 - report every server, then fail
-            print(f"  FAILED: {type(exc).__name__}: {str(exc)[:600]}", flush=True)
-            failed.append(server_id)
-            continue
-        target = BENIGN / f"{server_id}.json"
-        target.write_text(json.dumps(captured, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
-        print(f"  {captured['package']}: {len(captured['tools'])} tool(s) -> {target.relative_to(REPO)}", flush=True)
-    if failed:
-        print(f"not captured: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
-
+    return capture_each(ids or sorted(HOST_SERVERS), lambda server_id: capture_host(server_id, HOST_SERVERS[server_id]),
+                        BENIGN)
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--host"]:
