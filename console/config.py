@@ -65,6 +65,9 @@ class GatewaySettings(BaseModel):
     audit_flush_seconds: float = Field(default=0.2, gt=0, le=10)
     checkpoint_seconds: float = Field(default=2.0, gt=0, le=300)
     """How often the audit checkpoint in the vault follows the log's head."""
+    audit_pending_max: int = Field(default=10_000, ge=100, le=1_000_000)
+    """Audit events kept while the log cannot be written (tool calls are refused then);
+    past it they are counted in an ``audit.gap`` record instead."""
     policy_poll_seconds: float = Field(default=0.25, gt=0, le=5)
     """How often the gateway looks for vault changes (grant changes land within this)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import getpass
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.audit import AuditEvent, AuditLog, Checkpoint
+from console.audit import AuditAnchorError, AuditEvent, AuditLog, Checkpoint
 from console.config import Settings, load_settings
 from console.errors import VaultCorrupt
 from console.paths import Paths, resolve_paths
@@ -24,6 +25,7 @@ from console.policy import CompiledPolicy
 from console.vault import KeySource, PassphraseProvider, Repos, Vault, VaultDB
 
 AUDIT_META = "audit"
+log = logging.getLogger(__name__)
 
 
 def current_actor() -> str:
@@ -103,9 +105,19 @@ class Workspace:
         return Checkpoint.from_json(self._audit_meta().get("checkpoint"))
 
     def _seal_audit(self, events: list[AuditEvent], db: VaultDB) -> None:
+        """Append ``events`` and move the checkpoint in the commit being made.
+
+        A log that cannot be written fails the change (``AuditWriteError`` says what to
+        do): no change lands unrecorded. If only the head anchor could not be replaced,
+        the change goes on: the checkpoint moved in this commit marks the same head.
+        """
         if not events:
             return
-        head = self.audit.append(events)
+        try:
+            head = self.audit.append(events)
+        except AuditAnchorError as exc:
+            log.warning("%s", exc)
+            head = exc.head
         meta = self._audit_meta()
         current = Checkpoint.from_json(meta.get("checkpoint"))
         if head is not None and (current is None or head.seq > current.seq):

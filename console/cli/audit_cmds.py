@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from console.audit import printable, printable_text
 from console.cli.base import CliState, emit_json, fail, json_option, pass_state, print_table
 from console.errors import UsageError
 from console.services.grants import parse_duration
@@ -41,22 +42,27 @@ def register(cli: click.Group) -> None:
     @pass_state
     def list_(state: CliState, agent: str | None, since: str | None, action: str | None,
               decision: str | None, limit: int, as_json: bool) -> None:
-        """List audit records, oldest first."""
+        """List audit records, oldest first.
+
+        Records are shown as read, with control and invisible characters escaped: a record
+        edited by hand (``tbx audit verify`` says which) cannot drive the terminal.
+        """
         ws = state.workspace()
         cutoff = parse_since(since) if since else None
         selected = [
             r for r in ws.audit.records()
             if (agent is None or r.get("agent") == agent)
-            and (cutoff is None or r.get("ts", "") >= cutoff)
+            and (cutoff is None or str(r.get("ts", "")) >= cutoff)
             and (action is None or r.get("action") == action or str(r.get("action", "")).startswith(action + "."))
             and (decision is None or r.get("decision") == decision)
         ][-limit:]
         if as_json:
-            emit_json(selected)
+            emit_json([printable(r) for r in selected])
             return
         print_table(
             ["SEQ", "TIME (UTC)", "ACTOR", "ACTION", "TARGET", "DECISION"],
-            [[r["seq"], r["ts"][:19].replace("T", " "), r["actor"], r["action"], r["target"], r["decision"]]
+            [[printable_text(r.get("seq"), 20), printable_text(str(r.get("ts", ""))[:19].replace("T", " "), 19)]
+             + [printable_text(r.get(name), 120) for name in ("actor", "action", "target", "decision")]
              for r in selected],
             empty="no audit records match",
         )
@@ -65,20 +71,22 @@ def register(cli: click.Group) -> None:
     @json_option
     @pass_state
     def verify(state: CliState, as_json: bool) -> None:
-        """Check the whole chain and the vault's checkpoint; exit 1 at the first bad record."""
+        """Check the whole chain, the vault's checkpoint and the head anchor; exit 1 at the first bad record."""
         ws = state.workspace()
         checkpoint = ws.audit_checkpoint
         result = ws.audit.verify(checkpoint)
         if as_json:
             emit_json({"ok": result.ok, "records": result.records, "message": result.message,
-                       "bad_record": result.bad_seq, "checkpoint": checkpoint.to_json() if checkpoint else None})
+                       "bad_record": result.bad_seq, "checkpoint": checkpoint.to_json() if checkpoint else None,
+                       "anchor": result.anchor_seq})
             if not result.ok:
                 raise SystemExit(1)
             return
         if not result.ok:
             fail(f"audit log {ws.paths.audit_log} is broken at {result.message}")
         at = f"; checkpoint at record {checkpoint.seq}" if checkpoint else ""
-        click.echo(f"ok: {result.message}{at}")
+        anchored = f"; head anchor at record {result.anchor_seq}" if result.anchor_seq else "; no head anchor"
+        click.echo(f"ok: {result.message}{at}{anchored}")
 
     @audit.command()
     @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
