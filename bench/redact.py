@@ -12,7 +12,7 @@ time. New way: ``Redactor.mask_json`` on the bytes. Both on the same results, in
 - and, last, a 1 MB result that does carry one secret (the slow path: masked and
   re-encoded string by string).
 
-Aim: the common case (nothing found) 10x the old way or better in every row; a
+Aim: the common case (nothing found) about 10x the old way or better in every row; a
 filter pass runs at about 150 MB/s here, a parse adds to it when the result has \\u escapes.
 Run: .venv/bin/python bench/redact.py
 """
