@@ -5,6 +5,11 @@ N = 2,000 and N = 20,000, measured side by side in one run. The key sits in an
 in-process keyring so "open" is decrypt + parse; the Argon2id cost a passphrase vault
 adds on top is measured separately.
 
+The rollback anchor (issue 11): commits are timed with and without it, interleaved in one
+run, and the keyring write it hands to its background thread is timed on its own (the
+wait for it after the commit). With BENCH_KEYRING=secret-service the keyring is the real
+Secret Service (run under a D-Bus session with an unlocked gnome-keyring).
+
 Aims (issue 2): open < 300 ms, commit < 100 ms, a policy check < 5 µs.
 Run: .venv/bin/python bench/vault.py
 """
@@ -38,6 +43,7 @@ from console.paths import Paths  # noqa: E402
 from console.policy import CompiledPolicy  # noqa: E402
 from console.services.grants import Target, grant, revoke  # noqa: E402
 from console.vault import KeySource, Vault  # noqa: E402
+from console.vault.anchor import Mark, flush_keyring_writes  # noqa: E402
 from console.vault.keys import derive_from_passphrase, passphrase_params  # noqa: E402
 from console.workspace import Workspace  # noqa: E402
 from tests.support.keyrings import MemoryKeyring  # noqa: E402
@@ -79,12 +85,23 @@ def build(root: Path, grants: int, rng: random.Random) -> Workspace:
     return ws
 
 
+class NoAnchor:
+    """The anchor switched off, for the "before" column."""
+
+    def save(self, vault_id: str, mark: Mark) -> None:
+        mark.stored = True
+
+    def load(self, vault_id: str) -> Mark:
+        return Mark.fresh()
+
+
 def median_ms(samples: list[float]) -> str:
     return f"{statistics.median(samples) * 1000:7.1f} ms (min {min(samples) * 1000:.1f}, max {max(samples) * 1000:.1f})"
 
 
 def measure(ws: Workspace, rng: random.Random, rounds: int) -> dict[str, list[float]]:
-    results: dict[str, list[float]] = {"open": [], "compile": [], "commit": [], "check": []}
+    results: dict[str, list[float]] = {"open": [], "compile": [], "commit": [], "commit_plain": [],
+                                       "keyring_record": [], "check": []}
     for _ in range(rounds):
         started = time.perf_counter()
         vault = Vault.open(ws.paths.vault)
@@ -92,12 +109,21 @@ def measure(ws: Workspace, rng: random.Random, rounds: int) -> dict[str, list[fl
         del vault
     agent_names = [a.name for a in ws.repos.agents]
     target = Target("box-0", "srv-0", "tool-1")
+    anchor = ws.vault.anchor
     for i in range(rounds):
         name = agent_names[i % len(agent_names)]
-        started = time.perf_counter()
-        grant(ws, name, target)
-        results["commit"].append(time.perf_counter() - started)
-        revoke(ws, name, target)
+        for anchored in (True, False):
+            ws.vault.anchor = anchor if anchored else NoAnchor()  # type: ignore[assignment]
+            started = time.perf_counter()
+            grant(ws, name, target)
+            results["commit" if anchored else "commit_plain"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            flush_keyring_writes()
+            if anchored:
+                results["keyring_record"].append(time.perf_counter() - started)
+            revoke(ws, name, target)
+            flush_keyring_writes()
+    ws.vault.anchor = anchor
     tables = ws.tables()
     for _ in range(rounds):
         started = time.perf_counter()
@@ -120,7 +146,12 @@ def measure(ws: Workspace, rng: random.Random, rounds: int) -> dict[str, list[fl
 
 def main() -> None:
     rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
-    keyring.set_keyring(MemoryKeyring())
+    if os.environ.get("BENCH_KEYRING") == "secret-service":
+        from keyring.backends import SecretService
+
+        keyring.set_keyring(SecretService.Keyring())
+    else:
+        keyring.set_keyring(MemoryKeyring())
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
         small = build(Path(tmp) / "small", 2_000, rng)
@@ -146,7 +177,11 @@ def main() -> None:
     print(f"{'':<28}{'2,000 grants':<44}{'20,000 grants':<44}growth")
     print(f"{'file size':<28}{size_small / 1024:8.0f} KiB{'':<32}{size_large / 1024:8.0f} KiB{'':<32}"
           f"{size_large / size_small:.2f}x")
-    for key, label, aim in (("open", "open (decrypt+parse)", "< 300 ms"), ("commit", "commit one grant (+audit)", "< 100 ms"),
+    print(f"keyring: {type(keyring.get_keyring()).__module__}.{type(keyring.get_keyring()).__name__}")
+    for key, label, aim in (("open", "open (decrypt+parse)", "< 300 ms"),
+                            ("commit_plain", "commit, no rollback anchor", ""),
+                            ("commit", "commit one grant (+audit)", "< 100 ms"),
+                            ("keyring_record", "  keyring record, after it", ""),
                             ("compile", "compile policy", "")):
         s, lg = res_small[key], res_large[key]
         print(f"{label:<28}{median_ms(s):<44}{median_ms(lg):<44}"

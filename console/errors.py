@@ -53,6 +53,11 @@ class VaultTooNew(VaultError):
     """The vault was written by a newer format version than this program reads."""
 
 
+class VaultRolledBack(VaultError):
+    """The vault file is older than the newest version this machine wrote: an old copy
+    was put back (by hand, a sync or a backup tool), which can undo a revoke."""
+
+
 class VaultBusy(VaultError):
     """Another process held the vault lock for too long."""
 

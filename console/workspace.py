@@ -74,14 +74,14 @@ class Workspace:
     ) -> Workspace:
         paths = paths or resolve_paths()
         settings = settings or load_settings(paths.config_file)
-        vault = Vault.open(paths.vault, passphrase, **settings.vault.timeouts())
+        vault = Vault.open(paths.vault, passphrase, anchor_dir=paths.state_dir, **settings.vault.timeouts())
         return cls(paths, settings, vault)
 
     @classmethod
     def create(cls, paths: Paths, source: KeySource, settings: Settings | None = None) -> Workspace:
         paths.ensure()
         settings = settings or load_settings(paths.config_file)
-        vault = Vault.create(paths.vault, source, **settings.vault.timeouts())
+        vault = Vault.create(paths.vault, source, anchor_dir=paths.state_dir, **settings.vault.timeouts())
         ws = cls(paths, settings, vault)
         with ws.change() as change:
             change.repos.meta.set(AUDIT_META, {"key": base64.b64encode(os.urandom(32)).decode()})

@@ -49,8 +49,19 @@ def run_checks(state: CliState) -> list[Check]:
     keyring = keyring_status(settings.vault.keyring_timeout)
     checks.append(Check("keyring", "ok" if keyring.usable else "warn", f"{keyring.backend}: {keyring.reason}",
                         "" if keyring.usable else "vaults will be locked by a passphrase instead"))
+    checks.append(_rollback_check(state, keyring.usable))
     checks.extend(_vault_checks(state))
     return checks
+
+
+def _rollback_check(state: CliState, keyring_usable: bool) -> Check:
+    if keyring_usable:
+        return Check("rollback", "ok", "vault generations are anchored in the OS keyring: an older vault put "
+                     "back is refused, even by someone who can write all your files")
+    return Check("rollback", "warn",
+                 f"vault generations are anchored only in a file in {state.paths.state_dir}: an older vault put "
+                 "back by accident is refused, but whoever can write your files can put back an old vault and "
+                 "that file together", "run tbx where an OS keyring is usable (see the line above)")
 
 
 def _vault_checks(state: CliState) -> list[Check]:

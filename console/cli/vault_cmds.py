@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import click
 
 from console.cli.base import CliState, ask_new_passphrase, emit_json, interactive, json_option, pass_state
 from console.config import load_settings
-from console.errors import KeyringUnavailable
-from console.vault import KeySource
+from console.errors import KeyringUnavailable, UsageError, VaultCorrupt, VaultMissing
+from console.vault import KeySource, Vault
+from console.vault.fileformat import split
 from console.vault.keys import PASSPHRASE_ENV, keyring_status
 from console.vault.store import restore_backup
 from console.workspace import Workspace
@@ -82,17 +85,16 @@ def register(cli: click.Group) -> None:
         click.echo(f"vault re-encrypted under a new data key ({ws.vault.header.key_id})")
 
     @vault.command()
+    @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
     @pass_state
-    def restore(state: CliState) -> None:
-        """Replace a damaged vault with its backup (the damaged file is kept)."""
-        from console.cli.base import ask_passphrase
+    def restore(state: CliState, file: Path | None) -> None:
+        """Go back to an older copy of the vault, as a new version, recorded in the audit log.
 
-        settings = load_settings(state.paths.config_file)
-        kept = restore_backup(state.paths.vault, ask_passphrase, keyring_timeout=settings.vault.keyring_timeout)
-        ws = state.workspace()
-        with ws.change() as change:
-            change.record("vault.restore", str(ws.paths.vault), detail={"damaged_copy": str(kept) if kept else None})
-        click.echo(f"restored {ws.paths.vault} from its backup" + (f"; the damaged file is kept as {kept}" if kept else ""))
+        FILE is the copy to go back to: by default the backup (vault.tbx.bak), or, when an
+        older copy was put in place of the vault by hand, that copy. A damaged vault is
+        kept beside it; a readable one becomes the backup.
+        """
+        click.echo(_restore(state, file))
 
     @vault.command()
     @json_option
@@ -107,6 +109,7 @@ def register(cli: click.Group) -> None:
             "key_source": ws.vault.key_source,
             "key_id": header.key_id,
             "generation": header.generation,
+            "rollback_anchor": ws.vault.anchor_description(),
             "size_bytes": ws.paths.vault.stat().st_size,
             "backup": str(ws.vault.backup_path) if ws.vault.backup_path.exists() else None,
             "records": {name: len(table) for name, table in sorted(ws.tables().items())},
@@ -115,4 +118,63 @@ def register(cli: click.Group) -> None:
             emit_json(facts)
             return
         for key, value in facts.items():
-            click.echo(f"{key:<11} {value}")
+            click.echo(f"{key:<16} {value}")
+
+
+def _restore(state: CliState, file: Path | None) -> str:
+    """``tbx vault restore``: the one way to older contents that the rollback anchor accepts."""
+    from console.cli.base import ask_passphrase
+
+    paths = state.paths
+    options: dict[str, Any] = {"anchor_dir": paths.state_dir, **load_settings(paths.config_file).vault.timeouts()}
+    try:
+        current: Vault | None = Vault.open(paths.vault, ask_passphrase, allow_older=True, **options)
+    except (VaultCorrupt, VaultMissing):
+        current = None
+    if file is None:
+        file = paths.vault if current is not None and current.rolled_back else paths.vault_backup
+    file = file.absolute()
+    if current is None:
+        kept = restore_backup(paths.vault, ask_passphrase, source=file, **options)
+        ws = state.workspace()
+        restored, written = split(file.read_bytes(), file)[1].generation, ws.vault.header.generation
+        with ws.change() as change:
+            change.record("vault.restore", str(paths.vault), detail={
+                "source": str(file), "from_generation": restored, "to_generation": written,
+                "damaged_copy": str(kept) if kept else None})
+        return (f"restored {paths.vault} from {file} (generation {restored}) as generation {written}"
+                + (f"; the damaged file is kept as {kept}" if kept else ""))
+    if not file.exists():
+        raise VaultMissing(f"there is no backup at {file} to restore")
+    if file == paths.vault.absolute():
+        source = current
+    else:
+        source = Vault.open(file, ask_passphrase, allow_older=True, **options)
+    if source.header.vault_id != current.header.vault_id:
+        raise UsageError(f"{file} is a copy of another vault, not of {paths.vault}; nothing was changed")
+    if source is current and not current.rolled_back:
+        return f"{paths.vault} is already the newest version (generation {current.header.generation}); nothing changed"
+    return _restore_contents(state, current, source)
+
+
+def _restore_contents(state: CliState, current: Vault, source: Vault) -> str:
+    """Write ``source``'s tables into the readable vault as its next generation, audited."""
+    ws = Workspace(state.paths, load_settings(state.paths.config_file), current)
+    # The command's workspace from now on, so the restored policy reaches remote toolboxes.
+    state._workspace, state.opened_generation = ws, current.header.generation
+    with ws.change() as change:
+        replaced = current.header.generation
+        tables = source.db.storage.read()
+        # The policy comes back; the bookkeeping of the audit log and of remote pulls
+        # (the meta table) stays current, so the log's checkpoint never moves back.
+        current.replace_contents({**tables, "meta": {**tables.get("meta", {}), **ws.tables().get("meta", {})}})
+        written = current.next_generation
+        change.record("vault.restore", str(state.paths.vault), detail={
+            "source": str(source.path.absolute()), "from_generation": source.header.generation,
+            "to_generation": written, "replaced_generation": replaced})
+    if source is current:
+        return (f"kept the older copy at {current.path} (generation {replaced}; this machine had written up to "
+                f"{written - 1}) as generation {written}, recorded in the audit log")
+    return (f"restored {current.path} from {source.path.absolute()} (generation {source.header.generation}) as "
+            f"generation {written}, recorded in the audit log; the version it replaced (generation {replaced}) "
+            f"is now the backup {current.backup_path}")

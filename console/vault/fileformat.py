@@ -53,6 +53,8 @@ class Header:
     wrapped_key: bytes
     nonce: bytes
     format: int = FORMAT_VERSION
+    writer: str = ""
+    """Which machine wrote this version (its rollback anchor's id); empty before anchors."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:
@@ -65,6 +67,7 @@ class Header:
             "kdf": self.kdf,
             "wrapped_key": b64e(self.wrapped_key),
             "nonce": b64e(self.nonce),
+            **({"writer": self.writer} if self.writer else {}),
             **self.extra,
         }
 
@@ -75,7 +78,8 @@ class Header:
 
     def next(self, **changes: Any) -> Header:
         """The header of the next write: a fresh nonce and a higher generation."""
-        return replace(self, generation=self.generation + 1, nonce=os.urandom(12), **changes)
+        changes.setdefault("generation", self.generation + 1)
+        return replace(self, nonce=os.urandom(12), **changes)
 
 
 def parse_header(line: bytes, path: Path) -> Header:
@@ -98,7 +102,7 @@ def parse_header(line: bytes, path: Path) -> Header:
     if check != hashlib.sha256(_canonical(fields)).hexdigest():
         raise damaged
     try:
-        known = {"magic", "format", "vault_id", "key_id", "generation", "kdf", "wrapped_key", "nonce"}
+        known = {"magic", "format", "vault_id", "key_id", "generation", "kdf", "wrapped_key", "nonce", "writer"}
         return Header(
             vault_id=str(fields["vault_id"]),
             key_id=str(fields["key_id"]),
@@ -107,6 +111,7 @@ def parse_header(line: bytes, path: Path) -> Header:
             wrapped_key=b64d(fields["wrapped_key"]),
             nonce=b64d(fields["nonce"]),
             format=int(version),
+            writer=str(fields.get("writer", "")),
             extra={k: v for k, v in fields.items() if k not in known},
         )
     except (KeyError, TypeError, ValueError):

@@ -5,6 +5,11 @@ Reading is free (the decrypted tables live in memory). Every change happens insi
 process wrote it since, applies the change and writes the new version atomically before
 releasing the lock. So two ``tbx`` processes granting at the same moment both land: the
 second one applies its change on top of the first one's.
+
+Versions only move forward: each write records its generation in the rollback anchor
+(``anchor.py``) after the file is on disk, and opening or reloading an older version
+raises ``VaultRolledBack``. ``restore_backup`` and ``Vault.replace_contents`` (``tbx vault
+restore``) are the way back: the older contents come back as a new, higher generation.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +28,9 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
-from console.errors import AlreadyExists, VaultCorrupt, VaultLocked, VaultMissing
+from console.errors import AlreadyExists, VaultCorrupt, VaultError, VaultLocked, VaultMissing, VaultRolledBack
 from console.vault import fileformat as ff
+from console.vault.anchor import GenerationAnchor, Mark
 from console.vault.fileio import exclusive_lock, remove_stray_temporaries, replace_atomically
 from console.vault.keys import (
     PASSPHRASE_ENV,
@@ -94,12 +100,20 @@ class Vault:
         *,
         keyring_timeout: float,
         lock_timeout: float,
+        anchor: GenerationAnchor,
+        mark: Mark,
+        allow_older: bool = False,
     ) -> None:
         self.path = path
         self.header = header
         self._data_key = data_key
         self._kek = kek
         self._stamp = stamp
+        self.anchor = anchor
+        self._mark = mark
+        self._allow_older = allow_older
+        self.rolled_back = False
+        """Opened with ``allow_older`` and older than the anchor: a copy put back by hand."""
         self.keyring_timeout = keyring_timeout
         self.lock_timeout = lock_timeout
         self.db = VaultDB(storage=_MemoryTables)
@@ -135,7 +149,10 @@ class Vault:
         *,
         keyring_timeout: float = 5.0,
         lock_timeout: float = 15.0,
+        anchor_dir: Path | None = None,
     ) -> Vault:
+        """A new, empty vault. ``anchor_dir`` holds the file copy of the rollback anchor
+        (the installation's state directory; the vault's own folder when not given)."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = path.with_name(path.name + ".lock")
         with exclusive_lock(lock, lock_timeout, f"vault {path}"):
@@ -144,6 +161,8 @@ class Vault:
             vault_id = uuid.uuid4().hex
             kek, params = _new_kek(source, vault_id, keyring_timeout)
             data_key = os.urandom(32)
+            anchor = GenerationAnchor(anchor_dir or path.parent, keyring_timeout)
+            mark = Mark.fresh()
             header = ff.Header(
                 vault_id=vault_id,
                 key_id=uuid.uuid4().hex[:16],
@@ -151,13 +170,16 @@ class Vault:
                 kdf=params,
                 wrapped_key=ff.wrap_key(kek, data_key),
                 nonce=os.urandom(12),
+                writer=mark.writer,
             )
             blob = ff.seal(header, data_key, b"{}")
             replace_atomically(path, blob)
             stamp = _Stamp.of(path.stat())
+            mark.saw(header.writer, header.generation)
+            anchor.save(vault_id, mark)
         return cls(
             path, header, data_key, kek, {}, stamp,
-            keyring_timeout=keyring_timeout, lock_timeout=lock_timeout,
+            keyring_timeout=keyring_timeout, lock_timeout=lock_timeout, anchor=anchor, mark=mark,
         )
 
     @classmethod
@@ -168,16 +190,52 @@ class Vault:
         *,
         keyring_timeout: float = 5.0,
         lock_timeout: float = 15.0,
+        anchor_dir: Path | None = None,
+        allow_older: bool = False,
     ) -> Vault:
+        """Open and decrypt. A version older than this machine's anchor raises
+        ``VaultRolledBack`` unless ``allow_older`` (reading a backup, ``tbx vault restore``)."""
+        anchor = GenerationAnchor(anchor_dir or path.parent, keyring_timeout)
+        # The anchor before the file (see ``_reload``), read while the key is fetched or
+        # derived: the header line names both.
+        peeked = _peek_header(path)
+        waiting = anchor.load_soon(peeked.vault_id) if peeked else None
+        kek = _load_kek(peeked, path, passphrase, keyring_timeout) if peeked else None
+        mark = waiting() if waiting else None
         blob, stamp = _read(path)
         line, header, ciphertext = ff.split(blob, path)
-        kek = _load_kek(header, path, passphrase, keyring_timeout)
+        if mark is None or peeked is None or header.vault_id != peeked.vault_id:
+            mark = anchor.load(header.vault_id)
+        if kek is None or peeked is None or header.kdf != peeked.kdf:  # re-keyed meanwhile
+            kek = _load_kek(header, path, passphrase, keyring_timeout)
         data_key = ff.unwrap_key(kek, header.wrapped_key, path)
         tables = _parse(ff.open_body(line, header, data_key, ciphertext, path), path)
-        return cls(
+        older = _older_than_anchor(path, header, mark)
+        if older is not None and not allow_older:
+            raise older
+        mark.saw(header.writer, header.generation)
+        vault = cls(
             path, header, data_key, kek, tables, stamp,
-            keyring_timeout=keyring_timeout, lock_timeout=lock_timeout,
+            keyring_timeout=keyring_timeout, lock_timeout=lock_timeout, anchor=anchor, mark=mark,
+            allow_older=allow_older,
         )
+        vault.rolled_back = older is not None
+        return vault
+
+    # -- the rollback anchor ----------------------------------------------------------
+
+    @property
+    def anchored_generation(self) -> int:
+        """The newest generation this process knows this machine wrote or saw."""
+        return self._mark.generation
+
+    @property
+    def next_generation(self) -> int:
+        """The generation the next write gets: above everything seen, so never reused."""
+        return max(self.header.generation, self._mark.generation) + 1
+
+    def anchor_description(self) -> str:
+        return self.anchor.describe(self.header.vault_id)
 
     # -- reading other processes' changes ---------------------------------------------
 
@@ -196,6 +254,10 @@ class Vault:
             return True
 
     def _reload(self, force: bool = False) -> None:
+        # The anchor before the file: a writer records after writing, so a file read later
+        # is never older than the record (reading the other way round, a commit landing in
+        # between would look like a rollback).
+        anchored = self.anchor.load(self.header.vault_id)
         blob, stamp = _read(self.path)
         if not force and stamp == self._stamp:
             return
@@ -212,6 +274,13 @@ class Vault:
         else:
             data_key = self._data_key
         tables = _parse(ff.open_body(line, header, data_key, ciphertext, self.path), self.path)
+        # What this process saw, and what other processes of this machine recorded since.
+        mark = self._mark.merged(anchored)
+        older = _older_than_anchor(self.path, header, mark)
+        if older is not None and not self._allow_older:
+            raise older
+        mark.saw(header.writer, header.generation)
+        self._mark, self.rolled_back = mark, older is not None
         self.header, self._data_key, self._stamp = header, data_key, stamp
         self._storage.data = tables
         self.db.clear_cache()
@@ -250,7 +319,7 @@ class Vault:
                 if before_write is not None:
                     before_write(self.db)
                 if self._storage.dirty:
-                    self._write(self.header.next())
+                    self._write(self._next_header())
             except BaseException:
                 # The file still holds the last good version (we hold the lock): go back to it.
                 self._storage.writable = False
@@ -261,14 +330,31 @@ class Vault:
                 self._storage.writable = False
                 self.db.clear_cache()
 
+    def _next_header(self, **changes: Any) -> ff.Header:
+        """Call under the lock. A process that has not recorded anything yet takes the id
+        another process of this machine may have settled on meanwhile."""
+        if not self._mark.stored:
+            self._mark = self._mark.merged(self.anchor.load(self.header.vault_id))
+        return self.header.next(generation=self.next_generation, writer=self._mark.writer, **changes)
+
     def _write(self, header: ff.Header, data_key: bytes | None = None) -> None:
         remove_stray_temporaries(self.path)
         key = data_key or self._data_key
-        plaintext = json.dumps(self._storage.data, separators=(",", ":"), ensure_ascii=False)
-        blob = ff.seal(header, key, plaintext.encode("utf-8"))
-        replace_atomically(self.path, blob, backup=self.backup_path)
+        base = self.header
+        _seal_to(self.path, header, key, self._storage.data, backup=self.backup_path)
         self.header, self._data_key = header, key
         self._stamp = _Stamp.of(self.path.stat())
+        # Only now that the file is on disk: a crash before this line leaves the anchor
+        # behind the file (no false alarm), never ahead of it.
+        self._mark.saw(base.writer, base.generation)
+        self._mark.saw(header.writer, header.generation)
+        self.anchor.save(header.vault_id, self._mark)
+
+    def replace_contents(self, tables: dict[str, dict[str, Any]]) -> None:
+        """Inside a transaction: make ``tables`` the whole contents (``tbx vault restore``)."""
+        if not self._storage.writable:
+            raise RuntimeError("vault changes must happen inside Vault.transaction()")
+        self._storage.write(json.loads(json.dumps(tables)))
 
     def change_key_source(self, source: KeySource) -> None:
         """Re-wrap the data key under a new key-encryption key (``tbx vault passwd``)."""
@@ -277,7 +363,7 @@ class Vault:
                 self._reload()
             old_params = self.header.kdf
             kek, params = _new_kek(source, self.header.vault_id, self.keyring_timeout)
-            header = self.header.next(kdf=params, wrapped_key=ff.wrap_key(kek, self._data_key))
+            header = self._next_header(kdf=params, wrapped_key=ff.wrap_key(kek, self._data_key))
             self._write(header)
             self._kek = kek
         if old_params.get("name") == "keyring" and params.get("name") != "keyring":
@@ -289,9 +375,7 @@ class Vault:
             if self.is_stale():
                 self._reload()
             data_key = os.urandom(32)
-            header = self.header.next(
-                key_id=uuid.uuid4().hex[:16], wrapped_key=ff.wrap_key(self._kek, data_key)
-            )
+            header = self._next_header(key_id=uuid.uuid4().hex[:16], wrapped_key=ff.wrap_key(self._kek, data_key))
             self._write(header, data_key)
 
 
@@ -340,29 +424,72 @@ def _parse(plaintext: bytes, path: Path) -> dict[str, dict[str, Any]]:
     return tables
 
 
+def _peek_header(path: Path) -> ff.Header | None:
+    try:
+        with open(path, "rb") as fh:
+            return ff.parse_header(fh.readline(64 * 1024).rstrip(b"\n"), path)
+    except (OSError, VaultError):
+        return None  # the full read says what is wrong
+
+
+def _seal_to(path: Path, header: ff.Header, data_key: bytes, tables: dict[str, Any], backup: Path | None) -> None:
+    plaintext = json.dumps(tables, separators=(",", ":"), ensure_ascii=False)
+    replace_atomically(path, ff.seal(header, data_key, plaintext.encode("utf-8")), backup=backup)
+
+
+def _older_than_anchor(path: Path, header: ff.Header, mark: Mark) -> VaultRolledBack | None:
+    if not mark.rolled_back(header.writer, header.generation):
+        return None
+    return VaultRolledBack(
+            f"vault {path} is older than the last version this machine wrote (generation "
+            f"{header.generation} < {mark.generation}), so a revoke or other change may have been "
+            f"undone: if you put this copy back on purpose, run 'tbx vault restore' to keep it "
+            f"(recorded in the audit log); otherwise put the newest copy back"
+    )
+
+
 def restore_backup(
     path: Path,
     passphrase: PassphraseProvider | None = None,
     *,
+    source: Path | None = None,
     keyring_timeout: float = 5.0,
     lock_timeout: float = 15.0,
+    anchor_dir: Path | None = None,
 ) -> Path | None:
-    """Put the backup back in place of a damaged vault.
+    """Put an older copy (the backup unless ``source`` is given) in place of a damaged or
+    missing vault.
 
-    The backup must open with its own key first; the damaged file is kept beside it
-    (``vault.tbx.damaged-<time>``), never overwritten. Returns where it was kept.
+    The copy must open with its own key first. It is written as a new generation, above
+    every one this machine recorded, so the anchor keeps growing. The damaged file is kept
+    beside it (``vault.tbx.damaged-<time>``), never overwritten. Returns where it was kept.
+    A vault that still opens is restored with ``Vault.replace_contents`` instead, in a
+    transaction that records it in the audit log.
     """
     import time
 
-    backup = path.with_name(path.name + ".bak")
-    if not backup.exists():
-        raise VaultMissing(f"there is no backup at {backup} to restore")
-    Vault.open(backup, passphrase, keyring_timeout=keyring_timeout, lock_timeout=lock_timeout)
-    lock = path.with_name(path.name + ".lock")
-    with exclusive_lock(lock, lock_timeout, f"vault {path}"):
+    source = source or path.with_name(path.name + ".bak")
+    if not source.exists():
+        raise VaultMissing(f"there is no backup at {source} to restore")
+    old = Vault.open(source, passphrase, keyring_timeout=keyring_timeout, lock_timeout=lock_timeout,
+                     anchor_dir=anchor_dir, allow_older=True)
+    with exclusive_lock(path.with_name(path.name + ".lock"), lock_timeout, f"vault {path}"):
         kept = None
+        header = old._next_header()
         if path.exists():
+            header = replace(header, generation=max(header.generation, _generation_of(path, header.vault_id) + 1))
             kept = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
             os.link(path, kept)
-        replace_atomically(path, backup.read_bytes())
+        _seal_to(path, header, old._data_key, old._storage.data, backup=None)
+        old._mark.saw(header.writer, header.generation)
+        old.anchor.save(header.vault_id, old._mark)
     return kept
+
+
+def _generation_of(path: Path, vault_id: str) -> int:
+    """The generation a damaged file still names in its header, if it is this vault's."""
+    try:
+        _line, header, _body = ff.split(path.read_bytes(), path)
+    except (OSError, VaultError):
+        return -1
+    return header.generation if header.vault_id == vault_id else -1

@@ -45,18 +45,24 @@ class FileKeyring(KeyringBackend):
     def _load(self) -> dict[str, str]:
         return json.loads(self.path.read_text()) if self.path.exists() else {}
 
+    def _store(self, entries: dict[str, str]) -> None:
+        # Atomic, as a keyring service is: processes committing at once read whole files.
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps(entries))
+        tmp.replace(self.path)
+
     def get_password(self, service: str, username: str) -> str | None:
         return self._load().get(f"{service}/{username}")
 
     def set_password(self, service: str, username: str, password: str) -> None:
         entries = self._load()
         entries[f"{service}/{username}"] = password
-        self.path.write_text(json.dumps(entries))
+        self._store(entries)
 
     def delete_password(self, service: str, username: str) -> None:
         entries = self._load()
         entries.pop(f"{service}/{username}", None)
-        self.path.write_text(json.dumps(entries))
+        self._store(entries)
 
 
 class HangingKeyring(KeyringBackend):
