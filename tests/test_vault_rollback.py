@@ -83,12 +83,18 @@ def _refused_everywhere(tbx) -> None:  # noqa: ANN001
 # -- a copy put back by hand --------------------------------------------------------------
 
 
+def _copy_then_revoke(tbx, tbx_home: Paths, tmp_path: Path) -> Path:  # noqa: ANN001
+    """A copy of the vault holding bot's grant, taken before the grant is revoked."""
+    old = tmp_path / "old-vault.tbx"
+    shutil.copy2(tbx_home.vault, old)
+    assert tbx("revoke", "bot", "local").exit_code == 0
+    return old
+
+
 def test_an_old_copy_put_back_is_refused_and_the_revoke_stays(
     granted, tbx_home: Paths, tmp_path: Path  # noqa: ANN001
 ) -> None:
-    old = tmp_path / "old-vault.tbx"
-    shutil.copy2(tbx_home.vault, old)
-    assert granted("revoke", "bot", "local").exit_code == 0
+    old = _copy_then_revoke(granted, tbx_home, tmp_path)
     newest = tmp_path / "newest-vault.tbx"
     shutil.copy2(tbx_home.vault, newest)
 
@@ -109,9 +115,7 @@ def test_the_backup_put_back_is_refused(granted, tbx_home: Paths) -> None:  # no
 def test_restore_keeps_a_copy_put_back_on_purpose_as_a_new_audited_version(
     granted, tbx_home: Paths, tmp_path: Path  # noqa: ANN001
 ) -> None:
-    old = tmp_path / "old-vault.tbx"
-    shutil.copy2(tbx_home.vault, old)
-    assert granted("revoke", "bot", "local").exit_code == 0
+    old = _copy_then_revoke(granted, tbx_home, tmp_path)
     highest = json.loads(granted("vault", "info", "--json").stdout)["generation"]
     shutil.copy2(old, tbx_home.vault)
     put_back = json.loads(old.read_bytes().partition(b"\n")[0])["generation"]
