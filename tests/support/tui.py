@@ -11,12 +11,14 @@ from console.model import (
     Agent,
     DesiredState,
     Finding,
+    ItemKind,
     ServerInstance,
     Toolbox,
     ToolboxGrant,
     ToolDef,
     ToolGrant,
     Trust,
+    item_pin,
     tool_pin,
 )
 from console.paths import Paths
@@ -117,6 +119,45 @@ def seed(ws: Workspace) -> None:
     head = ws.audit.append(events, now=WHEN)
     if head is not None:
         ws.advance_checkpoint(head)
+
+
+EVERYTHING_ITEMS: list[tuple[ItemKind, dict, bool]] = [
+    (ItemKind.PROMPT, {"name": "simple-prompt", "title": "Simple Prompt",
+                       "description": "A prompt with no arguments"}, True),
+    (ItemKind.PROMPT, {"name": "args-prompt", "title": "Arguments Prompt",
+                       "description": "A prompt with two arguments, one required and one optional",
+                       "arguments": [{"name": "city", "description": "Name of the city", "required": True},
+                                     {"name": "state", "description": "Name of the state", "required": False}]},
+     False),
+    (ItemKind.RESOURCE, {"uri": "demo://resource/static/document/architecture.md", "name": "architecture.md",
+                         "mimeType": "text/markdown",
+                         "description": "Static document file exposed from /docs: architecture.md"}, True),
+    (ItemKind.TEMPLATE, {"uriTemplate": "demo://resource/dynamic/text/{resourceId}", "name": "Dynamic Text Resource",
+                         "mimeType": "text/plain",
+                         "description": "Plaintext dynamic resource fabricated from the {resourceId} variable"}, False),
+]
+
+
+def seed_items(ws: Workspace) -> None:
+    """The seeded vault plus a server offering every kind of item: a tool, prompts, a
+    resource with a long URI and a template, some approved; claude-desktop holds one prompt."""
+    echo = {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}
+    with ws.change() as change:
+        r = change.repos
+        local = r.toolboxes.require("local")
+        server = r.servers.put(ServerInstance(toolbox=local.id, name="everything", catalog_id="everything",
+                                              image="tbx/everything:0123456789abcdef",
+                                              desired_state=DesiredState.RUNNING, created=WHEN))
+        r.tools.put(_tool(server, "echo", "Echoes back the input string", echo))
+        for kind, wire, approved in EVERYTHING_ITEMS:
+            name = wire["name"] if kind is ItemKind.PROMPT else wire.get("uri") or wire["uriTemplate"]
+            pin = item_pin(kind, wire)
+            r.tools.put(ToolDef(server=server.id, kind=kind, name=name, title=wire.get("title"),
+                                description=wire.get("description"), definition=wire, pin=pin,
+                                approved_pin=pin if approved else None,
+                                trust=Trust.APPROVED if approved else Trust.PENDING, discovered=WHEN))
+        claude = r.agents.require("claude-desktop")
+        r.tool_grants.put(ToolGrant(agent=claude.id, server=server.id, tool="prompt:simple-prompt", created=WHEN))
 
 
 def seeded_backend(root: Path) -> Backend:

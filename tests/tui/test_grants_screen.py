@@ -15,7 +15,8 @@ from console.tui.screens.grants import GrantsScreen
 from console.tui.widgets.grant_grid import GrantGrid, Mark, utc_now
 from console.tui.widgets.grant_matrix import GrantMatrix
 from tests.support.bigvault import generate_big_vault
-from tests.support.tui import fresh_backend, still_app
+from tests.support.tui import fresh_backend, seed_items, still_app
+from tests.tui.test_tools_screen import screen_text
 
 SIZE = (120, 36)
 
@@ -64,6 +65,10 @@ def has_access(backend: Backend, agent: str, toolbox: str = "local") -> bool:
     ws = backend.workspace
     key = f"{ws.repos.agents.require(agent).id}|{ws.repos.toolboxes.require(toolbox).id}"
     return ws.repos.toolbox_grants.get(key) is not None
+
+
+def screen_lines(app: ConsoleApp) -> list[str]:
+    return screen_text(app).splitlines()
 
 
 async def settle(app: ConsoleApp, pilot) -> None:  # noqa: ANN001
@@ -343,3 +348,57 @@ async def test_a_big_matrix_renders_only_what_is_in_view(tmp_path: Path, test_ke
         await settle(app, pilot)
         await pilot.press("slash", *"srv-001/")
         assert len(m.grid.rows) == 1 + 1 + 20
+
+
+async def test_a_prompt_row_is_granted_with_the_keys_and_opens_nothing_else(seeded: Backend) -> None:
+    seed_items(seeded.workspace)
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        rows = [r.path for r in matrix(app).grid.all_rows if r.server == "everything"]  # type: ignore[union-attr]
+        assert rows == ["everything/*", "everything/echo",
+                        "everything/resource:demo://resource/static/document/architecture.md",
+                        "everything/template:demo://resource/dynamic/text/{resourceId}",
+                        "everything/prompt:args-prompt", "everything/prompt:simple-prompt"]
+        await pilot.press("slash", *"everything/simple cursor", "enter")
+        await pilot.pause()
+        m = matrix(app)
+        assert [r.path for r in m.grid.rows] == ["", "everything/*", "everything/prompt:simple-prompt"]  # type: ignore[union-attr]
+        assert [a.name for a in m.grid.agents] == ["cursor"]  # type: ignore[union-attr]
+        await pilot.press("down", "down")
+        assert m.current is not None and m.current[0].tool == "prompt:simple-prompt"
+        await pilot.pause()
+        assert str(app.screen.query_one("#cell").render()) == (
+            "cursor holds no grant for local/everything/prompt:simple-prompt")
+        await pilot.press("space")
+        await settle(app, pilot)
+        assert "everything/prompt:simple-prompt" in tool_grant_keys(seeded, "cursor")
+        assert {t for t in allowed(seeded, "cursor") if "/everything/" in t} == {
+            "local/everything/prompt:simple-prompt"}, "the prompt grant opens no tool, resource or template"
+        [record] = [r for r in seeded.workspace.audit.records() if r["action"] == "grant.tool"
+                    and r["target"].startswith("prompt:")]
+        assert record["target"] == "prompt:local/everything/simple-prompt" and record["agent"] == "cursor"
+
+        # A grant on a pending prompt is kept but gives nothing, and the cell says why.
+        await pilot.press("escape")
+        await pilot.press("slash", *"everything/args cursor", "enter")
+        await pilot.press("down", "down", "space")
+        await settle(app, pilot)
+        assert "everything/prompt:args-prompt" in tool_grant_keys(seeded, "cursor")
+        assert reasons(seeded, "cursor")["local/everything/prompt:args-prompt"] == "tool-pending"
+        assert str(app.screen.query_one("#cell").render()).endswith("not effective: the prompt is pending")
+
+
+async def test_item_rows_stay_readable_at_80_columns(seeded: Backend) -> None:
+    seed_items(seeded.workspace)
+    app = still_app(seeded)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        await pilot.press("slash", *"everything/", "enter")
+        await pilot.pause()
+        lines = screen_lines(app)
+        assert any("   resource:demo://…c/document/architecture.md   ·" in line for line in lines), lines
+        assert any("   template:demo…mic/text/{resourceId} pending   ·" in line for line in lines), lines
+        assert all(len(line) <= 80 for line in lines)
+        assert any(" prompt:simple-prompt" in line for line in lines)
+        assert any("everything/*" in line and "all items" in line for line in lines)

@@ -11,7 +11,7 @@ import pytest
 from textual.pilot import Pilot
 
 from console.tui.backend import Backend
-from tests.support.tui import still_app
+from tests.support.tui import seed_items, still_app
 
 SIZE = (120, 36)
 TOKEN = "tbx_" + "K7q2" * 10 + "x9Z"
@@ -39,6 +39,11 @@ def test_grants_matrix(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
 
 def test_grants_matrix_transposed(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
     assert snap_compare(still_app(seeded), terminal_size=SIZE, run_before=keys("4", "t", "right", "right", "right"))
+
+
+def test_grants_matrix_with_every_kind_of_item(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
+    seed_items(seeded.workspace)
+    assert snap_compare(still_app(seeded), terminal_size=SIZE, run_before=keys("4", "down", "down", "down", "down"))
 
 
 def test_agents_surface_and_snippet(snap_compare, seeded: Backend) -> None:  # noqa: ANN001

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from console.model import DesiredState, Mount, Secret, ServerInstance
 from console.tui.backend import Backend
-from tests.support.tui import WHEN, still_app
+from tests.support.tui import WHEN, seed_items, still_app
 
 SIZE = (120, 36)
 NEXT_TAB = "right_square_bracket"
@@ -51,3 +51,8 @@ def test_tools_with_the_diff_of_a_changed_tool(snap_compare, seeded: Backend) ->
 
 def test_the_approve_modal(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
     assert snap_compare(still_app(seeded), terminal_size=SIZE, press=["3", "down", "down", "a"])
+
+
+def test_tools_with_every_kind_of_item(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
+    seed_items(seeded.workspace)
+    assert snap_compare(still_app(seeded), terminal_size=SIZE, press=["3", "down", "down", "down", "down"])

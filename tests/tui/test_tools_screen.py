@@ -16,7 +16,7 @@ from console.tui.commands import ConsoleCommands
 from console.tui.modals.approve import ApproveModal
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.screens.tools import ToolsScreen
-from tests.support.tui import WHEN, still_app
+from tests.support.tui import WHEN, seed_items, still_app
 
 SIZE = (120, 36)
 
@@ -81,7 +81,7 @@ async def test_approving_a_tool_with_findings_names_them_and_accepts_exactly_tho
         record = last_audit(seeded)
         assert record["action"] == "tool.approve" and record["target"] == "tool:local/files/search_files"
         assert record["detail"]["accepted"] == ["instructions", "sensitive-reference"]
-        assert str(screen.query_one(DataTable).get_row(tool.key)[1]) == "✓ approved"
+        assert str(screen.query_one(DataTable).get_row(tool.key)[2]) == "✓ approved"
         assert any("accepting instructions, sensitive-reference" in n.message for n in app._notifications)
 
 
@@ -184,3 +184,55 @@ async def test_filter_by_name_trust_state_and_finding_kind(seeded: Backend) -> N
         assert shown_tools(screen) == ["git/git_log"]
         for binding in ToolsScreen.BINDINGS:
             assert binding.id and binding.tooltip  # type: ignore[union-attr]
+
+
+async def test_a_prompt_is_listed_with_its_kind_reviewed_and_approved_with_the_keys(seeded: Backend) -> None:
+    seed_items(seeded.workspace)
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_tools(pilot)
+        table = screen.query_one(DataTable)
+        kinds = {str(table.get_row_at(i)[0]): str(table.get_row_at(i)[1]) for i in range(table.row_count)}
+        assert kinds["everything/echo"] == "tool" and kinds["everything/args-prompt"] == "prompt"
+        assert kinds["everything/…/text/{resourceId}"] == "template", "cut in the middle"
+        everything = [label for label in shown_tools(screen) if label.startswith("everything/")]
+        assert everything == ["everything/echo", "everything/…nt/architecture.md", "everything/…/text/{resourceId}",
+                              "everything/args-prompt", "everything/simple-prompt"], "tools, resources, templates, prompts"
+        assert "9 tool(s), 1 resource(s), 1 template(s), 2 prompt(s)" in screen_text(app)
+
+        await pilot.press("slash", *"prompt pending", "enter")
+        await pilot.pause()
+        assert shown_tools(screen) == ["everything/args-prompt"]
+        text = screen_text(app)
+        assert "prompt definition" in text and '"name": "city"' in text  # its arguments, in the detail pane
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, ApproveModal)
+        text = screen_text(app)
+        assert "Approve local/everything/prompt:args-prompt?" in text
+        assert "Agents granted the prompt can use it" in text
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        prompt = next(t for t in seeded.workspace.repos.tools if t.ref == "prompt:args-prompt")
+        assert prompt.exposable
+        record = last_audit(seeded)
+        assert record["action"] == "tool.approve" and record["target"] == "prompt:local/everything/args-prompt"
+        assert any(n.message == "local/everything/prompt:args-prompt approved" for n in app._notifications)
+
+
+async def test_approve_all_clean_covers_every_kind_of_the_server(seeded: Backend) -> None:
+    seed_items(seeded.workspace)
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_tools(pilot)
+        await select(pilot, screen, "everything/echo")
+        await pilot.press("A")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmModal)
+        assert "Approves 1 template(s), 1 prompt(s) without findings" in screen_text(app)
+        await pilot.press("y")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        server = next(s for s in screen.servers.values() if s.name == "everything")
+        assert all(t.exposable for t in seeded.workspace.repos.tools.of_server(server.id))

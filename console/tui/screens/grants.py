@@ -1,4 +1,7 @@
-"""4 Grants: who may use what in the current toolbox, as a matrix of tools × agents.
+"""4 Grants: who may use what in the current toolbox, as a matrix of items × agents.
+
+Items are tools, resources, resource templates and prompts, each granted on its own row
+(a grant on a tool opens nothing else); a server's ``*`` row covers all of its items.
 
 A change shows in its cell at once (optimistic) and is written to the vault by a worker,
 in the order it was made; a write that fails puts the cell back and says why. A running
@@ -32,7 +35,7 @@ from console.tui.widgets.grant_grid import AgentCol, Edit, GrantGrid, Kind, Mark
 from console.tui.widgets.grant_matrix import GrantMatrix
 from console.tui.widgets.header import ConsoleHeader
 
-LEGEND = ("[$success b]✓[/] granted  [$success]✓*[/] via server/*  [$warning b]✓![/] tool not approved: no effect  "
+LEGEND = ("[$success b]✓[/] granted  [$success]✓*[/] via server/*  [$warning b]✓![/] not approved: no effect  "
           "[$foreground-disabled s]✓[/] kill switch off  [$error]✗[/] expired  [$foreground-muted]·[/] none  [dim]dim[/]: agent disabled")
 
 
@@ -78,7 +81,8 @@ class GrantsScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield ConsoleHeader("grants")
         with Vertical():
-            yield FilterInput("filter: agent names, or server/tool — e.g. cursor · time/ · files/read", id="filter")
+            yield FilterInput("filter: agent names, or server/item — e.g. cursor · time/ · files/read · prompt",
+                              id="filter")
             yield GrantMatrix(id="matrix")
             yield Static("", id="cell", markup=False)
             yield Static(LEGEND, id="legend")

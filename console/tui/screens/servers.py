@@ -19,6 +19,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
 from console.model import DesiredState, ServerInstance, ToolDef
+from console.services.items import plural
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.activity_log import ActivityLog
@@ -110,8 +111,8 @@ class ServersScreen(ConsoleScreen):
         self.servers = {s.id: s for s in servers}
         ids = set(self.servers)
         self.tools = {sid: [] for sid in ids}
-        for tool in ws.repos.tools.where(lambda doc: doc["server"] in ids):
-            self.tools[tool.server].append(tool)
+        for tool in ws.repos.tools.where(lambda doc: doc["server"] in ids and doc.get("kind", "tool") == "tool"):
+            self.tools[tool.server].append(tool)  # resources and prompts are on the Tools screen with them
         self.feed.forget(ids)
         self.refresh_live(force=True)
 
@@ -299,10 +300,10 @@ class ServersScreen(ConsoleScreen):
         except Exception as exc:
             self.app.call_from_thread(self._finished, request.name, f"{request.name}: failed: {exc}", None)
             raise
-        count = len(self.ws.repos.tools.of_server(server.id))
+        count = plural(item.ref for item in self.ws.repos.tools.of_server(server.id))
         self.app.call_from_thread(
             self._finished, request.name, f"{request.name}: added",
-            f"{toolbox}/{server.name} is running with {count} tool(s) pending approval: see Tools (3)")
+            f"{toolbox}/{server.name} is running with {count} pending approval: see Tools (3)")
 
     def _progress(self, name: str, line: str) -> None:
         self.adding[name] = line

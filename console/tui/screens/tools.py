@@ -1,6 +1,7 @@
-"""3 Tools: every tool the servers of one toolbox offer, its trust state and findings.
+"""3 Tools: every item the servers of one toolbox offer (tools, resources, resource
+templates, prompts), its kind, trust state and findings.
 
-Nothing here is live: tools are what discovery recorded in the vault. Approving runs in
+Nothing here is live: items are what discovery recorded in the vault. Approving runs in
 a worker and names, in its confirmation, every finding it accepts.
 """
 
@@ -16,14 +17,17 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Input, Static
 
 from console.model import ServerInstance, ToolDef
+from console.services.items import KIND_ORDER, item_order, plural
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.filter import FilterInput
+from console.tui.widgets.grant_grid import shorten
 from console.tui.widgets.header import ConsoleHeader
 from console.tui.widgets.tool_detail import ToolDetail
-from console.tui.widgets.trust_badge import colour, trust_text
+from console.tui.widgets.trust_badge import colour, kind_text, trust_text
 
-COLUMNS = (("tool", "TOOL", 30), ("trust", "TRUST", 11), ("findings", "FINDINGS", 34), ("description", "DESCRIPTION", 35))
+COLUMNS = (("tool", "ITEM", 30), ("kind", "KIND", 8), ("trust", "TRUST", 11), ("findings", "FINDINGS", 28),
+           ("description", "DESCRIPTION", 31))
 
 
 def first_line(text: str | None) -> str:
@@ -38,11 +42,11 @@ class ToolsScreen(ConsoleScreen):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "approve", "Approve", id="tools.approve",
-                tooltip="Approve the selected tool, accepting the findings it names"),
+                tooltip="Approve the selected item, accepting the findings it names"),
         Binding("A", "approve_all", "Approve clean", id="tools.approve_all",
-                tooltip="Approve every tool of the selected server that has no findings"),
-        Binding("c", "show_changed", "Changed", id="tools.changed", tooltip="Show only tools whose definition changed"),
-        Binding("t", "pick_toolbox", "Toolbox", id="tools.toolbox", tooltip="Show another toolbox's tools"),
+                tooltip="Approve every item of the selected server (of every kind) that has no findings"),
+        Binding("c", "show_changed", "Changed", id="tools.changed", tooltip="Show only items whose definition changed"),
+        Binding("t", "pick_toolbox", "Toolbox", id="tools.toolbox", tooltip="Show another toolbox's items"),
     ]
     PALETTE: ClassVar[list[tuple[str, str]]] = [
         ("tools: Approve", "approve"), ("tools: Approve all clean", "approve_all"),
@@ -53,12 +57,16 @@ class ToolsScreen(ConsoleScreen):
         super().__init__()
         self.servers: dict[str, ServerInstance] = {}
         self.tools: dict[str, ToolDef] = {}
+        """Every item of the toolbox, by vault key."""
         self._shown: dict[str, tuple] = {}
+        self._order: dict[tuple[str, str], tuple[str, int, str]] = {}
+        """(shown label, kind) -> where the row sorts: by server, then kind, then name."""
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader("tools")
         with Vertical():
-            yield FilterInput("filter: a name, a trust state (changed, pending...) or a finding kind", id="filter")
+            yield FilterInput("filter: a name, a kind (prompt, resource...), a trust state (changed, pending...) "
+                              "or a finding kind", id="filter")
             yield Static("", id="title", classes="panel-title")
             yield DataTable(id="tools", cursor_type="row", zebra_stripes=True)
             yield ToolDetail()
@@ -87,15 +95,22 @@ class ToolsScreen(ConsoleScreen):
         name = self.console.toolbox_name
         self.query_one("#title", Static).update(
             f"no toolbox named {name}: press t to pick one" if box is None else
-            f"toolbox {name} · {len(self.tools)} tool(s): {summary}" if self.tools else
-            f"toolbox {name} has no tools yet: they are discovered when a server starts (Servers, 2)")
+            f"toolbox {name} · {plural(t.ref for t in self.tools.values())}: {summary}" if self.tools else
+            f"toolbox {name} has no tools, resources or prompts yet: they are discovered when a server starts "
+            f"(Servers, 2)")
         self._show_selected()
 
     def label(self, tool: ToolDef) -> str:
+        """``server/name``: the kind is a column of its own."""
         return f"{self.servers[tool.server].name}/{tool.name}"
 
+    def target(self, tool: ToolDef) -> str:
+        """What ``tbx`` takes for the item: ``toolbox/server/ref``."""
+        return f"{self.console.toolbox_name}/{self.servers[tool.server].name}/{tool.ref}"
+
     def _matches(self, tool: ToolDef, words: list[str]) -> bool:
-        haystack = f"{self.label(tool)} {tool.trust.value} {' '.join(f.kind for f in tool.findings)}".lower()
+        haystack = (f"{self.label(tool)} {tool.kind.value} {tool.trust.value} "
+                    f"{' '.join(f.kind for f in tool.findings)}").lower()
         return all(word in haystack for word in words)
 
     def _row(self, tool: ToolDef) -> tuple:
@@ -103,7 +118,10 @@ class ToolsScreen(ConsoleScreen):
         kinds = ", ".join(dict.fromkeys(f.kind for f in tool.findings))
         worst = "high" if any(f.severity == "high" for f in tool.findings) else "medium"
         findings = Text(kinds, style=colour(app, "error" if worst == "high" else "warning")) if kinds else "-"
-        return (self.label(tool), trust_text(app, tool.trust.value), findings, Text(first_line(tool.description)))
+        label = shorten(self.label(tool), COLUMNS[0][2])
+        self._order[(label, tool.kind.value)] = (self.servers[tool.server].name, KIND_ORDER[tool.kind], tool.name)
+        return (label, kind_text(app, tool.kind.value), trust_text(app, tool.trust.value), findings,
+                Text(first_line(tool.description or tool.title)))
 
     def _render_rows(self) -> None:
         table = self.query_one(DataTable)
@@ -127,7 +145,7 @@ class ToolsScreen(ConsoleScreen):
                 self._shown[key] = values
             if added and table.row_count > 1:
                 selected = self._selected_key()
-                table.sort("tool", key=str)
+                table.sort("tool", "kind", key=lambda cells: self._order.get((str(cells[0]), str(cells[1])), ()))
                 if first_fill:
                     table.move_cursor(row=0, animate=False)
                 if selected in self._shown and not first_fill:
@@ -183,21 +201,21 @@ class ToolsScreen(ConsoleScreen):
         if tool is None:
             return
         if tool.exposable:
-            self.notify(f"{self.label(tool)} is approved already")
+            self.notify(f"{self.target(tool)} is approved already")
             return
-        modal = ApproveModal(f"{self.console.toolbox_name}/{self.label(tool)}", tool)
+        modal = ApproveModal(self.target(tool), tool)
         server = self.servers[tool.server].name
-        self.app.push_screen(modal, lambda yes: self._approve(server, tool.name, modal.kinds) if yes else None)
+        self.app.push_screen(modal, lambda yes: self._approve(server, tool.ref, modal.kinds) if yes else None)
 
     @work(thread=True, exit_on_error=False, group="tools-approve")
-    def _approve(self, server: str, tool: str, kinds: list[str]) -> None:
+    def _approve(self, server: str, ref: str, kinds: list[str]) -> None:
         from console.services.tools import approve
 
         toolbox = self.console.toolbox_name
-        approve(self.ws, toolbox, server, tool, accept=kinds)
+        approve(self.ws, toolbox, server, ref, accept=kinds)
         accepted = f" accepting {', '.join(kinds)}" if kinds else ""
         self.app.call_from_thread(self.console.vault_changed)
-        self.app.call_from_thread(self.notify, f"{toolbox}/{server}/{tool} approved{accepted}")
+        self.app.call_from_thread(self.notify, f"{toolbox}/{server}/{ref} approved{accepted}")
 
     def action_approve_all(self) -> None:
         tool = self.selected
@@ -205,17 +223,18 @@ class ToolsScreen(ConsoleScreen):
             return
         server = self.servers[tool.server]
         waiting = sorted((t for t in self.tools.values() if t.server == server.id and not t.exposable),
-                         key=lambda t: t.name)
-        clean = [t.name + (" (changed)" if t.previous is not None else "") for t in waiting if not t.findings]
-        flagged = [t.name for t in waiting if t.findings]
+                         key=item_order)
+        clean = [t.ref + (" (changed)" if t.previous is not None else "") for t in waiting if not t.findings]
+        flagged = [t.ref for t in waiting if t.findings]
         if not clean:
             more = f"; {', '.join(flagged)} have findings: approve each with a" if flagged else ""
-            self.notify(f"{server.name} has no clean tools waiting for approval{more}", severity="warning")
+            self.notify(f"{server.name} has nothing clean waiting for approval{more}", severity="warning")
             return
-        body = f"Approves {len(clean)} tool(s) without findings: {', '.join(clean)}."
+        count = plural(t.ref for t in waiting if not t.findings)
+        body = f"Approves {count} without findings: {', '.join(clean)}."
         if flagged:
             body += f"\n\nSkips {', '.join(flagged)}: they have findings; review and approve each with a."
-        modal = ConfirmModal(f"Approve the clean tools of {server.name}?", body, confirm="Approve", danger=False)
+        modal = ConfirmModal(f"Approve the clean items of {server.name}?", body, confirm="Approve", danger=False)
         self.app.push_screen(modal, lambda yes: self._approve_all(server.name) if yes else None)
 
     @work(thread=True, exit_on_error=False, group="tools-approve")
@@ -224,7 +243,7 @@ class ToolsScreen(ConsoleScreen):
 
         toolbox = self.console.toolbox_name
         result = approve(self.ws, toolbox, server)
-        note = f"{toolbox}/{server}: approved {len(result.approved)} tool(s)"
+        note = f"{toolbox}/{server}: approved {plural(result.approved)}"
         if result.skipped:
             note += "; skipped " + "; ".join(f"{name} ({', '.join(kinds)})" for name, kinds in result.skipped.items())
         self.app.call_from_thread(self.console.vault_changed)

@@ -15,7 +15,7 @@ from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
-from console.model import ToolDef
+from console.model import ItemKind, ToolDef
 from console.trust.invisible import decode_hidden
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.screens.base import ConsoleScreen
@@ -116,7 +116,8 @@ class TryScreen(ConsoleScreen):
         found = []
         for server in ws.repos.servers.in_toolbox(box.id):
             for tool in ws.repos.tools.of_server(server.id):
-                found.append((f"{server.name}/{tool.name}", tool))
+                if tool.kind is ItemKind.TOOL:  # only tools are called; prompts and resources are read
+                    found.append((f"{server.name}/{tool.name}", tool))
         return sorted(found, key=lambda item: item[0])
 
     def reload(self) -> None:

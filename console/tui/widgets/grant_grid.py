@@ -1,7 +1,9 @@
 """What the Grants matrix shows, without Textual: rows × agents, read from the raw tables.
 
 Rows are the toolbox access row (the kill switch), then per server its server-wide row
-(``*``) followed by its tools. Cells are computed on demand from per-agent grant maps, so
+(``*``, every item of every kind) followed by its items: tools, then resources, resource
+templates and prompts, each under its ref (``prompt:NAME``...), the string its grant holds.
+Cells are computed on demand from per-agent grant maps, so
 a vault of 100 agents × 1,000 tools costs one pass over its tables, not 100,000 objects.
 Edits applied here (optimistically, before the vault write lands) use the same maps.
 """
@@ -14,13 +16,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from console.model import WILDCARD
+from console.model import WILDCARD, ItemKind, item_ref
+from console.services.items import KIND_ORDER
 
 TOOLBOX_KEY = "toolbox"
 _MISSING = object()
 
 
 class Kind(StrEnum):
+    """What a row is: the toolbox access, a server's ``*``, or one item (of any ``ItemKind``)."""
+
     TOOLBOX = "toolbox"
     SERVER = "server"
     TOOL = "tool"
@@ -29,13 +34,16 @@ class Kind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Row:
     key: str
-    """``toolbox``, ``<server id>|*`` or ``<server id>|<tool>``."""
+    """``toolbox``, ``<server id>|*`` or ``<server id>|<ref>``."""
     kind: Kind
     server_id: str
     server: str
     tool: str
+    """The item's ref (what its grant holds), ``*`` on a server row."""
     trust: str
-    """The tool's trust as the policy sees it: ``approved`` only while its pin matches."""
+    """The item's trust as the policy sees it: ``approved`` only while its pin matches."""
+    item: ItemKind = ItemKind.TOOL
+    """The kind of item on an item row."""
 
     @property
     def path(self) -> str:
@@ -142,20 +150,36 @@ def fit(text: str, width: int) -> str:
     return text.ljust(width)
 
 
+def shorten(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells, cut in the middle: a long URI keeps its scheme
+    and its last segment (``resource:demo://…/architecture.md``)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    head = (width - 1) * 2 // 5  # the end tells items apart more often than the start
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
 def row_label(row: Row, toolbox: str) -> tuple[str, str]:
     """The label column's text for a row, and its tag (trust, scope)."""
     if row.kind is Kind.TOOLBOX:
         return f"toolbox {toolbox}: access", ""
     if row.kind is Kind.SERVER:
-        return f"{row.server}/*", "all tools"
+        return f"{row.server}/*", "all items"
     return f"  {row.tool}", "" if row.trust == "approved" else row.trust
+
+
+COLUMN_TITLE = 22
 
 
 def column_title(row: Row) -> tuple[str, str]:
     """A row seen as a column (transposed): its group title and its own title."""
     if row.kind is Kind.TOOLBOX:
         return "toolbox", "access"
-    return row.server, ("* all" if row.kind is Kind.SERVER else row.tool)
+    if row.kind is Kind.SERVER:
+        return row.server, "* all"
+    return row.server, row.tool if row.item is ItemKind.TOOL else shorten(row.tool, COLUMN_TITLE)
 
 
 class GrantGrid:
@@ -208,15 +232,18 @@ class GrantGrid:
     def _rows(tables: Mapping[str, Mapping[str, Mapping[str, Any]]], box_id: str) -> list[Row]:
         servers = sorted(((doc["id"], doc["name"]) for doc in list(tables.get("servers", {}).values())
                           if doc.get("toolbox") == box_id and "name" in doc), key=lambda s: s[1])
-        tools: dict[str, list[tuple[str, str]]] = {sid: [] for sid, _name in servers}
+        items: dict[str, list[tuple[int, str, ItemKind, str]]] = {sid: [] for sid, _name in servers}
         for doc in list(tables.get("tools", {}).values()):
-            found = tools.get(doc.get("server", ""))
+            found = items.get(doc.get("server", ""))
             if found is not None and "name" in doc:
-                found.append((doc["name"], _trust(doc)))
+                kind = ItemKind(doc.get("kind", ItemKind.TOOL))
+                found.append((KIND_ORDER[kind], doc["name"], kind, _trust(doc)))
         rows = [Row(TOOLBOX_KEY, Kind.TOOLBOX, "", "", "", "")]
         for sid, name in servers:
             rows.append(Row(f"{sid}|{WILDCARD}", Kind.SERVER, sid, name, WILDCARD, ""))
-            rows.extend(Row(f"{sid}|{tool}", Kind.TOOL, sid, name, tool, trust) for tool, trust in sorted(tools[sid]))
+            for _order, item, kind, trust in sorted(items[sid]):
+                ref = item_ref(kind, item)
+                rows.append(Row(f"{sid}|{ref}", Kind.TOOL, sid, name, ref, trust, kind))
         return rows
 
     # -- reading ---------------------------------------------------------------------------
@@ -260,7 +287,7 @@ class GrantGrid:
             if cell.granted and cell.inactive:
                 text += " — inactive: no toolbox access (kill switch off)"
             if cell.granted and cell.ineffective:
-                text += f" — not effective: the tool is {row.trust}"
+                text += f" — not effective: the {row.item.value} is {row.trust}"
         if agent.disabled:
             text += " — the agent is disabled"
         return text

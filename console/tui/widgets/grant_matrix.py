@@ -1,6 +1,6 @@
 """The grants matrix: a Line API widget that renders only the rows and columns in view.
 
-Tools (grouped by server) × agents, or transposed. The header line(s) and the label
+Items (tools, resources, templates and prompts, grouped by server) × agents, or transposed. The header line(s) and the label
 column stay put while the cells scroll; each visible line is built from the visible
 columns only and cached by (row, scroll, width, cursor, generation), so a matrix of
 100 agents × 1,000 tools opens and redraws as fast as a small one.
@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from console.model import ItemKind
 from console.tui.widgets.grant_grid import (
     AgentCol,
     Cell,
@@ -36,6 +37,7 @@ from console.tui.widgets.grant_grid import (
     column_title,
     fit,
     row_label,
+    shorten,
     utc_now,
 )
 
@@ -319,7 +321,7 @@ class GrantMatrix(ScrollView, can_focus=True):
         grid = self.grid
         header = self._style("header")
         corner_text = "" if grid is None else (
-            (f" {grid.toolbox}", " agents ╲ tools")[y] if self.transposed else f" {grid.toolbox}: tools ╲ agents")
+            (f" {grid.toolbox}", " agents ╲ items")[y] if self.transposed else f" {grid.toolbox}: items ╲ agents")
         label = [Segment(fit(corner_text, self._label_width), self._style("corner"))]
         columns = self._visible_columns(scroll_x, width - self._label_width)
         cells: list[Segment] = []
@@ -358,6 +360,8 @@ class GrantMatrix(ScrollView, can_focus=True):
             row: Row = self.display_rows[r]  # type: ignore[assignment]
             text, tag = row_label(row, grid.toolbox)
             kind = {Kind.TOOLBOX: ("toolbox",), Kind.SERVER: ("server",), Kind.TOOL: ()}[row.kind]
+            if row.item is not ItemKind.TOOL:  # a long URI keeps its scheme and its end
+                text = "  " + shorten(row.tool, self._label_width - 2 - (len(tag) + 1 if tag else 0) - 3)
         room = self._label_width - 2
         main = fit(f" {text}", room - (len(tag) + 1 if tag else 0))
         segments = [Segment(main, self._style(*base, *kind))]

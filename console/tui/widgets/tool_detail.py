@@ -1,4 +1,5 @@
-"""The selected tool, in full: what the model is told, what the scan found, what changed.
+"""The selected item (tool, resource, template, prompt), in full: what the model is told,
+what the scan found, what changed.
 
 Everything a server wrote is shown as plain text with its invisible characters made
 visible (``decode_hidden``): a reviewer sees what the model reads, not what a terminal
@@ -19,16 +20,11 @@ from textual.widgets import Static
 
 from console.trust.invisible import decode_hidden
 from console.trust.pinning import definition_diff
-from console.tui.widgets.trust_badge import colour, muted, severity_text, trust_text
+from console.model import ItemKind
+from console.tui.widgets.trust_badge import colour, kind_text, muted, severity_text, trust_text
 
 if TYPE_CHECKING:
     from console.model import ToolDef
-
-
-def live_definition(tool: ToolDef) -> dict[str, Any]:
-    """The definition as pinned (the shape ``ToolDef.previous`` keeps for the approved one)."""
-    return {"name": tool.name, "title": tool.title, "description": tool.description,
-            "inputSchema": tool.input_schema, "outputSchema": tool.output_schema, "annotations": tool.annotations}
 
 
 def heading(app: App, text: str) -> Text:
@@ -48,7 +44,7 @@ def findings_table(app: App, tool: ToolDef) -> Table | Text:
 
 
 def diff_text(app: App, tool: ToolDef) -> Text:
-    diff = definition_diff(tool.previous or {}, live_definition(tool))
+    diff = definition_diff(tool.previous or {}, tool.pinned_definition())
     if not diff:
         return muted(app, "the live definition renders the same as the approved one")
     added, removed, hunk = colour(app, "success"), colour(app, "error"), colour(app, "accent")
@@ -70,8 +66,15 @@ def diff_text(app: App, tool: ToolDef) -> Text:
 
 
 def schema_text(tool: ToolDef) -> Text:
-    rendered = json.dumps(tool.input_schema or {}, indent=2, sort_keys=True, ensure_ascii=False)
+    """A tool's input schema; for the other kinds, the whole definition (a prompt's arguments,
+    a resource's URI and MIME type...)."""
+    shown = (tool.input_schema or {}) if tool.kind is ItemKind.TOOL else tool.pinned_definition()
+    rendered = json.dumps(shown, indent=2, sort_keys=True, ensure_ascii=False)
     return Text("\n".join(decode_hidden(line) for line in rendered.splitlines()))
+
+
+def schema_title(tool: ToolDef | None) -> str:
+    return "input schema" if tool is None or tool.kind is ItemKind.TOOL else f"{tool.kind.value} definition"
 
 
 class ToolDetail(Horizontal):
@@ -97,11 +100,14 @@ class ToolDetail(Horizontal):
         right = self.query_one("#schema-text", Static)
         schema_box = self.query_one("#schema", VerticalScroll)
         if tool is None or label is None:
-            left.update(muted(app, "no tool selected"))
+            left.update(muted(app, "nothing selected"))
             right.update("")
-            schema_box.border_title = "input schema"
+            schema_box.border_title = schema_title(None)
             return
-        title = Text(label, style="bold").append("  ").append_text(trust_text(app, tool.trust.value))
+        title = Text(label, style="bold").append("  ")
+        if tool.kind is not ItemKind.TOOL:
+            title.append_text(kind_text(app, tool.kind.value)).append("  ")
+        title.append_text(trust_text(app, tool.trust.value))
         parts: list[Any] = [title]
         if tool.title:
             parts.append(Text(f"title: {decode_hidden(tool.title)}"))
@@ -114,8 +120,8 @@ class ToolDetail(Horizontal):
         left.update(Group(*parts))
         if tool.previous is not None and tool.approved_pin != tool.pin:
             schema_box.border_title = "changed since approval: approved → live"
-            right.update(Group(diff_text(app, tool), Text(""), heading(app, "input schema (live)"),
+            right.update(Group(diff_text(app, tool), Text(""), heading(app, f"{schema_title(tool)} (live)"),
                                schema_text(tool)))
         else:
-            schema_box.border_title = "input schema"
+            schema_box.border_title = schema_title(tool)
             right.update(schema_text(tool))

@@ -1,4 +1,4 @@
-"""How trust states, finding severities and server health look, in the theme's colours.
+"""How trust states, item kinds, finding severities and server health look, in the theme's colours.
 
 Cells and detail panes are Rich ``Text`` (never markup: tool descriptions are written
 by servers, and a ``[`` in one must not restyle the console).
@@ -29,6 +29,11 @@ def trust_text(app: App, trust: str) -> Text:
     style = colour(app, TRUST_COLOUR.get(trust, "text-muted"))
     bold = " bold" if trust in ("changed", "blocked") else ""
     return Text(f"{TRUST_MARK.get(trust, ' ')} {trust}", style=style + bold)
+
+
+def kind_text(app: App, kind: str) -> Text:
+    """An item's kind: tools muted, the other kinds in the secondary colour, to stand out among tools."""
+    return Text(kind, style=colour(app, "text-muted" if kind == "tool" else "secondary"))
 
 
 def severity_text(app: App, severity: str) -> Text:
