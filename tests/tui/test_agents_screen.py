@@ -15,9 +15,10 @@ from console.tui.modals.confirm import ConfirmModal
 from console.tui.modals.prompt import PromptModal
 from console.tui.screens.agents import AgentsScreen
 from console.tui.screens.grants import GrantsScreen
+from console.tui.widgets.agent_surface import surface_parts
 from console.tui.widgets.client_snippet import ClientSnippet
 from console.tui.widgets.grant_matrix import GrantMatrix
-from tests.support.tui import still_app
+from tests.support.tui import seed_items, still_app
 
 SIZE = (120, 36)
 
@@ -207,3 +208,13 @@ async def test_palette_commands_and_the_way_to_the_grants(seeded: Backend) -> No
         matrix = app.screen.query_one(GrantMatrix)
         assert matrix.grid is not None and [a.name for a in matrix.grid.agents] == ["cursor"]
         assert matrix.has_focus
+
+
+def test_the_surface_lists_every_kind_and_cuts_long_uris_in_the_middle(seeded: Backend) -> None:
+    seed_items(seeded.workspace)
+    report = access_report(seeded.workspace, "claude-desktop")
+    text = "".join(part for part, _style in surface_parts(report, width=44))
+    assert "✓ everything/prompt:simple-prompt\n" in text
+    assert "✗ everything/res…ument/architecture.md\n" in text
+    assert "    no grant for\n    everything/prompt:args-prompt or\n    everything/*\n" in text
+    assert all(len(line) <= 44 for line in text.splitlines())

@@ -11,13 +11,15 @@ from textual.content import Content
 from textual.widgets import Static
 
 from console.services.access import AccessReport
+from console.tui.widgets.grant_grid import shorten
 
 Part = tuple[str, str]
 
 
 def surface_parts(report: AccessReport, width: int = 80) -> list[Part]:
-    """Per toolbox: its access, then each tool the agent holds a grant on, allowed or not, and why
-    (wrapped to ``width`` under its tool)."""
+    """Per toolbox: its access, then each item (tool, resource, template, prompt) of the servers
+    the agent holds a grant on, allowed or not, and why (wrapped to ``width`` under it; a long
+    URI is cut in the middle)."""
     parts: list[Part] = []
     if not report.enabled:
         parts += [("✗ agent disabled", "$error bold"),
@@ -35,10 +37,12 @@ def surface_parts(report: AccessReport, width: int = 80) -> list[Part]:
             parts.append(("  no tool grants here\n", "$foreground-muted"))
         for tool in box.tools:
             parts.append(("  ✓ ", "$success bold") if tool.allowed else ("  ✗ ", "$error bold"))
-            parts.append((f"{tool.server}/{tool.tool}", "bold" if tool.allowed else ""))
+            room = max(20, width - 8)  # the width leaves no room for a scrollbar that appears later
+            parts.append((shorten(f"{tool.server}/{tool.tool}", room), "bold" if tool.allowed else ""))
             if tool.expires is not None:
                 parts.append((f"  until {datetime.fromtimestamp(tool.expires, UTC):%Y-%m-%d %H:%M} UTC", "$warning"))
-            why = textwrap.fill(tool.why, max(20, width), initial_indent="    ", subsequent_indent="    ")
+            why = textwrap.fill(" ".join(shorten(word, room) for word in tool.why.split(" ")), max(20, width),
+                                initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False)
             parts.append((f"\n{why}\n", "$foreground-muted"))
     return parts
 
