@@ -133,7 +133,7 @@ def test_compiled_policy_matches_the_rule(state: State) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(states())
-def test_visible_tools_are_exactly_the_allowed_ones(state: State) -> None:
+def test_visible_items_are_exactly_the_allowed_ones(state: State) -> None:
     policy = CompiledPolicy.compile(state.tables(), state.running)
     for agent in state.agents:
         expected = {

@@ -2,9 +2,10 @@
 
 The remote gateway is the ordinary gateway (``tbx gateway serve``) running next to the
 servers, reading an ordinary vault — a *mirror* vault the console keeps per remote
-toolbox, holding only that toolbox, its servers and tools, the agents granted into it
-(token hashes only), their grants, and the secrets it needs to redact its servers'
-output. No other toolbox, connection, app registration or audit key of the user's
+toolbox, holding only that toolbox, its servers and every item they offer (tools,
+resources, resource templates, prompts: the "tools" table, with their pins and trust),
+the agents granted into it (token hashes only), their grants, and the secrets it needs
+to redact its servers' output. No other toolbox, connection, app registration or audit key of the user's
 vault ever leaves the machine. The mirror is re-written and shipped whenever what it
 would hold changes; the gateway follows the file as it follows any vault.
 """
