@@ -49,6 +49,15 @@ def shown_tools(screen: ToolsScreen) -> list[str]:
     return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
 
 
+async def ask_to_approve_the_clean(pilot: Pilot, screen: ToolsScreen, label: str) -> str:
+    """Select ``label``, press A; the confirmation's text."""
+    await select(pilot, screen, label)
+    await pilot.press("A")
+    await pilot.pause()
+    assert isinstance(pilot.app.screen, ConfirmModal)
+    return screen_text(pilot.app)  # type: ignore[arg-type]
+
+
 def last_audit(backend: Backend) -> dict:
     return list(backend.workspace.audit.records())[-1]
 
@@ -143,11 +152,7 @@ async def test_approve_all_clean_approves_the_clean_and_reports_the_skipped(seed
     app = still_app(seeded)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_tools(pilot)
-        await select(pilot, screen, "files/read_text_file")
-        await pilot.press("A")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmModal)
-        text = screen_text(app)
+        text = await ask_to_approve_the_clean(pilot, screen, "files/read_text_file")
         assert "list_directory" in text and "Skips search_files" in text
         await pilot.press("y")
         await app.workers.wait_for_complete()
@@ -226,11 +231,8 @@ async def test_approve_all_clean_covers_every_kind_of_the_server(seeded: Backend
     app = still_app(seeded)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_tools(pilot)
-        await select(pilot, screen, "everything/echo")
-        await pilot.press("A")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmModal)
-        assert "Approves 1 template(s), 1 prompt(s) without findings" in screen_text(app)
+        text = await ask_to_approve_the_clean(pilot, screen, "everything/echo")
+        assert "Approves 1 template(s), 1 prompt(s) without findings" in text
         await pilot.press("y")
         await app.workers.wait_for_complete()
         await pilot.pause()
