@@ -70,6 +70,21 @@ class GatewaySettings(BaseModel):
     past it they are counted in an ``audit.gap`` record instead."""
     policy_poll_seconds: float = Field(default=0.25, gt=0, le=5)
     """How often the gateway looks for vault changes (grant changes land within this)."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """A connection must deliver a request's headers within this, or it is closed."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    """A request's body must arrive whole within this after its headers."""
+    idle_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    """A kept-alive connection with no request for this long is closed."""
+    max_connections: int = Field(default=2048, ge=16, le=1_000_000)
+    """Open connections at most (also held under the process's file limit); when full, the
+    connection idle the longest is closed to make room."""
+    max_sessions_per_agent: int = Field(default=64, ge=1, le=100_000)
+    """An agent opening more sessions loses its least recently used one."""
+    max_inflight_per_agent: int = Field(default=32, ge=1, le=10_000)
+    """Requests one agent may have in progress at once; more get HTTP 429."""
+    max_streams_per_agent: int = Field(default=16, ge=1, le=10_000)
+    """Open event streams (GET) per agent."""
 
 
 class TuiSettings(BaseModel):

@@ -40,3 +40,24 @@ def test_the_core_imports_without_textual() -> None:
         "print('textual' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_the_gateway_has_no_import_cycles() -> None:
+    """Its steps are composed by service.py; none of them reaches back up (TYPE_CHECKING
+    imports count: a cycle there is the same tangle, postponed)."""
+    gateway = PACKAGE / "gateway"
+    graph = {f"console.gateway.{p.stem}": {m for m in imported_modules(p) if m.startswith("console.gateway.")}
+             for p in gateway.glob("*.py") if p.stem != "__init__"}
+
+    def cycle_from(start: str, path: list[str]) -> list[str] | None:
+        for target in sorted(graph.get(path[-1], ())):
+            if target == start:
+                return [*path, target]
+            if target not in path:
+                found = cycle_from(start, [*path, target])
+                if found:
+                    return found
+        return None
+
+    cycles = [c for module in graph if (c := cycle_from(module, [module]))]
+    assert cycles == []

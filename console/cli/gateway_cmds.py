@@ -94,7 +94,10 @@ def register(cli: click.Group) -> None:
     @json_option
     @pass_state
     def status(state: CliState, toolbox: str, as_json: bool) -> None:
-        """Say whether a gateway serves the toolbox, and where."""
+        """Say whether a gateway serves the toolbox, where, and what keeps it from working.
+
+        Exits 1 when none serves it, or when it has a problem (its audit log cannot be
+        written and calls are refused, or it keeps an older policy than the vault's)."""
         info = running_gateway(state, toolbox)
         if as_json:
             emit_json({"running": info is not None, **(info or {})})
@@ -104,6 +107,11 @@ def register(cli: click.Group) -> None:
             raise SystemExit(1)
         up = time.time() - float(info["started"])
         click.echo(f"gateway for toolbox {toolbox}: {info['url']}/mcp (pid {info['pid']}, up {up / 60:.0f} min)")
+        problems = info.get("problems") or []
+        if problems:
+            for problem in problems:
+                click.echo(f"problem: {problem}", err=True)
+            raise SystemExit(1)
 
     @cli.command()
     @click.argument("agent")

@@ -62,7 +62,9 @@ def verify_owner_token(key: bytes, token: str, now: float) -> str | None:
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (ValueError, TypeError):
         return None
-    if not hmac.compare_digest(mac, _sign(key, payload)):
+    # Compared as bytes: a forged signature may hold any character, which compare_digest
+    # refuses as str (a TypeError, once a 500 with a traceback).
+    if not hmac.compare_digest(mac.encode("utf-8", "replace"), _sign(key, payload).encode()):
         return None
     try:
         claims = json.loads(payload)

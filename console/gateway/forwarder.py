@@ -44,16 +44,20 @@ class RawResponse:
 
 
 class Forwarder:
-    def __init__(self, channel: StdioChannel, on_notification: Callable[[bytes], None] | None = None) -> None:
+    def __init__(self, channel: StdioChannel) -> None:
         self.channel = channel
         self.namespace = f"tbxg-{secrets.token_hex(4)}-"
         self._marker = self.namespace.encode("ascii")
         self._id_pattern = re.compile(rb'"id"\s*:\s*"' + re.escape(self._marker) + rb'(\d+)"')
         self._counter = itertools.count(1)
         self._pending: dict[int, asyncio.Future[RawResponse]] = {}
-        self._on_notification = on_notification
+        self._on_notification: Callable[[bytes], None] | None = None
         channel.on_stdout(self._inbound)
         channel.on_close(self._closed)
+
+    def on_notification(self, listener: Callable[[bytes], None]) -> None:
+        """Told every notification line the server writes (not the SDK session's replies)."""
+        self._on_notification = listener
 
     @property
     def alive(self) -> bool:
@@ -119,6 +123,10 @@ class Forwarder:
         except TimeoutError:
             await self.cancel(number, f"no answer within {timeout:g}s")
             raise UpstreamFailed(f"no answer within {timeout:g}s") from None
+        except asyncio.CancelledError:
+            # The caller went away (its agent disconnected): the server should stop too.
+            asyncio.get_running_loop().create_task(self.cancel(number, "the agent went away"))
+            raise
         finally:
             self._pending.pop(number, None)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 PARSE_ERROR = -32700
@@ -19,7 +20,11 @@ JsonId = str | int | None
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate echoed from a request: escape it, still valid JSON
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def error(request_id: JsonId, code: int, message: str, data: Any = None) -> bytes:
@@ -47,3 +52,27 @@ def splice_id(line: bytes, span: tuple[int, int], request_id: JsonId) -> bytes:
 
 def is_valid_id(value: Any) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogate(body: bytes, message: Any) -> bool:
+    """Whether the decoded ``message`` holds a lone UTF-16 surrogate (only a ``\\uD8xx``
+    escape in the body can produce one, so ordinary bodies cost one byte search)."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return False
+    stack = [message]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False

@@ -1,34 +1,29 @@
-"""The MCP methods an agent may call on the gateway.
+"""The MCP methods an agent may call, as data: how each is authorized and answered.
 
-``tools/call`` is the hot path: resolve the exposed name, check the compiled policy,
-check the arguments for secrets, forward the raw request over the server's shared
-session, mask secrets in the result bytes, swap the id back. Everything is audited, and
-a refusal never says more than "not granted": an agent learns nothing about tools it
-cannot see.
+A method either answers locally from the snapshot (listings, ping) or names the one
+grantable item it uses and the request to forward to that item's server. The pipeline
+runs every method through the same steps; this table only says what differs. A refusal
+never says more than "not granted" or "not available": an agent learns nothing about
+items it cannot see.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from console import __version__
-from console.audit import AuditEvent
 from console.gateway import jsonrpc as rpc
-from console.gateway.forwarder import RawResponse, UpstreamFailed
-from console.gateway.sessions import AgentSession
-from console.gateway.surface import SEPARATOR, ToolRef
-from console.trust.redact import argument_digest
-
-if TYPE_CHECKING:
-    from console.gateway.service import Gateway
+from console.gateway.exchange import Exchange, Refused
+from console.gateway.surface import ItemRef
+from console.model import ItemKind
+from console.policy import Decision
 
 SUPPORTED_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
 LATEST_VERSION = SUPPORTED_VERSIONS[-1]
-
-Handler = Callable[[AgentSession, rpc.JsonId, dict[str, Any]], Awaitable[bytes]]
+_LABEL_LIMIT = 200
 
 
 def negotiate(requested: Any) -> str:
@@ -40,8 +35,9 @@ def initialize_result(version: str, instructions: str) -> dict[str, Any]:
         "protocolVersion": version,
         "capabilities": {
             "tools": {"listChanged": True},
-            "resources": {"subscribe": False, "listChanged": False},
-            "prompts": {"listChanged": False},
+            "resources": {"subscribe": False, "listChanged": True},
+            "prompts": {"listChanged": True},
+            "completions": {},
             "logging": {},
         },
         "serverInfo": {"name": "toolbox-console", "title": "Toolbox Console gateway", "version": __version__},
@@ -49,209 +45,151 @@ def initialize_result(version: str, instructions: str) -> dict[str, Any]:
     }
 
 
-def not_granted(request_id: rpc.JsonId, name: Any) -> bytes:
-    return rpc.error(request_id, rpc.INVALID_PARAMS, f"tool {str(name)[:200]!r} is not granted to this agent")
+class Denied(Refused):
+    """The policy said no: the reason and the explanation go to the audit log only."""
+
+    def __init__(self, message: str, decision: Decision, item: ItemRef | None) -> None:
+        super().__init__(message, code=rpc.INVALID_PARAMS, reason=decision.reason.value)
+        self.policy_decision, self.item = decision, item
 
 
-class Methods:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
-        self.table: dict[str, Handler] = {
-            "ping": self.ping,
-            "tools/list": self.tools_list,
-            "tools/call": self.tools_call,
-            "resources/list": self.resources_list,
-            "resources/templates/list": self.templates_list,
-            "resources/read": self.resources_read,
-            "prompts/list": self.prompts_list,
-            "prompts/get": self.prompts_get,
-            "logging/setLevel": self.ping,
-        }
+@dataclass(frozen=True)
+class Method:
+    action: str
+    """The audit record's action."""
+    authorize: Callable[[Exchange], None] | None = None
+    """Names the item (``x.item``, ``x.target``) and what to forward (``x.upstream``), or
+    raises ``Denied``. None for methods answered locally."""
+    answer: Callable[[Exchange], Any] | None = None
+    """The result of a method answered locally."""
+    arguments: str | None = None
+    """The params key holding the caller's arguments, digested into the audit record."""
 
-    async def handle(self, session: AgentSession, request_id: rpc.JsonId, method: str, params: Any) -> bytes:
-        handler = self.table.get(method)
-        if handler is None:
-            return rpc.error(request_id, rpc.METHOD_NOT_FOUND, f"method {method[:100]!r} is not supported")
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            return rpc.error(request_id, rpc.INVALID_PARAMS, "params must be an object")
-        return await handler(session, request_id, params)
+    @property
+    def forwarded(self) -> bool:
+        return self.authorize is not None
 
-    # -- small ones --------------------------------------------------------------------
 
-    async def ping(self, session: AgentSession, request_id: rpc.JsonId, params: dict[str, Any]) -> bytes:
-        return rpc.result(request_id, {})
+def _shown(value: Any) -> str:
+    return str(value)[:_LABEL_LIMIT]
 
-    async def tools_list(self, session: AgentSession, request_id: rpc.JsonId, params: dict[str, Any]) -> bytes:
-        self.gw.caught_up()
-        tools = self.gw.surface.tools_json(session.agent_id, session.endpoint, time.time())
-        session.visible = frozenset(t["name"] for t in tools)
-        return rpc.result(request_id, {"tools": tools})
 
-    # -- the hot path ------------------------------------------------------------------
+def _decide(x: Exchange, item: ItemRef | None, decision: Decision, refusal: str) -> None:
+    x.item = item
+    if not decision.allowed:
+        raise Denied(refusal, decision, item)
 
-    async def tools_call(self, session: AgentSession, request_id: rpc.JsonId, params: dict[str, Any]) -> bytes:
-        started = time.perf_counter()
-        gw = self.gw
-        surface = gw.surface
-        name = params.get("name")
-        arguments = params.get("arguments") or {}
-        ref = surface.resolve(session.endpoint, name) if isinstance(name, str) else None
-        decision = surface.check(session.agent_id, ref, time.time())
-        if not decision.allowed and gw.caught_up():
-            surface = gw.surface
-            ref = surface.resolve(session.endpoint, name) if isinstance(name, str) else None
-            decision = surface.check(session.agent_id, ref, time.time())
-        target = f"tool:{gw.toolbox.name}/{ref.server}/{ref.tool}" if ref else f"tool:{str(name)[:200]}"
-        detail: dict[str, Any] = {"endpoint": session.endpoint or "/mcp"}
-        if not decision.allowed:
-            detail["reason"] = decision.reason.value
-            if ref is not None and decision.reason.value not in ("unknown-tool", "unknown-server"):
-                detail["why"] = surface.policy.explain(decision, session.agent_id, ref.server_id, ref.tool)
-            self._audit(session, target, "deny", detail)
-            return not_granted(request_id, name)
-        assert ref is not None
-        if not isinstance(arguments, dict):
-            return rpc.error(request_id, rpc.INVALID_PARAMS, "arguments must be an object")
-        redactor = gw.redactor
-        detail["arguments"] = argument_digest(arguments, redactor)
-        leaked = redactor.findings(json.dumps(arguments, ensure_ascii=False))
-        if leaked:
-            detail["reason"] = "secret-in-arguments"
-            detail["found"] = leaked
-            self._audit(session, target, "deny", detail)
-            return rpc.error(request_id, rpc.CALL_BLOCKED,
-                             "the call was blocked: its arguments contain a credential; the owner was notified")
-        upstream_params: dict[str, Any] = {"name": ref.tool, "arguments": arguments}
-        if "_meta" in params and isinstance(params["_meta"], dict):
-            upstream_params["_meta"] = {k: v for k, v in params["_meta"].items() if k != "progressToken"}
-        try:
-            response = await self._forward(session, request_id, ref, "tools/call", upstream_params)
-        except UpstreamFailed as exc:
-            detail["error"] = str(exc)
-            detail["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
-            self._audit(session, target, "error", detail)
-            return rpc.error(request_id, rpc.SERVER_UNAVAILABLE,
-                             f"server {ref.server} did not complete the call: {exc}; try again")
-        line = response.for_caller(request_id)
-        if len(line) > gw.settings.max_result_bytes:
-            detail["error"] = f"result of {len(line)} bytes over the {gw.settings.max_result_bytes}-byte cap"
-            self._audit(session, target, "error", detail)
-            return rpc.error(request_id, rpc.INTERNAL_ERROR,
-                             f"the result is too large ({len(line)} bytes; the gateway's cap is "
-                             f"{gw.settings.max_result_bytes}); ask for less")
-        line, masked = self._mask(line)
-        if masked:
-            detail["redacted"] = masked
-        detail["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        detail["result_bytes"] = len(line)
-        self._audit(session, target, "allow", detail)
-        return line
 
-    def _mask(self, line: bytes) -> tuple[bytes, list[str]]:
-        """Replace secrets in a result with ‹secret:NAME›: the agent keeps the rest.
+def _forward_meta(params: dict[str, Any]) -> dict[str, Any]:
+    """What of the caller's ``_meta`` goes upstream (progress is not relayed yet)."""
+    meta = params.get("_meta")
+    if not isinstance(meta, dict):
+        return {}
+    kept = {k: v for k, v in meta.items() if k != "progressToken"}
+    return {"_meta": kept} if kept else {}
 
-        Safe on the raw JSON: the patterns never span a quote or a backslash, so what
-        is replaced lies inside one string and the line stays valid JSON.
-        """
-        text = line.decode("utf-8", "replace")
-        found = self.gw.redactor.findings(text)
-        if not found:
-            return line, []
-        return self.gw.redactor.redact(text).encode("utf-8"), found
 
-    async def _forward(self, session: AgentSession, request_id: rpc.JsonId, ref: ToolRef, method: str,
-                       params: dict[str, Any]) -> RawResponse:
-        forwarder = await self.gw.forwarder(ref.server_id)
+def _named(kind: ItemKind, noun: str, x: Exchange) -> ItemRef | None:
+    surface = x.snapshot.surface
+    name = x.params["name"]
+    item = surface.resolve(x.endpoint, kind, name)
+    x.target = item.label(x.snapshot.toolbox) if item else f"{kind.value}:{_shown(name)}"
+    _decide(x, item, surface.check(x.identity.agent_id, item, time.time()),  # type: ignore[union-attr]
+            f"{noun} {_shown(name)!r} is not granted to this agent")
+    return item
 
-        def track(number: int) -> None:
-            if request_id is not None:
-                session.in_flight[request_id] = (forwarder, number)
 
-        try:
-            return await forwarder.request(method, params, self.gw.runtime.call_timeout, track)
-        finally:
-            session.in_flight.pop(request_id, None)  # type: ignore[arg-type]
+def _call_tool(x: Exchange) -> None:
+    item = _named(ItemKind.TOOL, "tool", x)
+    assert item is not None
+    x.upstream = ("tools/call", {"name": item.name, "arguments": x.params.get("arguments") or {},
+                                 **_forward_meta(x.params)})
 
-    def _audit(self, session: AgentSession, target: str, decision: str, detail: dict[str, Any]) -> None:
-        name = self.gw.agent_name(session.agent_id)
-        if session.on_behalf:
-            detail["on_behalf"] = True
-        actor = "owner" if session.on_behalf else f"agent:{name}"
-        self.gw.writer.record(AuditEvent(actor, "tool.call", target, decision, name, detail))
 
-    # -- resources and prompts, shared per server --------------------------------------
+def _get_prompt(x: Exchange) -> None:
+    item = _named(ItemKind.PROMPT, "prompt", x)
+    assert item is not None
+    upstream: dict[str, Any] = {"name": item.name, **_forward_meta(x.params)}
+    if x.params.get("arguments"):
+        upstream["arguments"] = x.params["arguments"]
+    x.upstream = ("prompts/get", upstream)
 
-    async def _gather(self, session: AgentSession, method: str, key: str) -> list[tuple[str, dict[str, Any]]]:
-        """``method`` on every server the agent may use; each page followed."""
-        found: list[tuple[str, dict[str, Any]]] = []
-        for server_id in self.gw.surface.servers_for(session.agent_id, session.endpoint, time.time()):
-            server = self.gw.surface.server_names[server_id]
-            params: dict[str, Any] = {}
-            for _ in range(50):
-                try:
-                    response = await self._forward(session, None, ToolRef(server_id, server, ""), method, params)
-                except UpstreamFailed:
-                    break
-                decoded = json.loads(response.line)
-                page = decoded.get("result") or {}
-                found += [(server_id, item) for item in page.get(key, []) if isinstance(item, dict)]
-                cursor = page.get("nextCursor")
-                if not cursor:
-                    break
-                params = {"cursor": cursor}
-        return found
 
-    async def resources_list(self, session: AgentSession, request_id: rpc.JsonId, params: dict[str, Any]) -> bytes:
-        items = await self._gather(session, "resources/list", "resources")
-        for server_id, item in items:
-            if isinstance(item.get("uri"), str):
-                session.resource_servers[item["uri"]] = server_id
-        return rpc.result(request_id, {"resources": [item for _sid, item in items]})
+def _read_resource(x: Exchange) -> None:
+    uri = x.params["uri"]
+    item, decision = x.snapshot.surface.resolve_uri(x.identity.agent_id, x.endpoint, uri, time.time())  # type: ignore[union-attr]
+    x.target = item.label(x.snapshot.toolbox) if item else f"resource:{_shown(uri)}"
+    _decide(x, item, decision, f"resource {_shown(uri)!r} is not available")
+    x.upstream = ("resources/read", {"uri": uri, **_forward_meta(x.params)})
 
-    async def templates_list(self, session: AgentSession, request_id: rpc.JsonId, params: dict[str, Any]) -> bytes:
-        items = await self._gather(session, "resources/templates/list", "resourceTemplates")
-        return rpc.result(request_id, {"resourceTemplates": [item for _sid, item in items]})
 
-    async def resources_read(self, session: AgentSession, request_id: rpc.JsonId, params: dict[str, Any]) -> bytes:
-        uri = params.get("uri")
-        allowed = set(self.gw.surface.servers_for(session.agent_id, session.endpoint, time.time()))
-        server_id = session.resource_servers.get(uri) if isinstance(uri, str) else None
-        if server_id is None and len(allowed) == 1:
-            server_id = next(iter(allowed))  # templated URIs of the only server in reach
-        if server_id is None or server_id not in allowed:
-            return rpc.error(request_id, rpc.INVALID_PARAMS, f"resource {str(uri)[:200]!r} is not available")
-        ref = ToolRef(server_id, self.gw.surface.server_names[server_id], "")
-        return await self._relay(session, request_id, ref, "resources/read", {"uri": uri}, f"resource:{uri}")
+def _complete(x: Exchange) -> None:
+    ref = x.params["ref"]
+    surface = x.snapshot.surface
+    agent = x.identity.agent_id  # type: ignore[union-attr]
+    if ref["type"] == "ref/prompt":
+        item = surface.resolve(x.endpoint, ItemKind.PROMPT, ref["name"])
+        decision = surface.check(agent, item, time.time())
+        upstream_ref = {"type": "ref/prompt", "name": item.name} if item else ref
+    else:
+        item, decision = _completable_resource(x, ref["uri"])
+        upstream_ref = ref
+    x.target = item.label(x.snapshot.toolbox) if item else f"completion:{_shown(ref.get('name') or ref.get('uri'))}"
+    _decide(x, item, decision, "completion is not available for this reference")
+    upstream = {"ref": upstream_ref, "argument": x.params["argument"], **_forward_meta(x.params)}
+    if isinstance(x.params.get("context"), dict):
+        upstream["context"] = x.params["context"]
+    x.upstream = ("completion/complete", upstream)
 
-    async def prompts_list(self, session: AgentSession, request_id: rpc.JsonId, params: dict[str, Any]) -> bytes:
-        items = await self._gather(session, "prompts/list", "prompts")
-        prompts = []
-        for server_id, item in items:
-            if session.endpoint is None:
-                item = {**item, "name": f"{self.gw.surface.server_names[server_id]}{SEPARATOR}{item.get('name')}"}
-            prompts.append(item)
-        return rpc.result(request_id, {"prompts": prompts})
 
-    async def prompts_get(self, session: AgentSession, request_id: rpc.JsonId, params: dict[str, Any]) -> bytes:
-        name = params.get("name")
-        ref = self.gw.surface.resolve(session.endpoint, name) if isinstance(name, str) else None
-        allowed = self.gw.surface.servers_for(session.agent_id, session.endpoint, time.time())
-        if ref is None or ref.server_id not in allowed:
-            return rpc.error(request_id, rpc.INVALID_PARAMS, f"prompt {str(name)[:200]!r} is not available")
-        upstream = {"name": ref.tool, "arguments": params.get("arguments") or {}}
-        return await self._relay(session, request_id, ref, "prompts/get", upstream, f"prompt:{ref.server}/{ref.tool}")
+def _completable_resource(x: Exchange, uri: str) -> tuple[ItemRef | None, Decision]:
+    """A ``ref/resource`` names a template (or resource) by its exact URI (template)."""
+    surface = x.snapshot.surface
+    agent = x.identity.agent_id  # type: ignore[union-attr]
+    scope = [surface.endpoint_server(x.endpoint)] if x.endpoint else list(surface.server_names)
+    best: tuple[ItemRef | None, Decision] = (None, surface.check(agent, None, 0))
+    for server_id in scope:
+        if server_id is None:
+            continue
+        for kind in (ItemKind.TEMPLATE, ItemKind.RESOURCE):
+            item = ItemRef(server_id, surface.server_names[server_id], kind, uri)
+            if (server_id, item.ref) in surface.wire:
+                decision = surface.check(agent, item, time.time())
+                if decision.allowed:
+                    return item, decision
+                best = best if best[0] else (item, decision)
+    return best
 
-    async def _relay(self, session: AgentSession, request_id: rpc.JsonId, ref: ToolRef, method: str,
-                     params: dict[str, Any], target: str) -> bytes:
-        try:
-            response = await self._forward(session, request_id, ref, method, params)
-        except UpstreamFailed as exc:
-            return rpc.error(request_id, rpc.SERVER_UNAVAILABLE, f"server {ref.server} did not answer: {exc}")
-        line, masked = self._mask(response.for_caller(request_id))
-        name = self.gw.agent_name(session.agent_id)
-        actor = "owner" if session.on_behalf else f"agent:{name}"
-        self.gw.writer.record(AuditEvent(actor, method, target, "allow", name,
-                                         {"redacted": masked} if masked else {}))
-        return line
+
+def _listing(kind: ItemKind, key: str) -> Callable[[Exchange], Any]:
+    def answer(x: Exchange) -> Any:
+        items = x.snapshot.surface.listing(x.identity.agent_id, x.endpoint, time.time(), kind)  # type: ignore[union-attr]
+        if x.session is not None:
+            x.session.visible[kind.value] = frozenset(str(i.get("uri") or i.get("uriTemplate") or i.get("name"))
+                                                      for i in items)
+        x.target = f"{key}:{x.endpoint or '/mcp'}"
+        x.detail["count"] = len(items)
+        return {key: items}
+
+    return answer
+
+
+def _nothing(x: Exchange) -> Any:
+    x.target = f"session:{x.endpoint or '/mcp'}"
+    return {}
+
+
+METHODS: dict[str, Method] = {
+    "ping": Method("ping", answer=_nothing),
+    "logging/setLevel": Method("logging.set-level", answer=_nothing),
+    "tools/list": Method("tools.list", answer=_listing(ItemKind.TOOL, "tools")),
+    "prompts/list": Method("prompts.list", answer=_listing(ItemKind.PROMPT, "prompts")),
+    "resources/list": Method("resources.list", answer=_listing(ItemKind.RESOURCE, "resources")),
+    "resources/templates/list": Method("resources.templates.list",
+                                       answer=_listing(ItemKind.TEMPLATE, "resourceTemplates")),
+    "tools/call": Method("tool.call", authorize=_call_tool, arguments="arguments"),
+    "prompts/get": Method("prompt.get", authorize=_get_prompt, arguments="arguments"),
+    "resources/read": Method("resource.read", authorize=_read_resource),
+    "completion/complete": Method("completion.complete", authorize=_complete, arguments="argument"),
+}
+UNKNOWN = Method("rpc.unsupported")

@@ -1,9 +1,12 @@
-"""The gateway for one toolbox: supervisor, shared upstream sessions, live policy, HTTP.
+"""The gateway for one toolbox: composes the pipeline's parts and runs them.
 
 It follows the vault: a grant changed by ``tbx grant`` or the console is picked up within
-``policy_poll_seconds`` and connected agents are told ``tools/list_changed``. It follows
-the servers: a restarted server is reconnected, its tools re-discovered and compared
-with their pins — a changed definition is blocked until the owner approves it again.
+``policy_poll_seconds`` (read and compiled off the event loop) and connected agents are
+told ``*/list_changed``. It follows the servers: a restarted server is reconnected and
+nothing is forwarded to it until its definitions were re-discovered and compared with
+their pins — a changed definition is blocked until the owner approves it again. It stops
+cleanly on SIGTERM, SIGINT and SIGHUP: sessions end, the audit log is flushed and
+checkpointed, the stop is recorded and the address withdrawn.
 """
 
 from __future__ import annotations
@@ -13,33 +16,37 @@ import contextlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from console.gateway import jsonrpc as rpc
 from console.gateway.audit_writer import AuditWriter
-from console.gateway.auth import Identity, owner_key
-from console.gateway.forwarder import Forwarder, UpstreamFailed
-from console.gateway.http import McpHttpApp, session_event
-from console.gateway.methods import Methods
-from console.gateway.sessions import AgentSession, SessionStore
-from console.gateway.surface import SEPARATOR, Surface
-from console.model import DesiredState
+from console.gateway.auth import owner_key
+from console.gateway.http import Admission, McpHttpApp
+from console.gateway.pipeline import Pipeline
+from console.gateway.server import FD_RESERVE, ConnectionGuard, GatewayServer, build_server, raise_file_limit
+from console.gateway.sessions import SessionStore
+from console.gateway.snapshot import Snapshot, Snapshots
+from console.gateway.surface import SEPARATOR
+from console.gateway.upstreams import Upstreams
+from console.model import DesiredState, ItemKind, ServerInstance
 from console.runtime.enginehttp import Endpoint
-from console.runtime.session import ServerUnavailable, Session
+from console.runtime.session import Session
 from console.runtime.supervisor import Health, Supervisor
-from console.services.supervision import sync_supervisor, watched_servers
+from console.services.supervision import apply_watched, watched_servers
 from console.services.tools import record_discovery
-from console.trust.redact import Redactor
-from console.services.redaction import vault_redactor
 from console.workspace import Workspace
 
 log = logging.getLogger(__name__)
 LIVE_STATES = ("running", "restarting")
-LIST_CHANGED = rpc.notification("notifications/tools/list_changed")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+LIST_CHANGED = {kind.value: rpc.notification(f"notifications/{noun}/list_changed")
+                for kind, noun in ((ItemKind.TOOL, "tools"), (ItemKind.PROMPT, "prompts"),
+                                   (ItemKind.RESOURCE, "resources"), (ItemKind.TEMPLATE, "resources"))}
 
 
 def state_file(ws: Workspace, toolbox: str) -> Path:
@@ -59,27 +66,45 @@ class Gateway:
         self.toolbox = ws.repos.toolboxes.require(toolbox)
         self.host = host or self.settings.host
         self.port = self.settings.port if port is None else port
-        self.sessions = SessionStore(self.settings.session_idle_minutes * 60)
-        self.writer = AuditWriter(ws, self.settings.audit_flush_seconds, self.settings.checkpoint_seconds)
-        self.owner_key = owner_key(ws)
-        self.methods = Methods(self)
-        self.app = McpHttpApp(self)
         self.supervisor: Supervisor | None = None
-        self.server: uvicorn.Server | None = None
-        self._forwarders: dict[str, Forwarder] = {}
-        self._generation = 0
+        self.server: GatewayServer | None = None
+        self.guard: ConnectionGuard | None = None
+        self._syncing: asyncio.Task[None] | None = None
         self.started = asyncio.Event()
         self.url = ""
-        self.allowed_hosts: set[str] = set()
-        self.allowed_origins: set[str] = set()
-        self.surface = self._surface()
-        self.redactor = self._redactor()
+        self._problems: list[str] = []
+        self._started_at = time.time()
+        self.snapshots = Snapshots(ws, self.toolbox.id, self._running)
+        self.snapshots.on_swap(self._swapped)
+        self.sessions = SessionStore(self.settings.session_idle_minutes * 60, self.settings.max_sessions_per_agent)
+        self.writer = AuditWriter(ws, self.settings.audit_flush_seconds, self.settings.checkpoint_seconds,
+                                  max_pending=self.settings.audit_pending_max,
+                                  on_state_change=self._audit_state_changed)
+        self.upstreams = Upstreams(self._session_wait, self._verify, min(10.0, self.runtime.start_timeout))
+        self.pipeline = Pipeline(snapshots=self.snapshots, sessions=self.sessions, upstreams=self.upstreams,
+                                 audit=self.writer, owner_key=owner_key(ws), settings=self.settings,
+                                 call_timeout=self.runtime.call_timeout, instructions=self.instructions)
+        self.admission = Admission()
+        self.app = McpHttpApp(self.pipeline, self.admission, toolbox=self.toolbox.name,
+                              max_body_bytes=self.settings.max_body_bytes,
+                              body_timeout=self.settings.body_timeout_seconds)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.snapshots.current
+
+    def instructions(self, endpoint: str | None) -> str:
+        if endpoint is None:
+            return (f"Tools of toolbox '{self.toolbox.name}', granted to you by its owner, named "
+                    f"<server>{SEPARATOR}<tool>. Calls are checked and recorded.")
+        return f"Tools of server '{endpoint}' in toolbox '{self.toolbox.name}', granted to you by its owner."
 
     # -- what agents see -----------------------------------------------------------------
 
-    def _running(self) -> set[str]:
+    def _running(self, servers: Iterable[ServerInstance]) -> set[str]:
+        """Servers to treat as running: the supervisor's word, the desired state before it has one."""
         running = set()
-        for server in self.ws.repos.servers.in_toolbox(self.toolbox.id):
+        for server in servers:
             health = self.supervisor.watched(server.id) if self.supervisor else None
             if health is None or health.state == "unknown":
                 if server.desired_state is DesiredState.RUNNING:
@@ -88,139 +113,87 @@ class Gateway:
                 running.add(server.id)
         return running
 
-    def _surface(self) -> Surface:
-        self._generation += 1
-        return Surface(self.ws.tables(), self.toolbox.id, self._running(), self._generation)
-
-    def _redactor(self) -> Redactor:
-        return vault_redactor(self.ws)
-
-    def rebuild(self) -> None:
-        """Recompile after the vault or the servers changed, and tell agents what changed."""
-        self.surface = self._surface()
-        self.redactor = self._redactor()
-        self._sync_watched()
+    def _swapped(self, snapshot: Snapshot) -> None:
         self.announce_changes()
+        if self.supervisor is not None:
+            self._syncing = asyncio.get_running_loop().create_task(self._sync_watched())
 
-    def caught_up(self) -> bool:
-        """Reload now if the vault changed since the last poll; return whether it did.
+    async def _sync_watched(self) -> None:
+        wanted = await asyncio.to_thread(self._wanted)
+        if self.supervisor is not None:
+            apply_watched(self.supervisor, wanted)
 
-        Called before refusing anyone, so a token or grant created a moment ago works at
-        once instead of after the next poll. Only a changed file costs a reload.
-        """
-        if not self.ws.vault.is_stale():
-            return False
-        self.ws.refresh()
-        self.rebuild()
-        return True
+    def _wanted(self) -> Any:
+        with self.ws.vault.reading():
+            return watched_servers(self.ws, self.toolbox.id)
 
     def announce_changes(self) -> None:
+        """Tell each session which of its listings changed (grants, pins, expiry, servers)."""
         now = time.time()
+        surface = self.snapshots.current.surface
         for session in self.sessions:
-            visible = frozenset(t["name"] for t in self.surface.tools_json(session.agent_id, session.endpoint, now))
-            if visible != session.visible:
-                session.visible = visible
-                session.notify(LIST_CHANGED)
-
-    def agent_name(self, agent_id: str) -> str:
-        entry = self.surface.policy.agents.get(agent_id)
-        return entry.name if entry else agent_id
-
-    def instructions(self, endpoint: str | None) -> str:
-        if endpoint is None:
-            return (f"Tools of toolbox '{self.toolbox.name}', granted to you by its owner, named "
-                    f"<server>{SEPARATOR}<tool>. Calls are checked and recorded.")
-        return f"Tools of server '{endpoint}' in toolbox '{self.toolbox.name}', granted to you by its owner."
-
-    # -- sessions ----------------------------------------------------------------------
-
-    def open_session(self, identity: Identity, endpoint: str | None, version: str, client: Any) -> AgentSession:
-        session = self.sessions.create(identity.agent_id, endpoint, version, identity.on_behalf)
-        name = self.agent_name(identity.agent_id)
-        info = {k: str(v)[:100] for k, v in client.items() if k in ("name", "version")} if isinstance(client, dict) else {}
-        actor = "owner" if identity.on_behalf else f"agent:{name}"
-        self.writer.record(session_event(actor, "session.open", session, name,
-                                         {"protocol": version, "client": info, "on_behalf": identity.on_behalf}))
-        return session
-
-    def end_session(self, session: AgentSession, why: str) -> None:
-        if self.sessions.end(session.id) is not None:
-            name = self.agent_name(session.agent_id)
-            actor = "owner" if session.on_behalf else f"agent:{name}"
-            self.writer.record(session_event(actor, "session.close", session, name, {"why": why}))
+            shown = surface.exposed(session.agent_id, session.endpoint, now)
+            said: set[bytes] = set()
+            for kind, names in shown.items():
+                if session.visible.get(kind, frozenset()) != names:
+                    session.visible[kind] = names
+                    if LIST_CHANGED[kind] not in said:
+                        said.add(LIST_CHANGED[kind])
+                        session.notify(LIST_CHANGED[kind])
 
     # -- upstream ----------------------------------------------------------------------
 
-    async def forwarder(self, server_id: str) -> Forwarder:
-        found = self._forwarders.get(server_id)
-        if found is not None and found.alive:
-            return found
+    async def _session_wait(self, server_id: str, wait: float) -> Session:
         assert self.supervisor is not None
-        try:
-            await self.supervisor.session(server_id, wait=min(10.0, self.runtime.start_timeout))
-        except ServerUnavailable as exc:
-            raise UpstreamFailed(str(exc)) from None
-        found = self._forwarders.get(server_id)
-        if found is None or not found.alive:
-            raise UpstreamFailed("the server is reconnecting")
-        return found
+        if self.supervisor.watched(server_id) is None:
+            # A server added a moment ago: the supervisor is told about it after the swap.
+            if self._syncing is not None:
+                await self._syncing
+            if self.supervisor.watched(server_id) is None:
+                await self._sync_watched()
+        return await self.supervisor.session(server_id, wait=min(wait, self.runtime.start_timeout))
 
-    def _session_changed(self, server_id: str, session: Session | None) -> None:
-        if session is None:
-            self._forwarders.pop(server_id, None)
-            return
-        self._forwarders[server_id] = Forwarder(
-            session.channel, on_notification=lambda line: self._upstream_note(server_id, session, line)
-        )
-        asyncio.get_running_loop().create_task(self._rediscover(server_id, session))
-
-    def _upstream_note(self, server_id: str, session: Session, line: bytes) -> None:
-        if b"notifications/tools/list_changed" in line:
-            asyncio.get_running_loop().create_task(self._rediscover(server_id, session))
-
-    async def _rediscover(self, server_id: str, session: Session) -> None:
-        """Compare the live definitions with the pins; a changed one is blocked at once."""
-        try:
-            found = await session.discover()
-        except Exception as exc:  # the server went away mid-listing; its next session retries
-            log.info("re-discovery of %s failed: %s", server_id, exc)
-            return
+    async def _verify(self, server_id: str, session: Session) -> int:
+        """Re-discover a server and compare with the pins; the generation that holds the result."""
+        found = await session.discover()
 
         def record() -> None:
             server = self.ws.repos.servers.get(server_id)
-            if server is None:
-                return
-            with self.ws.change(actor="gateway") as change:
-                record_discovery(change, server, found, self.toolbox.name)
+            if server is not None:
+                with self.ws.change(actor="gateway") as change:
+                    record_discovery(change, server, found, self.toolbox.name)
 
         await asyncio.to_thread(record)
-        self.rebuild()
+        if not await self.snapshots.reload():
+            raise RuntimeError(f"the policy could not be reloaded: {self.snapshots.problem}")
+        return self.snapshots.current.generation
 
     def _health_changed(self, health: Health) -> None:
-        if health.server_id in self.surface.server_names:
+        surface = self.snapshots.current.surface
+        if health.server_id in surface.server_names:
             running = health.state in LIVE_STATES
-            if running != (health.server_id in self.surface.policy.running):
-                self.rebuild()
-
-    def _sync_watched(self) -> None:
-        if self.supervisor is not None:
-            sync_supervisor(self.supervisor, self.ws, self.toolbox.id)
+            if running != (health.server_id in surface.policy.running):
+                asyncio.get_running_loop().create_task(self.snapshots.reload())
 
     # -- running -------------------------------------------------------------------------
 
     async def _follow_vault(self) -> None:
-        last_expiry_check = 0.0
+        last_second = 0.0
         while True:
             await asyncio.sleep(self.settings.policy_poll_seconds)
             try:
-                if self.ws.vault.is_stale():
-                    await asyncio.to_thread(self.ws.refresh)
-                    self.rebuild()
-                elif time.monotonic() - last_expiry_check >= 1.0:
+                if self.snapshots.stale():
+                    await self.snapshots.reload()
+                elif time.monotonic() - last_second >= 1.0:
                     self.announce_changes()  # grants that expired since
-                    last_expiry_check = time.monotonic()
-                for session in self.sessions.expire():
-                    self.end_session(session, "idle")
+                if time.monotonic() - last_second >= 1.0:
+                    last_second = time.monotonic()
+                    for session in self.sessions.expire():
+                        self.pipeline.session_ended(session, "idle")
+                    summary = self.pipeline.summarise_refusals()
+                    if summary is not None:
+                        self.writer.record(summary)
+                    await self._publish_problems()
             except Exception:  # a bad moment reading the vault must not stop the gateway
                 log.exception("following the vault failed")
 
@@ -239,39 +212,100 @@ class Gateway:
                 log.exception("keeping connection tokens fresh failed")
 
     async def run(self) -> None:
+        limit = raise_file_limit(self.settings.max_connections + FD_RESERVE)
+        self.guard = ConnectionGuard(max(16, min(self.settings.max_connections, limit - FD_RESERVE)),
+                                     self.settings.header_timeout_seconds)
+        self.server = build_server(self.app, host=self.host, port=self.port, tls=self.tls, guard=self.guard,
+                                   idle_timeout=self.settings.idle_timeout_seconds)
         self.supervisor = Supervisor(Endpoint.parse(self.toolbox.engine_endpoint),
                                      watched_servers(self.ws, self.toolbox.id),
                                      start_timeout=self.runtime.start_timeout)
         self.supervisor.on_change(self._health_changed)
-        self.supervisor.on_session(self._session_changed)
-        http = "httptools" if _has("httptools") else "h11"
-        tls = {"ssl_certfile": self.tls[0], "ssl_keyfile": self.tls[1]} if self.tls else {}
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host=self.host, port=self.port, http=http, **tls,
-                                                    lifespan="off", log_level="warning", access_log=False))
-        async with self.supervisor, self.writer:
-            follow = asyncio.create_task(self._follow_vault(), name="gateway:vault")
-            tokens = asyncio.create_task(self._keep_tokens(), name="gateway:tokens")
-            serve = asyncio.create_task(self.server.serve(), name="gateway:http")
-            try:
-                while not self.server.started:
-                    if serve.done():
-                        await serve  # raises the bind error
-                        return
-                    await asyncio.sleep(0.02)
-                self._announce_address()
-                await serve
-            finally:
-                for task in (follow, tokens):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-                for session in list(self.sessions):
-                    self.end_session(session, "gateway stopped")
+        self.supervisor.on_session(self.upstreams.session_changed)
+        loop = asyncio.get_running_loop()
+        handled = self._handle_signals(loop)
+        loop.set_exception_handler(_quiet_resource_errors())
+        try:
+            async with self.supervisor, self.writer:
+                await self._serve()
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+
+    async def _serve(self) -> None:
+        assert self.server is not None
+        follow = asyncio.create_task(self._follow_vault(), name="gateway:vault")
+        tokens = asyncio.create_task(self._keep_tokens(), name="gateway:tokens")
+        serve = asyncio.create_task(self.server.serve(), name="gateway:http")
+        try:
+            while not self.server.started:
+                if serve.done():
+                    await serve  # raises the bind error
+                    return
+                await asyncio.sleep(0.02)
+            await asyncio.to_thread(self._announce_address)
+            self.started.set()
+            await serve
+        finally:
+            for task in (follow, tokens):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._end_sessions("gateway stopped")
+            await self.upstreams.close()
+            if self.url:
+                with contextlib.suppress(Exception):  # a failing flush leaves records pending for __aexit__
+                    await self.writer.flush()
                 await asyncio.to_thread(self._withdraw_address)
 
+    def _handle_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        if threading.current_thread() is not threading.main_thread():
+            return []  # only the main thread receives signals (tests run the gateway in a thread)
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self.stop)
+        return list(STOP_SIGNALS)
+
     def stop(self) -> None:
+        """Stop serving (safe to call from a signal handler on the loop, or repeatedly)."""
+        self._end_sessions("gateway stopped")  # open event streams end, so the server can
         if self.server is not None:
             self.server.should_exit = True
+
+    def _end_sessions(self, why: str) -> None:
+        for session in list(self.sessions):
+            self.pipeline.end_session(session, why)
+
+    # -- address and status --------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """What keeps the gateway from working as it should, one line each, worst first."""
+        found = []
+        if self.writer.failure:
+            found.append(f"audit: {self.writer.failure}")
+        if self.snapshots.problem:
+            found.append(f"policy: {self.snapshots.problem}; serving the last good policy")
+        return found
+
+    def _audit_state_changed(self, failure: str | None) -> None:
+        """Say at once that calls are refused (or work again), not at the next second."""
+        if self.url:
+            asyncio.get_running_loop().create_task(self._publish_problems())
+
+    async def _publish_problems(self) -> None:
+        problems = self.problems()
+        if problems != self._problems and self.url:
+            self._problems = problems
+            for problem in problems:
+                log.error("%s", problem)
+            await asyncio.to_thread(self._write_state)
+
+    def _write_state(self) -> None:
+        path = state_file(self.ws, self.toolbox.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "url": self.url, "toolbox": self.toolbox.name,
+                                   "started": self._started_at, "problems": self._problems}))
+        os.replace(tmp, path)
 
     def _announce_address(self) -> None:
         assert self.server is not None
@@ -280,20 +314,18 @@ class Gateway:
         host = self.host if ":" not in self.host else f"[{self.host}]"
         self.url = f"{'https' if self.tls else 'http'}://{host}:{self.port}"
         names = {self.host, "127.0.0.1", "localhost", "[::1]", *self.settings.allowed_hosts}
-        self.allowed_hosts = {f"{name}:{self.port}".lower() for name in names} | {n.lower() for n in self.settings.allowed_hosts}
-        self.allowed_origins = {f"http://{name}:{self.port}".lower() for name in names} | {
-            o.lower() for o in self.settings.allowed_origins}
-        path = state_file(self.ws, self.toolbox.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"pid": os.getpid(), "url": self.url, "toolbox": self.toolbox.name,
-                                    "started": time.time()}))
+        self.admission.hosts = {f"{name}:{self.port}".lower() for name in names} | {
+            n.lower() for n in self.settings.allowed_hosts}
+        self.admission.origins = {f"{scheme}://{name}:{self.port}".lower() for name in names
+                                  for scheme in ("http", "https")} | {o.lower() for o in self.settings.allowed_origins}
+        self._started_at = time.time()
+        self._write_state()
         with self.ws.change(actor="gateway") as change:
             box = change.repos.toolboxes.get(self.toolbox.id)
             if box is not None:
                 box.gateway_address = self.url
                 change.repos.toolboxes.put(box)
             change.record("gateway.start", f"toolbox:{self.toolbox.name}", detail={"url": self.url, "pid": os.getpid()})
-        self.started.set()
 
     def _withdraw_address(self) -> None:
         state_file(self.ws, self.toolbox.name).unlink(missing_ok=True)
@@ -305,7 +337,18 @@ class Gateway:
             change.record("gateway.stop", f"toolbox:{self.toolbox.name}", detail={"url": self.url})
 
 
-def _has(module: str) -> bool:
-    import importlib.util
+def _quiet_resource_errors() -> Any:
+    """The loop's error handler, saying "out of file descriptors" once a minute, not per accept."""
+    last = [0.0]
 
-    return importlib.util.find_spec(module) is not None
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exception = context.get("exception")
+        if isinstance(exception, OSError) and exception.errno in (24, 23, 105, 12):  # EMFILE ENFILE ENOBUFS ENOMEM
+            if time.monotonic() - last[0] < 60:
+                return
+            last[0] = time.monotonic()
+            log.error("out of system resources accepting connections (%s); new connections wait", exception)
+            return
+        loop.default_exception_handler(context)
+
+    return handler

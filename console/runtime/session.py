@@ -89,14 +89,18 @@ class Session:
             protocol_version=self.client.protocol_version,
             instructions=self.client.instructions,
         )
+        # Never the client's cache: a discovery answers "what does the server say now",
+        # and a list_changed may not have reached the cache yet.
+        fresh = "bypass"
         if caps.tools is not None:
-            found.tools = await _paginate(lambda c: self.client.list_tools(cursor=c), "tools")
+            found.tools = await _paginate(lambda c: self.client.list_tools(cursor=c, cache_mode=fresh), "tools")
         lists: list[tuple[str, Callable[[str | None], Awaitable[Any]], str]] = []
         if caps.resources is not None:
-            lists += [("resources", lambda c: self.client.list_resources(cursor=c), "resources"),
-                      ("templates", lambda c: self.client.list_resource_templates(cursor=c), "resource_templates")]
+            lists += [("resources", lambda c: self.client.list_resources(cursor=c, cache_mode=fresh), "resources"),
+                      ("templates", lambda c: self.client.list_resource_templates(cursor=c, cache_mode=fresh),
+                       "resource_templates")]
         if caps.prompts is not None:
-            lists.append(("prompts", lambda c: self.client.list_prompts(cursor=c), "prompts"))
+            lists.append(("prompts", lambda c: self.client.list_prompts(cursor=c, cache_mode=fresh), "prompts"))
         for kind, fetch, attr in lists:
             # A server that advertises but cannot give one list still has the others.
             try:

@@ -23,9 +23,13 @@ def watched_servers(ws: Workspace, toolbox_id: str) -> list[WatchedServer]:
 
 def sync_supervisor(supervisor: Supervisor, ws: Workspace, toolbox_id: str) -> None:
     """Watch servers added since, forget removed ones, update wishes of the rest."""
-    wanted = {w.server_id: w for w in watched_servers(ws, toolbox_id)}
-    watched = {h.server_id for h in supervisor.all_health()}
-    for server_id in watched - wanted.keys():
+    apply_watched(supervisor, watched_servers(ws, toolbox_id))
+
+
+def apply_watched(supervisor: Supervisor, wanted: list[WatchedServer]) -> None:
+    """``sync_supervisor`` with the wanted servers read beforehand (off the event loop)."""
+    by_id = {w.server_id: w for w in wanted}
+    for server_id in {h.server_id for h in supervisor.all_health()} - by_id.keys():
         supervisor.unwatch(server_id)
-    for server in wanted.values():
+    for server in by_id.values():
         supervisor.watch(server)

@@ -54,6 +54,8 @@ class ConsoleApp(App[None]):
     engine_description: reactive[str] = reactive("")
     engine_missing: reactive[str] = reactive("")
     gateway_description: reactive[str] = reactive("")
+    gateway_problem: reactive[str] = reactive("")
+    """Why the running gateway does not work as it should (shown in red), or empty."""
 
     def __init__(self, backend: Backend | None = None, *, live: bool = True) -> None:
         """``live=False`` turns off everything that polls (engine, gateway, supervisor,
@@ -198,6 +200,8 @@ class ConsoleApp(App[None]):
         info = self.backend.gateway_info("local")
         text = f"gateway: {info.url}/mcp" if info else "gateway: stopped"
         self.call_from_thread(setattr, self, "gateway_description", text)
+        problem = f"Gateway: {info.problems[0]}" if info and info.problems else ""
+        self.call_from_thread(setattr, self, "gateway_problem", problem)
 
     def action_gateway_start(self) -> None:
         self._gateway(start=True)

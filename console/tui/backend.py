@@ -32,6 +32,8 @@ class GatewayInfo:
     url: str
     pid: int
     started: float
+    problems: tuple[str, ...] = ()
+    """What keeps the gateway from working (its audit log cannot be written...), worst first."""
 
     @property
     def uptime(self) -> float:
@@ -96,7 +98,8 @@ class Backend:
             os.kill(int(info["pid"]), 0)
             with urllib.request.urlopen(info["url"] + "/healthz", timeout=1.5) as response:  # noqa: S310 - loopback
                 json.loads(response.read())
-            return GatewayInfo(str(info["url"]), int(info["pid"]), float(info["started"]))
+            return GatewayInfo(str(info["url"]), int(info["pid"]), float(info["started"]),
+                               tuple(str(p) for p in info.get("problems") or ()))
         except (OSError, ValueError, KeyError):
             return None
 

@@ -285,6 +285,13 @@ class Vault:
         self._storage.data = tables
         self.db.clear_cache()
 
+    @contextmanager
+    def reading(self) -> Iterator[VaultDB]:
+        """Hold off this process's writers (and reloads) while a reader walks the tables,
+        e.g. the gateway compiling its policy in a worker thread."""
+        with self._thread_lock:
+            yield self.db
+
     # -- changing ---------------------------------------------------------------------
 
     @contextmanager

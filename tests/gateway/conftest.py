@@ -108,22 +108,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory, docker_engine) -> Iterator[S
         yield from _stack(root)
 
 
-def _stack(root: Path) -> Iterator[Stack]:
+ALL_SERVERS = ("time", "everything", "filesystem", "git")
+
+
+def _stack(root: Path, catalog_servers: tuple[str, ...] = ALL_SERVERS, settings: str = "") -> Iterator[Stack]:
+    """The stack with these catalog servers; ``settings`` adds lines to the [gateway] settings."""
     paths = resolve_paths()
     paths.ensure()
     paths.config_file.write_text(
-        f"[runtime]\ncall_timeout = {CALL_TIMEOUT}\n[gateway]\nmax_result_bytes = {RESULT_CAP}\n"
+        f"[runtime]\ncall_timeout = {CALL_TIMEOUT}\n[gateway]\nmax_result_bytes = {RESULT_CAP}\n{settings}"
     )
     ws = Workspace.create(paths, KeySource(None))
     toolbox = toolboxes.add_local(ws, "local")
     catalog = load_catalog(paths)
-    servers.add_server(ws, "local", catalog.get("time"))
-    servers.add_server(ws, "local", catalog.get("everything"))
-    data = writable(root / "data")
-    servers.add_server(ws, "local", catalog.get("filesystem"), mounts=[Mount(source=str(data), target="/data")])
-    repo = sample_repository(root / "repo")
-    servers.add_server(ws, "local", catalog.get("git"), mounts=[Mount(source=str(repo), target="/repo")])
-    for name in ("time", "everything", "filesystem", "git"):
+    for name in catalog_servers:
+        mounts = []
+        if name == "filesystem":
+            mounts = [Mount(source=str(writable(root / "data")), target="/data")]
+        elif name == "git":
+            mounts = [Mount(source=str(sample_repository(root / "repo")), target="/repo")]
+        servers.add_server(ws, "local", catalog.get(name), mounts=mounts)
         approve(ws, "local", name)
     gateway = RunningGateway(paths).start()
     stack = Stack(ws, paths, gateway, root)

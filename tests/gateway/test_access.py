@@ -22,7 +22,7 @@ def exposable(stack: Stack, server: str) -> list[str]:
     box = stack.ws.repos.toolboxes.require("local")
     found = stack.ws.repos.servers.by_name(box.id, server)
     assert found is not None
-    return sorted(t.name for t in stack.ws.repos.tools.of_server(found.id) if t.exposable)
+    return sorted(t.name for t in stack.ws.repos.tools.of_server(found.id) if t.exposable and t.kind.value == "tool")
 
 
 async def refused(call) -> str:  # noqa: ANN001
@@ -167,17 +167,19 @@ async def test_same_tool_names_on_two_servers_never_collide(stack: Stack) -> Non
         assert (await beta.call_tool("hello", {})).content[0].text.startswith("beta: hello called")
 
 
-async def test_resources_and_prompts_follow_server_grants(stack: Stack) -> None:
-    _with, granted = stack.agent("local", "local/everything/echo")
-    _without, other = stack.agent("local", "local/time")
-    async with agent(stack.url, granted) as client:
+async def test_resources_and_prompts_are_granted_like_tools(stack: Stack) -> None:
+    """A grant on one tool gives none of the server's resources or prompts; ``server/*`` gives
+    every approved one, from the real server-everything."""
+    _one, one_tool = stack.agent("local", "local/everything/echo")
+    _all, whole_server = stack.agent("local", "local/everything")
+    async with agent(stack.url, whole_server) as client:
         resources = (await client.list_resources()).resources
-        assert resources, "everything serves resources to an agent with a grant on it"
+        assert resources, "everything serves resources to an agent granted the whole server"
         read = await client.read_resource(resources[0].uri)
         assert read.contents
         prompts = (await client.list_prompts()).prompts
         assert prompts and all(p.name.startswith("everything__") for p in prompts)
-    async with agent(stack.url, other) as client:
+    async with agent(stack.url, one_tool) as client:
         assert (await client.list_resources()).resources == []
         assert (await client.list_prompts()).prompts == []
         with pytest.raises(MCPError):

@@ -128,16 +128,16 @@ async def test_secrets_never_cross_the_gateway(stack: Stack) -> None:
         leaked = await client.call_tool("vaulted__leak", {})
         assert CANARY not in leaked.content[0].text
         assert leaked.content[0].text == "‹secret:local/vaulted/LEAK_VALUE›"
-        with pytest.raises(MCPError, match="contain a credential"):
+        with pytest.raises(MCPError, match="carries a credential"):
             await client.call_tool("vaulted__echo", {"text": f"send this: {CANARY}"})
-        with pytest.raises(MCPError, match="contain a credential"):
+        with pytest.raises(MCPError, match="carries a credential"):
             await client.call_tool("vaulted__echo", {"text": "ghp_" + "A1b2C3d4E5" * 4})
         ok = await client.call_tool("vaulted__echo", {"text": "nothing secret here"})
         assert "nothing secret here" in ok.content[0].text
     calls = [r for r in records(stack, "tool.call") if r.get("agent") == name]
     assert [r["decision"] for r in calls] == ["allow", "deny", "deny", "allow"]
     assert calls[0]["detail"]["redacted"] == ["local/vaulted/LEAK_VALUE"]
-    assert calls[1]["detail"]["reason"] == "secret-in-arguments"
+    assert calls[1]["detail"]["reason"] == "secret-in-request"
     assert CANARY not in stack.paths.audit_log.read_text()
 
 

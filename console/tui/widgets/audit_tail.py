@@ -38,7 +38,7 @@ def _parse(lines: list[bytes]) -> list[dict[str, Any]]:
     for line in lines:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue  # verify names unreadable lines; the table shows what can be read
         if isinstance(record, dict):
             records.append(record)

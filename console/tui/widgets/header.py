@@ -36,6 +36,7 @@ class ConsoleHeader(Widget):
         self.refresh_status()
         self.watch(self.app, "engine_description", self.refresh_status, init=False)
         self.watch(self.app, "gateway_description", self.refresh_status, init=False)
+        self.watch(self.app, "gateway_problem", self.refresh_status, init=False)
 
     def refresh_status(self, *_args: object) -> None:
         app = self.app
@@ -48,7 +49,7 @@ class ConsoleHeader(Widget):
         elif gateway:
             gateway = f"gateway {gateway}"
         self.query_one("#status", Static).update(" · ".join(part for part in (engine, gateway) if part))
-        missing = getattr(app, "engine_missing", "")
+        missing = getattr(app, "engine_missing", "") or getattr(app, "gateway_problem", "")
         banner = self.query_one("#banner", Static)
         banner.update(missing)
         banner.set_class(bool(missing), "shown")

@@ -1,0 +1,404 @@
+"""Every agent request through the same steps, with exactly one audit record each.
+
+    authenticate → parse → session → authorize → check → forward → mask → record
+
+Each step is a small method with a narrow view: the request's ``Exchange`` plus the one
+collaborator it needs (the snapshots, the sessions, the upstreams, the audit sink). The
+record step runs in a ``finally``: whatever a step decided — allow, deny, error, or the
+agent hanging up mid-call — the request leaves one record with the reason.
+
+Unauthenticated refusals are not recorded one by one (anyone who can reach the port
+could otherwise fill the disk and so switch the audit off); they are counted and
+summarised in one record per interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from console.audit import AuditEvent
+from console.config import GatewaySettings
+from console.gateway import jsonrpc as rpc
+from console.gateway import validate
+from console.gateway.auth import identify
+from console.gateway.exchange import Exchange, Refused, Reply
+from console.gateway.forwarder import UpstreamFailed
+from console.gateway.methods import METHODS, UNKNOWN, Method, initialize_result, negotiate
+from console.gateway.methods import SUPPORTED_VERSIONS
+from console.gateway.sessions import AgentSession, SessionStore
+from console.gateway.snapshot import Snapshots
+from console.gateway.upstreams import Upstreams
+from console.trust.redact import argument_digest
+
+JSON = [(b"content-type", b"application/json")]
+ACCEPTED = Reply(202)
+BodyReader = Callable[[], Awaitable[bytes]]
+INVALID = Method("rpc.invalid")
+OPEN = Method("session.open")
+CLOSE = Method("session.close")
+STREAM = Method("session.stream")
+
+
+class AuditSink(Protocol):
+    failure: str | None
+
+    def record(self, event: AuditEvent) -> None: ...
+
+
+class Pipeline:
+    def __init__(self, *, snapshots: Snapshots, sessions: SessionStore, upstreams: Upstreams, audit: AuditSink,
+                 owner_key: bytes, settings: GatewaySettings, call_timeout: float,
+                 instructions: Callable[[str | None], str]) -> None:
+        self.snapshots = snapshots
+        self.sessions = sessions
+        self.upstreams = upstreams
+        self.audit = audit
+        self.owner_key = owner_key
+        self.settings = settings
+        self.call_timeout = call_timeout
+        self.instructions = instructions
+        self.unauthenticated: Counter[str] = Counter()
+        self._in_flight: Counter[str] = Counter()
+        self._streams: Counter[str] = Counter()
+
+    def exchange(self, endpoint: str | None, headers: dict[bytes, bytes]) -> Exchange:
+        return Exchange(endpoint, headers, self.snapshots.current)
+
+    # -- the POST of one JSON-RPC message ----------------------------------------------
+
+    async def post(self, x: Exchange, read_body: BodyReader) -> Reply:
+        if not await self._authenticated(x):
+            return x.reply  # type: ignore[return-value]
+        method = INVALID
+        recorded = True
+        admitted = False
+        try:
+            self._parse(x, await read_body())
+            if x.method == "initialize":
+                method = OPEN
+                return self._initialize(x)
+            self._find_session(x)
+            if not x.is_request:
+                recorded = False  # notifications and replies to us are not decisions
+                self._notification(x)
+                x.reply = ACCEPTED
+                return x.reply
+            method = METHODS.get(x.method, UNKNOWN)
+            if method is UNKNOWN:
+                raise Refused(f"method {_shown(x.method)!r} is not supported", code=rpc.METHOD_NOT_FOUND,
+                              reason="unsupported-method", decision="error")
+            self._admit(x)
+            admitted = True
+            self._check_shape(x)
+            if method.forwarded:
+                self._authorize(x, method)
+                self._check_request(x, method)
+                await self._forward(x, method)
+            else:
+                self._check_audit(x)
+                x.reply = Reply(200, rpc.result(x.request_id, method.answer(x)), JSON)  # type: ignore[misc]
+            self._mask(x)
+            return x.reply
+        except Refused as refusal:
+            return x.refuse(refusal)
+        except asyncio.CancelledError:
+            x.decision = "error"
+            x.detail["reason"] = "client-disconnected"
+            raise
+        finally:
+            if admitted:
+                self._release(x)
+            if recorded:
+                self._record(x, method)
+
+    async def delete(self, x: Exchange) -> Reply:
+        """The client ends its session."""
+        if not await self._authenticated(x):
+            return x.reply  # type: ignore[return-value]
+        try:
+            self._find_session(x)
+            self.end_session(x.session, "client ended it", record=False)  # type: ignore[arg-type]
+            x.detail["why"] = "client ended it"
+            x.reply = Reply(200)
+            return x.reply
+        except Refused as refusal:
+            return x.refuse(refusal)
+        finally:
+            self._record(x, CLOSE)
+
+    async def stream(self, x: Exchange) -> AgentSession | None:
+        """Open the session's event stream (GET); None when refused (``x.reply`` says why)."""
+        if not await self._authenticated(x):
+            return None
+        try:
+            self._find_session(x)
+            agent = x.identity.agent_id  # type: ignore[union-attr]
+            if self._streams[agent] >= self.settings.max_streams_per_agent:
+                raise Refused(f"too many open event streams for this agent "
+                              f"(at most {self.settings.max_streams_per_agent}); close one first",
+                              status=429, reason="too-many-streams")
+            self._streams[agent] += 1
+            return x.session
+        except Refused as refusal:
+            x.refuse(refusal)
+            return None
+        finally:
+            self._record(x, STREAM)
+
+    def stream_closed(self, session: AgentSession) -> None:
+        self._streams[session.agent_id] -= 1
+        if self._streams[session.agent_id] <= 0:
+            del self._streams[session.agent_id]
+
+    # -- authenticate ------------------------------------------------------------------
+
+    async def _authenticated(self, x: Exchange) -> bool:
+        if await self.snapshots.catch_up():
+            # The vault changed since the last poll: a revoke, a disabled agent or a new
+            # token counts from the very next request, not a poll interval later.
+            x.snapshot = self.snapshots.current
+        authorization = x.headers.get(b"authorization")
+        credential = authorization.decode("latin-1") if authorization else None
+        x.identity = identify(credential, x.snapshot.surface.policy, self.owner_key, time.time())
+        if x.identity is None:
+            self.unauthenticated["missing-token" if not credential else "invalid-token"] += 1
+            x.refuse(Refused("missing or invalid bearer token", status=401, reason="unauthenticated",
+                             headers=[(b"www-authenticate", b'Bearer realm="toolbox-console"')]))
+            return False
+        return True
+
+    # -- parse -------------------------------------------------------------------------
+
+    def _parse(self, x: Exchange, body: bytes) -> None:
+        try:
+            message = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise Refused("the body is not valid JSON (or nested too deeply)", status=400, code=rpc.PARSE_ERROR,
+                          reason="malformed-json") from None
+        if isinstance(message, list):
+            raise Refused("JSON-RPC batches are not supported: send one message per request", status=400,
+                          reason="batch")
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+            raise Refused("not a JSON-RPC 2.0 message", status=400, reason="not-json-rpc")
+        if rpc.lone_surrogate(body, message):
+            raise Refused("the message holds a lone UTF-16 surrogate (invalid Unicode); send valid text",
+                          status=400, reason="invalid-unicode")
+        if "id" in message and not rpc.is_valid_id(message["id"]):
+            raise Refused("a JSON-RPC id must be a string or an integer", status=400, reason="bad-id")
+        x.message = message
+        x.request_id = message.get("id")
+        method = message.get("method")
+        x.method = method if isinstance(method, str) else ""
+        params = message.get("params")
+        if params is not None and not isinstance(params, dict):
+            raise Refused("params must be an object", code=rpc.INVALID_PARAMS, reason="invalid-params")
+        x.params = params or {}
+
+    # -- session -----------------------------------------------------------------------
+
+    def _initialize(self, x: Exchange) -> Reply:
+        x.target = f"session:{x.endpoint or '/mcp'}"
+        if "id" not in x.message:  # type: ignore[operator]
+            raise Refused("initialize must be a request with an id", status=400, reason="bad-initialize")
+        self._check_shape(x)
+        self._check_audit(x)
+        identity = x.identity
+        assert identity is not None
+        version = negotiate(x.params.get("protocolVersion"))
+        session, evicted = self.sessions.create(identity.agent_id, x.endpoint, version, identity.on_behalf)
+        x.session = session
+        client = x.params.get("clientInfo") or {}
+        x.detail.update({"protocol": version, "on_behalf": identity.on_behalf,
+                         "client": {k: str(client[k])[:100] for k in ("name", "version") if k in client}})
+        if evicted:
+            x.detail["evicted"] = len(evicted)
+        body = rpc.result(x.request_id, initialize_result(version, self.instructions(x.endpoint)))
+        x.reply = Reply(200, body, [*JSON, (b"mcp-session-id", session.id.encode())])
+        return x.reply
+
+    def _find_session(self, x: Exchange) -> None:
+        x.target = x.target or f"session:{x.endpoint or '/mcp'}"
+        session_id = x.headers.get(b"mcp-session-id")
+        if not session_id:
+            raise Refused("missing Mcp-Session-Id header: send initialize first", status=400, reason="no-session")
+        session = self.sessions.get(session_id.decode("latin-1"), x.identity.agent_id)  # type: ignore[union-attr]
+        if session is None or session.endpoint != x.endpoint:
+            raise Refused("session not found: it ended or never existed; initialize a new one", status=404,
+                          reason="unknown-session")
+        version = x.headers.get(b"mcp-protocol-version")
+        if version is not None and version.decode("latin-1") not in SUPPORTED_VERSIONS:
+            raise Refused(f"unsupported MCP-Protocol-Version {version.decode('latin-1')[:40]!r}; "
+                          f"supported: {', '.join(SUPPORTED_VERSIONS)}", status=400, reason="bad-protocol-version")
+        x.session = session
+
+    def end_session(self, session: AgentSession, why: str, *, record: bool = True) -> None:
+        if self.sessions.end(session.id) is not None and record:
+            self.session_ended(session, why)
+
+    def session_ended(self, session: AgentSession, why: str) -> None:
+        """Record a session the gateway ended by itself (idle, stopping)."""
+        self.audit.record(AuditEvent(self._actor(session.on_behalf, session.agent_id), "session.close",
+                                     f"session:{session.endpoint or '/mcp'}", "ok",
+                                     self._agent_name(session.agent_id), {"why": why}))
+
+    def _notification(self, x: Exchange) -> None:
+        if x.method == "notifications/cancelled":
+            entry = x.session.in_flight.pop(x.params.get("requestId"), None)  # type: ignore[union-attr,arg-type]
+            if entry is not None:
+                forwarder, number = entry
+                asyncio.get_running_loop().create_task(forwarder.cancel(number, "the agent cancelled"))  # type: ignore[attr-defined]
+
+    def _admit(self, x: Exchange) -> None:
+        agent = x.identity.agent_id  # type: ignore[union-attr]
+        if self._in_flight[agent] >= self.settings.max_inflight_per_agent:
+            raise Refused(f"too many requests in progress for this agent (at most "
+                          f"{self.settings.max_inflight_per_agent}); wait for some to finish", status=429,
+                          reason="too-many-requests", headers=[(b"retry-after", b"1")])
+        self._in_flight[agent] += 1
+
+    def _release(self, x: Exchange) -> None:
+        agent = x.identity.agent_id  # type: ignore[union-attr]
+        self._in_flight[agent] -= 1
+        if self._in_flight[agent] <= 0:
+            del self._in_flight[agent]
+
+    # -- authorize ---------------------------------------------------------------------
+
+    @staticmethod
+    def _authorize(x: Exchange, method: Method) -> None:
+        assert method.authorize is not None
+        method.authorize(x)
+
+    # -- check the request -------------------------------------------------------------
+
+    def _check_shape(self, x: Exchange) -> None:
+        problem = validate.problem(x.method, x.params)
+        if problem is not None:
+            raise Refused(f"invalid {x.method} request: {problem}", code=rpc.INVALID_PARAMS, reason="invalid-params")
+
+    def _check_audit(self, x: Exchange) -> None:
+        if self.audit.failure is not None and x.method != "ping":
+            raise Refused(f"the gateway cannot record this request in its audit log, so it refuses it: "
+                          f"{self.audit.failure}", code=rpc.SERVER_UNAVAILABLE, reason="audit-unavailable",
+                          decision="error")
+
+    def _check_request(self, x: Exchange, method: Method) -> None:
+        self._check_audit(x)
+        redactor = x.snapshot.redactor
+        if method.arguments is not None:
+            x.detail["arguments"] = argument_digest(x.params.get(method.arguments) or {}, redactor)
+        leaked = redactor.findings_in(x.params)
+        if leaked:
+            x.detail["found"] = leaked
+            raise Refused("the call was blocked: its request carries a credential; the owner was notified",
+                          code=rpc.CALL_BLOCKED, reason="secret-in-request")
+
+    # -- forward -----------------------------------------------------------------------
+
+    async def _forward(self, x: Exchange, method: Method) -> None:
+        assert x.item is not None and x.upstream is not None
+        try:
+            upstream = await self.upstreams.ready(x.item.server_id)
+        except UpstreamFailed as exc:
+            raise self._unavailable(x, exc) from None
+        if upstream.verified_generation > x.snapshot.generation:
+            # The server was re-verified while this request waited: decide again on what
+            # that verification found (a changed definition is blocked now).
+            x.snapshot = self.snapshots.current
+            self._authorize(x, method)
+            self._check_request(x, method)
+        forwarder = upstream.forwarder
+        session = x.session
+        request_id = x.request_id
+
+        def track(number: int) -> None:
+            if session is not None and request_id is not None:
+                session.in_flight[request_id] = (forwarder, number)
+
+        name, params = x.upstream
+        try:
+            response = await forwarder.request(name, params, self.call_timeout, track)
+        except UpstreamFailed as exc:
+            raise self._unavailable(x, exc) from None
+        finally:
+            if session is not None:
+                session.in_flight.pop(request_id, None)  # type: ignore[arg-type]
+        line = response.for_caller(request_id)
+        cap = self.settings.max_result_bytes
+        if len(line) > cap:
+            raise Refused(f"the result is too large ({len(line)} bytes; the gateway's cap is {cap}); ask for less",
+                          code=rpc.INTERNAL_ERROR, reason="result-too-large", decision="error")
+        x.detail["result_bytes"] = len(line)
+        x.reply = Reply(200, line, JSON)
+
+    @staticmethod
+    def _unavailable(x: Exchange, exc: Exception) -> Refused:
+        server = x.item.server if x.item else "?"
+        return Refused(f"server {server} did not complete the call: {exc}; try again",
+                       code=rpc.SERVER_UNAVAILABLE, reason="upstream-failed", decision="error")
+
+    # -- mask --------------------------------------------------------------------------
+
+    def _mask(self, x: Exchange) -> None:
+        """Secrets are replaced in every byte that goes back, whatever produced it."""
+        reply = x.reply
+        if reply is None or not reply.body:
+            return
+        body, found = x.snapshot.redactor.mask_json(reply.body)
+        if found:
+            x.detail["redacted"] = found
+            reply.body = body
+
+    # -- record ------------------------------------------------------------------------
+
+    def _record(self, x: Exchange, method: Method) -> None:
+        identity = x.identity
+        if identity is None:
+            return
+        detail = x.detail
+        detail["endpoint"] = x.endpoint or "/mcp"
+        if method in (UNKNOWN, INVALID) and x.method:
+            detail["method"] = _shown(x.method)
+        if identity.on_behalf:
+            detail["on_behalf"] = True
+        if x.decision != "allow" or method.forwarded:
+            detail["latency_ms"] = x.latency_ms()
+        self._explain(x)
+        self.audit.record(AuditEvent(self._actor(identity.on_behalf, identity.agent_id), method.action,
+                                     x.target or f"session:{x.endpoint or '/mcp'}", x.decision,
+                                     self._agent_name(identity.agent_id), detail))
+
+    def _explain(self, x: Exchange) -> None:
+        """A denial by the policy says why in the owner's words (never to the agent)."""
+        error = x.reply is not None and x.decision == "deny"
+        item = x.item
+        if not error or item is None or x.detail.get("reason") in ("unknown-tool", "unknown-server"):
+            return
+        policy = x.snapshot.surface.policy
+        decision = policy.check(x.identity.agent_id, item.server_id, item.ref, time.time())  # type: ignore[union-attr]
+        if not decision.allowed:
+            x.detail["why"] = policy.explain(decision, x.identity.agent_id, item.server_id, item.ref)  # type: ignore[union-attr]
+
+    def _agent_name(self, agent_id: str) -> str:
+        entry = self.snapshots.current.surface.policy.agents.get(agent_id)
+        return entry.name if entry else agent_id
+
+    def _actor(self, on_behalf: bool, agent_id: str) -> str:
+        return "owner" if on_behalf else f"agent:{self._agent_name(agent_id)}"
+
+    def summarise_refusals(self) -> AuditEvent | None:
+        """One record for the unauthenticated refusals since the last call, if any."""
+        if not self.unauthenticated:
+            return None
+        counts, self.unauthenticated = dict(self.unauthenticated), Counter()
+        return AuditEvent("anonymous", "http.refused", "gateway", "deny", None,
+                          {"counts": counts, "total": sum(counts.values())})
+
+
+def _shown(value: Any) -> str:
+    return str(value)[:200]

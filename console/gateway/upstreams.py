@@ -1,0 +1,113 @@
+"""The servers' shared sessions as the gateway forwards over them, verified first.
+
+When a server's session comes up (the gateway starts, the server restarts, its
+container is re-created) or the server says its list changed, nothing is forwarded to
+it until its definitions were discovered again and compared with the pins: a server
+that changed a tool while it was down cannot answer a call in between. A caller that
+arrives meanwhile waits (bounded) and is then decided again on the snapshot the
+verification produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from console.gateway.forwarder import Forwarder, UpstreamFailed
+from console.runtime.session import ServerUnavailable, Session
+
+log = logging.getLogger(__name__)
+
+Verify = Callable[[str, Session], Awaitable[int]]
+"""Re-discover a server over its session and record it; returns the snapshot generation
+that includes the outcome."""
+SessionWait = Callable[[str, float], Awaitable[Session]]
+LIST_CHANGED = (b"notifications/tools/list_changed", b"notifications/prompts/list_changed",
+                b"notifications/resources/list_changed")
+
+
+@dataclass(eq=False)
+class Upstream:
+    server_id: str
+    session: Session
+    forwarder: Forwarder
+    verified: asyncio.Event = field(default_factory=asyncio.Event)
+    verified_generation: int = 0
+    """The snapshot generation that holds this session's verified definitions."""
+    task: asyncio.Task[None] | None = None
+
+
+class Upstreams:
+    def __init__(self, session_wait: SessionWait, verify: Verify, wait_seconds: float) -> None:
+        self._session_wait = session_wait
+        self._verify = verify
+        self.wait_seconds = wait_seconds
+        self._entries: dict[str, Upstream] = {}
+
+    def session_changed(self, server_id: str, session: Session | None) -> None:
+        """The supervisor's listener: a server's session came up (or went away)."""
+        old = self._entries.pop(server_id, None)
+        if old is not None and old.task is not None:
+            old.task.cancel()
+        if session is None:
+            return
+        upstream = Upstream(server_id, session, Forwarder(session.channel))
+        upstream.forwarder.on_notification(lambda line: self._notified(upstream, line))
+        self._entries[server_id] = upstream
+        self._start_verification(upstream)
+
+    def _notified(self, upstream: Upstream, line: bytes) -> None:
+        if any(marker in line for marker in LIST_CHANGED) and self._entries.get(upstream.server_id) is upstream:
+            self._start_verification(upstream)
+
+    def _start_verification(self, upstream: Upstream) -> None:
+        upstream.verified.clear()
+        if upstream.task is not None:
+            upstream.task.cancel()
+        upstream.task = asyncio.get_running_loop().create_task(
+            self._verification(upstream), name=f"gateway:verify:{upstream.server_id}")
+
+    async def _verification(self, upstream: Upstream) -> None:
+        try:
+            upstream.verified_generation = await self._verify(upstream.server_id, upstream.session)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the session broke mid-listing: the next session verifies again
+            log.info("verifying %s failed: %s", upstream.server_id, exc)
+            return
+        upstream.verified.set()
+
+    def verifying(self, server_id: str) -> bool:
+        found = self._entries.get(server_id)
+        return found is not None and not found.verified.is_set()
+
+    async def ready(self, server_id: str) -> Upstream:
+        """The server's verified upstream, waiting up to ``wait_seconds`` for it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_seconds
+        found = self._entries.get(server_id)
+        if found is None or not found.forwarder.alive:
+            try:
+                await self._session_wait(server_id, self.wait_seconds)
+            except ServerUnavailable as exc:
+                raise UpstreamFailed(str(exc)) from None
+            found = self._entries.get(server_id)
+            if found is None or not found.forwarder.alive:
+                raise UpstreamFailed("the server is reconnecting")
+        if not found.verified.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(found.verified.wait(), max(0.0, deadline - loop.time()))
+            if not found.verified.is_set():
+                raise UpstreamFailed("its tools are still being checked against their pins after a restart")
+        return found
+
+    async def close(self) -> None:
+        for upstream in list(self._entries.values()):
+            if upstream.task is not None:
+                upstream.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await upstream.task
+        self._entries.clear()
