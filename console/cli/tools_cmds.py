@@ -15,7 +15,7 @@ from console.services.grants import Target
 from console.services.items import item_order, plural
 from console.model import ItemKind, ToolDef
 from console.trust.pinning import definition_diff, pretty_definition
-from console.trust.scan import KINDS, decode_hidden, finding_kinds
+from console.trust.scan import KINDS, blocking_kinds, decode_hidden, finding_kinds
 
 
 def _first_line(text: str | None, width: int = 70) -> str:
@@ -57,7 +57,9 @@ def show_lines(target: str, tool: ToolDef, diff: str | None) -> list[str]:
         f"  discovered:    {tool.discovered.isoformat(timespec='seconds')}",
     ]
     if tool.findings:
-        lines.append(f"findings ({len(tool.findings)}); approve with --accept {','.join(finding_kinds(tool.findings))}:")
+        blocking = blocking_kinds(tool.findings)
+        accept = f"approve with --accept {','.join(blocking)}" if blocking else "low only: approving accepts them"
+        lines.append(f"findings ({len(tool.findings)}); {accept}:")
         lines += [f"  {f.severity:<6}  {f.kind:<19}  {f.message}" for f in tool.findings]
     else:
         lines.append("findings: none")

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.errors import UsageError
+from console.errors import NotFound, UsageError
 from console.model import (
     Finding,
     ItemKind,
@@ -37,7 +37,7 @@ from console.model import (
 )
 from console.runtime.session import Discovery
 from console.services.items import audit_target, item_order, no_item
-from console.trust.scan import KINDS, finding_kinds, scan_tool
+from console.trust.scan import KINDS, blocking_kinds, finding_kinds, scan_tool
 from console.vault import Repos
 from console.workspace import Change, Workspace
 
@@ -165,8 +165,8 @@ def _rescanned(change: Change, old: ToolDef, findings: list[Finding], target: st
     if old.findings == findings:
         return
     before, after = finding_kinds(old.findings), finding_kinds(findings)
-    accepted = old.accepted if old.accepted is not None else before
-    unaccepted = [kind for kind in after if kind not in accepted]
+    accepted = old.accepted if old.accepted is not None else blocking_kinds(old.findings)
+    unaccepted = [kind for kind in blocking_kinds(findings) if kind not in accepted]
     demoted = old.exposable and bool(unaccepted)
     if before != after:
         change.record("tool.rescanned", target,
@@ -222,8 +222,8 @@ def approve(
 ) -> Approval:
     """Approve one item (``tool`` is its ref), or every item of every kind of a server.
 
-    An item with findings is approved only when every kind of finding it has is in
-    ``accept``. Asked for by ref, such an item is an error that says what to run; as part
+    An item with medium or high findings is approved only when every kind of them is in
+    ``accept`` (low findings are shown, not accepted). Asked for by ref, such an item is an error that says what to run; as part
     of a whole server it is skipped and reported in ``Approval.skipped``.
     """
     accepted = parse_kinds(accept)
@@ -238,7 +238,7 @@ def approve(
             if item.exposable:
                 result.already += 1
                 continue
-            kinds = finding_kinds(item.findings)
+            kinds = blocking_kinds(item.findings)
             missing = [kind for kind in kinds if kind not in accepted]
             if missing and tool is not None:
                 typed = shlex.quote(target)

@@ -57,7 +57,7 @@ SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 MAX_FINDINGS = 25
 """A hostile schema with thousands of properties must not fill the vault with findings."""
 MAX_MESSAGE = 200
-__all__ = ["KINDS", "decode_hidden", "finding_kinds", "scan_tool"]
+__all__ = ["KINDS", "blocking_kinds", "decode_hidden", "finding_kinds", "scan_tool"]
 _I = re.IGNORECASE
 
 
@@ -218,6 +218,7 @@ MOVE = re.compile(
     r"\b(?:(?:include|put|pass|paste|append|prepend|attach|send|insert|fill|copy|embed|provide|supply|place|"
     r"forward|gather|collect|dump|upload|share|add|contain|post|hold)(?:s|es|d|ed|ing)?|"
     r"set\s+(?:(?:this|it|the\s+\w+)\s+)?to|(?:call|invoke|use)\s+[^.\n]{0,40}?\bwith|"
+    r"(?:start|begin|open|prefix|end|finish)\s+(?:\w+\s+){0,3}?with|"
     r"(?:requires?|needs?|expects?|wants?)\b[^.\n]{0,60}?\b(?:in|as|into)\s+(?:the\s+)?[`'\"]?[\w-]+[`'\"]?\s+"
     r"(?:field|argument|parameter|param))\b", _I)
 """Verbs that move data into a call: the shape of an exfiltration through arguments."""
@@ -250,7 +251,8 @@ def _moves(sentence: str) -> bool:
 # -- instructions ----------------------------------------------------------------------------
 
 _OVERRIDE = re.compile(
-    r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+)?"
+    r"\b(?:ignore|disregard|forget|override|bypass|set\s+aside|put\s+aside|abandon|stop\s+following)\s+"
+    r"(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+)?"
     r"(?:previous|prior|above|earlier|preceding|former|original|system|safety|developer|your)\s+"
     r"(?:\w+\s+)?(?:instructions?|prompts?|rules|directions|guidelines|guidance|guardrails|constraints|messages)\b|"
     r"\b(?:ignore|disregard|forget)\s+(?:what|anything|everything|whatever)\s+(?:the\s+)?(?:developer|system|user|"
@@ -265,11 +267,17 @@ CONTEXT = re.compile(
     r"guidelines|tools?|memory)|"
     r"(?:the\s+user'?s|your)\s+(?:(?:last|recent|previous|prior|earlier|past|other|\w+)\s+){0,3}?"
     r"(?:messages|prompts|questions|requests)|everything\s+(?:discussed|said|written|shared)\s+(?:so\s+far|in\s+this)|"
-    r"(?:system|developer|hidden)\s+(?:prompt|instructions|message|rules)|chain\s+of\s+thought)\b", _I)
+    r"(?:system|developer|hidden)\s+(?:prompt|instructions|message|rules)|chain\s+of\s+thought|"
+    r"everything\s+(?:the\s+user\s+)?(?:has\s+)?(?:told|said\s+to|shared\s+with|wrote\s+to|asked)\s+you|"
+    r"(?:earlier|before|previously)\s+in\s+(?:this|the)\s+(?:chat|conversation|session|thread)|"
+    r"(?:instructions|rules|guidelines|directions|guidance)\s+(?:that\s+)?you\s+(?:were|have\s+been|are)\s+"
+    r"(?:given|configured|set\s+up|programmed|initiali[sz]ed|started|provided))\b", _I)
 """What only the model holds: the conversation, its instructions, its tools."""
 CONTEXT_NAME = re.compile(
     r"\b(?:system\s+(?:prompt|instructions?|message)|(?:conversation|chat)\s+(?:history|log|"
     r"transcript)|chain\s+of\s+thought|(?:previous|prior|past)\s+(?:user\s+)?messages|tools?\s+(?:available|list)|"
+    r"(?:chat|conversation|messages|history|transcript|dialog(?:ue)?)\s+so\s+far|"
+    r"(?:full|whole|entire)\s+(?:chat|conversation|transcript|dialog(?:ue)?)|"
     r"available\s+tools|hidden\s+(?:rules|instructions)|your\s+(?:\w+\s+)?(?:instructions|prompt|rules))\b", _I)
 """A parameter the model can only fill from its own context (HiddenLayer's parameter abuse)."""
 NAME_ORDER = re.compile(r"\b(?:ignore|disregard|forget|reveal|leak|exfiltrate|always|never|must|bypass)\b", _I)
@@ -285,7 +293,8 @@ INSTRUCTION_RULES: tuple[tuple[Severity, str, re.Pattern[str]], ...] = (
         r"\b(?:do\s+not|don't|never)\s+let\s+(?:the\s+)?user\s+(?:know|see|notice)\b|"
         r"\b(?:do\s+not|don't|never)\s+(?:mention|reveal|disclose|say|admit)\s+(?:that\s+)?(?:this|the|you|it)\b"
         r"[^.]{0,40}?\b(?:tool|used|called|read|sent)\b|"
-        r"\bno\s+need\s+to\s+(?:tell|mention|inform|bring\s+(?:\w+\s+){0,4}?up)\b[^.]{0,60}?\buser\b|"
+        r"\bno\s+need\s+to\s+(?:tell|mention|inform|bring\s+(?:\w+\s+){0,4}?up)\b[^.]{0,60}?"
+        r"\b(?:user|person|human|people|them)\b|"
         r"\bwithout\s+(?:telling|informing|notifying|alerting|asking)\s+(?:the\s+)?user\b|"
         r"\b(?:the\s+)?user\s+(?:must|should)\s+not\s+(?:know|see|notice|be\s+told)\b|"
         r"\b(?:keep|hide)\s+(?:this|it)\s+(?:secret|hidden)\s+from\s+(?:the\s+)?user\b|"
@@ -334,7 +343,10 @@ INSTRUCTION_RULES: tuple[tuple[Severity, str, re.Pattern[str]], ...] = (
         r"\b(?:follow|obey|execute)\s+(?:any|all)\s+(?:\w+\s+)?(?:instructions|commands)\s+(?:in|from|found)\b", _I)),
     ("medium", "coerces the model with a threat", re.compile(
         r"\b(?:otherwise|or\s+else|if\s+not)\b[^.\n]{0,20}?\b(?:the|this)\s+(?:tool|application|app|system)\s+"
-        r"(?:will|would)\s+(?:not\s+work|fail|crash|break|stop\s+working)\b|\ball\s+data\s+will\s+be\s+lost\b", _I)),
+        r"(?:will|would)\s+(?:not\s+work|fail|crash|break|stop\s+working)\b|\ball\s+data\s+will\s+be\s+lost\b|"
+        r"\bif\s+you\s+(?:skip|omit|leave\s+out|don't|do\s+not|fail\s+to|forget\s+to)\b[^.\n]{0,80}?"
+        r"\b(?:data|files?|work|account|repositor(?:y|ies)|everything)\b[^.\n]{0,30}?\b(?:will|would)\s+be\s+"
+        r"(?:permanently\s+|irreversibly\s+)?(?:destroyed|deleted|lost|wiped|erased|corrupted)\b", _I)),
     ("medium", "stresses importance to the model", re.compile(
         r"\b(?:very|extremely|critically|super)\s+important\b(?!\s+(?:parameter|field|option))", _I)),
     ("medium", "countermands what the model was told", re.compile(
@@ -404,7 +416,8 @@ NAME_SECRETS = re.compile(
 CONTENT_WORDS = re.compile(r"\b(?:contents?|reading|read|dump|text|copy|value|from)\b", _I)
 CREDENTIAL_WORDS = re.compile(
     r"\b(?:api\s*keys?|(?:access|refresh|bearer|auth|authentication|session|personal\s+access)\s+tokens?|"
-    r"passwords?|passphrases?|(?:private|secret|ssh)\s+keys?|client\s+secrets?|credentials?|secrets)\b", _I)
+    r"passwords?|passphrases?|(?:private|secret|ssh)\s+keys?|client\s+secrets?|credentials?|secrets|"
+    r"(?<=your\s)(?:[\w-]+\s+){0,2}?(?:tokens?|api\s*keys?|keys?))\b", _I)
 """Normal in account servers' schemas: low, high only when the model is told to hand its own over."""
 HELD = re.compile(
     r"\b(?:your|you\s+(?:use|have|hold|know|can\s+find|find|come\s+across|see)|the\s+user'?s|"
@@ -509,12 +522,16 @@ OTHER_TOOLS = re.compile(
     r"\bwhatever\s+server\b|(?<!this\s)(?<!our\s)(?<!same\s)\b(?!this\b|our\b|same\b)[\w-]+\s+server's\s+[`'\"]?\w|"
     r"\byou\s+have\s+(?:a|an|any)\s+(?:[\w-]+\s+){0,2}?tool\b|\bif\s+(?:there\s+is\s+)?(?:a|an|any)\s+(?:[\w-]+\s+){0,2}?tool\b|"
     r"\b(?:instead\s+of|rather\s+than|in\s+place\s+of)\s+(?:the\s+|any\s+)?[\w-]+\s+(?:servers?|mcps?|integrations?|"
-    r"plugins?)\b(?!-)", _I)
+    r"plugins?)\b(?!-)|"
+    r"\b[\w-]+\s+(?:from|of|on|in)\s+the\s+(?!same\b)[\w-]+\s+(?:server|mcp|integration|plugin|connector)\b|"
+    r"\bprefer\s+(?:this|me|it|this\s+tool)\s+(?:over|to)\s+[`'\"]?\w", _I)
 """Tools and servers other than this one, named by what they do rather than what they are
 called: the way an attack aims at whatever is installed beside it."""
 GENERIC_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("claims an effect on other tools", re.compile(r"\bside[\s-]effects?\s+on\b", _I)),
     ("redirects what is sent to a fixed recipient", re.compile(
+        r"\binstead\s+of\s+(?:the\s+)?(?:requested|intended|original|specified|given|chosen|actual)\s+"
+        r"(?:channel|recipients?|address(?:ee)?|account|destination|user|payee|repository|repo|folder)\b|"
         r"\b(?:set|change|replace|switch)\s+(?:the\s+)?(?:recipient|receiver|destination|payee)s?\s+(?:to|with)\b|"
         r"\b(?:also|always)\s+(?:b?cc|blind[\s-]copy)\b|"
         r"\b(?:messages?|e-?mails?|mail|payments?|transfers?|funds|money|notifications?)\b[^.\n]{0,60}?"
@@ -605,6 +622,8 @@ def _shadowing(text: Text, scope: Scope) -> list[Finding]:
                 f"{text.where}: changes how {target} behaves: {_snippet(view, match)}"))
     for match in OTHER_TOOLS.finditer(view):
         sentence = _sentence(view, match)
+        if match.group(0).lower().startswith("prefer") and _names_own_tool(sentence, own):
+            continue  # "prefer this over several 'fill' calls": the server ordering its own tools
         if ORDER.search(sentence) and not DEFERS.search(sentence):
             _keep(found, "other tools", _finding("medium", SHADOWING, f"{text.where}: gives orders about other "
                                                                       f"tools or servers: {_quote(sentence.strip())}"))
@@ -667,3 +686,12 @@ def finding_kinds(findings: list[Finding]) -> list[str]:
     """The kinds among ``findings``, in the order of their most severe finding."""
     ranked = sorted(findings, key=lambda f: SEVERITY_RANK[f.severity])
     return list(dict.fromkeys(f.kind for f in ranked))
+
+
+def blocking_kinds(findings: list[Finding]) -> list[str]:
+    """The kinds an approval must accept by name: those of medium and high findings.
+
+    A low finding (a parameter named ``token`` on an account server, a soft hyphen) is
+    shown with the item but does not hold it back: asking users to accept what is normal
+    in real servers teaches them to accept everything."""
+    return finding_kinds([f for f in findings if f.severity != "low"])

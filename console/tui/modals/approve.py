@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, Static
 
 from console.model import ItemKind
-from console.trust.scan import finding_kinds
+from console.trust.scan import blocking_kinds
 from console.tui.modals.confirm import YesNoModal
 from console.tui.widgets.tool_detail import findings_table
 
@@ -42,8 +42,8 @@ class ApproveModal(YesNoModal):
     def __init__(self, label: str, tool: ToolDef) -> None:
         super().__init__()
         self.label, self.tool = label, tool
-        self.kinds = finding_kinds(tool.findings)
-        """The kinds approving accepts: every kind the item's findings have, no other."""
+        self.kinds = blocking_kinds(tool.findings)
+        """The kinds approving accepts: those of the item's medium and high findings."""
 
     def compose(self) -> ComposeResult:
         tool, app = self.tool, self.app
