@@ -33,11 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from console.trust.redact import MIN_SECRET_LENGTH, Redactor, _Matcher  # noqa: E402
 
-WORDS = ("the of and to in is you that it was for on are as with they at be this have from or one had by "
-         "word but not what all were we when your can said there use an each which she do how their if will "
-         "up other about out many then them these so some her would make like him into time has look two more "
-         "write go see number no way could people than first water been call who its now find long down day "
-         "did get come made may part <div> & </div> config.yaml README.md").split()
+WORDS = (  # noqa: SIM905 - a sentence of words reads better than a list of them
+    "the of and to in is you that it was for on are as with they at be this have from or one had by "
+    "word but not what all were we when your can said there use an each which she do how their if will "
+    "up other about out many then them these so some her would make like him into time has look two more "
+    "write go see number no way could people than first water been call who its now find long down day "
+    "did get come made may part <div> & </div> config.yaml README.md").split()
 
 
 LEGACY_PATTERNS = tuple((kind, re.compile(source)) for kind, source in (

@@ -36,6 +36,7 @@ stays under ``RECORD_LIMIT`` bytes. An event that still cannot be recorded becom
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -515,10 +516,10 @@ class AuditLog:
                 view = view[done:]
             os.fsync(fd)
         except OSError as exc:
-            try:
-                os.ftruncate(fd, start)  # take the partial batch back: the log stays whole
-            except OSError:
-                pass  # the torn tail stays; append and verify name it
+            # Take the partial batch back so the log stays whole; if even that fails the torn
+            # tail stays, and append and verify name it.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
             raise _write_error("the audit log", self.path, exc) from exc
 
     def _anchor_mac(self, seq: int, mac: str) -> str:

@@ -24,6 +24,7 @@ newer than that is a new version, not a rollback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -177,10 +178,8 @@ class GenerationAnchor:
         """Record ``mark``: the file now, the keyring just after. Never raises (the vault
         file is already written by then)."""
         mark.stored = True
-        try:
+        with contextlib.suppress(OSError):
             self._write_file(vault_id, mark.to_json())
-        except OSError:
-            pass
         if self._keyring_usable():
             _WRITER.submit(self, vault_id, Mark(mark.writer, mark.generation, dict(mark.peers), True))
 
