@@ -117,7 +117,8 @@ class Forwarder:
         self._pending[number] = future
         try:
             await self.channel.send(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for
+                return await future
         except ChannelClosed as exc:
             raise UpstreamFailed(str(exc)) from None
         except TimeoutError:

@@ -129,7 +129,8 @@ class McpHttpApp:
         async def read_body() -> bytes:
             self._check_post_headers(x.headers)
             try:
-                return await asyncio.wait_for(self._read_body(receive), self.body_timeout)
+                async with asyncio.timeout(self.body_timeout):  # no extra task per request
+                    return await self._read_body(receive)
             except TimeoutError:
                 raise Refused(f"the request body did not arrive within {self.body_timeout:g}s", status=408,
                               reason="body-timeout") from None

@@ -105,6 +105,7 @@ class Vault:
         allow_older: bool = False,
     ) -> None:
         self.path = path
+        self._path_str = str(path)
         self.header = header
         self._data_key = data_key
         self._kek = kek
@@ -240,8 +241,9 @@ class Vault:
     # -- reading other processes' changes ---------------------------------------------
 
     def is_stale(self) -> bool:
+        # os.stat on a str: the gateway asks this on every request.
         try:
-            return _Stamp.of(self.path.stat()) != self._stamp
+            return _Stamp.of(os.stat(self._path_str)) != self._stamp
         except FileNotFoundError:
             return True
 
