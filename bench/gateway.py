@@ -1,22 +1,24 @@
-"""Gateway benchmark: tool calls to mcp-server-time, direct vs through the gateway.
+"""Gateway benchmark: tool calls to mcp-server-time, direct vs through the gateway, this
+code against a baseline commit, side by side in one run.
 
-Direct = over the attach transport from this process. Gateway = `tbx gateway serve` as
-its own process (audit on), reached over Streamable HTTP as agents.
+Each side (``before`` = a git worktree of ``--baseline``, ``after`` = this checkout) gets
+its own vault, its own `time` container (cpus=2, so the path is measured, not the
+catalog's 0.5 CPU cap) and its own `tbx gateway serve` process with the audit on. Rounds
+alternate between the sides so machine drift hits both alike.
 
-1. Latency, 1 session: the mcp SDK client on both sides (SDK over attach vs SDK over
-   Streamable HTTP with an agent token): p50, p99, calls/s. Aim: gateway p50 <= 1.5x direct.
-2. Throughput, 32 concurrent sessions: 32 agents each with its own HTTP connection and
-   session, against 32 concurrent callers on the direct channel. Both sides use a thin
-   raw-protocol load generator so the figure is the path's, not a client library's.
-   Aim: gateway >= 70% of direct.
+1. Latency, one session: the mcp SDK client (direct = SDK over the attach stream; gateway
+   = SDK over Streamable HTTP as an agent) and a thin raw-protocol client (the path alone).
+   p50 and p99 per call. Aim: SDK through the gateway <= 1.5x direct.
+2. Gateway CPU per call: the gateway process's user+system time over the thin client's
+   calls, divided by their number. Aim: <= 0.5 ms.
+3. Throughput, 32 concurrent sessions, thin load generators.
 
-The server's CPU cap is lifted to 2 so the path is measured, not the cap (the catalog's
-0.5 CPU for `time` throttles both sides alike above ~600 calls/s).
-Run: .venv/bin/python bench/gateway.py   (needs the test environment: make test brings it up)
+Run: .venv/bin/python bench/gateway.py [--baseline REF]   (needs the test environment)
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -25,71 +27,142 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 os.environ.setdefault("TBX_BASE_IMAGE", "tbx-base:test")
-os.environ.setdefault("TBX_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".testenv/cache"))
+os.environ.setdefault("TBX_CACHE_DIR", str(REPO / ".testenv/cache"))
 
 import httpx2  # noqa: E402
 from mcp import Client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
-from console.catalog import load_catalog  # noqa: E402
-from console.model import Limits  # noqa: E402
-from console.paths import resolve_paths  # noqa: E402
 from console.runtime.attach import StdioChannel, attached  # noqa: E402
 from console.runtime.enginehttp import Endpoint  # noqa: E402
 from console.runtime.transport import channel_transport  # noqa: E402
-from console.services import agents, grants, servers, toolboxes  # noqa: E402
-from console.services.grants import Target  # noqa: E402
-from console.services.tools import approve  # noqa: E402
-from console.vault import KeySource  # noqa: E402
-from console.workspace import Workspace  # noqa: E402
 
 PASSPHRASE = "bench-passphrase-not-secret"
 CALLS = int(os.environ.get("BENCH_CALLS", "2000"))
+ROUNDS = 4
 SESSIONS = 32
-THROUGHPUT_SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+THROUGHPUT_SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 ARGS = {"timezone": "UTC"}
+DEFAULT_BASELINE = "dc8ad4b"
+"""The last landing before the gateway became one pipeline (issue 11)."""
+
+SETUP = """
+import json, sys
+from console.catalog import load_catalog
+from console.model import Limits
+from console.paths import resolve_paths
+from console.services import servers, toolboxes
+from console.services.tools import approve
+from console.vault import KeySource
+from console.workspace import Workspace
+ws = Workspace.create(resolve_paths(), KeySource(passphrase=sys.argv[1]))
+toolboxes.add_local(ws, "local")
+entry = load_catalog(ws.paths).get("time")
+server = servers.add_server(ws, "local", entry, limits=Limits(cpus=2.0, memory_mb=entry.limits.memory_mb,
+                                                               pids=entry.limits.pids))
+approve(ws, "local", "time")
+print(json.dumps({"server": server.id}))
+"""
+AGENTS = """
+import json, sys
+from console.paths import resolve_paths
+from console.services import agents, grants
+from console.services.grants import Target
+from console.workspace import Workspace
+ws = Workspace.open(resolve_paths())
+tokens = []
+for i in range(int(sys.argv[1])):
+    _agent, token = agents.add_agent(ws, f"bench-{i}")
+    grants.grant(ws, f"bench-{i}", Target.parse("local"))
+    grants.grant(ws, f"bench-{i}", Target.parse("local/time/get_current_time"))
+    tokens.append(token)
+print(json.dumps(tokens))
+"""
 
 
-def setup() -> tuple[Workspace, list[str]]:
-    os.environ["TBX_HOME"] = tempfile.mkdtemp(prefix="tbx-bench-gw-")
-    os.environ["TBX_PASSPHRASE"] = PASSPHRASE
-    ws = Workspace.create(resolve_paths(), KeySource(passphrase=PASSPHRASE))
-    toolboxes.add_local(ws, "local")
-    entry = load_catalog(ws.paths).get("time")
-    servers.add_server(ws, "local", entry, limits=Limits(cpus=2.0, memory_mb=entry.limits.memory_mb,
-                                                         pids=entry.limits.pids))
-    approve(ws, "local", "time")
-    tokens = []
-    for i in range(SESSIONS):
-        _agent, token = agents.add_agent(ws, f"agent-{i}")
-        grants.grant(ws, f"agent-{i}", Target.parse("local"))
-        grants.grant(ws, f"agent-{i}", Target.parse("local/time/get_current_time"))
-        tokens.append(token)
-    return ws, tokens
+@dataclass
+class Side:
+    label: str
+    code: Path
+    home: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tbx-bench-gw-")))
+    tokens: list[str] = field(default_factory=list)
+    container: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    url: str = ""
+    sdk_direct: list[float] = field(default_factory=list)
+    sdk_gateway: list[float] = field(default_factory=list)
+    thin_direct: list[float] = field(default_factory=list)
+    thin_gateway: list[float] = field(default_factory=list)
+    cpu_per_call: list[float] = field(default_factory=list)
+    rate_direct: list[float] = field(default_factory=list)
+    rate_gateway: list[float] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "TBX_HOME": str(self.home), "TBX_PASSPHRASE": PASSPHRASE, "PYTHONPATH": str(self.code)}
+
+    def run(self, script: str, *args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", script, *args], cwd=self.code, env=self.env,
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise SystemExit(f"{self.label}: setup failed: {done.stderr[-2000:]}")
+        return done.stdout.strip().splitlines()[-1]
+
+    def setup(self) -> None:
+        server = json.loads(self.run(SETUP, PASSPHRASE))["server"]
+        self.tokens = json.loads(self.run(AGENTS, str(SESSIONS)))
+        import docker
+
+        self.container = docker.from_env().containers.list(filters={"label": f"io.tbx.server={server}"})[0].id
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "console", "gateway", "serve", "--port", "0"],
+                                     cwd=self.code, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        state = self.home / "state" / "gateway-local.json"
+        deadline = time.monotonic() + 60
+        while not state.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{self.label}: gateway did not start: "
+                                 f"{self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+            time.sleep(0.1)
+        self.url = json.loads(state.read_text())["url"]
+        time.sleep(1.0)  # let it connect to the server
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(15)
+        subprocess.run([sys.executable, "-m", "console", "server", "remove", "local/time"], cwd=self.code,
+                       env=self.env, capture_output=True, timeout=120)
 
 
-def start_gateway(ws: Workspace) -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "console", "gateway", "serve", "--port", "0"],
-                            env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    state = ws.paths.state_dir / "gateway-local.json"
-    deadline = time.monotonic() + 60
-    while not state.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"gateway did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
-        time.sleep(0.1)
-    time.sleep(1.0)  # let it connect to the server
-    return proc, json.loads(state.read_text())["url"]
+def worktree(ref: str) -> Path:
+    """A checkout of ``ref`` beside this one (kept between runs: it is only a cache)."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    path = Path(tempfile.gettempdir()) / f"tbx-baseline-{commit}"
+    if not (path / "console").exists():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--force", str(path), commit],
+                       capture_output=True, check=True)
+    return path
 
 
 def pct(samples: list[float], q: float) -> float:
     return sorted(samples)[min(len(samples) - 1, int(q * len(samples)))] * 1000
 
 
-# -- 1. latency with the SDK client ------------------------------------------------------------
+# -- the SDK client --------------------------------------------------------------------------
 
 
 async def sdk_calls(client: Client, name: str, count: int) -> list[float]:
@@ -102,67 +175,44 @@ async def sdk_calls(client: Client, name: str, count: int) -> list[float]:
     return samples
 
 
-async def latency(container: str, url: str, token: str) -> tuple[list[float], list[float]]:
-    direct: list[float] = []
-    gateway: list[float] = []
+async def sdk_round(side: Side, count: int) -> None:
     async with (
-        attached(Endpoint.parse(None), container) as channel,
-        Client(channel_transport(channel), mode="legacy") as direct_client,
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
-        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode="legacy") as gw_client,
+        attached(Endpoint.parse(None), side.container) as channel,
+        Client(channel_transport(channel), mode="legacy") as direct,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {side.tokens[0]}"}) as http,
+        Client(streamable_http_client(f"{side.url}/mcp", http_client=http), mode="legacy") as gateway,
     ):
-        await sdk_calls(direct_client, "get_current_time", 100)
-        await sdk_calls(gw_client, "time__get_current_time", 100)
-        for _ in range(4):
-            direct += await sdk_calls(direct_client, "get_current_time", CALLS // 4)
-            gateway += await sdk_calls(gw_client, "time__get_current_time", CALLS // 4)
-    return direct, gateway
+        await sdk_calls(direct, "get_current_time", 50)
+        await sdk_calls(gateway, "time__get_current_time", 50)
+        side.sdk_direct += await sdk_calls(direct, "get_current_time", count)
+        side.sdk_gateway += await sdk_calls(gateway, "time__get_current_time", count)
 
 
-# -- 2. throughput with thin load generators --------------------------------------------------
+# -- thin raw clients --------------------------------------------------------------------------
 
 
-async def direct_throughput(channel: StdioChannel, seconds: float) -> int:
-    """32 callers multiplexed on the direct channel, raw JSON lines, ids of our own."""
-    waiting: dict[str, asyncio.Future[None]] = {}
+class DirectLine:
+    """Raw JSON-RPC lines on a container's attach stream, answered by id."""
 
-    def inbound(line: bytes) -> None:
-        start = line.find(b'"id":"bench-')
+    def __init__(self, channel: StdioChannel, prefix: str) -> None:
+        self.channel, self.prefix = channel, prefix
+        self.waiting: dict[str, asyncio.Future[None]] = {}
+        self.marker = f'"id":"{prefix}-'.encode()
+        channel.on_stdout(self._inbound)
+
+    def _inbound(self, line: bytes) -> None:
+        start = line.find(self.marker)
         if start >= 0:
-            end = line.index(b'"', start + 6)
-            future = waiting.pop(line[start + 6 : end].decode(), None)
+            start += 6
+            future = self.waiting.pop(line[start:line.index(b'"', start)].decode(), None)
             if future is not None:
                 future.set_result(None)
 
-    channel.on_stdout(inbound)
-    deadline = time.perf_counter() + seconds
-    done = 0
-
-    async def caller(n: int) -> None:
-        nonlocal done
-        i = 0
-        while time.perf_counter() < deadline:
-            rid = f"bench-{n}-{i}"
-            i += 1
-            waiting[rid] = asyncio.get_running_loop().create_future()
-            request = {"jsonrpc": "2.0", "id": rid, "method": "tools/call",
-                       "params": {"name": "get_current_time", "arguments": ARGS}}
-            await channel.send(json.dumps(request).encode())
-            await waiting[rid]
-            done += 1
-
-    await asyncio.gather(*(caller(n) for n in range(SESSIONS)))
-    return done
-
-
-async def http_session(url: str, token: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
-    host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    body = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
-    status, headers, _ = await http_post(reader, writer, f"{host}:{port}", token, None, body.encode())
-    assert status == 200, status
-    return reader, writer, headers["mcp-session-id"]
+    async def call(self, rid: str) -> None:
+        self.waiting[rid] = asyncio.get_running_loop().create_future()
+        await self.channel.send(json.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call",
+                                            "params": {"name": "get_current_time", "arguments": ARGS}}).encode())
+        await self.waiting[rid]
 
 
 async def http_post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, token: str,
@@ -181,107 +231,129 @@ async def http_post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return int(status_line.split()[1]), headers, payload
 
 
-async def gateway_throughput(url: str, tokens: list[str], seconds: float) -> int:
-    host = url.removeprefix("http://")
-    conns = [await http_session(url, token) for token in tokens]
-    deadline = time.perf_counter() + seconds
-    done = 0
+async def http_session(url: str, token: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
+    status, headers, _ = await http_post(reader, writer, f"{host}:{port}", token, None, body.encode())
+    assert status == 200, status
+    return reader, writer, headers["mcp-session-id"]
 
-    async def caller(n: int) -> None:
-        nonlocal done
+
+def call_body(i: int) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                       "params": {"name": "time__get_current_time", "arguments": ARGS}}).encode()
+
+
+async def thin_round(side: Side, count: int) -> None:
+    async with attached(Endpoint.parse(None), side.container) as channel:
+        line = DirectLine(channel, "thin")
+        for i in range(count):
+            started = time.perf_counter()
+            await line.call(f"thin-{i}")
+            side.thin_direct.append(time.perf_counter() - started)
+    reader, writer, session = await http_session(side.url, side.tokens[0])
+    host = side.url.removeprefix("http://")
+    cpu_before = side.cpu_seconds()
+    for i in range(count):
+        started = time.perf_counter()
+        status, _headers, payload = await http_post(reader, writer, host, side.tokens[0], session, call_body(i))
+        side.thin_gateway.append(time.perf_counter() - started)
+        assert status == 200 and b'"result"' in payload, payload[:200]
+    side.cpu_per_call.append((side.cpu_seconds() - cpu_before) / count)
+    writer.close()
+
+
+async def throughput_round(side: Side, seconds: float) -> None:
+    async with attached(Endpoint.parse(None), side.container) as channel:
+        line = DirectLine(channel, "load")
+        deadline = time.perf_counter() + seconds
+        done = 0
+
+        async def direct_caller(n: int) -> None:
+            nonlocal done
+            i = 0
+            while time.perf_counter() < deadline:
+                i += 1
+                await line.call(f"load-{n}-{i}")
+                done += 1
+
+        await asyncio.gather(*(direct_caller(n) for n in range(SESSIONS)))
+        side.rate_direct.append(done / seconds)
+    host = side.url.removeprefix("http://")
+    conns = [await http_session(side.url, token) for token in side.tokens]
+    deadline = time.perf_counter() + seconds
+    calls = 0
+
+    async def gateway_caller(n: int) -> None:
+        nonlocal calls
         reader, writer, session = conns[n]
         i = 0
         while time.perf_counter() < deadline:
             i += 1
-            body = json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
-                               "params": {"name": "time__get_current_time", "arguments": ARGS}}).encode()
-            status, _headers, payload = await http_post(reader, writer, host, tokens[n], session, body)
+            status, _headers, payload = await http_post(reader, writer, host, side.tokens[n], session, call_body(i))
             assert status == 200 and b'"result"' in payload, payload[:200]
-            done += 1
+            calls += 1
 
-    await asyncio.gather(*(caller(n) for n in range(SESSIONS)))
+    await asyncio.gather(*(gateway_caller(n) for n in range(SESSIONS)))
     for _reader, writer, _session in conns:
         writer.close()
-    return done
+    side.rate_gateway.append(calls / seconds)
 
 
-async def thin_latency(container: str, url: str, token: str, count: int) -> tuple[list[float], list[float]]:
-    """One caller at a time, raw protocol on both sides: the path's own cost per call."""
-    direct: list[float] = []
-    async with attached(Endpoint.parse(None), container) as channel:
-        waiting: dict[str, asyncio.Future[None]] = {}
-
-        def inbound(line: bytes) -> None:
-            start = line.find(b'"id":"thin-')
-            if start >= 0:
-                future = waiting.pop(line[start + 6 : line.index(b'"', start + 6)].decode(), None)
-                if future is not None:
-                    future.set_result(None)
-
-        channel.on_stdout(inbound)
-        for i in range(count):
-            rid = f"thin-{i}"
-            waiting[rid] = asyncio.get_running_loop().create_future()
-            started = time.perf_counter()
-            await channel.send(json.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call",
-                                           "params": {"name": "get_current_time", "arguments": ARGS}}).encode())
-            await waiting[rid]
-            direct.append(time.perf_counter() - started)
-    reader, writer, session = await http_session(url, token)
-    host = url.removeprefix("http://")
-    gateway: list[float] = []
-    for i in range(count):
-        body = json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/call",
-                           "params": {"name": "time__get_current_time", "arguments": ARGS}}).encode()
-        started = time.perf_counter()
-        await http_post(reader, writer, host, token, session, body)
-        gateway.append(time.perf_counter() - started)
-    writer.close()
-    return direct, gateway
+# -- report ------------------------------------------------------------------------------------
 
 
-async def throughput(container: str, url: str, tokens: list[str]) -> tuple[list[float], list[float]]:
-    direct, gateway = [], []
-    for _ in range(3):
-        async with attached(Endpoint.parse(None), container) as channel:
-            direct.append(await direct_throughput(channel, THROUGHPUT_SECONDS) / THROUGHPUT_SECONDS)
-        gateway.append(await gateway_throughput(url, tokens, THROUGHPUT_SECONDS) / THROUGHPUT_SECONDS)
-    return direct, gateway
+def report(sides: list[Side], baseline: str) -> None:
+    before, after = sides
+    print(f"gateway benchmark: mcp-server-time (cpus=2), each gateway its own process with the audit on; "
+          f"before = {baseline}, after = this checkout; {ROUNDS} alternating rounds")
+    print(f"1. latency per call, one session ({CALLS} calls per side and client)")
+    print(f"  {'':<34}{'p50':>9}{'p99':>9}   {'p50':>9}{'p99':>9}")
+    print(f"  {'':<34}{'before':>18}   {'after':>18}")
+    rows = (("SDK client, direct", "sdk_direct"), ("SDK client, through the gateway", "sdk_gateway"),
+            ("thin client, direct", "thin_direct"), ("thin client, through the gateway", "thin_gateway"))
+    for label, attr in rows:
+        b, a = getattr(before, attr), getattr(after, attr)
+        print(f"  {label:<34}{pct(b, .5):7.2f}ms{pct(b, .99):7.2f}ms   {pct(a, .5):7.2f}ms{pct(a, .99):7.2f}ms")
+    for label, gw, direct in (("SDK", "sdk_gateway", "sdk_direct"), ("thin", "thin_gateway", "thin_direct")):
+        ratios = [pct(getattr(s, gw), .5) / pct(getattr(s, direct), .5) for s in sides]
+        print(f"  {label} gateway/direct p50: before {ratios[0]:.2f}x, after {ratios[1]:.2f}x"
+              + ("  (aim <= 1.5x)" if label == "SDK" else ""))
+    print(f"  after/before, through the gateway: SDK p50 {pct(after.sdk_gateway, .5) / pct(before.sdk_gateway, .5):.2f}x, "
+          f"thin p50 {pct(after.thin_gateway, .5) / pct(before.thin_gateway, .5):.2f}x, "
+          f"thin p99 {pct(after.thin_gateway, .99) / pct(before.thin_gateway, .99):.2f}x")
+    print("2. gateway CPU per call (user+system of the gateway process over the thin client's calls)")
+    for side in sides:
+        print(f"  {side.label:<7} median {statistics.median(side.cpu_per_call) * 1000:.3f} ms "
+              f"(rounds: {', '.join(f'{c * 1000:.3f}' for c in side.cpu_per_call)})  (aim <= 0.5 ms)")
+    print(f"3. throughput, {SESSIONS} concurrent sessions, thin load generators, {THROUGHPUT_SECONDS:g} s per round")
+    for side in sides:
+        d, g = statistics.median(side.rate_direct), statistics.median(side.rate_gateway)
+        print(f"  {side.label:<7} direct {d:6.0f}/s, gateway {g:6.0f}/s: {g / d:.0%} of direct")
 
 
 def main() -> None:
-    ws, tokens = setup()
-    ref = servers.resolve(ws, "local/time")
-    import docker
-
-    container = docker.from_env().containers.list(filters={"label": f"io.tbx.server={ref.server.id}"})[0].id
-    proc, url = start_gateway(ws)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git ref to compare with")
+    baseline = parser.parse_args().baseline
+    sides = [Side("before", worktree(baseline)), Side("after", REPO)]
     try:
-        direct, gateway = asyncio.run(latency(container, url, tokens[0]))
-        print(f"gateway benchmark: mcp-server-time (cpus=2), gateway {url} as its own process, audit on")
-        print(f"1. latency, 1 session, {CALLS} calls each, mcp SDK client on both sides")
-        print(f"  {'':<30}{'p50':>9}{'p99':>9}{'calls/s':>10}")
-        for label, samples in (("direct (attach transport)", direct), ("through the gateway", gateway)):
-            print(f"  {label:<30}{pct(samples, .5):7.2f}ms{pct(samples, .99):7.2f}ms{len(samples) / sum(samples):10.0f}")
-        print(f"  ratio gateway/direct: p50 {pct(gateway, .5) / pct(direct, .5):.2f}x (aim <= 1.5x), "
-              f"p99 {pct(gateway, .99) / pct(direct, .99):.2f}x")
-        thin_d, thin_g = asyncio.run(thin_latency(container, url, tokens[0], CALLS))
-        print(f"   same, thin raw clients (the path alone): direct p50 {pct(thin_d, .5):.2f} ms, gateway p50 "
-              f"{pct(thin_g, .5):.2f} ms: {pct(thin_g, .5) / pct(thin_d, .5):.2f}x; the rest of the SDK figure is "
-              f"the SDK's HTTP client")
-        d_rate, g_rate = asyncio.run(throughput(container, url, tokens))
-        print(f"2. throughput, {SESSIONS} concurrent sessions, {THROUGHPUT_SECONDS:g} s x 3 rounds, thin load generators")
-        print(f"  direct   {statistics.median(d_rate):7.0f} calls/s  (rounds: {', '.join(f'{r:.0f}' for r in d_rate)})")
-        print(f"  gateway  {statistics.median(g_rate):7.0f} calls/s  (rounds: {', '.join(f'{r:.0f}' for r in g_rate)})")
-        print(f"  gateway/direct: {statistics.median(g_rate) / statistics.median(d_rate):.0%}  (aim >= 70%)")
-        ws.refresh()
-        calls = sum(1 for r in ws.audit.records() if r["action"] == "tool.call")
-        print(f"  audit records of tool calls written meanwhile: {calls}; chain "
-              f"{'intact' if ws.audit.verify(ws.audit_checkpoint).ok else 'BROKEN'}")
+        for side in sides:
+            side.setup()
+            side.start()
+        for _ in range(ROUNDS):
+            for side in sides:
+                asyncio.run(sdk_round(side, CALLS // ROUNDS))
+                asyncio.run(thin_round(side, CALLS // ROUNDS))
+        for _ in range(2):
+            for side in sides:
+                asyncio.run(throughput_round(side, THROUGHPUT_SECONDS))
+        report(sides, baseline)
     finally:
-        proc.terminate()
-        proc.wait(10)
-        servers.remove_server(ws, "local/time")
+        for side in sides:
+            side.stop()
 
 
 if __name__ == "__main__":
