@@ -204,24 +204,6 @@ class CompiledPolicy:
                     visible.append((server_id, tool))
         return visible
 
-    visible_tools = visible_items
-
-    def servers_with_grant(self, agent_id: str, now: float) -> set[str]:
-        """Servers where the agent holds any live grant inside a granted toolbox.
-
-        Only the gateway's request path still asks this (until it serves resources and
-        prompts per item, as ``check`` decides them).
-        """
-        agent = self.agents.get(agent_id)
-        if agent is None or not agent.enabled:
-            return set()
-        return {
-            server_id
-            for server_id, tools in agent.grants.items()
-            if self.server_toolbox.get(server_id) in agent.toolboxes
-            and any(expires > now for expires in tools.values())
-        }
-
     # -- explanations ------------------------------------------------------------------
 
     def explain(self, decision: Decision, agent_id: str, server_id: str, tool: str) -> str:

@@ -140,7 +140,6 @@ def test_visible_items_are_exactly_the_allowed_ones(state: State) -> None:
             (t.server, t.ref) for t in state.tools if oracle(state, agent.id, t.server, t.ref, NOW)
         }
         assert set(policy.visible_items(agent.id, NOW.timestamp())) == expected
-        assert policy.visible_tools(agent.id, NOW.timestamp()) == policy.visible_items(agent.id, NOW.timestamp())
 
 
 @settings(max_examples=200, deadline=None)

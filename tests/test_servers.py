@@ -75,7 +75,7 @@ def test_time_server_through_the_cli(tbx, local: Workspace) -> None:  # noqa: AN
     assert tbx("server", "stop", "local/time").exit_code == 0
     [status] = json.loads(tbx("server", "list", "--json").stdout)
     assert status["state"] == "exited" and status["health"] == "stopped"
-    assert tbx("server", "start", "local/time").stdout.startswith("local/time started; 2 tool(s) unchanged")
+    assert tbx("server", "start", "local/time").stdout.startswith("local/time started; 2 item(s) unchanged")
     removed = tbx("server", "remove", "local/time", "--yes")
     assert removed.exit_code == 0 and "2 tools" in removed.stdout
     assert json.loads(tbx("server", "list", "--json").stdout) == []

@@ -39,7 +39,7 @@ def register(cli: click.Group) -> None:
             emit_json([s.to_json() for s in summaries])
             return
         print_table(
-            ["NAME", "STATE", "TOKEN", "TOOLBOXES", "TOOL GRANTS", "CREATED"],
+            ["NAME", "STATE", "TOKEN", "TOOLBOXES", "ITEM GRANTS", "CREATED"],
             [
                 [s.name, "enabled" if s.enabled else "disabled", s.fingerprint, s.toolboxes, s.tool_grants,
                  f"{s.created:%Y-%m-%d %H:%M}"]

@@ -13,6 +13,7 @@ import click
 from console.cli.base import CliState, confirm_or_yes, emit_json, interactive, json_option, pass_state, print_table
 from console.errors import UsageError
 from console.model import Limits, Mount
+from console.services.items import plural
 
 
 def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -95,8 +96,8 @@ def register(cli: click.Group) -> None:
         created = add_server(ws, toolbox, entry, name=name, env=parse_env(env), secrets=secrets,
                              mounts=[parse_mount(m) for m in mount], limits=limits, connection=connection,
                              progress=progress_line)
-        tools = ws.repos.tools.of_server(created.id)
-        click.echo(f"server {toolbox}/{created.name} is running with {len(tools)} tool(s), pending approval")
+        found = plural(item.ref for item in ws.repos.tools.of_server(created.id))
+        click.echo(f"server {toolbox}/{created.name} is running with {found}, pending approval")
         click.echo(f"next: 'tbx tools list {toolbox}/{created.name}', then 'tbx tools approve {toolbox}/{created.name}'")
 
     @server.command("list")
@@ -173,7 +174,7 @@ def register(cli: click.Group) -> None:
 
 
 def _describe(outcome) -> str:  # noqa: ANN001
-    parts = [f"{outcome.unchanged} tool(s) unchanged"]
+    parts = [f"{outcome.unchanged} item(s) unchanged"]
     if outcome.new:
         parts.append(f"new: {', '.join(outcome.new)} (pending approval)")
     if outcome.changed:

@@ -12,7 +12,7 @@ from typing import Any
 import mcp_types as types
 
 from console.errors import NotFound, TbxError
-from console.model import DesiredState
+from console.model import DesiredState, ItemKind, item_ref, tool_key
 from console.runtime import streams
 from console.runtime.containers import ContainerState, Engine
 from console.runtime.enginehttp import Endpoint
@@ -158,7 +158,7 @@ def call_tool(ws: Workspace, target: str, arguments: dict[str, Any], timeout: fl
     if not sep or not tool or "/" not in server_target:
         raise TbxError(f"bad tool {target!r}: use TOOLBOX/SERVER/TOOL, e.g. local/time/get_current_time")
     ref = resolve(ws, server_target)
-    if ws.repos.tools.get(f"{ref.server.id}|{tool}") is None:
+    if ws.repos.tools.get(tool_key(ref.server.id, item_ref(ItemKind.TOOL, tool))) is None:
         raise NotFound(f"{ref.label} has no tool {tool!r}; 'tbx tools list {ref.label}' shows its tools")
     redactor = redactor_for(ws, ref.server)
     limit = timeout or ws.settings.runtime.call_timeout

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from console.catalog.model import CatalogEntry
 from console.errors import AlreadyExists, NotFound, UsageError
 from console.model import DesiredState, Limits, Mount, Secret, ServerInstance, Toolbox, check_name
+from console.services.items import plural
 from console.runtime.containers import (
     LABEL_CATALOG,
     LABEL_NAME,
@@ -273,7 +274,7 @@ def add_server(
                 if bound is not None:
                     _record_use(change, ref, bound)
                 outcome = record_discovery(change, server, found, box.name)
-            progress(f"ready: {len(outcome.new)} tool(s) discovered, pending approval")
+            progress(f"ready: {plural(outcome.new)} discovered, pending approval")
         except BaseException:
             engine.remove(container.id)
             raise

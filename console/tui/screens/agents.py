@@ -25,7 +25,7 @@ from console.tui.widgets.client_snippet import ClientSnippet
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.header import ConsoleHeader
 
-COLUMNS = ("NAME", "STATE", "TOKEN", "TOOLBOXES", "TOOL GRANTS", "CREATED")
+COLUMNS = ("NAME", "STATE", "TOKEN", "TOOLBOXES", "ITEM GRANTS", "CREATED")
 ONCE = "Shown once: the vault keeps only its hash. Copy it now (c), or the config with it filled in (s)."
 
 
