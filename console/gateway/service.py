@@ -155,7 +155,8 @@ class Gateway:
 
     async def _verify(self, server_id: str, session: Session) -> int:
         """Re-discover a server and compare with the pins; the generation that holds the result."""
-        found = await session.discover()
+        async with asyncio.timeout(self.runtime.start_timeout):  # a server that never lists is retried
+            found = await session.discover()
 
         def record() -> None:
             server = self.ws.repos.servers.get(server_id)

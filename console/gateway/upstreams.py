@@ -71,14 +71,23 @@ class Upstreams:
             self._verification(upstream), name=f"gateway:verify:{upstream.server_id}")
 
     async def _verification(self, upstream: Upstream) -> None:
-        try:
-            upstream.verified_generation = await self._verify(upstream.server_id, upstream.session)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the session broke mid-listing: the next session verifies again
-            log.info("verifying %s failed: %s", upstream.server_id, exc)
+        """Verify, retrying with backoff while this is still the server's live session
+        (a busy vault lock or a slow listing must not leave it unverified for good)."""
+        delay = 0.5
+        while True:
+            try:
+                upstream.verified_generation = await self._verify(upstream.server_id, upstream.session)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried, and calls wait (bounded) meanwhile
+                if self._entries.get(upstream.server_id) is not upstream or not upstream.forwarder.alive:
+                    return  # the session is gone: its successor verifies afresh
+                log.warning("verifying %s failed (retrying in %gs): %s", upstream.server_id, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            upstream.verified.set()
             return
-        upstream.verified.set()
 
     def verifying(self, server_id: str) -> bool:
         found = self._entries.get(server_id)
