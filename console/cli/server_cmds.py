@@ -152,7 +152,7 @@ def register(cli: click.Group) -> None:
 
         ws = state.workspace()
         servers.resolve(ws, target)
-        confirm_or_yes(yes, f"Remove server {target} with its tools, secrets and grants?")
+        confirm_or_yes(yes, f"Remove server {target} with its tools and other items, secrets and grants?")
         counts = servers.remove_server(ws, target)
         click.echo(f"{target} removed ({', '.join(f'{v} {k}' for k, v in counts.items())})")
 

@@ -58,14 +58,25 @@ async def call_as(ws: Workspace, url: str, agent: str, target: str, arguments: d
     token = mint_owner_token(owner_key(ws), record.id)
     endpoint = f"{url.rstrip('/')}/mcp"
     refusal = ""
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=300.0,
-                           event_hooks=_hooks(capture) if capture else None) as http,
-        Client(streamable_http_client(endpoint, http_client=http), mode="legacy") as client,
-    ):
-        try:
-            return await client.call_tool(f"{parts[1]}{SEPARATOR}{parts[2]}", arguments)
-        except MCPError as exc:
-            # Raised after the client closes: inside it, its task group would wrap the error.
-            refusal = exc.error.message
+    try:
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=300.0,
+                               event_hooks=_hooks(capture) if capture else None) as http,
+            Client(streamable_http_client(endpoint, http_client=http), mode="legacy") as client,
+        ):
+            try:
+                return await client.call_tool(f"{parts[1]}{SEPARATOR}{parts[2]}", arguments)
+            except MCPError as exc:
+                # Raised after the client closes: inside it, its task group would wrap the error.
+                refusal = exc.error.message
+    except* MCPError as group:
+        # The gateway refused the session itself (initialize): its reason, not a task group.
+        refusal = next(e.error.message for e in _leaves(group) if isinstance(e, MCPError))
     raise CallRefused(f"as {agent}: {refusal}")
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found

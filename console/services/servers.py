@@ -387,7 +387,7 @@ def remove_server(ws: Workspace, target: str) -> dict[str, int]:
     with ws.change() as change:
         repos, sid = change.repos, ref.server.id
         counts = {
-            "tools": repos.tools.delete([k for k, d in repos.tools.raw().items() if d["server"] == sid]),
+            "items": repos.tools.delete([k for k, d in repos.tools.raw().items() if d["server"] == sid]),
             "grants": repos.tool_grants.delete([k for k, d in repos.tool_grants.raw().items() if d["server"] == sid]),
             "secrets": repos.secrets.delete(list(ref.server.secret_refs.values())),
         }

@@ -375,10 +375,10 @@ class ServersScreen(ConsoleScreen):
                 note = f"{label} stopped"
             elif verb == "restart":
                 outcome = servers.restart_server(ws, label)
-                note = f"{label} restarted" + (f"; {len(outcome.changed)} tool(s) changed" if outcome.changed else "")
+                note = f"{label} restarted" + (f"; {len(outcome.changed)} item(s) changed" if outcome.changed else "")
             else:
                 counts = servers.remove_server(ws, label)
-                note = f"{label} removed with {counts['tools']} tool(s) and {counts['grants']} grant(s)"
+                note = f"{label} removed with {counts['items']} item(s) and {counts['grants']} grant(s)"
         except Exception as exc:
             self.app.call_from_thread(self._done, server_id, f"{name}: {verb} failed: {exc}", "")
             raise
