@@ -77,7 +77,7 @@ def test_time_server_through_the_cli(tbx, local: Workspace) -> None:  # noqa: AN
     assert status["state"] == "exited" and status["health"] == "stopped"
     assert tbx("server", "start", "local/time").stdout.startswith("local/time started; 2 item(s) unchanged")
     removed = tbx("server", "remove", "local/time", "--yes")
-    assert removed.exit_code == 0 and "2 tools" in removed.stdout
+    assert removed.exit_code == 0 and "2 items" in removed.stdout
     assert json.loads(tbx("server", "list", "--json").stdout) == []
     actions = [r["action"] for r in local.audit.records()]
     assert actions.count("tool.call") == 2 and "server.remove" in actions
