@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 _SERVER_PATH = re.compile(r"^/servers/([a-z0-9][a-z0-9-]{0,39})/mcp/?$")
 JSON_HEADERS = [(b"content-type", b"application/json")]
 KEEPALIVE_SECONDS = 15.0
+WATCH_AFTER_SECONDS = 0.05
+"""How long a POST runs before the gateway watches for its client hanging up."""
 
 
 async def respond(send: Send, reply: Reply) -> None:
@@ -135,7 +137,7 @@ class McpHttpApp:
                 raise Refused(f"the request body did not arrive within {self.body_timeout:g}s", status=408,
                               reason="body-timeout") from None
             finally:
-                watcher.start()
+                watcher.start_after(WATCH_AFTER_SECONDS)
 
         watcher = _DisconnectWatcher(receive, lambda: None if finished else task.cancel())
         try:
@@ -216,11 +218,18 @@ class _DisconnectWatcher:
         self._receive = receive
         self._on_disconnect = on_disconnect
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self.disconnected = False
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    def start_after(self, seconds: float) -> None:
+        """Watch only if the request is still running after ``seconds``: most calls end
+        sooner, and a timer costs far less than a task per request."""
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(seconds, self.start)
 
     async def _watch(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":
@@ -229,5 +238,7 @@ class _DisconnectWatcher:
         self._on_disconnect()
 
     def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         if self._task is not None:
             self._task.cancel()
