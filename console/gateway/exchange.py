@@ -47,6 +47,8 @@ class Exchange:
     started: float = field(default_factory=time.perf_counter)
     identity: Identity | None = None
     session: AgentSession | None = None
+    body: bytes = b""
+    """The JSON-RPC message as it arrived."""
     message: dict[str, Any] | None = None
     method: str = ""
     request_id: rpc.JsonId = None

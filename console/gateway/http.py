@@ -126,30 +126,30 @@ class McpHttpApp:
     async def _post(self, x: Exchange, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         assert task is not None
-        finished = False
+        clock = _RequestClock(task, receive, self.body_timeout)
 
         async def read_body() -> bytes:
             self._check_post_headers(x.headers)
             try:
-                async with asyncio.timeout(self.body_timeout):  # no extra task per request
-                    return await self._read_body(receive)
-            except TimeoutError:
+                return await self._read_body(receive)
+            except asyncio.CancelledError:
+                if not clock.late:
+                    raise
+                task.uncancel()
                 raise Refused(f"the request body did not arrive within {self.body_timeout:g}s", status=408,
                               reason="body-timeout") from None
             finally:
-                watcher.start_after(WATCH_AFTER_SECONDS)
+                clock.body_read()
 
-        watcher = _DisconnectWatcher(receive, lambda: None if finished else task.cancel())
         try:
             reply = await self.pipeline.post(x, read_body)
         except asyncio.CancelledError:
-            if not watcher.disconnected:
+            if not clock.hung_up:
                 raise
             task.uncancel()
             return  # the agent hung up: its call was cancelled upstream and recorded
         finally:
-            finished = True
-            watcher.stop()
+            clock.stop()
         await respond(send, reply)
 
     @staticmethod
@@ -184,61 +184,83 @@ class McpHttpApp:
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]})
         await send({"type": "http.response.body", "body": b": stream open\n\n", "more_body": True})
-        gone = asyncio.Event()
-        watcher = _DisconnectWatcher(receive, gone.set)
-        watcher.start()
+        gone = asyncio.ensure_future(_hang_up(receive))
         ended = asyncio.ensure_future(session.ended.wait())
         try:
-            while not gone.is_set() and not session.ended.is_set():
+            while not gone.done() and not session.ended.is_set():
                 getter = asyncio.ensure_future(session.outbox.get())
-                stop = asyncio.ensure_future(gone.wait())
-                done, _ = await asyncio.wait({getter, stop, ended}, timeout=KEEPALIVE_SECONDS,
+                done, _ = await asyncio.wait({getter, gone, ended}, timeout=KEEPALIVE_SECONDS,
                                              return_when=asyncio.FIRST_COMPLETED)
-                stop.cancel()
                 if getter in done:
                     message, _found = self.pipeline.snapshots.current.redactor.mask_json(getter.result())
                     payload = b"event: message\ndata: " + message + b"\n\n"
                 else:
                     getter.cancel()
                     payload = b": keepalive\n\n"
-                if gone.is_set() or session.ended.is_set():
+                if gone.done() or session.ended.is_set():
                     break
                 await send({"type": "http.response.body", "body": payload, "more_body": True})
         finally:
             ended.cancel()
-            watcher.stop()
+            gone.cancel()
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-class _DisconnectWatcher:
-    """Calls ``on_disconnect`` when the client hangs up; started once the body is read."""
+async def _hang_up(receive: Receive) -> None:
+    """Returns when the client goes away."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
-    def __init__(self, receive: Receive, on_disconnect: Callable[[], Any]) -> None:
-        self._receive = receive
-        self._on_disconnect = on_disconnect
-        self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self.disconnected = False
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._watch())
+class _RequestClock:
+    """One timer per request, not a task: the body must arrive within ``body_timeout``, and
+    a request still running after ``WATCH_AFTER_SECONDS`` starts watching for its client
+    hanging up (most calls end sooner, so most never need the watching task)."""
 
-    def start_after(self, seconds: float) -> None:
-        """Watch only if the request is still running after ``seconds``: most calls end
-        sooner, and a timer costs far less than a task per request."""
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(seconds, self.start)
+    def __init__(self, task: asyncio.Task[Any], receive: Receive, body_timeout: float) -> None:
+        self._task, self._receive, self._body_timeout = task, receive, body_timeout
+        self._loop = asyncio.get_running_loop()
+        self._started = self._loop.time()
+        self._reading = True
+        self._finished = False
+        self._watcher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(WATCH_AFTER_SECONDS, self._tick)
+        self.late = False
+        """The body did not arrive in time (the task was cancelled for it)."""
+        self.hung_up = False
+        """The client went away mid-request (the task was cancelled for it)."""
 
-    async def _watch(self) -> None:
-        while (await self._receive())["type"] != "http.disconnect":
-            pass
-        self.disconnected = True
-        self._on_disconnect()
+    def _tick(self) -> None:
+        self._timer = None
+        if not self._reading:
+            self._watch()
+            return
+        left = self._body_timeout - (self._loop.time() - self._started)
+        if left <= 0:
+            self.late = True
+            self._task.cancel()
+        else:
+            self._timer = self._loop.call_later(min(left, 1.0), self._tick)
+
+    def body_read(self) -> None:
+        self._reading = False
+        if self._timer is None and not self._finished:
+            self._watch()  # the body took longer than the watch delay: watch from now
+
+    def _watch(self) -> None:
+        if self._watcher is None and not self._finished:
+            self._watcher = self._loop.create_task(self._wait_for_hang_up())
+
+    async def _wait_for_hang_up(self) -> None:
+        await _hang_up(self._receive)
+        if not self._finished:
+            self.hung_up = True
+            self._task.cancel()
 
     def stop(self) -> None:
+        self._finished = True
         if self._timer is not None:
             self._timer.cancel()
-        if self._task is not None:
-            self._task.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()

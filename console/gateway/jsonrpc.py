@@ -47,7 +47,8 @@ def notification(method: str, params: dict[str, Any] | None = None) -> bytes:
 
 def splice_id(line: bytes, span: tuple[int, int], request_id: JsonId) -> bytes:
     """Replace the id value at ``span`` (the upstream's id literal) with the agent's id."""
-    return line[: span[0]] + dumps(request_id) + line[span[1] :]
+    literal = str(request_id).encode() if type(request_id) is int else dumps(request_id)
+    return b"".join((line[: span[0]], literal, line[span[1] :]))
 
 
 def is_valid_id(value: Any) -> bool:

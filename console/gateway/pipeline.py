@@ -25,7 +25,7 @@ from console.audit import AuditEvent
 from console.config import GatewaySettings
 from console.gateway import jsonrpc as rpc
 from console.gateway import validate
-from console.gateway.auth import identify
+from console.gateway.auth import Identity, identify
 from console.gateway.exchange import Exchange, Refused, Reply
 from console.gateway.forwarder import UpstreamFailed
 from console.gateway.methods import METHODS, UNKNOWN, Method, initialize_result, negotiate
@@ -38,6 +38,7 @@ from console.trust.redact import argument_digest
 JSON = [(b"content-type", b"application/json")]
 ACCEPTED = Reply(202)
 BodyReader = Callable[[], Awaitable[bytes]]
+IDENTITY_MEMO = 4096
 INVALID = Method("rpc.invalid")
 OPEN = Method("session.open")
 CLOSE = Method("session.close")
@@ -65,6 +66,8 @@ class Pipeline:
         self.unauthenticated: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()
         self._streams: Counter[str] = Counter()
+        self._identities: dict[str, Identity] = {}
+        self._identities_of: object = None
 
     def exchange(self, endpoint: str | None, headers: dict[bytes, bytes]) -> Exchange:
         return Exchange(endpoint, headers, self.snapshots.current)
@@ -164,13 +167,25 @@ class Pipeline:
             x.snapshot = self.snapshots.current
         authorization = x.headers.get(b"authorization")
         credential = authorization.decode("latin-1") if authorization else None
-        x.identity = identify(credential, x.snapshot.surface.policy, self.owner_key, time.time())
+        x.identity = self._identify(credential, x)
         if x.identity is None:
             self.unauthenticated["missing-token" if not credential else "invalid-token"] += 1
             x.refuse(Refused("missing or invalid bearer token", status=401, reason="unauthenticated",
                              headers=[(b"www-authenticate", b'Bearer realm="toolbox-console"')]))
             return False
         return True
+
+    def _identify(self, credential: str | None, x: Exchange) -> Identity | None:
+        """``identify``, remembered per snapshot for agent tokens (owner tokens expire, and
+        a miss is not remembered, so a flood of bad tokens cannot fill the memo)."""
+        if self._identities_of is not x.snapshot:
+            self._identities_of, self._identities = x.snapshot, {}
+        found = self._identities.get(credential) if credential else None
+        if found is None:
+            found = identify(credential, x.snapshot.surface.policy, self.owner_key, time.time())
+            if found is not None and not found.on_behalf and len(self._identities) < IDENTITY_MEMO:
+                self._identities[credential] = found  # type: ignore[index]
+        return found
 
     # -- parse -------------------------------------------------------------------------
 
@@ -190,7 +205,7 @@ class Pipeline:
                           status=400, reason="invalid-unicode")
         if "id" in message and not rpc.is_valid_id(message["id"]):
             raise Refused("a JSON-RPC id must be a string or an integer", status=400, reason="bad-id")
-        x.message = message
+        x.body, x.message = body, message
         x.request_id = message.get("id")
         method = message.get("method")
         x.method = method if isinstance(method, str) else ""
@@ -292,7 +307,8 @@ class Pipeline:
         redactor = x.snapshot.redactor
         if method.arguments is not None:
             x.detail["arguments"] = argument_digest(x.params.get(method.arguments) or {}, redactor)
-        leaked = redactor.findings_in(x.params)
+        # The whole message as sent, read as JSON whatever its escaping: params, _meta, keys.
+        _masked, leaked = redactor.mask_json(x.body)
         if leaked:
             x.detail["found"] = leaked
             raise Refused("the call was blocked: its request carries a credential; the owner was notified",

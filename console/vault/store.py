@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -69,8 +69,10 @@ class VaultDB(TinyDB):
     table_class = _StrIdTable
 
 
-@dataclass(frozen=True)
-class _Stamp:
+class _Stamp(NamedTuple):
+    """What tells one version of the file from another (a tuple: compared on every gateway
+    request, so it must be cheap)."""
+
     inode: int
     size: int
     mtime_ns: int
@@ -243,7 +245,8 @@ class Vault:
     def is_stale(self) -> bool:
         # os.stat on a str: the gateway asks this on every request.
         try:
-            return _Stamp.of(os.stat(self._path_str)) != self._stamp
+            st = os.stat(self._path_str)
+            return (st.st_ino, st.st_size, st.st_mtime_ns) != self._stamp
         except FileNotFoundError:
             return True
 
