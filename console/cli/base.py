@@ -55,16 +55,22 @@ class TbxGroup(click.Group):
 
 def _follow_remote_toolboxes(ctx: click.Context) -> None:
     """A command that changed the vault pushes the new policy to the gateways of remote
-    toolboxes before it returns, so a grant or revoke is in force there within seconds."""
+    toolboxes (those whose policy changed, all at once) before it returns, so a grant or
+    revoke is in force there when the command ends. A change that takes access away and
+    did not reach every toolbox fails the command: it is retried in the background."""
     state = ctx.find_root().obj
     ws = getattr(state, "_workspace", None)
     if ws is None or state.opened_generation is None or ws.vault.header.generation == state.opened_generation:
         return
     if not any(box.is_remote for box in ws.repos.toolboxes):
         return
-    from console.services.remote_toolboxes import sync_all
+    from console.remote.push import describe_failure, push_changes
 
-    sync_all(ws, lambda line: click.echo(f"note: policy not pushed to {line}", err=True))
+    report = push_changes(ws)
+    if report.removal_failed:
+        raise TbxError(describe_failure(report))
+    if report.failed:
+        click.echo(f"warning: {describe_failure(report)}", err=True)
 
 
 def _debug(ctx: click.Context) -> bool:

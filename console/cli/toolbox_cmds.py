@@ -114,16 +114,22 @@ def register(cli: click.Group) -> None:
         """List toolboxes."""
         from console.remote.sshkeys import fingerprint
 
+        from console.remote.push import policy_status, record_late_landings
+
         ws = state.workspace()
+        record_late_landings(ws)  # what a background retry brought since, into the audit log
         toolboxes = sorted(ws.repos.toolboxes, key=lambda t: t.name)
         counts = {t.id: len(ws.repos.servers.in_toolbox(t.id)) for t in toolboxes}
+        policy = {t.id: policy_status(ws, t) for t in toolboxes}
         if as_json:
-            emit_json([{**t.model_dump(mode="json"), "servers": counts[t.id]} for t in toolboxes])
+            emit_json([{**t.model_dump(mode="json"), "servers": counts[t.id], "policy": policy[t.id].to_json()}
+                       for t in toolboxes])
             return
         print_table(
-            ["NAME", "KIND", "WHERE", "SERVERS", "GATEWAY", "HOST KEY"],
+            ["NAME", "KIND", "WHERE", "SERVERS", "GATEWAY", "HOST KEY", "POLICY"],
             [[t.name, t.kind.value, t.ssh_target or t.engine_endpoint or "default", counts[t.id],
-              t.gateway_address or "-", fingerprint(t.ssh_host_key) if t.ssh_host_key else "-"]
+              t.gateway_address or "-", fingerprint(t.ssh_host_key) if t.ssh_host_key else "-",
+              policy[t.id].describe()]
              for t in toolboxes],
             empty="no toolboxes yet: 'tbx toolbox add local --local'",
         )

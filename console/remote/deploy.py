@@ -14,7 +14,6 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from console.errors import NotFound, TbxError
@@ -57,41 +56,15 @@ def container_name(toolbox: Toolbox) -> str:
     return f"tbx-gateway-{toolbox.name}-{toolbox.id[-6:]}"
 
 
-@dataclass(frozen=True)
-class PushResult:
-    changed: bool
-    seconds: float
+def install_policy(toolbox: Toolbox, tunnel: Tunnel, mirror: Mirror) -> None:
+    """Ship the mirror vault over an open tunnel and swap it in (see ``push.INSTALL``)."""
+    from console.remote.push import install_command
 
-
-def push_policy(
-    ws: Workspace, toolbox: Toolbox, tunnel: Tunnel, *, force: bool = False, tables: Tables | None = None
-) -> PushResult:
-    """Bring the toolbox's policy vault up to date and ship it when it changed. The
-    file is swapped in under the gateway's own vault lock, so a write of the gateway's
-    (an audit checkpoint) cannot put the old policy back."""
-    started = time.perf_counter()
-    mirror = mirror_for(ws, toolbox)
-    wanted = policy_tables(tables or ws.tables(), toolbox.id)
-    mirror.write(wanted)
-    # What counts is what the toolbox has, not what the mirror has: a push cut off by a
-    # dropped link is pushed again next time.
-    if not force and mirror.installed() == digest(wanted):
-        return PushResult(False, time.perf_counter() - started)
-    _install(toolbox, tunnel, mirror)
-    mirror.mark_installed(digest(wanted))
-    return PushResult(True, time.perf_counter() - started)
-
-
-def _install(toolbox: Toolbox, tunnel: Tunnel, mirror: Mirror) -> None:
-    home = remote_home(toolbox)
-    data = mirror.paths.vault.read_bytes()
-    tunnel.put_file(f"{home}/vault.tbx.push", data, mode=0o600, parents=True)
-    result = tunnel.run(
-        f"cd {shlex.quote(home)} && flock -w 30 vault.tbx.lock mv -f vault.tbx.push vault.tbx", timeout=40
-    )
+    result = tunnel.run(install_command(toolbox.id), mirror.paths.vault.read_bytes(), timeout=45)
     if result.exit_status != 0:
         raise RemoteGatewayError(
-            f"could not install the new policy on {toolbox.name}: {result.stderr.strip()[:200] or 'exit ' + str(result.exit_status)}"
+            f"could not install the new policy on {toolbox.name}: "
+            f"{result.stderr.strip()[:200] or 'exit ' + str(result.exit_status)}"
         )
 
 
@@ -114,8 +87,8 @@ def deploy_gateway(
     tunnel.put_file(f"{home}/config/config.toml", config.read_bytes(), mode=0o600)
     tunnel.put_file(f"{home}/tls/cert.pem", cert_pem.encode(), mode=0o600)
     tunnel.put_file(f"{home}/tls/key.pem", key_pem.encode(), mode=0o600)
-    _install(toolbox, tunnel, mirror)
-    mirror.mark_installed(digest(policy_tables(tables, toolbox.id)))
+    install_policy(toolbox, tunnel, mirror)
+    _note_installed(ws, toolbox, policy_tables(tables, toolbox.id))
     remove_gateway(engine, toolbox)
     progress("starting the gateway")
     spec = ContainerSpec(
@@ -137,6 +110,16 @@ def deploy_gateway(
     wait_until_serving(host, port, cert_pem, engine, container.id)
     progress(f"gateway up at {url}/mcp")
     return url
+
+
+def _note_installed(ws: Workspace, toolbox: Toolbox, wanted: Tables) -> None:
+    from console.remote.push import PushState, access_of, mirror_root
+
+    root = mirror_root(ws, toolbox)
+    state = PushState.read(root)
+    state.wanted, state.wanted_access = digest(wanted), access_of(wanted)
+    state.landed("deploy")
+    state.write(root)
 
 
 def remove_gateway(engine: Engine, toolbox: Toolbox) -> None:

@@ -224,38 +224,28 @@ class Synced:
 
 
 def sync(ws: Workspace, toolbox: Toolbox, tunnel: Tunnel | None = None) -> Synced:
-    """Push the policy if it changed, pull the gateway's new audit records, and give
-    servers whose connection token is about to expire a container with a fresh one (the
-    gateway on the toolbox holds no OAuth app or refresh token, so the console does it)."""
+    """Push the policy if it changed (or is still pending), pull the gateway's new audit
+    records, and give servers whose connection token is about to expire a container with
+    a fresh one (the gateway on the toolbox holds no OAuth app or refresh token, so the
+    console does it)."""
     from console.remote.audit_pull import pull_audit
-    from console.remote.deploy import push_policy
     from console.remote.links import open_tunnel
+    from console.remote.push import push_changes
     from console.services.connection_upkeep import keep_fresh
 
     own = tunnel is None
     link = tunnel or open_tunnel(ws, toolbox)
     try:
-        pushed = push_policy(ws, toolbox, link)
+        report = push_changes(ws, tunnels={toolbox.id: link}, only=[toolbox.id])
+        if report.failed:
+            raise TbxError(f"{toolbox.name}: {report.failed[0].error}")
         pulled = pull_audit(ws, toolbox, link)
     finally:
         if own:
             link.close()
     recreated = keep_fresh(ws, {toolbox.id}) if any(s.connection for s in ws.repos.servers.in_toolbox(toolbox.id)) else []
-    return Synced(toolbox.name, pushed.changed, pushed.seconds, pulled, tuple(recreated))
-
-
-def sync_all(ws: Workspace, progress: Progress | None = None) -> list[Synced]:
-    """Every remote toolbox; one unreachable toolbox does not stop the others."""
-    done = []
-    for box in ws.repos.toolboxes:
-        if not box.is_remote:
-            continue
-        try:
-            done.append(sync(ws, box))
-        except TbxError as exc:
-            if progress:
-                progress(f"{box.name}: {exc}")
-    return done
+    seconds = sum(o.seconds for o in report.outcomes)
+    return Synced(toolbox.name, bool(report.outcomes), seconds, pulled, tuple(recreated))
 
 
 # -- removing --------------------------------------------------------------------------
