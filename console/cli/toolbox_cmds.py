@@ -114,7 +114,8 @@ def register(cli: click.Group) -> None:
         """List toolboxes."""
         from console.remote.sshkeys import fingerprint
 
-        from console.remote.push import policy_status, record_late_landings
+        from console.remote.push import record_late_landings
+        from console.remote.push_state import policy_status
 
         ws = state.workspace()
         record_late_landings(ws)  # what a background retry brought since, into the audit log

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from console.errors import TbxError
-from console.remote.push import Planned, PushState, note_failure, over_link, ship
+from console.remote.push import Planned, note_failure, over_link, ship
+from console.remote.push_state import PushState
 from console.remote.ssh import SshError, SshTarget
 from console.workspace import Workspace
 

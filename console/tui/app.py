@@ -124,6 +124,7 @@ class ConsoleApp(App[None]):
             self.check_gateway()
             self.set_interval(1.0, self._poll_vault)
             self.set_interval(5.0, self.check_gateway)
+            self.set_interval(5.0, self.check_landings)
             self.supervise()
         else:
             self.engine_description = "engine: not checked"
@@ -292,21 +293,44 @@ class ConsoleApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="remote-sync")
     def _sync_remote(self) -> None:
-        """Push the policy to every remote toolbox whose link is up (one whose link is not
-        gets it when the link comes up) and pull their gateways' audit records."""
-        from console.services import remote_toolboxes
+        """Push the policy to every remote toolbox whose policy changed, all at once (over
+        the console's open tunnels where it has them), say loudly where a change that takes
+        access away did not land, and pull the gateways' audit records."""
+        from console.remote.audit_pull import pull_audit
+        from console.remote.push import describe_failure, push_changes
 
         with self.remote_sync_lock:
             ws = self.backend.workspace
-            for box in [b for b in ws.repos.toolboxes if b.is_remote]:
-                tunnel = self.links.usable(box.id)
-                if tunnel is None:
-                    continue
-                try:
-                    remote_toolboxes.sync(ws, box, tunnel)
-                except TbxError as exc:
-                    self.call_from_thread(self.notify, f"toolbox {box.name} did not get the new policy: {exc}",
-                                          severity="warning", timeout=10)
+            remote = [b for b in ws.repos.toolboxes if b.is_remote]
+            tunnels = {b.id: t for b in remote if (t := self.links.usable(b.id)) is not None}
+            report = push_changes(ws, tunnels=tunnels)
+            if report.failed:
+                severity = "error" if report.removal_failed else "warning"
+                self.call_from_thread(self.notify, describe_failure(report), severity=severity, timeout=15)
+            for box in remote:
+                if box.id in tunnels:
+                    try:
+                        pull_audit(ws, box, tunnels[box.id])
+                    except TbxError as exc:
+                        self.call_from_thread(self.notify, f"toolbox {box.name}: audit records not pulled: {exc}",
+                                              severity="warning", timeout=10)
+        self.call_from_thread(self._redraw)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="remote-landings")
+    def check_landings(self) -> None:
+        """A change a background retry brought to a toolbox since: audited, and said."""
+        from console.remote.push import record_late_landings
+
+        landed = record_late_landings(self.backend.workspace)
+        for name in landed:
+            self.call_from_thread(self.notify, f"the pending policy change landed on toolbox {name}",
+                                  severity="information", timeout=10)
+        if landed:
+            self.call_from_thread(self._redraw)
+
+    def _redraw(self) -> None:
+        """The screen in front re-reads (the push state changed, not the policy: nothing to push)."""
+        self.screen.post_message(VaultChanged())
 
     async def on_unmount(self) -> None:
         await self.links.close_all()

@@ -52,3 +52,17 @@ def test_add_an_ssh_host_asks_for_the_token_nowhere(snap_compare, seeded: Backen
         await pilot.pause()
 
     assert snap_compare(still_app(seeded), terminal_size=SIZE, run_before=open_dialog)
+
+
+def test_a_revoke_that_did_not_land_is_red(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
+    """The SSH host was unreachable when a revoke was made: its row and detail say so."""
+    import time
+
+    from console.remote.push_state import PushState, mirror_root
+
+    seed_remote(seeded.workspace)
+    edge = seeded.workspace.repos.toolboxes.require("edge")
+    PushState(wanted="b" * 64, installed="a" * 64, wanted_access=["x"], installed_access=["x", "y"],
+              error="cannot reach SSH at deploy@edge.example.org:2222: connection refused",
+              failed_at=time.mktime((2026, 12, 6, 9, 30, 0, 0, 0, -1))).write(mirror_root(seeded.workspace, edge))
+    assert snap_compare(still_app(seeded), terminal_size=SIZE, press=["down"])

@@ -25,6 +25,7 @@ from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.activity_log import ActivityLog
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.header import ConsoleHeader
+from console.remote.push_state import policy_status
 from console.tui.widgets.toolbox_detail import DetailFacts, ToolboxDetail
 from console.tui.widgets.toolbox_row import COLUMNS, Row, pending_row, toolbox_row
 
@@ -113,7 +114,7 @@ class ToolboxesScreen(ConsoleScreen):
             health = [self.console.health(s.id) for s in servers] if self.console.live else []
             busy = self.busy.get(box.name, (None, ""))[0]
             rows.append((box.name, toolbox_row(self.console, box, len(servers), health,
-                                               gateway=self._gateway(box), busy=busy)))
+                                               gateway=self._gateway(box), busy=busy, policy=policy_status(ws, box))))
         for name, (request, _line) in self.adding.items():
             if ws.repos.toolboxes.by_name(name) is None and (not wanted or wanted in name):
                 rows.append((f"+{name}", pending_row(self.console, name, request.kind, request.where, "adding")))
@@ -177,7 +178,7 @@ class ToolboxesScreen(ConsoleScreen):
             servers=len(self.ws.repos.servers.in_toolbox(box.id)), gateway=self._gateway(box),
             link=self.console.link_status(box.id), price_monthly=self.prices.get(box.size or ""),
             engine=self.console.engine_description.removeprefix("engine: "),
-            busy=self.busy.get(box.name, ("", ""))[1])
+            busy=self.busy.get(box.name, ("", ""))[1], policy=policy_status(self.ws, box))
         hint = ("enter: servers · s: sync now · d: remove · a: add" if box.is_remote else
                 "enter: servers · g: start/stop the gateway · a: add · d: remove")
         detail.show(box, facts, hint)

@@ -17,6 +17,7 @@ from console.tui.widgets.toolbox_link import LINK_COLOUR, link_word, ssh_fingerp
 
 if TYPE_CHECKING:
     from console.model import Toolbox
+    from console.remote.push_state import PolicyStatus
     from console.tui.app import ConsoleApp
     from console.tui.remote_links import LinkState
 
@@ -36,6 +37,8 @@ class DetailFacts:
     engine: str = ""
     busy: str = ""
     """The latest progress line of an add, sync or removal under way."""
+    policy: PolicyStatus | None = None
+    """Where the remote gateway's policy stands (None for a local toolbox)."""
 
 
 def link_parts(live: bool, link: LinkState | None) -> list[Part]:
@@ -48,6 +51,19 @@ def link_parts(live: bool, link: LinkState | None) -> list[Part]:
         parts.append((f"  {link.error}", MUTED))
     if link is not None and link.retry_in is not None:
         parts.append((f"  (trying again in {link.retry_in:.0f} s; s: now)", MUTED))
+    return parts
+
+
+def policy_parts(policy: PolicyStatus) -> list[Part]:
+    if not policy.pending:
+        return [("current", "$success")]
+    if policy.removes:
+        parts: list[Part] = [("NOT IN FORCE here: a change that takes access away has not landed", "$error bold")]
+    else:
+        parts = [("pending: the last change has not landed", "$warning")]
+    if policy.error:
+        parts.append((f"  {policy.error}", MUTED))
+    parts.append(("  (retried in the background; s: now)", MUTED))
     return parts
 
 
@@ -72,6 +88,8 @@ def facts_lines(box: Toolbox, facts: DetailFacts, *, live: bool) -> list[tuple[s
     if box.gateway_cert:
         rows.append(("TLS cert", [tls_fingerprint(box.gateway_cert)]))
     rows.append(("servers", [str(facts.servers)]))
+    if facts.policy is not None and facts.policy.remote:
+        rows.append(("policy", policy_parts(facts.policy)))
     if facts.busy:
         rows.append(("now", [(facts.busy, "$warning")]))
     return rows

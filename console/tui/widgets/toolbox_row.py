@@ -14,23 +14,23 @@ from console.tui.widgets.toolbox_link import (
     LINK_WIDTH,
     engine_live,
     link_text,
-    short_fingerprint,
-    ssh_fingerprint,
     status_text,
 )
 from console.tui.widgets.trust_badge import colour, muted
 
 if TYPE_CHECKING:
     from console.model import Toolbox
+    from console.remote.push_state import PolicyStatus
     from console.runtime.supervisor import Health
     from console.tui.app import ConsoleApp
 
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("name", "NAME", None), ("kind", "KIND", None), ("where", "WHERE", None), ("link", "LINK", LINK_WIDTH),
     ("servers", "SERVERS", None), ("health", "HEALTH", None), ("gateway", "GATEWAY", None),
-    ("host_key", "HOST KEY", None),
+    ("policy", "POLICY", None),
 )
-"""Key, heading and fixed width (None: as wide as the widest cell)."""
+"""Key, heading and fixed width (None: as wide as the widest cell). The host key's
+fingerprint is in the detail below the table: the row keeps room for the policy state."""
 UNHEALTHY = ("down", "unresponsive")
 
 Row = tuple[str | Text, ...]
@@ -40,10 +40,6 @@ def where(box: Toolbox) -> str:
     if box.is_remote:
         return box.ssh_target or "-"
     return box.engine_endpoint or "this machine"
-
-
-def host_key(box: Toolbox) -> str:
-    return short_fingerprint(ssh_fingerprint(box.ssh_host_key)) if box.ssh_host_key else "-"
 
 
 def health_summary(app: ConsoleApp, health: Iterable[Health | None]) -> Text:
@@ -59,14 +55,26 @@ def health_summary(app: ConsoleApp, health: Iterable[Health | None]) -> Text:
     return Text(" · ").join(parts) if parts else muted(app, "-")
 
 
+def policy_cell(app: ConsoleApp, policy: PolicyStatus | None) -> Text:
+    """Whether the toolbox's gateway holds the policy: red while a change that takes
+    access away has not landed there."""
+    if policy is None or not policy.remote:
+        return muted(app, "-")
+    if not policy.pending:
+        return Text("current", style=colour(app, "success"))
+    if policy.removes:
+        return Text("NOT IN FORCE", style=f"bold {colour(app, 'error')}")
+    return Text("pending", style=colour(app, "warning"))
+
+
 def toolbox_row(app: ConsoleApp, box: Toolbox, servers: int, health: Iterable[Health | None], *, gateway: str,
-                busy: str | None = None) -> Row:
+                busy: str | None = None, policy: PolicyStatus | None = None) -> Row:
     live = app.live
     link = status_text(app, busy) if busy else link_text(app, box, live=live)
     summary = health_summary(app, health) if engine_live(app, box) else muted(app, "-")
     # A remote gateway is always https: the scheme is left to the detail, the column stays narrow.
     shown = gateway.removeprefix("https://") if box.is_remote else gateway
-    return (box.name, box.kind.value, where(box), link, str(servers), summary, shown, host_key(box))
+    return (box.name, box.kind.value, where(box), link, str(servers), summary, shown, policy_cell(app, policy))
 
 
 def pending_row(app: ConsoleApp, name: str, kind: str, target: str, word: str) -> Row:
