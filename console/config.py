@@ -68,8 +68,12 @@ class GatewaySettings(BaseModel):
     audit_pending_max: int = Field(default=10_000, ge=100, le=1_000_000)
     """Audit events kept while the log cannot be written (tool calls are refused then);
     past it they are counted in an ``audit.gap`` record instead."""
-    policy_poll_seconds: float = Field(default=0.25, gt=0, le=5)
-    """How often the gateway looks for vault changes (grant changes land within this)."""
+    policy_poll_seconds: float = Field(default=5.0, gt=0, le=5)
+    """The gateway reloads its policy as soon as the vault file is replaced (file events,
+    on Linux); this is how often it also looks, in case an event was missed. Where there
+    are no file events (not Linux, inotify limits reached) it is the poll interval: a
+    change then reaches connected agents' listings within this (each request still
+    checks the vault first, so a revoke is enforced at once either way)."""
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """A connection must deliver a request's headers within this, or it is closed."""
     body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)

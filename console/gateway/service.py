@@ -1,12 +1,13 @@
 """The gateway for one toolbox: composes the pipeline's parts and runs them.
 
-It follows the vault: a grant changed by ``tbx grant`` or the console is picked up within
-``policy_poll_seconds`` (read and compiled off the event loop) and connected agents are
-told ``*/list_changed``. It follows the servers: a restarted server is reconnected and
-nothing is forwarded to it until its definitions were re-discovered and compared with
-their pins — a changed definition is blocked until the owner approves it again. It stops
-cleanly on SIGTERM, SIGINT and SIGHUP: sessions end, the audit log is flushed and
-checkpointed, the stop is recorded and the address withdrawn.
+It follows the vault: a grant changed by ``tbx grant``, the console or a policy push is
+picked up as soon as the vault file is replaced (inotify; polling every
+``policy_poll_seconds`` where there are no file events), read and compiled off the event
+loop, and connected agents are told ``*/list_changed``. It follows the servers: a
+restarted server is reconnected and nothing is forwarded to it until its definitions were
+re-discovered and compared with their pins — a changed definition is blocked until the
+owner approves it again. It stops cleanly on SIGTERM, SIGINT and SIGHUP: sessions end,
+the audit log is flushed and checkpointed, the stop is recorded and the address withdrawn.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from console.gateway import jsonrpc as rpc
 from console.gateway.audit_writer import AuditWriter
 from console.gateway.auth import owner_key
+from console.gateway.filewatch import FileWatch
 from console.gateway.http import Admission, McpHttpApp
 from console.gateway.pipeline import Pipeline
 from console.gateway.server import FD_RESERVE, ConnectionGuard, GatewayServer, build_server, raise_file_limit
@@ -179,24 +181,44 @@ class Gateway:
     # -- running -------------------------------------------------------------------------
 
     async def _follow_vault(self) -> None:
-        last_second = 0.0
+        """Reload the policy when the vault changes; the once-a-second upkeep beside it."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._watch_vault(), name="gateway:vault-watch")
+            group.create_task(self._upkeep(), name="gateway:upkeep")
+
+    async def _watch_vault(self) -> None:
+        """A file event wakes the reload at once; every ``policy_poll_seconds`` a look at the
+        vault catches what an event might have missed (without file events: the poll).
+
+        The gateway's own writes (audit checkpoints, discovery records) wake it too: each
+        costs one recompile, as it would at the next request, and a reload writes nothing,
+        so nothing loops. Reloads queue in ``Snapshots.reload``: events during one are
+        answered by one look (and at most one reload) after it.
+        """
+        every = self.settings.policy_poll_seconds
+        with FileWatch(self.ws.vault.path, every) as watch:  # it says so when it polls
+            while True:
+                await watch.wait(every)
+                try:
+                    if self.snapshots.stale():
+                        await self.snapshots.reload()
+                except Exception:  # a bad moment reading the vault must not stop the gateway
+                    log.exception("following the vault failed")
+
+    async def _upkeep(self) -> None:
+        """Grants that expired, idle sessions, the refusal summary, the published problems."""
         while True:
-            await asyncio.sleep(self.settings.policy_poll_seconds)
+            await asyncio.sleep(1.0)
             try:
-                if self.snapshots.stale():
-                    await self.snapshots.reload()
-                elif time.monotonic() - last_second >= 1.0:
-                    self.announce_changes()  # grants that expired since
-                if time.monotonic() - last_second >= 1.0:
-                    last_second = time.monotonic()
-                    for session in self.sessions.expire():
-                        self.pipeline.session_ended(session, "idle")
-                    summary = self.pipeline.summarise_refusals()
-                    if summary is not None:
-                        self.writer.record(summary)
-                    await self._publish_problems()
-            except Exception:  # a bad moment reading the vault must not stop the gateway
-                log.exception("following the vault failed")
+                self.announce_changes()  # grants that expired since
+                for session in self.sessions.expire():
+                    self.pipeline.session_ended(session, "idle")
+                summary = self.pipeline.summarise_refusals()
+                if summary is not None:
+                    self.writer.record(summary)
+                await self._publish_problems()
+            except Exception:  # one bad second must not stop the upkeep
+                log.exception("the gateway's upkeep failed")
 
     async def _keep_tokens(self) -> None:
         """Servers of this toolbox get a container with a fresh token before theirs expires."""

@@ -127,7 +127,7 @@ class Mirror:
             f"host = {json.dumps(host)}\n"
             f"port = {port}\n"
             f"allowed_hosts = {json.dumps([host])}\n"
-            "policy_poll_seconds = 0.25\n"
+            "policy_poll_seconds = 5\n"  # a safety poll: pushes arrive as file events
         )
         path = self.paths.config_file
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
