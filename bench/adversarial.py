@@ -232,8 +232,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(30)
-        subprocess.run([sys.executable, "-m", "console", "server", "remove", "local/time"], env=gateway_env(home),
-                       capture_output=True, timeout=120)
+        subprocess.run([sys.executable, "-m", "console", "server", "remove", "local/time", "--yes"],
+                       env=gateway_env(home), capture_output=True, timeout=120)
 
 
 if __name__ == "__main__":

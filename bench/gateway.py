@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -143,8 +144,9 @@ class Side:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(15)
-        subprocess.run([sys.executable, "-m", "console", "server", "remove", "local/time"], cwd=self.code,
+        subprocess.run([sys.executable, "-m", "console", "server", "remove", "local/time", "--yes"], cwd=self.code,
                        env=self.env, capture_output=True, timeout=120)
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 def worktree(ref: str) -> Path:
