@@ -22,7 +22,7 @@ from console.config import Settings, load_settings
 from console.errors import VaultCorrupt
 from console.paths import Paths, resolve_paths
 from console.policy import CompiledPolicy
-from console.vault import KeySource, PassphraseProvider, Repos, Vault, VaultDB
+from console.vault import KeySource, MachineSecret, PassphraseProvider, Repos, Vault, VaultDB
 
 AUDIT_META = "audit"
 log = logging.getLogger(__name__)
@@ -69,16 +69,17 @@ class Workspace:
     def open(
         cls,
         paths: Paths | None = None,
-        passphrase: PassphraseProvider | None = None,
+        passphrase: PassphraseProvider | MachineSecret | None = None,
         settings: Settings | None = None,
     ) -> Workspace:
+        """``passphrase``: see ``Vault.open`` (a ``MachineSecret`` is used whatever the environment says)."""
         paths = paths or resolve_paths()
         settings = settings or load_settings(paths.config_file)
         vault = Vault.open(paths.vault, passphrase, anchor_dir=paths.state_dir, **settings.vault.timeouts())
         return cls(paths, settings, vault)
 
     @classmethod
-    def create(cls, paths: Paths, source: KeySource, settings: Settings | None = None) -> Workspace:
+    def create(cls, paths: Paths, source: KeySource | MachineSecret, settings: Settings | None = None) -> Workspace:
         paths.ensure()
         settings = settings or load_settings(paths.config_file)
         vault = Vault.create(paths.vault, source, anchor_dir=paths.state_dir, **settings.vault.timeouts())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 
 import pytest
 
 from console.errors import VaultCorrupt, VaultLocked, VaultMissing, VaultTooNew, WrongPassphrase
 from console.model import Agent
-from console.vault import KeySource, Repos, Vault
+from console.vault import KeySource, MachineSecret, Repos, Vault
 from console.vault.fileformat import split
 from console.vault.store import restore_backup
 from tests.conftest import CANARY
@@ -56,6 +57,37 @@ def test_env_passphrase_is_used(locked_vault: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("TBX_PASSPHRASE", CANARY)
     vault = Vault.open(locked_vault, None)
     assert len(Repos(vault.db).agents.all()) == 2
+
+
+def test_the_prompt_is_asked_only_when_the_env_passphrase_is_unset(locked_vault: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def ask(reason: str) -> str:
+        asked.append(reason)
+        return CANARY
+
+    monkeypatch.setenv("TBX_PASSPHRASE", CANARY)
+    assert len(Repos(Vault.open(locked_vault, ask).db).agents.all()) == 2
+    assert asked == []
+    monkeypatch.setenv("TBX_PASSPHRASE", "not the passphrase")
+    with pytest.raises(WrongPassphrase):
+        Vault.open(locked_vault, ask)
+    assert asked == [], "a wrong TBX_PASSPHRASE fails; it does not fall back to asking"
+    monkeypatch.delenv("TBX_PASSPHRASE")
+    assert len(Repos(Vault.open(locked_vault, ask).db).agents.all()) == 2
+    assert asked == [f"Passphrase for vault {locked_vault}"]
+
+
+def test_a_machine_secret_is_used_whatever_the_env_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = MachineSecret(secrets.token_urlsafe(32))
+    path = tmp_path / "mirror.tbx"
+    monkeypatch.setenv("TBX_PASSPHRASE", CANARY)
+    _add_agent(Vault.create(path, secret), "first")
+    assert Vault.open(path, secret).header.kdf["name"] == "hkdf-sha256"
+    assert CANARY.encode() not in path.read_bytes() and secret.value.encode() not in path.read_bytes()
+    with pytest.raises(WrongPassphrase, match="does not open vault"):
+        Vault.open(path, MachineSecret(secrets.token_urlsafe(32)))
 
 
 def test_no_passphrase_source_says_how_to_give_one(locked_vault: Path) -> None:

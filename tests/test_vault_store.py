@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from keyring.backends import fail, null
 
 from console.errors import KeyringUnavailable, VaultRolledBack, WrongPassphrase
 from console.model import Agent
-from console.vault import KeySource, Repos, Vault
+from console.vault import KeySource, MachineSecret, Repos, Vault
 from console.vault.keys import KeyringKeys, keyring_status
 from tests.conftest import CANARY
 from tests.support.keyrings import HangingKeyring, MemoryKeyring
@@ -126,6 +127,22 @@ def test_passphrase_change_rewraps_and_rotation_reencrypts(tmp_path: Path, monke
     with vault.transaction() as db:
         Repos(db).agents.put(_agent("b"))
     assert len(Repos(Vault.open(path, lambda _r: "second passphrase").db).agents.all()) == 2
+
+
+def test_a_passphrase_change_drops_the_machine_slot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second wrap of a policy mirror from before (issue 12) would still open the
+    vault after its key changed: a change of key leaves only the new one."""
+    monkeypatch.delenv("TBX_PASSPHRASE", raising=False)
+    secret = MachineSecret(secrets.token_urlsafe(32))
+    path = tmp_path / "v.tbx"
+    Vault.create(path, KeySource(passphrase=secret.value))
+    vault = Vault.open(path, secret)
+    assert "machine_key" in vault.header.extra
+    vault.change_key_source(KeySource(passphrase="a new passphrase"))
+    assert "machine_key" not in vault.header.extra
+    with pytest.raises(WrongPassphrase):
+        Vault.open(path, secret)
+    assert Vault.open(path, lambda _r: "a new passphrase").key_source == "passphrase (Argon2id)"
 
 
 def test_moving_the_key_between_keyring_and_passphrase(tmp_path: Path, memory_keyring: MemoryKeyring,

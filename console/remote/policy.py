@@ -21,7 +21,7 @@ from typing import Any
 
 from console.oauth.tokens import TOKEN_SET_PREFIX
 from console.paths import Paths
-from console.vault import KeySource
+from console.vault import MachineSecret
 from console.workspace import Workspace
 
 Tables = dict[str, dict[str, Any]]
@@ -81,7 +81,9 @@ class Mirror:
                      cache_dir=self.root / "cache")
 
     def open(self) -> Workspace:
-        """The mirror vault, opened once per process (its key costs an Argon2id run)."""
+        """The mirror vault, opened once per process. Its key is the gateway secret, used as
+        given (never ``TBX_PASSPHRASE``, which is the user's), through HKDF: a mirror made
+        with Argon2id costs that run once more, then gets its fast key (``Vault.open``)."""
         with _OPEN_LOCK:
             opened = _OPENED.get(self.root)
             if opened is not None and opened.paths.vault.exists():
@@ -90,9 +92,9 @@ class Mirror:
             paths = self.paths
             if not paths.vault.exists():
                 paths.ensure()
-                opened = Workspace.create(paths, KeySource(passphrase=self.passphrase))
+                opened = Workspace.create(paths, MachineSecret(self.passphrase))
             else:
-                opened = Workspace.open(paths, lambda _reason: self.passphrase)
+                opened = Workspace.open(paths, MachineSecret(self.passphrase))
             _OPENED[self.root] = opened
             return opened
 
@@ -108,18 +110,6 @@ class Mirror:
             data = db.storage.read() or {}
             db.storage.write({**data, **tables})
         return True
-
-    def installed(self) -> str | None:
-        """Digest of the policy the toolbox last confirmed it has."""
-        try:
-            return (self.root / "installed").read_text().strip()
-        except OSError:
-            return None
-
-    def mark_installed(self, policy_digest: str) -> None:
-        tmp = self.root / "installed.tmp"
-        tmp.write_text(policy_digest)
-        tmp.replace(self.root / "installed")
 
     def write_config(self, host: str, port: int) -> Path:
         text = (

@@ -1,7 +1,10 @@
 """Where the key that wraps the vault's data key comes from.
 
-Two sources: a random key kept in the OS keyring, or a passphrase stretched with
-Argon2id (the passphrase may come from ``TBX_PASSPHRASE`` for non-interactive use).
+Three sources: a random key kept in the OS keyring; a passphrase stretched with
+Argon2id (the passphrase may come from ``TBX_PASSPHRASE`` for non-interactive use); or a
+random secret a machine made (a remote toolbox's gateway secret, which keys that
+toolbox's policy vault), expanded with HKDF-SHA256: stretching a 256-bit random secret
+adds nothing but ~0.1 s per vault. A person's passphrase never takes the HKDF path.
 A keyring that cannot really keep a secret (the fail, null and plaintext backends) does
 not count as a keyring: the user is asked for a passphrase instead of getting a vault
 whose key sits in clear next to it. Every keyring call runs with a time limit, because
@@ -16,10 +19,12 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from console.errors import KeyringUnavailable, VaultCorrupt
 
@@ -31,6 +36,10 @@ ARGON2_ITERATIONS = 3
 ARGON2_LANES = 4
 MIN_ARGON2_MEMORY_KIB = 64 * 1024
 """A vault asking for less (a tampered header) is refused rather than brute-forced cheaply."""
+MACHINE_KDF = "hkdf-sha256"
+MIN_MACHINE_SECRET_CHARS = 32
+"""``secrets.token_urlsafe(32)`` (the gateway secret) gives 43."""
+_HKDF_INFO = b"tbx-vault key-encryption key"
 
 _UNUSABLE_BACKENDS = {
     ("keyring.backends.fail", "Keyring"),
@@ -182,3 +191,38 @@ def derive_from_passphrase(passphrase: str, params: dict[str, Any]) -> bytes:
     # one at a time costs nothing that matters at ~0.1 s each.
     with _DERIVING:
         return kdf.derive(passphrase.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class MachineSecret:
+    """A vault key given explicitly: a random secret a machine generated (a remote
+    toolbox's gateway secret). It is used as given: ``TBX_PASSPHRASE`` and the passphrase
+    prompt never replace it, and it is expanded with HKDF, not stretched with Argon2id."""
+
+    value: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.value) < MIN_MACHINE_SECRET_CHARS:
+            # Only a secret nobody chose may skip the stretching: a short one is a passphrase.
+            raise ValueError(
+                f"a machine secret has at least {MIN_MACHINE_SECRET_CHARS} random characters; "
+                "a passphrase goes through KeySource(passphrase=...)"
+            )
+
+
+def machine_params() -> dict[str, Any]:
+    return {"name": MACHINE_KDF, "salt": base64.b64encode(os.urandom(16)).decode("ascii")}
+
+
+def derive_from_machine_secret(secret: MachineSecret, params: dict[str, Any]) -> bytes:
+    """Microseconds: no stretching (the secret is 256 random bits, not a guessable word)."""
+    try:
+        salt = base64.b64decode(params["salt"])
+    except (KeyError, TypeError, ValueError):
+        raise VaultCorrupt("the vault header's key parameters are unreadable") from None
+    if params.get("name") != MACHINE_KDF or len(salt) < 16:
+        raise VaultCorrupt(
+            "the vault header's key parameters are not valid; it was altered — restore it from a backup"
+        )
+    kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_HKDF_INFO)
+    return kdf.derive(secret.value.encode("utf-8"))

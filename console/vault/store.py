@@ -10,6 +10,10 @@ Versions only move forward: each write records its generation in the rollback an
 (``anchor.py``) after the file is on disk, and opening or reloading an older version
 raises ``VaultRolledBack``. ``restore_backup`` and ``Vault.replace_contents`` (``tbx vault
 restore``) are the way back: the older contents come back as a new, higher generation.
+
+The key: the OS keyring, a passphrase (``TBX_PASSPHRASE`` first, then the prompt), or a
+``MachineSecret`` given by the caller, which nothing in the environment replaces (a
+remote toolbox's policy mirror, keyed by its gateway secret).
 """
 
 from __future__ import annotations
@@ -28,19 +32,45 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
-from console.errors import AlreadyExists, VaultCorrupt, VaultError, VaultLocked, VaultMissing, VaultRolledBack
+from console.errors import (
+    AlreadyExists,
+    VaultCorrupt,
+    VaultError,
+    VaultLocked,
+    VaultMissing,
+    VaultRolledBack,
+    WrongPassphrase,
+)
 from console.vault import fileformat as ff
 from console.vault.anchor import GenerationAnchor, Mark
 from console.vault.fileio import exclusive_lock, remove_stray_temporaries, replace_atomically
 from console.vault.keys import (
+    MACHINE_KDF,
+    MIN_MACHINE_SECRET_CHARS,
     PASSPHRASE_ENV,
     KeyringKeys,
+    MachineSecret,
+    derive_from_machine_secret,
     derive_from_passphrase,
+    machine_params,
     passphrase_params,
 )
 
 PassphraseProvider = Callable[[str], str]
 """Asked for the passphrase with a one-line reason; returns it or raises VaultLocked."""
+
+MACHINE_SLOT = "machine_key"
+"""Header field of a policy mirror made before machine secrets had their own KDF: the data
+key wrapped a second time, under the gateway secret through HKDF (``{"kdf": ...,
+"wrapped_key": ...}``). Its ``kdf`` stays Argon2id, so a toolbox gateway deployed before
+(older code, which reads only ``kdf`` and keeps unknown fields when it writes) still
+opens the pushed file, while this code opens it through the slot, without Argon2id."""
+
+KEY_SOURCES = {
+    "keyring": "OS keyring",
+    "argon2id": "passphrase (Argon2id)",
+    MACHINE_KDF: "machine secret (HKDF-SHA256)",
+}
 
 
 class _StrIdTable(Table):
@@ -87,7 +117,8 @@ class KeySource:
     """How a vault's key-encryption key is obtained."""
 
     passphrase: str | None
-    """``None`` means the OS keyring."""
+    """``None`` means the OS keyring. A random secret a machine made is a
+    ``MachineSecret`` instead (no Argon2id)."""
 
 
 class Vault:
@@ -97,6 +128,7 @@ class Vault:
         header: ff.Header,
         data_key: bytes,
         kek: bytes,
+        kek_kdf: dict[str, Any],
         tables: dict[str, dict[str, Any]],
         stamp: _Stamp,
         *,
@@ -111,6 +143,8 @@ class Vault:
         self.header = header
         self._data_key = data_key
         self._kek = kek
+        self._kek_kdf = kek_kdf
+        """The key parameters ``_kek`` belongs to: the header's ``kdf``, or its machine slot's."""
         self._stamp = stamp
         self.anchor = anchor
         self._mark = mark
@@ -140,7 +174,7 @@ class Vault:
 
     @property
     def key_source(self) -> str:
-        return "OS keyring" if self.header.kdf.get("name") == "keyring" else "passphrase (Argon2id)"
+        return KEY_SOURCES.get(self._kek_kdf.get("name"), "unknown")
 
     # -- creation and opening ---------------------------------------------------------
 
@@ -148,7 +182,7 @@ class Vault:
     def create(
         cls,
         path: Path,
-        source: KeySource,
+        source: KeySource | MachineSecret,
         *,
         keyring_timeout: float = 5.0,
         lock_timeout: float = 15.0,
@@ -181,7 +215,7 @@ class Vault:
             mark.saw(header.writer, header.generation)
             anchor.save(vault_id, mark)
         return cls(
-            path, header, data_key, kek, {}, stamp,
+            path, header, data_key, kek, params, {}, stamp,
             keyring_timeout=keyring_timeout, lock_timeout=lock_timeout, anchor=anchor, mark=mark,
         )
 
@@ -189,7 +223,7 @@ class Vault:
     def open(
         cls,
         path: Path,
-        passphrase: PassphraseProvider | None = None,
+        passphrase: PassphraseProvider | MachineSecret | None = None,
         *,
         keyring_timeout: float = 5.0,
         lock_timeout: float = 15.0,
@@ -197,7 +231,12 @@ class Vault:
         allow_older: bool = False,
     ) -> Vault:
         """Open and decrypt. A version older than this machine's anchor raises
-        ``VaultRolledBack`` unless ``allow_older`` (reading a backup, ``tbx vault restore``)."""
+        ``VaultRolledBack`` unless ``allow_older`` (reading a backup, ``tbx vault restore``).
+
+        ``passphrase`` is asked only when the vault is locked by a passphrase and
+        ``TBX_PASSPHRASE`` is unset. A ``MachineSecret`` is the key itself, whatever the
+        environment says; a vault it opens through Argon2id (a mirror made before) gets
+        its machine slot (``MACHINE_SLOT``) then, so that run is its last."""
         anchor = GenerationAnchor(anchor_dir or path.parent, keyring_timeout)
         # The anchor before the file (see ``_reload``), read while the key is fetched or
         # derived: the header line names both.
@@ -209,20 +248,24 @@ class Vault:
         line, header, ciphertext = ff.split(blob, path)
         if mark is None or peeked is None or header.vault_id != peeked.vault_id:
             mark = anchor.load(header.vault_id)
-        if kek is None or peeked is None or header.kdf != peeked.kdf:  # re-keyed meanwhile
+        wrapped = _wrapped_for(header, kek.kdf, path) if kek else None
+        if kek is None or wrapped is None:  # re-keyed meanwhile
             kek = _load_kek(header, path, passphrase, keyring_timeout)
-        data_key = ff.unwrap_key(kek, header.wrapped_key, path)
+            wrapped = kek.wrapped
+        data_key = _unwrap(kek.key, wrapped, path, passphrase)
         tables = _parse(ff.open_body(line, header, data_key, ciphertext, path), path)
         older = _older_than_anchor(path, header, mark)
         if older is not None and not allow_older:
             raise older
         mark.saw(header.writer, header.generation)
         vault = cls(
-            path, header, data_key, kek, tables, stamp,
+            path, header, data_key, kek.key, kek.kdf, tables, stamp,
             keyring_timeout=keyring_timeout, lock_timeout=lock_timeout, anchor=anchor, mark=mark,
             allow_older=allow_older,
         )
         vault.rolled_back = older is not None
+        if isinstance(passphrase, MachineSecret) and kek.kdf.get("name") == "argon2id" and not vault.rolled_back:
+            vault._add_machine_slot(passphrase)
         return vault
 
     # -- the rollback anchor ----------------------------------------------------------
@@ -269,13 +312,15 @@ class Vault:
         line, header, ciphertext = ff.split(blob, self.path)
         if header.vault_id != self.header.vault_id:
             raise VaultCorrupt(f"{self.path} was replaced by a different vault; reopen tbx")
-        if header.wrapped_key != self.header.wrapped_key:
+        changed = VaultLocked(f"the key of vault {self.path} was changed by another process; reopen tbx")
+        wrapped = _wrapped_for(header, self._kek_kdf, self.path)
+        if wrapped is None:
+            raise changed
+        if wrapped != _wrapped_for(self.header, self._kek_kdf, self.path):
             try:
-                data_key = ff.unwrap_key(self._kek, header.wrapped_key, self.path)
-            except ff.WrongPassphrase:
-                raise VaultLocked(
-                    f"the key of vault {self.path} was changed by another process; reopen tbx"
-                ) from None
+                data_key = ff.unwrap_key(self._kek, wrapped, self.path)
+            except WrongPassphrase:
+                raise changed from None
         else:
             data_key = self._data_key
         tables = _parse(ff.open_body(line, header, data_key, ciphertext, self.path), self.path)
@@ -375,9 +420,8 @@ class Vault:
                 self._reload()
             old_params = self.header.kdf
             kek, params = _new_kek(source, self.header.vault_id, self.keyring_timeout)
-            header = self._next_header(kdf=params, wrapped_key=ff.wrap_key(kek, self._data_key))
-            self._write(header)
-            self._kek = kek
+            self._write(self._rewrapped(kek, params, self._data_key))
+            self._kek, self._kek_kdf = kek, params
         if old_params.get("name") == "keyring" and params.get("name") != "keyring":
             KeyringKeys(self.keyring_timeout).forget(old_params)
 
@@ -387,34 +431,124 @@ class Vault:
             if self.is_stale():
                 self._reload()
             data_key = os.urandom(32)
-            header = self._next_header(key_id=uuid.uuid4().hex[:16], wrapped_key=ff.wrap_key(self._kek, data_key))
-            self._write(header, data_key)
+            self._write(self._rewrapped(self._kek, self._kek_kdf, data_key, key_id=uuid.uuid4().hex[:16]), data_key)
+
+    def _rewrapped(self, kek: bytes, kdf: dict[str, Any], data_key: bytes, **changes: Any) -> ff.Header:
+        """Call under the lock. The next header with ``data_key`` wrapped under ``kek`` alone:
+        a machine slot whose key this process does not hold cannot follow, and a slot left
+        behind would still open the vault after a passphrase change."""
+        extra = {k: v for k, v in self.header.extra.items() if k != MACHINE_SLOT}
+        return self._next_header(kdf=kdf, wrapped_key=ff.wrap_key(kek, data_key), extra=extra, **changes)
+
+    def _add_machine_slot(self, secret: MachineSecret) -> None:
+        """Wrap the data key a second time, under ``secret`` through HKDF (``MACHINE_SLOT``),
+        as a new generation: every later open with ``secret`` skips Argon2id."""
+        with self._thread_lock, exclusive_lock(self.lock_path, self.lock_timeout, f"vault {self.path}"):
+            if self.is_stale():
+                self._reload()
+            if self.header.kdf.get("name") != "argon2id" or _slot(self.header, self.path) is not None:
+                return  # another process did it meanwhile
+            params = machine_params()
+            wrapped = ff.wrap_key(derive_from_machine_secret(secret, params), self._data_key)
+            slot = {"kdf": params, "wrapped_key": ff.b64e(wrapped)}
+            self._write(self._next_header(extra={**self.header.extra, MACHINE_SLOT: slot}))
 
 
-def _new_kek(source: KeySource, vault_id: str, keyring_timeout: float) -> tuple[bytes, dict[str, Any]]:
+def _new_kek(
+    source: KeySource | MachineSecret, vault_id: str, keyring_timeout: float
+) -> tuple[bytes, dict[str, Any]]:
+    if isinstance(source, MachineSecret):
+        params = machine_params()
+        return derive_from_machine_secret(source, params), params
     if source.passphrase is None:
         return KeyringKeys(keyring_timeout).create(vault_id)
     params = passphrase_params()
     return derive_from_passphrase(source.passphrase, params), params
 
 
+def _slot(header: ff.Header, path: Path) -> tuple[dict[str, Any], bytes] | None:
+    """The header's machine slot (``MACHINE_SLOT``): its key parameters and wrapped key."""
+    raw = header.extra.get(MACHINE_SLOT)
+    if raw is None:
+        return None
+    try:
+        return dict(raw["kdf"]), ff.b64d(raw["wrapped_key"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise VaultCorrupt(f"vault {path} has an unreadable second key in its header; it was altered") from None
+
+
+def _wrapped_for(header: ff.Header, kdf: dict[str, Any], path: Path) -> bytes | None:
+    """The data key as wrapped by the key ``kdf`` gives, if ``header`` still has that key."""
+    if header.kdf == kdf:
+        return header.wrapped_key
+    slot = _slot(header, path)
+    return slot[1] if slot is not None and slot[0] == kdf else None
+
+
+class _Kek(NamedTuple):
+    key: bytes
+    kdf: dict[str, Any]
+    """The key parameters it comes from: the header's ``kdf``, or its machine slot's."""
+    wrapped: bytes
+    """The data key as that header wrapped it under ``key``."""
+
+
 def _load_kek(
-    header: ff.Header, path: Path, passphrase: PassphraseProvider | None, keyring_timeout: float
-) -> bytes:
+    header: ff.Header, path: Path, given: PassphraseProvider | MachineSecret | None, keyring_timeout: float
+) -> _Kek:
+    if isinstance(given, MachineSecret):
+        return _machine_kek(header, path, given)
     name = header.kdf.get("name")
     if name == "keyring":
-        return KeyringKeys(keyring_timeout).load(header.kdf)
+        return _Kek(KeyringKeys(keyring_timeout).load(header.kdf), header.kdf, header.wrapped_key)
+    env = os.environ.get(PASSPHRASE_ENV)
+    if name == MACHINE_KDF or (env is not None and _slot(header, path) is not None):
+        # A toolbox's own gateway in its container: the secret comes in TBX_PASSPHRASE
+        # (console/remote/deploy.py). It is never typed at a prompt.
+        if env is None:
+            raise VaultLocked(
+                f"vault {path} is locked by a machine secret (a remote toolbox's gateway key): "
+                f"open it through its toolbox, or set {PASSPHRASE_ENV} to that secret"
+            )
+        if len(env) < MIN_MACHINE_SECRET_CHARS:
+            raise WrongPassphrase(f"{PASSPHRASE_ENV} does not open vault {path}: it is locked by a machine secret")
+        return _machine_kek(header, path, MachineSecret(env))
     if name == "argon2id":
-        secret = os.environ.get(PASSPHRASE_ENV)
-        if secret is None:
-            if passphrase is None:
+        if env is None:
+            if given is None:
                 raise VaultLocked(
                     f"vault {path} is locked by a passphrase: set {PASSPHRASE_ENV} "
                     f"or run tbx in a terminal to be asked for it"
                 )
-            secret = passphrase(f"Passphrase for vault {path}")
-        return derive_from_passphrase(secret, header.kdf)
+            env = given(f"Passphrase for vault {path}")
+        return _Kek(derive_from_passphrase(env, header.kdf), header.kdf, header.wrapped_key)
     raise VaultCorrupt(f"vault {path} names an unknown key source {name!r}; it was altered")
+
+
+def _machine_kek(header: ff.Header, path: Path, secret: MachineSecret) -> _Kek:
+    name = header.kdf.get("name")
+    if name == MACHINE_KDF:
+        return _Kek(derive_from_machine_secret(secret, header.kdf), header.kdf, header.wrapped_key)
+    slot = _slot(header, path)
+    if slot is not None:
+        return _Kek(derive_from_machine_secret(secret, slot[0]), *slot)
+    if name == "argon2id":  # a mirror from before machine secrets had their own KDF
+        return _Kek(derive_from_passphrase(secret.value, header.kdf), header.kdf, header.wrapped_key)
+    raise VaultLocked(
+        f"vault {path} is not locked by a machine secret (its key: {KEY_SOURCES.get(str(name), name)}); "
+        "open it as a user's vault"
+    )
+
+
+def _unwrap(kek: bytes, wrapped: bytes, path: Path, given: PassphraseProvider | MachineSecret | None) -> bytes:
+    try:
+        return ff.unwrap_key(kek, wrapped, path)
+    except WrongPassphrase:
+        if isinstance(given, MachineSecret):
+            raise WrongPassphrase(
+                f"the secret given does not open vault {path} (nothing was changed): it is another vault's key"
+            ) from None
+        raise
 
 
 def _read(path: Path) -> tuple[bytes, _Stamp]:
@@ -462,7 +596,7 @@ def _older_than_anchor(path: Path, header: ff.Header, mark: Mark) -> VaultRolled
 
 def restore_backup(
     path: Path,
-    passphrase: PassphraseProvider | None = None,
+    passphrase: PassphraseProvider | MachineSecret | None = None,
     *,
     source: Path | None = None,
     keyring_timeout: float = 5.0,

@@ -15,6 +15,7 @@ import docker
 import pytest
 
 from console.remote.cloudinit import READY_MARKER
+from console.remote import policy
 from console.remote.deploy import LABEL_GATEWAY_OF
 from console.runtime.containers import LABEL_TOOLBOX
 from console.services import remote_toolboxes as remote
@@ -23,6 +24,37 @@ from tests.support.do_sim import DigitalOceanSim
 from tests.support.sshd import Sshd
 
 TOKEN = "dop_v1_canary_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+USER_PASSPHRASE = "user-passphrase-of-the-console-" + "3e1d"
+"""``TBX_PASSPHRASE`` in the second run of each remote test: the user's, never a gateway's."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every remote test that has a user's installation (``tbx_home``) runs twice: with
+    ``TBX_PASSPHRASE`` unset, and as a script runs tbx: ``TBX_PASSPHRASE`` set (``tbx
+    init`` then locks the vault with it) and every command a new process, so every policy
+    mirror is opened afresh rather than kept open by the test's one process. Mirrors have
+    their own key, which the environment must not replace (issue 12): with it set, no
+    policy reached a toolbox. ``-k TBX_PASSPHRASE-set`` picks one way."""
+    if "tbx_home" in metafunc.fixturenames:
+        metafunc.parametrize("passphrase_env", [False, True], ids=["TBX_PASSPHRASE-unset", "TBX_PASSPHRASE-set"],
+                             indirect=True)
+
+
+class _NothingKept(dict):
+    """In place of the mirrors a process keeps open: each open is a new process's."""
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def passphrase_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    if not getattr(request, "param", False):
+        return False
+    request.getfixturevalue("tbx_home")  # it unsets TBX_PASSPHRASE: set it after
+    monkeypatch.setenv("TBX_PASSPHRASE", USER_PASSPHRASE)
+    monkeypatch.setattr(policy, "_OPENED", _NothingKept())
+    return True
 
 
 @dataclass

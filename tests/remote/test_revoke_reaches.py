@@ -173,9 +173,8 @@ def test_a_grant_touches_only_the_toolbox_it_changes(fleet: Fleet) -> None:
     assert pushes == ["toolbox:t1"]
 
 
+@pytest.mark.parametrize("fleet", ["passphrase-env"], indirect=True)  # a keyring vault asks nothing
 def test_answering_the_passphrase_prompt_pushes_too(fleet: Fleet) -> None:
-    if "TBX_PASSPHRASE" not in fleet.env:
-        pytest.skip("the keyring fleet has no passphrase to answer")
     name, token = fleet.agent()
     in_force_after(fleet, token, True)
     env = {k: v for k, v in fleet.env.items() if k != "TBX_PASSPHRASE"}
