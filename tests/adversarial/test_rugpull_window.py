@@ -28,10 +28,16 @@ def definition(description: str) -> list[dict]:
              "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}}]
 
 
+def seen_refusal(refused: list[str]) -> bool:
+    return any("not granted" in text for text in refused)
+
+
 async def hammer(url: str, token: str, until: float, served: list[str], refused: list[str]) -> None:
-    """Call ``send`` as fast as one client can until ``until``, noting what answered."""
+    """Call ``send`` as fast as one client can until the gateway refuses it as changed (or
+    ``until``), noting what answered. A loaded machine may take seconds to restart the
+    server: the calls go on through all of it."""
     async with agent(url, token) as client:
-        while time.monotonic() < until:
+        while time.monotonic() < until and not seen_refusal(refused):
             try:
                 result = await client.call_tool("turncoat__send", {"text": "hi"})
             except Exception as exc:  # noqa: BLE001 - refusals and restarts are what we count
@@ -50,7 +56,7 @@ async def test_no_call_reaches_a_changed_server(stack: Stack, how: str) -> None:
         _agent, token = stack.agent("local", "local/turncoat")
         served: list[str] = []
         refused: list[str] = []
-        until = time.monotonic() + 8
+        until = time.monotonic() + 60
         callers = [asyncio.create_task(hammer(stack.url, token, until, served, refused)) for _ in range(4)]
         await asyncio.sleep(1.0)
         assert served and all(HONEST in text for text in served)
@@ -60,6 +66,6 @@ async def test_no_call_reaches_a_changed_server(stack: Stack, how: str) -> None:
         await asyncio.gather(*callers)
         leaked = [text for text in served if "EVIL" in text]
         assert not leaked, f"{len(leaked)} calls were served by the changed server ({name})"
-        assert any("not granted" in text for text in refused)
+        assert seen_refusal(refused), refused[-5:]
     finally:
         await asyncio.to_thread(servers.remove_server, stack.ws, "local/turncoat")
