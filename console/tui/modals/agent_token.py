@@ -16,8 +16,12 @@ from console.tui.modals.secret_once import SecretOnceModal, masked
 class AgentTokenModal(SecretOnceModal):
     """``SecretOnceModal`` plus the client config with the token filled in (masked on screen)."""
 
+    # 96 columns where there is room, the whole screen on an 80x24 terminal; the buttons are
+    # docked so a long config scrolls under them instead of pushing Done off the screen.
     CSS = """
-    AgentTokenModal .dialog { width: 96; }
+    AgentTokenModal .dialog { width: 96; max-width: 100%; max-height: 100%; padding: 0 2; }
+    AgentTokenModal .dialog-buttons { dock: bottom; margin-top: 0; height: 3; }
+    AgentTokenModal .dialog-title { margin-bottom: 0; }
     AgentTokenModal #config { background: $panel; padding: 0 1; margin-bottom: 1; color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -45,12 +49,6 @@ class AgentTokenModal(SecretOnceModal):
         """The config as shown: the token masked (JSON would escape the mask's dots, so it goes in after)."""
         marker = "TOKEN-GOES-HERE"
         return render(self.client, self.agent, self.url, marker).replace(marker, masked(self.token))
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "copy_config":
-            self.action_copy_config()
-        else:
-            super().on_button_pressed(event)
 
     def action_copy_config(self) -> None:
         self.app.copy_to_clipboard(render(self.client, self.agent, self.url, self.token))

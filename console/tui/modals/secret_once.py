@@ -38,7 +38,12 @@ class SecretOnceModal(ModalScreen[None]):
                 yield Button("Done", id="close", variant="primary")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        {"reveal": self.action_reveal, "copy": self.action_copy}.get(event.button.id or "", self.action_close)()
+        # Each button is named after its action. Textual calls this handler of every class
+        # in the MRO, so a subclass adds buttons and actions, never another handler.
+        event.stop()
+        action = getattr(self, f"action_{event.button.id}", None)
+        if action is not None:
+            action()
 
     def action_reveal(self) -> None:
         self.revealed = not self.revealed
