@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
 from console.tui.screens import SCREENS
+from console.tui.widgets.nav_table import NavTable
 
 
 def _bindings(owner: type) -> list[Binding]:
@@ -33,7 +34,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label("Keys", classes="dialog-title")
             yield Static("Remap any key in config.toml:  [tui.keys]  \"server.toggle\" = \"ctrl+s\"",
                          classes="dialog-body")
-            yield DataTable(id="keys", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="keys", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#keys", DataTable)

@@ -24,6 +24,7 @@ from console.tui.widgets.agent_surface import AgentSurface
 from console.tui.widgets.client_snippet import ClientSnippet
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.header import ConsoleHeader
+from console.tui.widgets.nav_table import NavTable
 
 COLUMNS = ("NAME", "STATE", "TOKEN", "TOOLBOXES", "ITEM GRANTS", "CREATED")
 ONCE = "Shown once: the vault keeps only its hash. Copy it now (c), or the config with it filled in (s)."
@@ -64,7 +65,7 @@ class AgentsScreen(ConsoleScreen):
         yield ConsoleHeader("agents")
         with Vertical():
             yield FilterInput("filter agents", id="filter")
-            yield DataTable(id="agents", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="agents", cursor_type="row", zebra_stripes=True)
             with Horizontal(id="detail"):
                 yield AgentSurface(id="surface")
                 yield ClientSnippet(id="config")

@@ -24,6 +24,7 @@ from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.audit_filters import AuditFilters
 from console.tui.widgets.audit_tail import AuditQuery, AuditTail, verify_log
 from console.tui.widgets.header import ConsoleHeader
+from console.tui.widgets.nav_table import NavTable
 
 # The decision sits before the target: targets can be long, and the decision must stay in view.
 COLUMNS = ("SEQ", "TIME (UTC)", "ACTOR", "ACTION", "DECISION", "TARGET")
@@ -82,7 +83,7 @@ class AuditScreen(ConsoleScreen):
         with Vertical():
             yield Static("verifying the chain…", id="chain", classes="-checking")
             yield AuditFilters(id="filters")
-            yield DataTable(id="records", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="records", cursor_type="row", zebra_stripes=True)
             yield Static("", id="showing")
             with VerticalScroll(id="detail"):
                 yield Static("", id="detail-body")

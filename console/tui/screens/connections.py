@@ -34,6 +34,7 @@ from console.tui.widgets.connection_detail import ConnectionDetail
 from console.tui.widgets.connection_format import ConnectionView, provider_title, row, span, suggested_scopes, views
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.header import ConsoleHeader
+from console.tui.widgets.nav_table import NavTable
 
 COLUMNS = ("PROVIDER", "ACCOUNT", "SCOPES", "EXPIRES", "HEALTH", "SERVERS")
 TICK_SECONDS = 30.0
@@ -80,7 +81,7 @@ class ConnectionsScreen(ConsoleScreen):
         yield ConsoleHeader("connections")
         with Vertical():
             yield FilterInput("filter by provider, account, scope or server", id="filter")
-            yield DataTable(id="connections", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="connections", cursor_type="row", zebra_stripes=True)
             yield ActivityLog()
             with Horizontal(id="lower"):
                 yield ConnectionDetail(id="detail")

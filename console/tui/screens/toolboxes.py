@@ -26,6 +26,7 @@ from console.tui.widgets.activity_log import ActivityLog
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.header import ConsoleHeader
 from console.remote.push_state import policy_status
+from console.tui.widgets.nav_table import NavTable
 from console.tui.widgets.toolbox_detail import DetailFacts, ToolboxDetail
 from console.tui.widgets.toolbox_row import COLUMNS, Row, pending_row, toolbox_row
 
@@ -74,7 +75,7 @@ class ToolboxesScreen(ConsoleScreen):
         yield ConsoleHeader("toolboxes")
         with Vertical():
             yield FilterInput("filter toolboxes", id="filter")
-            yield DataTable(id="toolboxes", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="toolboxes", cursor_type="row", zebra_stripes=True)
             yield ActivityLog(lambda: bool(self.adding or self.busy))
             yield ToolboxDetail(id="detail")
         yield Footer()

@@ -23,6 +23,7 @@ from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.grant_grid import shorten
 from console.tui.widgets.header import ConsoleHeader
+from console.tui.widgets.nav_table import NavTable
 from console.tui.widgets.tool_detail import ToolDetail
 from console.tui.widgets.trust_badge import colour, kind_text, trust_text
 
@@ -68,7 +69,7 @@ class ToolsScreen(ConsoleScreen):
             yield FilterInput("filter: a name, a kind (prompt, resource...), a trust state (changed, pending...) "
                               "or a finding kind", id="filter")
             yield Static("", id="title", classes="panel-title")
-            yield DataTable(id="tools", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="tools", cursor_type="row", zebra_stripes=True)
             yield ToolDetail()
         yield Footer()
 

@@ -21,6 +21,7 @@ from console.tui.modals.confirm import ConfirmModal
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.header import ConsoleHeader
+from console.tui.widgets.nav_table import NavTable
 from console.tui.widgets.schema_form import SchemaForm
 from console.tui.widgets.try_call import OWNER, Cancelled, TryOutcome, call_as_agent, call_as_owner
 from console.tui.widgets.try_result import ResultView
@@ -85,7 +86,7 @@ class TryScreen(ConsoleScreen):
             with Vertical(id="picker"):
                 yield Static("", id="picker-title", classes="panel-title")
                 yield FilterInput("search tools", id="filter")
-                yield DataTable(id="tools", cursor_type="row", zebra_stripes=True)
+                yield NavTable(id="tools", cursor_type="row", zebra_stripes=True)
             with Vertical(id="work"):
                 yield Static("", id="tool-title")
                 yield Static("", id="tool-desc", markup=False)

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import App
-from textual.widgets import DataTable
 
+from console.tui.widgets.nav_table import NavTable
 from console.tui.widgets.trust_badge import health_text, muted
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def pending_row(app: App, name: str, progress: str) -> Row:
     return (name, Text("adding", style="italic"), health_text(app, add_phase(progress)), dash, dash, dash, dash, dash)
 
 
-class ServerTable(DataTable):
+class ServerTable(NavTable):
     """Rows keyed by server id (``+name`` while a server is being added)."""
 
     def __init__(self, **kwargs: object) -> None:
