@@ -152,13 +152,43 @@ def register(cli: click.Group) -> None:
         kinds = parse_kinds(accept)  # unknown kinds are a usage error before the vault opens
         result = approve_items(state.workspace(), parsed.toolbox, parsed.server, parsed.tool, kinds)
         done = result.approved
-        if done or not result.skipped:
+        if done or not (result.skipped or result.blocked):
             click.echo(f"approved {plural(done)}" + (f": {', '.join(done)}" if done else " (all already approved)"))
         server = f"{parsed.toolbox}/{parsed.server}"
+        for ref in result.blocked:
+            click.echo(f"left blocked: {server}/{ref}; approve it by name to unblock it")
         for ref, kinds in sorted(result.skipped.items()):
             typed = shlex.quote(f"{server}/{ref}")
             click.echo(f"skipped {server}/{ref}: findings {','.join(kinds)}; review with "
                        f"'tbx tools show {typed}', then 'tbx tools approve {typed} --accept {','.join(kinds)}'")
+
+    @tools.command(epilog=ITEM_HELP)
+    @click.argument("target", metavar="TOOLBOX/SERVER[/ITEM]")
+    @pass_state
+    def unapprove(state: CliState, target: str) -> None:
+        """Take back the approval of an item (or of every item of a server): it is hidden
+        from every agent until approved again; grants to it are kept."""
+        from console.services.tools import unapprove as unapprove_items
+
+        parsed = _item_target(target, item_required=False)
+        taken = unapprove_items(state.workspace(), parsed.toolbox, parsed.server, parsed.tool)
+        click.echo(f"approval taken back from {plural(taken)}: {', '.join(taken)}" if taken else
+                   "nothing was approved: nothing changed")
+
+    @tools.command(epilog=ITEM_HELP)
+    @click.argument("target", metavar="TOOLBOX/SERVER[/ITEM]")
+    @click.option("--undo", is_flag=True, help="Unblock instead: the item goes back to pending approval.")
+    @pass_state
+    def block(state: CliState, target: str, undo: bool) -> None:
+        """Block an item (or every item of a server): no agent sees or calls it whatever its
+        grants say, through rediscovery and changes, until it is approved by name again."""
+        from console.services.tools import block as block_items
+
+        parsed = _item_target(target, item_required=False)
+        changed = block_items(state.workspace(), parsed.toolbox, parsed.server, parsed.tool, blocked=not undo)
+        verb = "unblocked (pending approval)" if undo else "blocked"
+        click.echo(f"{verb}: {plural(changed)}: {', '.join(changed)}" if changed else
+                   f"already {'not blocked' if undo else 'blocked'}: nothing changed")
 
     @tools.command(epilog=ITEM_HELP)
     @click.argument("target", metavar="TOOLBOX/SERVER/ITEM")

@@ -213,3 +213,22 @@ def _audited(toolbox: Toolbox, server: ServerInstance, ref: str) -> str:
 def _grants_inside(repos: Repos, agent_id: str, toolbox_id: str) -> int:
     servers = {k for k, doc in repos.servers.raw().items() if doc["toolbox"] == toolbox_id}
     return sum(1 for doc in repos.tool_grants.raw().values() if doc["agent"] == agent_id and doc["server"] in servers)
+
+
+def grant_holders(repos: Repos, server_id: str, ref: str | None = None) -> list[str]:
+    """Names of the agents with a live (unexpired) grant to a server — to any of its
+    items, or with ``ref`` to that item (directly or through ``server/*``): who loses
+    access when it is removed, blocked or its approval taken back."""
+    now = utcnow()
+    ids = {g.agent for g in repos.tool_grants.where(lambda doc: doc["server"] == server_id)
+           if (ref is None or g.tool in (ref, WILDCARD)) and (g.expires is None or g.expires > now)}
+    return sorted(agent.name for agent in (repos.agents.get(i) for i in ids) if agent is not None)
+
+
+def agent_list(names: list[str], limit: int = 6) -> str:
+    """``cursor``, ``claude-desktop and cursor``, ``a, b, c and 4 more``; ``no agent`` for none."""
+    if not names:
+        return "no agent"
+    if len(names) > limit:
+        return f"{', '.join(names[:limit - 1])} and {len(names) - limit + 1} more"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

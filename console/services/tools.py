@@ -13,6 +13,9 @@ finding on a definition that did not move. An item with findings is approved onl
 the user names every kind it has in ``accept``; approving a whole server skips such
 items instead of waving them through. An approved item whose rescan finds a kind the
 user did not accept goes back to pending.
+
+The owner can take an approval back (``unapprove``: pending again, grants kept) or block
+an item (``block``): blocked stays blocked through rediscovery until approved by name.
 """
 
 from __future__ import annotations
@@ -141,7 +144,8 @@ def record_discovery(change: Change, server: ServerInstance, found: Discovery, t
         else:
             # Keep what the user approved; the live definition waits for a new approval.
             tool.approved_pin = old.approved_pin
-            tool.trust = Trust.CHANGED if old.approved_pin else Trust.PENDING
+            tool.trust = Trust.BLOCKED if old.trust is Trust.BLOCKED else \
+                Trust.CHANGED if old.approved_pin else Trust.PENDING  # a block outlives any change
             tool.previous = old.previous or (definition(old) if old.approved_pin else None)
             outcome.changed.append(item.ref)
             change.record("tool.changed", target,
@@ -189,6 +193,8 @@ class Approval:
     one of them (all of them must be named, so all are listed)."""
     already: int = 0
     """Items that were approved already and were left alone."""
+    blocked: list[str] = field(default_factory=list)
+    """Blocked items a whole-server approval left blocked (approve each by name to unblock it)."""
 
 
 def parse_kinds(values: Iterable[str]) -> frozenset[str]:
@@ -222,6 +228,7 @@ def approve(
 ) -> Approval:
     """Approve one item (``tool`` is its ref), or every item of every kind of a server.
 
+    A blocked item is approved only by name (a whole server's approval leaves it blocked).
     An item with medium or high findings is approved only when every kind of them is in
     ``accept`` (low findings are shown, not accepted). Asked for by ref, such an item is an error that says what to run; as part
     of a whole server it is skipped and reported in ``Approval.skipped``.
@@ -229,14 +236,13 @@ def approve(
     accepted = parse_kinds(accept)
     result = Approval()
     with ws.change() as change:
-        if tool is not None:
-            items = [find_tool(change.repos, toolbox, server, tool)[1]]
-        else:
-            items = sorted(change.repos.tools.of_server(_server(change.repos, toolbox, server).id), key=item_order)
-        for item in items:
+        for item in _items(change, toolbox, server, tool):
             target = f"{toolbox}/{server}/{item.ref}"
             if item.exposable:
                 result.already += 1
+                continue
+            if item.trust is Trust.BLOCKED and tool is None:
+                result.blocked.append(item.ref)  # blocked by hand: only a deliberate, named approval lifts it
                 continue
             kinds = blocking_kinds(item.findings)
             missing = [kind for kind in kinds if kind not in accepted]
@@ -256,6 +262,49 @@ def approve(
             change.repos.tools.put(item)
             result.approved.append(item.ref)
         return result
+
+
+def _items(change: Change, toolbox: str, server: str, tool: str | None) -> list[ToolDef]:
+    if tool is not None:
+        return [find_tool(change.repos, toolbox, server, tool)[1]]
+    return sorted(change.repos.tools.of_server(_server(change.repos, toolbox, server).id), key=item_order)
+
+
+def unapprove(ws: Workspace, toolbox: str, server: str, tool: str | None = None) -> list[str]:
+    """Take back the approval of one item (``tool`` is its ref) or of every approved item
+    of a server: each goes back to pending, hidden from every agent, its grants kept (they
+    work again once it is approved again). Returns the refs whose approval was taken back."""
+    taken: list[str] = []
+    with ws.change() as change:
+        for item in _items(change, toolbox, server, tool):
+            if item.trust is not Trust.APPROVED and item.approved_pin is None:
+                continue
+            change.record("tool.unapprove", audit_target(item.kind, f"{toolbox}/{server}", item.name),
+                          detail={"pin": item.pin, "approved_pin": item.approved_pin, "was": item.trust.value})
+            item.approved_pin, item.trust, item.previous, item.accepted = None, Trust.PENDING, None, None
+            change.repos.tools.put(item)
+            taken.append(item.ref)
+    return taken
+
+
+def block(ws: Workspace, toolbox: str, server: str, tool: str | None = None, *, blocked: bool = True) -> list[str]:
+    """Block one item, or every item of a server: no agent sees or calls it whatever its
+    grants say, and it stays blocked across discoveries and definition changes until it
+    is approved again (or unblocked, which makes it pending). ``blocked=False`` unblocks.
+    Returns the refs that changed."""
+    changed: list[str] = []
+    with ws.change() as change:
+        for item in _items(change, toolbox, server, tool):
+            if (item.trust is Trust.BLOCKED) == blocked:
+                continue
+            change.record("tool.block" if blocked else "tool.unblock",
+                          audit_target(item.kind, f"{toolbox}/{server}", item.name),
+                          detail={"pin": item.pin, "was": item.trust.value})
+            item.trust = Trust.BLOCKED if blocked else Trust.PENDING
+            item.approved_pin, item.accepted = None, None
+            change.repos.tools.put(item)
+            changed.append(item.ref)
+    return changed
 
 
 def _summary(tool: ToolDef) -> str:

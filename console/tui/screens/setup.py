@@ -69,6 +69,15 @@ class SetupScreen(Screen[None]):
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
         self._show_passphrase(event.pressed.id == "passphrase")
 
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        # Enter in the first passphrase moves to the confirmation; Enter there creates the
+        # vault, as the unlock screen and every form submit on Enter.
+        event.stop()
+        if event.input.id == "first":
+            self.query_one("#second", Input).focus()
+        else:
+            self._create()
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         match event.button.id:
             case "create":

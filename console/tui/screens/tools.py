@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Input, Static
 
-from console.model import ServerInstance, ToolDef
+from console.model import ServerInstance, ToolDef, Trust
 from console.services.items import KIND_ORDER, item_order, plural
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.screens.base import ConsoleScreen
@@ -46,12 +46,17 @@ class ToolsScreen(ConsoleScreen):
                 tooltip="Approve the selected item, accepting the findings it names"),
         Binding("A", "approve_all", "Approve clean", id="tools.approve_all",
                 tooltip="Approve every item of the selected server (of every kind) that has no findings"),
+        Binding("u", "unapprove", "Unapprove", id="tools.unapprove", show=False,
+                tooltip="Take back the selected item's approval: hidden from agents until approved again (asks first)"),
+        Binding("b", "block", "Block", id="tools.block",
+                tooltip="Block the selected item whatever its grants say, or unblock it (blocking asks first)"),
         Binding("c", "show_changed", "Changed", id="tools.changed", tooltip="Show only items whose definition changed"),
         Binding("t", "pick_toolbox", "Toolbox", id="tools.toolbox", tooltip="Show another toolbox's items"),
     ]
     PALETTE: ClassVar[list[tuple[str, str]]] = [
         ("tools: Approve", "approve"), ("tools: Approve all clean", "approve_all"),
         ("tools: Show changed", "show_changed"), ("tools: Pick toolbox", "pick_toolbox"),
+        ("tools: Take back approval", "unapprove"), ("tools: Block/unblock", "block"),
     ]
 
     def __init__(self) -> None:
@@ -223,8 +228,8 @@ class ToolsScreen(ConsoleScreen):
         if tool is None:
             return
         server = self.servers[tool.server]
-        waiting = sorted((t for t in self.tools.values() if t.server == server.id and not t.exposable),
-                         key=item_order)
+        waiting = sorted((t for t in self.tools.values() if t.server == server.id and not t.exposable
+                          and t.trust is not Trust.BLOCKED), key=item_order)  # a block is lifted by name only
         clean = [t.ref + (" (changed)" if t.previous is not None else "") for t in waiting if not t.findings]
         flagged = [t.ref for t in waiting if t.findings]
         if not clean:
@@ -250,3 +255,56 @@ class ToolsScreen(ConsoleScreen):
         self.app.call_from_thread(self.console.vault_changed)
         self.app.call_from_thread(self.notify, note, severity="warning" if result.skipped else "information",
                                   timeout=10)
+
+    # -- taking access back ---------------------------------------------------------------
+
+    def _losers(self, tool: ToolDef) -> str:
+        """Who loses the item: the agents holding a grant to it (or to its server's ``*``)."""
+        from console.services.grants import agent_list, grant_holders
+
+        names = grant_holders(self.ws.repos, tool.server, tool.ref)
+        return (f"{agent_list(names)} {'loses' if len(names) == 1 else 'lose'} it at once; "
+                f"{'its grant is' if len(names) == 1 else 'their grants are'} kept" if names else
+                "No agent holds a grant to it")
+
+    def action_unapprove(self) -> None:
+        tool = self.selected
+        if tool is None:
+            return
+        if tool.trust is not Trust.APPROVED and tool.approved_pin is None:
+            self.notify(f"{self.target(tool)} is not approved ({tool.trust.value}): nothing to take back")
+            return
+        modal = ConfirmModal(f"Take back the approval of {self.target(tool)}?",
+                             f"It goes back to pending, hidden from every agent until approved again (a). "
+                             f"{self._losers(tool)}.", confirm="Unapprove")
+        server = self.servers[tool.server].name
+        self.app.push_screen(modal, lambda yes: self._set_trust("unapprove", server, tool.ref) if yes else None)
+
+    def action_block(self) -> None:
+        tool = self.selected
+        if tool is None:
+            return
+        server = self.servers[tool.server].name
+        if tool.trust is Trust.BLOCKED:
+            self._set_trust("unblock", server, tool.ref)
+            return
+        modal = ConfirmModal(f"Block {self.target(tool)}?",
+                             f"No agent sees or calls it, whatever its grants say, and it stays blocked when "
+                             f"the server is rediscovered or changes it, until you approve it again (a) or "
+                             f"unblock it (b). {self._losers(tool)}.", confirm="Block")
+        self.app.push_screen(modal, lambda yes: self._set_trust("block", server, tool.ref) if yes else None)
+
+    @work(thread=True, exit_on_error=False, group="tools-approve")
+    def _set_trust(self, verb: str, server: str, ref: str) -> None:
+        from console.services.tools import block, unapprove
+
+        toolbox = self.console.toolbox_name
+        if verb == "unapprove":
+            changed = unapprove(self.ws, toolbox, server, ref)
+        else:
+            changed = block(self.ws, toolbox, server, ref, blocked=verb == "block")
+        said = {"unapprove": "approval taken back: pending", "block": "blocked",
+                "unblock": "unblocked: pending approval (a)"}[verb]
+        self.app.call_from_thread(self.console.vault_changed)
+        self.app.call_from_thread(self.notify, f"{toolbox}/{server}/{ref} {said}" if changed else
+                                  f"{toolbox}/{server}/{ref} was {said.split(':')[0]} already")
