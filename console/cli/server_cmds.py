@@ -150,9 +150,13 @@ def register(cli: click.Group) -> None:
         """Remove a server, its container, tools, secrets and grants."""
         from console.services import servers
 
+        from console.services.grants import agent_list, grant_holders
+
         ws = state.workspace()
-        servers.resolve(ws, target)
-        confirm_or_yes(yes, f"Remove server {target} with its tools and other items, secrets and grants?")
+        ref = servers.resolve(ws, target)
+        losers = grant_holders(ws.repos, ref.server.id)
+        who = f"; {agent_list(losers)} {'loses' if len(losers) == 1 else 'lose'} access to it" if losers else ""
+        confirm_or_yes(yes, f"Remove server {target} with its tools and other items, secrets and grants{who}?")
         counts = servers.remove_server(ws, target)
         click.echo(f"{target} removed ({', '.join(f'{v} {k}' for k, v in counts.items())})")
 

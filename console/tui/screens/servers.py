@@ -340,10 +340,16 @@ class ServersScreen(ConsoleScreen):
         server = self.selected
         if server is None:
             return
+        from console.services.grants import agent_list, grant_holders
+
         tools = len(self.tools.get(server.id, []))
+        losers = grant_holders(self.ws.repos, server.id)
+        who = (f"{agent_list(losers)} {'loses' if len(losers) == 1 else 'lose'} access to it: "
+               f"{'its grants are' if len(losers) == 1 else 'their grants are'} deleted." if losers else
+               "No agent holds a grant to it.")
         modal = ConfirmModal(f"Remove {self._label(server)}?",
-                             f"Removes its container, its {tools} tool(s) with their approvals, its secrets and "
-                             f"every grant to it. Adding it again starts from scratch.", confirm="Remove")
+                             f"Removes its container, its {tools} tool(s) with their approvals and its secrets. "
+                             f"{who} Adding it again starts from scratch.", confirm="Remove")
         self.app.push_screen(modal, lambda yes: self._operate("remove", server) if yes else None)
 
     def _operate(self, verb: str, server: ServerInstance) -> None:
