@@ -75,6 +75,8 @@ class Gateway:
         self.started = asyncio.Event()
         self.url = ""
         self._problems: list[str] = []
+        self._agents: list[str] = []
+        """Ids of the agents with an open session, as last published in the state file."""
         self._started_at = time.time()
         self.snapshots = Snapshots(ws, self.toolbox.id, self._running)
         self.snapshots.on_swap(self._swapped)
@@ -315,11 +317,15 @@ class Gateway:
             asyncio.get_running_loop().create_task(self._publish_problems())
 
     async def _publish_problems(self) -> None:
+        """The state file says what is wrong and which agents are connected (the console
+        names them before it stops the gateway); rewritten only when either changes."""
         problems = self.problems()
-        if problems != self._problems and self.url:
-            self._problems = problems
-            for problem in problems:
-                log.error("%s", problem)
+        agents = sorted({session.agent_id for session in self.sessions})
+        if (problems != self._problems or agents != self._agents) and self.url:
+            if problems != self._problems:
+                for problem in problems:
+                    log.error("%s", problem)
+            self._problems, self._agents = problems, agents
             await asyncio.to_thread(self._write_state)
 
     def _write_state(self) -> None:
@@ -327,7 +333,8 @@ class Gateway:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "url": self.url, "toolbox": self.toolbox.name,
-                                   "started": self._started_at, "problems": self._problems}))
+                                   "started": self._started_at, "problems": self._problems,
+                                   "agents": self._agents}))
         os.replace(tmp, path)
 
     def _announce_address(self) -> None:

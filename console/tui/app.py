@@ -208,7 +208,28 @@ class ConsoleApp(App[None]):
         self._gateway(start=True)
 
     def action_gateway_stop(self) -> None:
-        self._gateway(start=False)
+        self._ask_to_stop_gateway()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="gateway-ask")
+    def _ask_to_stop_gateway(self) -> None:
+        """Stopping the gateway cuts every connected agent off: with agents connected, ask
+        first and name them (stopping one server asks too); with none, just stop."""
+        from console.services.grants import agent_list
+
+        info = self.backend.gateway_info("local")
+        repos = self.backend.workspace.repos
+        names = sorted((agent.name if (agent := repos.agents.get(i)) else i) for i in (info.agents if info else ()))
+        if not names:
+            self.call_from_thread(self._gateway, False)
+            return
+        from console.tui.modals.confirm import ConfirmModal
+
+        count = f"{len(names)} agent{'s are' if len(names) > 1 else ' is'}"
+        modal = ConfirmModal("Stop the gateway?",
+                             f"{count} connected ({agent_list(names)}). Stopping cuts {'them' if len(names) > 1 else 'it'} "
+                             f"off at once: no tools until the gateway is started again (g on Toolboxes).",
+                             confirm="Stop gateway")
+        self.call_from_thread(self.push_screen, modal, lambda yes: self._gateway(False) if yes else None)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="gateway")
     def _gateway(self, start: bool) -> None:

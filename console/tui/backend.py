@@ -34,6 +34,8 @@ class GatewayInfo:
     started: float
     problems: tuple[str, ...] = ()
     """What keeps the gateway from working (its audit log cannot be written...), worst first."""
+    agents: tuple[str, ...] = ()
+    """Ids of the agents with an open session (as the gateway last said, within a second)."""
 
     @property
     def uptime(self) -> float:
@@ -99,7 +101,8 @@ class Backend:
             with urllib.request.urlopen(info["url"] + "/healthz", timeout=1.5) as response:  # noqa: S310 - loopback
                 json.loads(response.read())
             return GatewayInfo(str(info["url"]), int(info["pid"]), float(info["started"]),
-                               tuple(str(p) for p in info.get("problems") or ()))
+                               tuple(str(p) for p in info.get("problems") or ()),
+                               tuple(str(a) for a in info.get("agents") or ()))
         except (OSError, ValueError, KeyError):
             return None
 
