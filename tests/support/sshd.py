@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import console.remote  # noqa: F401 - before asyncssh: its DSA warning filter (benches import this)
 import asyncssh
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
