@@ -127,6 +127,12 @@ class Verification:
     bad_seq: int | None = None
     anchor_seq: int | None = None
     """The record the head anchor names, when there is a valid one."""
+    end: int = 0
+    """Byte offset just after the last record checked: where ``verify_appended`` goes on."""
+    head: str = ""
+    """The last checked record's MAC."""
+    inode: int = 0
+    """The log file checked (a replaced log is checked from its start again)."""
 
 
 # -- making any value safe to record ---------------------------------------------------
@@ -629,21 +635,46 @@ class AuditLog:
 
     def verify(self, checkpoint: Checkpoint | None) -> Verification:
         """Walk the chain, then hold its end against the vault's checkpoint and the head anchor."""
+        return self._verify(checkpoint, None)
+
+    def verify_appended(self, since: Verification, checkpoint: Checkpoint | None) -> Verification:
+        """Go on from an intact verification over the records appended since: only the new
+        bytes are read, so a busy log stays verified up to its last record. A log that was
+        cut or replaced is checked from its start again. An edit in place before
+        ``since.end`` is not seen here: the next full ``verify`` finds it."""
+        if not since.ok or not since.inode:
+            return self.verify(checkpoint)
+        return self._verify(checkpoint, since)
+
+    def _verify(self, checkpoint: Checkpoint | None, since: Verification | None) -> Verification:
         # The anchor first: an append running meanwhile moves it only once its records are on disk.
         anchor, anchor_problem = self.read_anchor()
         marks = [(mark, name) for mark, name in ((anchor, "its head anchor"), (checkpoint, "the vault's checkpoint"))
                  if mark is not None]
         wanted = {mark.seq for mark, _ in marks}
-        prev, count, macs = GENESIS, 0, {}
+        prev, count, offset, inode, macs = GENESIS, 0, 0, 0, {}
+        if since is not None:
+            prev, count, offset = since.head, since.records, since.end
+            macs[count] = prev
         anchored = anchor.seq if anchor else None
+        if not self.path.exists() and since is not None:
+            return self._verify(checkpoint, None)
         if self.path.exists():
             with open(self.path, "rb") as lines:
+                stat = os.fstat(lines.fileno())
+                if since is not None and (stat.st_ino != since.inode or stat.st_size < since.end):
+                    return self._verify(checkpoint, None)  # replaced or cut: all of it again
+                inode = stat.st_ino
+                lines.seek(offset)
                 for line in lines:
+                    if since is not None and not line.endswith(b"\n"):
+                        break  # still being written: the next look reads it
                     record, bad = self._check_line(line, count + 1, prev)
                     if record is None:
                         return Verification(False, count, f"record {count + 1}: {bad}", count + 1, anchored)
                     prev = record["mac"]
                     count += 1
+                    offset += len(line)
                     if count in wanted:
                         macs[count] = prev
         if anchor_problem:
@@ -656,10 +687,12 @@ class AuditLog:
                     f"{mark.seq} records were written (the end was cut off)",
                     count + 1, anchored,
                 )
+            if since is not None and mark.seq < since.records:
+                continue  # behind what was verified already: the full check held it
             if macs.get(mark.seq) != mark.mac:
                 return Verification(False, count, f"record {mark.seq}: does not match {name} (log replaced)",
                                     mark.seq, anchored)
-        return Verification(True, count, f"{count} records, chain intact", None, anchored)
+        return Verification(True, count, f"{count} records, chain intact", None, anchored, offset, prev, inode)
 
     def _check_line(self, line: bytes, expected: int, prev: str) -> tuple[dict[str, Any] | None, str]:
         try:

@@ -147,7 +147,7 @@ async def test_export_writes_the_whole_log(seeded: Backend, tmp_path: Path) -> N
         await open_audit(app, pilot)
         await pilot.press("e")
         await pilot.pause()
-        prompt = app.screen.query_one("#value", Input)
+        prompt = app.screen.query_one("#path", Input)
         prompt.value = str(tmp_path / "missing" / "x.jsonl")
         await pilot.press("enter")
         assert "does not exist" in str(app.screen.query_one("#problem", Static).render())
@@ -155,7 +155,7 @@ async def test_export_writes_the_whole_log(seeded: Backend, tmp_path: Path) -> N
         await pilot.press("enter")
         await settle(app, pilot)
         assert dest.read_bytes() == seeded.paths.audit_log.read_bytes()
-        assert any("exported 4 records" in n.message for n in app._notifications)
+        assert any("exported all 4 records of the log" in n.message for n in app._notifications)
 
 
 async def test_verify_reports_intact_then_the_first_tampered_record(seeded: Backend) -> None:

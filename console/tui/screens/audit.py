@@ -18,8 +18,8 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
 from console.audit import Verification
+from console.tui.modals.audit_export import ExportRequest
 from console.tui.modals.confirm import ConfirmModal
-from console.tui.modals.prompt import PromptModal
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.audit_filters import AuditFilters
 from console.tui.widgets.audit_tail import AuditQuery, AuditTail, verify_log
@@ -34,9 +34,12 @@ KEEP = 20 * PAGE
 """Past this many records in memory, following the log starts again from its tail."""
 POLL = 0.5
 VERIFY_SHARE = 5
-"""After new records the chain is checked again, but no sooner than this many times the
-last check's duration (at least a second) after it: hashing 100,000 records takes about
-two seconds of the interpreter, which a busy gateway must not keep the UI paying."""
+FULL_EVERY = 30.0
+"""New records are checked as they arrive (only the new bytes: "chain intact: N records"
+stays current). The whole chain is checked again at most every FULL_EVERY seconds while
+records arrive, and no sooner than VERIFY_SHARE times the last full check's duration:
+hashing 100,000 records takes about two seconds, which a busy gateway must not keep the
+UI paying. ``v`` checks it all at once."""
 
 
 class AuditScreen(ConsoleScreen):
@@ -52,7 +55,9 @@ class AuditScreen(ConsoleScreen):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("v", "verify", "Verify", id="audit.verify", tooltip="Check the whole hash chain and the checkpoint"),
-        Binding("e", "export", "Export", id="audit.export", tooltip="Copy the whole log to a file"),
+        Binding("e", "export", "Export", id="audit.export",
+                tooltip="Copy the whole log to a file, or (filters on) only the matching records"),
+
         Binding("x", "denials", "Denials", id="audit.denials", tooltip="Show only denied calls (again: all)"),
         Binding("o", "older", "Older", id="audit.older", tooltip="Load the page of records before the first shown"),
         Binding("f", "follow", "Follow", id="audit.follow", tooltip="Jump to the newest record and follow new ones"),
@@ -71,7 +76,8 @@ class AuditScreen(ConsoleScreen):
         self._following = True
         self._reading = False
         self._verifying = False
-        self._verify_again = False
+        self._verify_again: str | None = None
+        """A check asked for while one ran: "full" or "new" (a full one covers the new)."""
         self._verify_timer: Timer | None = None
         self._verified_at = 0.0
         self._verify_took = 0.0
@@ -171,6 +177,7 @@ class AuditScreen(ConsoleScreen):
             if self._following and table.row_count:
                 table.move_cursor(row=table.row_count - 1)
         self._show_window()
+        self.verify(full=False)
         self._verify_soon()
 
     def _prepend(self, records: list[dict[str, Any]]) -> None:
@@ -306,18 +313,19 @@ class AuditScreen(ConsoleScreen):
         self._reading = True
         self._load_tail()
 
-    def verify(self) -> None:
-        """Check the chain in a worker; asked again while one runs, it runs once more after."""
+    def verify(self, full: bool = True) -> None:
+        """Check the chain in a worker — all of it, or (``full=False``) only the records
+        appended since the last intact check; asked again while one runs, it runs after."""
         if self._verifying:
-            self._verify_again = True
+            self._verify_again = "full" if full or self._verify_again == "full" else "new"
             return
         self._verifying = True
-        self._verify()
+        self._verify(full)
 
     def _verify_soon(self) -> None:
         if self._verify_timer is not None:
             return
-        wait = self._verified_at + max(1.0, VERIFY_SHARE * self._verify_took) - time.monotonic()
+        wait = self._verified_at + max(FULL_EVERY, VERIFY_SHARE * self._verify_took) - time.monotonic()
         self._verify_timer = self.set_timer(max(0.0, wait), self._verify_due)
 
     def _verify_due(self) -> None:
@@ -325,20 +333,25 @@ class AuditScreen(ConsoleScreen):
         self.verify()
 
     @work(thread=True, exit_on_error=False, group="audit-verify")
-    def _verify(self) -> None:
+    def _verify(self, full: bool) -> None:
         started = time.monotonic()
+        last = self.verification
         try:
-            result = verify_log(self.ws)
+            if full or last is None or not last.ok:
+                result = verify_log(self.ws)
+            else:
+                result = self.ws.audit.verify_appended(last, self.ws.audit_checkpoint)
             self.app.call_from_thread(self._show_verification, result)
         finally:
-            self.app.call_from_thread(self._verified, time.monotonic() - started)
+            self.app.call_from_thread(self._verified, time.monotonic() - started, full)
 
-    def _verified(self, took: float) -> None:
+    def _verified(self, took: float, full: bool) -> None:
         self._verifying = False
-        self._verified_at, self._verify_took = time.monotonic(), took
-        if self._verify_again:
-            self._verify_again = False
-            self.verify()
+        if full:
+            self._verified_at, self._verify_took = time.monotonic(), took
+        again, self._verify_again = self._verify_again, None
+        if again is not None:
+            self.verify(full=again == "full")
 
     def _show_verification(self, result: Verification) -> None:
         before = self.verification.bad_seq if self.verification else None
@@ -355,33 +368,31 @@ class AuditScreen(ConsoleScreen):
     # -- export ----------------------------------------------------------------------------
 
     def action_export(self) -> None:
-        def check(text: str) -> str | None:
-            path = Path(text.strip()).expanduser()
-            if not text.strip():
-                return "name a file to write"
-            if path.is_dir():
-                return "that is a folder: name a file in it"
-            if not path.parent.is_dir():
-                return f"the folder {path.parent} does not exist"
-            return None
+        from console.tui.modals.audit_export import AuditExportModal
 
-        default = Path.home() / "tbx-audit.jsonl"
-        prompt = PromptModal("Export the audit log", "Copy every record, exactly as written, to this file "
-                             "(JSON lines; 'tbx audit verify' can check it later):",
-                             value=str(default), check=check, confirm="Export")
-        self.app.push_screen(prompt, self._confirm_export)
+        filters = self._query.describe() if self._query.active else None
+        self.app.push_screen(AuditExportModal(Path.home() / "tbx-audit.jsonl", filters), self._confirm_export)
 
-    def _confirm_export(self, text: str | None) -> None:
-        if not text:
+    def _confirm_export(self, request: ExportRequest | None) -> None:
+        if request is None:
             return
-        path = Path(text.strip()).expanduser()
+        path = request.path
         if path.exists():
             modal = ConfirmModal(f"Replace {path.name}?", f"{path} exists; the export replaces it.", confirm="Replace")
-            self.app.push_screen(modal, lambda yes: self._export(path) if yes else None)
+            self.app.push_screen(modal, lambda yes: self._export(request) if yes else None)
         else:
-            self._export(path)
+            self._export(request)
 
     @work(thread=True, exit_on_error=False, group="audit-export")
-    def _export(self, path: Path) -> None:
-        count = self.ws.audit.export(path)
-        self.app.call_from_thread(self.notify, f"exported {count:,} records to {path}")
+    def _export(self, request: ExportRequest) -> None:
+        from console.tui.widgets.audit_tail import export_matching
+
+        if request.filtered:
+            written, total = export_matching(self.ws.audit.path, request.path, self._query)
+            note = (f"exported the {written:,} of {total:,} records that match the filters "
+                    f"({self._query.describe()}) to {request.path} — a subset: 'tbx audit verify' cannot check it")
+        else:
+            count = self.ws.audit.export(request.path)
+            note = (f"exported all {count:,} records of the log to {request.path}"
+                    + (" (not only the filtered ones)" if self._query.active else ""))
+        self.app.call_from_thread(self.notify, note, timeout=10)

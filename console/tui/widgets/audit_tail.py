@@ -143,6 +143,15 @@ class AuditTail:
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+def _span(within: timedelta) -> str:
+    """``15m``, ``24h``, ``7d``: a window as the filter bar takes it."""
+    seconds = int(within.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 @dataclass(frozen=True)
 class AuditQuery:
     """What the filters ask for; records are matched on their stored fields."""
@@ -156,6 +165,14 @@ class AuditQuery:
     @property
     def active(self) -> bool:
         return bool(self.agent or self.text or self.decision or self.within)
+
+    def describe(self) -> str:
+        """``agent cursor, decision deny, "time" in target or action, last 1:00:00``."""
+        parts = [f"agent {self.agent}"] if self.agent else []
+        parts += [f"decision {self.decision}"] if self.decision else []
+        parts += [f'"{self.text}" in target or action'] if self.text else []
+        parts += [f"last {_span(self.within)}"] if self.within else []
+        return ", ".join(parts) or "no filter"
 
     def cutoff(self, now: datetime | None = None) -> str | None:
         """ISO timestamps of one fixed width compare as strings: no parsing per record."""
@@ -175,6 +192,30 @@ class AuditQuery:
             if wanted not in str(record.get("target", "")).lower() and wanted not in str(record.get("action", "")).lower():
                 return False
         return True
+
+
+def export_matching(source: Path, dest: Path, query: AuditQuery) -> tuple[int, int]:
+    """Write the records of the whole log (not only those loaded) that match ``query`` to
+    ``dest``, exactly as written, atomically; returns (written, records in the log).
+    A subset: 'tbx audit verify' cannot check its chain, the full export can."""
+    cutoff = query.cutoff()
+    tmp = dest.with_name(dest.name + ".part")
+    written = total = 0
+    with open(tmp, "wb") as out:
+        if source.exists():
+            with open(source, "rb") as src:
+                for line in src:
+                    if not line.strip():
+                        continue
+                    total += 1
+                    parsed = _parse([line])
+                    if parsed and query.matches(parsed[0], cutoff):
+                        out.write(line if line.endswith(b"\n") else line + b"\n")
+                        written += 1
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, dest)
+    return written, total
 
 
 def verify_log(ws: Workspace) -> Verification:
