@@ -78,9 +78,11 @@ class AddServerForm(Vertical):
     AddServerForm .form-section { text-style: bold; color: $primary; margin-top: 1; }
     AddServerForm .form-note { color: $warning; }
     AddServerForm Label { width: 1fr; margin-top: 1; }
-    AddServerForm Input { height: 1; border: none; padding: 0 1; background: $panel-lighten-1; }
-    AddServerForm Input:focus { background: $primary 20%; }
-    AddServerForm Checkbox { height: 1; border: none; padding: 0 1; margin-left: 1; }
+    /* Fields are Textual's compact ones: one row, focused or not (a hand-made "height: 1;
+       border: none" lost to Input:focus's tall border, and the row left showed only border). */
+    AddServerForm Input.-textual-compact { padding: 0 1; background: $panel-lighten-1; }
+    AddServerForm Input.-textual-compact:focus { background: $primary 20%; }
+    AddServerForm Checkbox.-textual-compact { padding: 0 1; margin-left: 1; }
     AddServerForm .mount-row { height: auto; }
     AddServerForm .mount-row Input { width: 1fr; }
     AddServerForm .mount-row Checkbox { width: auto; }
@@ -102,12 +104,12 @@ class AddServerForm(Vertical):
         yield Static(Text(entry.description), classes="form-description")
         yield Static(Text(f"needs: {needs_summary(entry)}"), classes="form-needs")
         yield Label(_label("name", True, "what agents see as the tool prefix"))
-        yield Input(value=self._free_name(), id="name")
+        yield Input(value=self._free_name(), id="name", compact=True)
         if entry.env:
             yield Static("Environment", classes="form-section")
         for var in entry.env:
             yield Label(_label(var.name, var.required, var.description, var.default))
-            yield Input(value=var.default or "", id=f"env-{var.name}")
+            yield Input(value=var.default or "", id=f"env-{var.name}", compact=True)
         if entry.oauth:
             yield from self._account()
         token = entry.oauth.token_env if entry.oauth else None
@@ -118,14 +120,14 @@ class AddServerForm(Vertical):
                 yield Label(_label(var.name, False, "only without a connection: a token you made yourself"))
             else:
                 yield Label(_label(var.name, var.required, var.description))
-            yield Input(password=True, id=f"secret-{var.name}", placeholder="typed masked")
+            yield Input(password=True, id=f"secret-{var.name}", placeholder="typed masked", compact=True)
         if entry.mounts:
             yield Static("Folders from this machine", classes="form-section")
         for index, need in enumerate(entry.mounts):
             yield Label(_label(need.target, need.required, need.description))
             with Horizontal(classes="mount-row"):
-                yield Input(placeholder="/path/on/this/machine", id=f"mount-{index}")
-                yield Checkbox("read-only", need.read_only, id=f"ro-{index}")
+                yield Input(placeholder="/path/on/this/machine", id=f"mount-{index}", compact=True)
+                yield Checkbox("read-only", need.read_only, id=f"ro-{index}", compact=True)
         yield Static("Network and limits", classes="form-section")
         yield Static("network: none — the server talks only over stdio" if entry.network == "none" else
                      "network: egress — the server can reach the internet")
@@ -135,7 +137,7 @@ class AddServerForm(Vertical):
                                       ("pids", "processes", str(entry.limits.pids))):
                 with Vertical():
                     yield Label(label)
-                    yield Input(value=value, id=f"limit-{key}")
+                    yield Input(value=value, id=f"limit-{key}", compact=True)
 
     def _account(self) -> ComposeResult:
         """The connection to bind, or why there is none to pick."""
