@@ -64,7 +64,7 @@ def progress_line(line: str) -> None:
 def register(cli: click.Group) -> None:
     @cli.group()
     def server() -> None:
-        """Add, start, stop, restart, remove and watch servers."""
+        """Add, start, stop, restart, edit, remove and watch servers."""
 
     @server.command("add")
     @click.argument("toolbox")
@@ -141,6 +141,57 @@ def register(cli: click.Group) -> None:
     _simple("start", "Start a server (re-creating its container if needed).")
     _simple("stop", "Stop a server; it stays stopped until started.")
     _simple("restart", "Restart a server and discover its tools again.")
+
+    @server.command()
+    @click.argument("target", metavar="TOOLBOX/SERVER")
+    @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Set a plain environment variable.")
+    @click.option("--unset-env", "unset", multiple=True, metavar="KEY", help="Remove a plain environment variable.")
+    @click.option("--mount", "mount", multiple=True, metavar="SRC:DST[:ro]",
+                  help="Bind a host folder (replaces the mount at DST, if any).")
+    @click.option("--unmount", "unmount", multiple=True, metavar="DST", help="Remove the mount at DST.")
+    @click.option("--cpus", type=float, help="CPU limit.")
+    @click.option("--memory", "memory_mb", type=int, help="Memory limit in MiB.")
+    @click.option("--pids", type=int, help="Process limit.")
+    @pass_state
+    def edit(state: CliState, target: str, env: tuple[str, ...], unset: tuple[str, ...], mount: tuple[str, ...],
+             unmount: tuple[str, ...], cpus: float | None, memory_mb: int | None, pids: int | None) -> None:
+        """Change a server's env, mounts or limits: its container is made again with them;
+        its tools, approvals, secrets and grants are kept. Secrets: remove and add it again."""
+        from console.services import servers
+
+        if not (env or unset or mount or unmount or cpus or memory_mb or pids):
+            raise UsageError("nothing to change: pass --env, --unset-env, --mount, --unmount, --cpus, --memory "
+                             "or --pids")
+        ws = state.workspace()
+        current = servers.resolve(ws, target).server
+        new_env = None
+        if env or unset:
+            missing = [key for key in unset if key not in current.env]
+            if missing:
+                raise UsageError(f"{target} has no env {', '.join(missing)}; its env: {', '.join(current.env) or 'none'}")
+            new_env = {k: v for k, v in current.env.items() if k not in unset} | parse_env(env)
+        new_mounts = None
+        if mount or unmount:
+            added = [parse_mount(m) for m in mount]
+            gone = set(unmount) | {m.target for m in added}
+            missing = [dst for dst in unmount if dst not in {m.target for m in current.mounts}]
+            if missing:
+                raise UsageError(f"{target} has no mount at {', '.join(missing)}")
+            new_mounts = [m for m in current.mounts if m.target not in gone] + added
+        limits = None
+        if cpus or memory_mb or pids:
+            base = current.limits
+            try:
+                limits = Limits(cpus=cpus or base.cpus, memory_mb=memory_mb or base.memory_mb, pids=pids or base.pids)
+            except ValueError as exc:  # pydantic's ValidationError
+                raise UsageError(f"bad limit: {exc.errors()[0]['loc'][0]} {exc.errors()[0]['msg'].lower()}") from None
+        outcome = servers.edit_server(ws, target, env=new_env, mounts=new_mounts, limits=limits,
+                                      progress=progress_line)
+        if not outcome.changed:
+            click.echo(f"{target}: nothing changed")
+            return
+        again = f"; running again: {_describe(outcome.discovery)}" if outcome.discovery else ""
+        click.echo(f"{target}: {', '.join(outcome.changed)} changed, container made again{again}")
 
     @server.command()
     @click.argument("target", metavar="TOOLBOX/SERVER")

@@ -380,6 +380,95 @@ def recreate_server(ws: Workspace, target: str, progress: Progress | None = None
     return start_server(ws, target, progress)
 
 
+@dataclass
+class EditOutcome:
+    changed: list[str]
+    """What changed, of ``env``, ``mounts`` and ``limits`` (empty: nothing was done)."""
+    discovery: DiscoveryOutcome | None = None
+    """The rediscovery of a running server's items in its new container."""
+
+
+def edit_server(
+    ws: Workspace,
+    target: str,
+    *,
+    env: dict[str, str] | None = None,
+    mounts: list[Mount] | None = None,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
+) -> EditOutcome:
+    """Change a server's plain env, mounts or limits (each given replaces the old; None
+    keeps it). A container made from the new settings replaces the old one; the server
+    keeps its id, so its items, approvals, secrets and grants stay as they were. A running
+    server runs again at once (its items rediscovered), a stopped one stays stopped.
+
+    Docker first, then the vault: a new container that cannot be made or does not start
+    is removed and one with the old settings put back, and the vault is left as it was."""
+    progress = progress or _quiet
+    ref = resolve(ws, target)
+    old = ref.server
+    entry = entry_of(old)
+    wanted = {"env": old.env if env is None else env, "mounts": old.mounts if mounts is None else mounts,
+              "limits": old.limits if limits is None else limits}
+    wanted["env"] = _check_needs(entry, wanted["env"], dict.fromkeys(old.secret_refs, ""), wanted["mounts"],
+                                 old.connection is not None)
+    changed = [key for key, value in wanted.items() if value != getattr(old, key)]
+    if not changed:
+        return EditOutcome([])
+    edited = ServerRef(ref.toolbox, old.model_copy(update=wanted))
+    running = old.desired_state is DesiredState.RUNNING
+    engine = engine_for(ws, ref.toolbox)
+    found = None
+    try:
+        if not _image_present(engine, old.image):
+            edited.server.image = ensure_image(ws, engine, entry, progress)
+        injected = {**secret_values(ws, old), **connection_env(ws, old)}
+        state = engine.find(old.id)
+        if state is not None:
+            progress("removing the old container")
+            engine.remove(state.id)
+        progress(f"creating a container with the new {', '.join(changed)}")
+        try:
+            container = engine.create(container_spec(ws, edited, engine, injected))
+            try:
+                if running:
+                    progress("starting and connecting over MCP")
+                    found = asyncio.run(_boot(ws, edited, engine, container.id, True, redactor_for(ws, old)))
+            except BaseException:
+                engine.remove(container.id)
+                raise
+        except BaseException:
+            progress("the new settings did not work: putting the old container back")
+            _put_back(ws, ref, engine, injected, running)
+            raise
+    finally:
+        engine.close()
+    with ws.change() as change:
+        server = change.repos.servers.get(old.id)
+        if server is None:
+            raise NotFound(f"server {ref.label} was removed meanwhile")
+        server.env, server.mounts, server.limits = wanted["env"], wanted["mounts"], wanted["limits"]
+        server.image = edited.server.image
+        change.repos.servers.put(server)
+        change.record("server.edit", f"server:{ref.label}", detail={
+            "changed": changed, "env": sorted(server.env), "mounts": [m.target for m in server.mounts],
+            "limits": server.limits.model_dump(mode="json"),
+        })
+        outcome = EditOutcome(changed, record_discovery(change, server, found, ref.toolbox.name) if found else None)
+    return outcome
+
+
+def _put_back(ws: Workspace, ref: ServerRef, engine: Engine, injected: dict[str, str], running: bool) -> None:
+    """After a failed edit: a container from the vault's (unchanged) settings, started if
+    the server is meant to run. Best effort: the edit's own error is the one reported."""
+    try:
+        container = engine.create(container_spec(ws, ref, engine, injected))
+        if running:
+            asyncio.run(_boot(ws, ref, engine, container.id, True, redactor_for(ws, ref.server)))
+    except Exception:  # noqa: BLE001 - 'tbx server start' re-creates it; the edit's error says what failed
+        return
+
+
 def remove_server(ws: Workspace, target: str) -> dict[str, int]:
     """Remove the container, then the server with its tools, secrets and grants."""
     ref = resolve(ws, target)
