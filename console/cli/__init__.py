@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -12,6 +11,7 @@ import click
 
 from console import __version__
 from console.cli.base import CliState, TbxGroup
+from console.logsetup import log_to_file, log_to_stderr
 
 COMMANDS = {
     "doctor": "system_cmds", "locate": "system_cmds",
@@ -60,17 +60,20 @@ def commands_of(module: str) -> dict[str, click.Command]:
 
 
 @click.group(cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging: on stderr for a command; the console "
+              "(tbx alone) writes its log to logs/console.log in its state folder (tbx locate prints it).")
 @click.version_option(__version__, prog_name="tbx")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Toolbox Console: MCP servers in hardened containers, granted to agents tool by tool."""
     ctx.obj = CliState(debug=debug)
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if ctx.invoked_subcommand is None:
         from console.tui.app import run_console
 
-        run_console()
+        log = log_to_file(ctx.obj.paths, debug)  # lines on the terminal would draw over the console
+        run_console(log if debug else None)
+    else:
+        log_to_stderr(debug)
 
 
 def main() -> None:

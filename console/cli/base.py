@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from console.errors import TbxError, VaultLocked
+from console.logsetup import record_crash
 from console.paths import Paths, resolve_paths
 from console.workspace import Workspace
 
@@ -48,11 +49,14 @@ class TbxGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
+            # One line on stderr, and the traceback kept: a failure nobody expected (one
+            # seen once in seven quits of the console) must be findable afterwards.
+            where = record_crash(_state(ctx).paths, " ".join(filter(None, (ctx.command_path, ctx.invoked_subcommand))),
+                                 exc)
             if _debug(ctx):
                 raise
-            raise CommandFailed(
-                f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
-            ) from exc
+            said = f"its traceback is in {where}" if where else "run with --debug for the traceback"
+            raise CommandFailed(f"unexpected {type(exc).__name__}: {exc} ({said})") from exc
 
 
 def _follow_remote_toolboxes(ctx: click.Context) -> None:
@@ -78,6 +82,11 @@ def _follow_remote_toolboxes(ctx: click.Context) -> None:
 def _debug(ctx: click.Context) -> bool:
     root = ctx.find_root()
     return bool(root.obj and getattr(root.obj, "debug", False))
+
+
+def _state(ctx: click.Context) -> CliState:
+    root = ctx.find_root()
+    return root.obj if isinstance(root.obj, CliState) else CliState()
 
 
 @dataclass

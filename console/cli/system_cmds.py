@@ -13,6 +13,7 @@ import click
 from console.cli.base import CliState, emit_json, json_option, pass_state
 from console.config import load_settings
 from console.errors import TbxError
+from console.logsetup import log_file
 from console.runtime.engine import probe_engine
 from console.vault.keys import PASSPHRASE_ENV, keyring_status
 from console.workspace import Workspace
@@ -95,7 +96,7 @@ def register(cli: click.Group) -> None:
         p = state.paths
         places = {
             "data": p.data_dir, "config": p.config_dir, "themes": p.themes_dir, "state": p.state_dir,
-            "vault": p.vault, "audit log": p.audit_log, "settings": p.config_file,
+            "vault": p.vault, "audit log": p.audit_log, "settings": p.config_file, "log": log_file(p),
         }
         if as_json:
             emit_json({k.replace(" ", "_"): str(v) for k, v in places.items()})

@@ -27,6 +27,8 @@ from console.tui.screens import SCREENS
 from console.tui.themes import DEFAULT_THEME, load_themes, shipped_themes_dir
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from textual.timer import Timer
 
     from console.runtime.supervisor import Health, Supervisor
@@ -73,6 +75,8 @@ class ConsoleApp(App[None]):
         """Held while policy is pushed to remote toolboxes: one push at a time, in order."""
         self.user_themes: set[str] = set()
         self._opened = False
+        self.debug_log: Path | None = None
+        """Where this run logs (``tbx --debug``): named in a notification at start."""
 
     # -- start-up ----------------------------------------------------------------------
 
@@ -90,6 +94,11 @@ class ConsoleApp(App[None]):
             from console.tui.screens.setup import SetupScreen
 
             self.push_screen(SetupScreen(backend.keyring_usable()))
+
+    def on_ready(self) -> None:
+        if self.debug_log is not None:
+            # Log lines written to the terminal would draw over the screen: they go to a file.
+            self.notify(f"debug log: {self.debug_log}", title="tbx --debug", timeout=20)
 
     def _load_themes(self) -> None:
         shipped = load_themes(shipped_themes_dir())
@@ -376,5 +385,7 @@ class ConsoleApp(App[None]):
             self.push_screen(ErrorModal(f"{type(error).__name__} in {event.worker.name}", text))
 
 
-def run_console() -> None:
-    ConsoleApp().run()
+def run_console(debug_log: Path | None = None) -> None:
+    app = ConsoleApp()
+    app.debug_log = debug_log
+    app.run()
