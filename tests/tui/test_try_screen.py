@@ -10,7 +10,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from textual.widgets import DataTable, Input, Select, Static
+from textual.widgets import Button, DataTable, Input, Select, Static
 
 from console.catalog import load_catalog
 from console.paths import resolve_paths
@@ -24,6 +24,7 @@ from console.tui.screens.audit import AuditScreen
 from console.tui.screens.try_tool import TryScreen
 from console.tui.widgets.try_call import Exchange, TryOutcome
 from console.tui.widgets.try_result import ResultView, content_block
+from tests.support.screen import screen_lines, widget_text
 from tests.support.sharedkeys import shared_keyring_home
 from tests.support.tui import still_app
 from tests.tui.test_audit_screen import plain
@@ -311,3 +312,118 @@ async def test_try_as_an_agent_through_the_gateway_it_started(real: Backend) -> 
                 break
             await pilot.pause(0.3)
         assert [row for row in rows if row in wanted] == wanted, rows
+
+
+# -- from the keyboard, in any terminal -----------------------------------------------------------
+
+
+async def test_enter_in_the_last_field_and_f5_run_the_tool(seeded: Backend) -> None:
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_try(app, pilot, "time/get_current_time")
+        await pilot.press("enter")  # on the tool: on to its arguments
+        field = screen.form.field("timezone")
+        assert field is not None and app.focused is field.control
+        await pilot.press("enter")  # the only field is the last: Enter runs, and the form refuses
+        await pilot.pause()
+        assert field.problem_text == "required"
+        assert "not sent: timezone: required" in plain(screen.form.query_one("#form-problem", Static))
+
+        screen.query_one("#caller", Select).value = "claude-desktop"
+        await pilot.press(*"UTC", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmModal) and app.screen.title_text == "Start the gateway?"
+        await pilot.press("escape")
+        await settle(app, pilot)
+        for key in ("f5", "ctrl+j"):  # what every terminal delivers, whatever has the focus
+            screen.query_one("#tools", DataTable).focus()
+            await pilot.press(key)
+            await settle(app, pilot)
+            assert isinstance(app.screen, ConfirmModal), key
+            await pilot.press("escape")
+            await settle(app, pilot)
+        assert "f5 Run" in screen_lines(app)[-1]  # the footer names the key
+
+
+async def test_enter_in_an_earlier_field_moves_on_without_running(seeded: Backend) -> None:
+    three = {"type": "object", "required": ["source_timezone", "time", "target_timezone"], "properties": {
+        name: {"type": "string"} for name in ("source_timezone", "time", "target_timezone")}}
+    with seeded.workspace.change() as change:
+        [tool] = [t for s in change.repos.servers.in_toolbox(change.repos.toolboxes.require("local").id)
+                  for t in change.repos.tools.of_server(s.id) if t.name == "convert_time"]
+        change.repos.tools.put(tool.model_copy(update={"input_schema": three}))
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_try(app, pilot, "time/convert_time")
+        await pilot.press("enter")
+        fields = [screen.form.field(name).control for name in ("source_timezone", "time", "target_timezone")]  # type: ignore[union-attr]
+        assert app.focused is fields[0]
+        await pilot.press(*"UTC", "enter")
+        assert app.focused is fields[1]
+        await pilot.press("enter")
+        assert app.focused is fields[2]
+        assert not screen.form.query_one("#form-problem", Static).has_class("shown")  # nothing was run yet
+        await pilot.press("enter")  # the last field: run, and the form says what is missing
+        await pilot.pause()
+        assert "not sent: time: required" in plain(screen.form.query_one("#form-problem", Static))
+
+
+async def test_run_looks_focused_only_when_it_is(seeded: Backend) -> None:
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_try(app, pilot, "time/get_current_time")
+        run, raw = screen.query_one("#run", Button), screen.query_one("#raw-toggle", Button)
+        assert app.focused is screen.query_one("#tools")
+        assert run.styles.background == raw.styles.background  # drawn like any button
+        await pilot.press("enter")  # to the field
+        for _ in range(5):
+            if app.focused is run:
+                break
+            await pilot.press("shift+tab" if app.focused is raw else "tab")
+        assert app.focused is run
+        await pilot.pause()
+        assert run.styles.background != raw.styles.background
+        assert run.styles.background == app.current_theme.to_color_system().primary
+
+
+async def test_the_old_status_goes_when_the_tool_changes_or_a_run_starts(seeded: Backend) -> None:
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_try(app, pilot, "time/get_current_time")
+        view = screen.query_one(ResultView)
+        state = screen.query_one("#call-state", Static)
+        screen.show_outcome(TryOutcome("local/time/get_current_time", "cursor", refusal="not granted"))
+        await pilot.pause()
+        assert plain(state).startswith("refused")
+        await pilot.press("up")  # another tool
+        await settle(app, pilot)
+        assert screen.tool_key == "time/convert_time"
+        assert plain(state).strip() == "" and view.outcome is None
+        assert "REFUSED" not in plain(view.query_one("#verdict", Static))
+        assert plain(view.query_one("#verdict", Static)).startswith("nothing run yet")
+
+        await pilot.press("down")
+        await settle(app, pilot)
+        screen.show_outcome(TryOutcome("local/time/get_current_time", "@owner", elapsed_ms=3.0, result={
+            "content": [{"type": "text", "text": "an old answer"}]}))
+        await pilot.pause()
+        screen.query_one("#caller", Select).value = "claude-desktop"
+        type_into(screen, "timezone", "UTC")
+        await pilot.press("f5")  # no gateway: a question, and the run ends without a result
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmModal)
+        assert "an old answer" not in plain(view.query_one("#result-body", Static))  # not under the new run
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert not plain(state).startswith("running")
+        assert view.outcome is None and "an old answer" not in plain(view.query_one("#result-body", Static))
+
+
+async def test_run_is_on_screen_at_80x24(seeded: Backend) -> None:
+    app = still_app(seeded)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_try(app, pilot, "time/get_current_time")
+        run = screen.query_one("#run", Button)
+        assert app.screen.region.contains_region(run.region), f"Run at {run.region}"
+        assert "Run ▶" in widget_text(app, run)
+        assert widget_text(app, screen.query_one("#caller", Select)).strip()  # who calls, still shown

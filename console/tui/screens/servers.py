@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from console.runtime.supervisor import Health
     from console.tui.remote_links import LinkState
     from console.tui.widgets.add_server_form import AddRequest
+    from console.tui.widgets.edit_server_form import EditRequest
 
 
 
@@ -52,6 +53,10 @@ class ServersScreen(ConsoleScreen):
         Binding("d", "remove", "Remove", id="server.remove",
                 tooltip="Remove the server, its container, tools, secrets and grants (asks first)"),
         Binding("l", "logs", "Logs", id="server.logs", tooltip="Show and focus the server's live log"),
+        Binding("L", "full_log", "Full log", id="server.full_log", show=False,
+                tooltip="The server's live log on the whole screen (Escape: back)"),
+        Binding("e", "edit", "Edit", id="server.edit",
+                tooltip="Change the server's env, folders and limits (its container is made again)"),
         Binding("t", "pick_toolbox", "Toolbox", id="server.toolbox", tooltip="Show another toolbox's servers"),
         Binding("left_square_bracket", "tab(-1)", "Prev tab", id="server.tab_previous", show=False,
                 tooltip="Previous detail tab (Logs, Stats, Tools, Config)"),
@@ -61,6 +66,7 @@ class ServersScreen(ConsoleScreen):
     PALETTE: ClassVar[list[tuple[str, str]]] = [
         ("server: Add", "add"), ("server: Restart", "restart"), ("server: Start/stop", "toggle"),
         ("server: Remove", "remove"), ("server: Show logs", "logs"), ("server: Pick toolbox", "pick_toolbox"),
+        ("server: Edit env, folders, limits", "edit"), ("server: Full-screen log", "full_log"),
     ]
 
     def __init__(self) -> None:
@@ -214,18 +220,23 @@ class ServersScreen(ConsoleScreen):
     def on_tabbed_content_tab_activated(self, _event: object) -> None:
         self._show_selected()
 
+    def _log_token(self, server: ServerInstance | None) -> object:
+        """What a log follows: the container and whether it runs (a new one starts the tail
+        again); None when there is no container to read."""
+        if server is None or not self.live:
+            return None
+        health = self.console.health(server.id)
+        if health is not None and health.state == "missing":
+            return None
+        return (health.container_id, health.state == "running") if health and health.container_id else "?"
+
     def _show_selected(self) -> None:
         detail = self.query_one(ServerDetail)
         server, live = self.selected, self.live
         health = self.console.health(server.id) if server and live else None
         detail.show_vault(server, self.tools.get(server.id, []) if server else [])
-        token: object = None
-        if server is not None and live:
-            token = (health.container_id, health.state == "running") if health and health.container_id else "?"
-            if health is not None and health.state == "missing":
-                token = None
         if self.is_current:  # a hidden screen reads no log
-            detail.server_log.show(self._label(server) if server else None, token, live=live)
+            detail.server_log.show(self._label(server) if server else None, self._log_token(server), live=live)
         if detail.active == "stats":
             detail.server_stats.show(server, live=live, health=health,
                                      stats=self.feed.latest.get(server.id) if server else None,
@@ -244,6 +255,19 @@ class ServersScreen(ConsoleScreen):
         detail = self.query_one(ServerDetail)
         detail.active = "logs"
         self.query_one(TailLog).focus()
+
+    def action_full_log(self) -> None:
+        from console.tui.screens.full_log import FullLogScreen
+
+        server = self.selected
+        if server is None:
+            return
+        if not self.live:
+            self.notify("the log is read live from the server's container: no engine here", severity="warning")
+            return
+        server_id = server.id
+        self.app.push_screen(FullLogScreen(self._label(server),
+                                           lambda: self._log_token(self.servers.get(server_id))))
 
     def action_pick_toolbox(self) -> None:
         from console.tui.modals.pick_toolbox import PickToolboxModal
@@ -335,6 +359,54 @@ class ServersScreen(ConsoleScreen):
     def action_restart(self) -> None:
         if (server := self.selected) is not None:
             self._operate("restart", server)
+
+    def action_edit(self) -> None:
+        from console.services.servers import entry_of
+        from console.tui.modals.edit_server import EditServerModal
+
+        server = self.selected
+        if server is None or self.box is None:
+            return
+        if server.spec is None:
+            self.notify(f"{self._label(server)} has no stored spec: remove it and add it again", severity="warning")
+            return
+        modal = EditServerModal(self._label(server), entry_of(server), server, check_paths=not self.box.is_remote)
+        self.app.push_screen(modal, lambda request: self._begin_edit(server, request))
+
+    def _begin_edit(self, server: ServerInstance, request: EditRequest | None) -> None:
+        if request is None:
+            return
+        if server.id in self.busy:
+            self.notify(f"{self._label(server)} is busy {self.busy[server.id]}", severity="warning")
+            return
+        self.busy[server.id] = "editing"
+        self._activity(f"{server.name}: editing")
+        self.refresh_live(force=True)
+        self._edit(server.id, self._label(server), request)
+
+    @work(thread=True, exit_on_error=False, group="server-op")
+    def _edit(self, server_id: str, label: str, request: EditRequest) -> None:
+        from console.services.servers import edit_server
+
+        name = label.split("/", 1)[1]
+
+        def progress(line: str) -> None:
+            self.app.call_from_thread(self._activity, f"{name}: {line}")
+
+        try:
+            outcome = edit_server(self.ws, label, env=request.env, mounts=request.mounts, limits=request.limits,
+                                  progress=progress)
+        except Exception as exc:
+            self.app.call_from_thread(self._done, server_id, f"{name}: edit failed, the old settings kept: {exc}", "")
+            raise
+        if not outcome.changed:
+            self.app.call_from_thread(self._done, server_id, f"{name}: nothing changed", f"{label}: nothing changed")
+            return
+        found = outcome.discovery
+        again = "" if found is None else "; running again" + (
+            f", {len(found.changed)} item(s) changed" if found.changed else "")
+        note = f"{label}: {', '.join(outcome.changed)} changed, container made again{again}"
+        self.app.call_from_thread(self._done, server_id, f"{name}: {note.split(': ', 1)[1]}", note)
 
     def action_remove(self) -> None:
         server = self.selected

@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
@@ -33,24 +34,33 @@ GATEWAY_WAIT = 30.0
 
 class TryScreen(ConsoleScreen):
     AUTO_FOCUS = "#tools"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-wide")]
+    # The caller list gives way first so Run stays on screen at 80 columns; Run is drawn
+    # like any button and stands out only when it has the focus (a primary button
+    # looked focused all the time).
     DEFAULT_CSS = """
     TryScreen #picker { width: 40; border-right: vkey $panel; }
     TryScreen #picker .panel-title { height: 1; }
     TryScreen #work { width: 1fr; padding: 0 1; }
     TryScreen #tool-title { height: auto; }
     TryScreen #tool-desc { height: auto; max-height: 2; color: $text-muted; }
-    TryScreen #callbar { height: 1; margin: 1 0; }
+    TryScreen #callbar { height: 1; margin-top: 1; }
     TryScreen #callbar Label { width: auto; padding-right: 1; color: $text-muted; }
-    TryScreen #caller { width: 28; }
-    TryScreen #callbar Button { margin-left: 2; min-width: 0; width: auto; padding: 0 2; }
-    TryScreen #call-state { width: 1fr; padding-left: 2; color: $text-muted; }
+    TryScreen #caller { width: 1fr; max-width: 32; min-width: 12; }
+    TryScreen #callbar Button { margin-left: 2; min-width: 0; width: auto; padding: 0 2;
+                                background: $panel; color: $foreground; text-style: none; }
+    TryScreen #callbar Button:focus { background: $primary; color: $background; text-style: bold; }
+    TryScreen.-narrow #raw-toggle { display: none; }
+    TryScreen #call-state { height: 1; margin-bottom: 1; color: $text-muted; }
     TryScreen #form-box { height: 3fr; min-height: 6; }
     TryScreen ResultView { height: 2fr; }
     TryScreen.-has-result #form-box { height: 2fr; }
     TryScreen.-has-result ResultView { height: 3fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+enter,ctrl+j", "run", "Run", id="try.run", tooltip="Call the tool with these arguments"),
+        # Every terminal delivers F5 and ctrl+j; ctrl+enter arrives as a plain enter through
+        # tmux and many terminals. Enter in the last field runs too.
+        Binding("f5,ctrl+j,ctrl+enter", "run", "Run", id="try.run", tooltip="Call the tool with these arguments"),
         Binding("escape,ctrl+g", "cancel", "Cancel call", id="try.cancel", tooltip="Stop waiting for the call"),
         Binding("ctrl+t", "raw", "Raw JSON", id="try.raw", tooltip="Edit the arguments as JSON (again: the form)"),
         Binding("a", "caller", "As…", id="try.caller", tooltip="Choose who calls: the owner or an agent"),
@@ -94,9 +104,9 @@ class TryScreen(ConsoleScreen):
                     yield Label("as")
                     yield Select[str]([("owner (direct, no grants)", OWNER)], value=OWNER, allow_blank=False,
                                       id="caller", compact=True)
-                    yield Button("Run ▶", id="run", variant="primary", compact=True)
+                    yield Button("Run ▶", id="run", compact=True)
                     yield Button("Raw JSON", id="raw-toggle", compact=True)
-                    yield Static("", id="call-state")
+                yield Static("", id="call-state")
                 with Vertical(id="form-box"):
                     yield self.form
                 yield ResultView(id="result")
@@ -206,6 +216,22 @@ class TryScreen(ConsoleScreen):
         self.form = SchemaForm(schema, self._arguments.get(self._form_target or ""))
         self.query_one("#form-box", Vertical).mount(self.form)
         self.query_one("#raw-toggle", Button).label = "Raw JSON"
+        if not self._calling:  # a running call keeps its ticker; it was for the tool it named
+            self._clear_outcome(f"nothing run yet: fill in the arguments, then {self._run_key()} (or Run)")
+
+    def _clear_outcome(self, verdict: str) -> None:
+        """Forget the last call's status and result: they were another tool's, or another run's."""
+        self.query_one("#call-state", Static).update("")
+        self.query_one(ResultView).clear(verdict)
+        self.remove_class("-has-result")
+
+    def _run_key(self) -> str:
+        """The first key that runs, as the footer shows it (the user may have remapped it)."""
+        for bindings in self._bindings.key_to_bindings.values():
+            for binding in bindings:
+                if binding.id == "try.run":
+                    return self.app.get_key_display(binding)
+        return "Run"
 
     # -- calling ---------------------------------------------------------------------------
 
@@ -219,11 +245,24 @@ class TryScreen(ConsoleScreen):
         elif event.button.id == "raw-toggle":
             self.action_raw()
 
+    def _fields(self) -> list[Widget]:
+        return [w for w in self.form.query("Input, Select, Checkbox, TextArea, Button") if w.focusable]
+
     def action_edit(self) -> None:
-        for widget in self.form.query("Input, Select, Checkbox, TextArea, Button"):
-            if widget.focusable:
-                widget.focus()
-                return
+        fields = self._fields()
+        (fields[0] if fields else self.query_one("#run", Button)).focus()  # no arguments: Enter runs
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a field goes to the next one; in the last, it runs (every terminal has Enter)."""
+        if self.form not in event.input.ancestors:
+            return  # the tool filter
+        event.stop()
+        fields = [w for w in self._fields() if w.display]
+        later = fields[fields.index(event.input) + 1:] if event.input in fields else []
+        if later:
+            later[0].focus()
+        else:
+            self.action_run()
 
     def action_caller(self) -> None:
         self.query_one("#caller", Select).focus()
@@ -255,7 +294,8 @@ class TryScreen(ConsoleScreen):
         self._started = time.monotonic()
         self._ticker = self.set_interval(0.1, self._tick)
         self._tick()
-        self.query_one(ResultView).show_running(f"calling {target} …")
+        self.query_one(ResultView).clear(f"calling {target} …")  # not the last run's result under it
+        self.remove_class("-has-result")
         self.refresh_bindings()
         self._run_call(self._call_id, target, arguments, caller, wait_for_gateway)
 
@@ -336,7 +376,7 @@ class TryScreen(ConsoleScreen):
             state.update("cancelled: the result, if any comes, is discarded")
             self.query_one(ResultView).show_running("cancelled")
         elif self.query_one(ResultView).outcome is None:
-            state.update("")
+            self._clear_outcome("no result: the call was not made or did not finish (see the message)")
         self.refresh_bindings()
 
     def show_outcome(self, outcome: TryOutcome) -> None:

@@ -84,11 +84,19 @@ class ResultView(SteppedTabs, Vertical):
     def compose(self) -> ComposeResult:
         with TabbedContent():
             with TabPane("Result", id="result-tab"), VerticalScroll():
-                yield Static("nothing run yet: fill in the arguments, then ctrl+enter (or Run)",
+                yield Static("nothing run yet: fill in the arguments, then Run",
                              id="verdict", classes="verdict -idle")
                 yield Static("", id="result-body")
             with TabPane("Raw exchange", id="raw-tab"), VerticalScroll():
                 yield Static(Text("the JSON-RPC messages of the last call appear here", style="dim"), id="exchange")
+
+    def clear(self, text: str) -> None:
+        """No outcome: ``text`` where the verdict goes, nothing in the result or the exchange."""
+        self.outcome = None
+        self.show_running(text)
+        self.query_one("#result-body", Static).update("")
+        self.query_one("#exchange", Static).update(Text("the JSON-RPC messages of the last call appear here",
+                                                        style="dim"))
 
     def show_running(self, text: str) -> None:
         status = self.query_one("#verdict", Static)
