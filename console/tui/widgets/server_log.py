@@ -62,6 +62,11 @@ class TailLog(Log):
     def action_match(self, step: int) -> None:
         self.parent_log.jump(step)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave" and not self.screen.query("DataTable"):
+            return False  # the log is a screen of its own: escape goes back
+        return super().check_action(action, parameters)
+
     def action_leave(self) -> None:
         self.screen.focus_next("DataTable")
 
@@ -85,8 +90,10 @@ class ServerLog(Vertical):
     ServerLog TailLog { height: 1fr; padding: 0 1; overflow-x: auto; overflow-y: scroll; }
     """
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, tail: int = TAIL, **kwargs: object) -> None:
+        """``tail``: lines of history shown when the log opens."""
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.tail = tail
         self.target: str | None = None
         self._token: object = None
         self._pending: list[str] = []
@@ -152,7 +159,7 @@ class ServerLog(Vertical):
         module = await asyncio.to_thread(importlib.import_module, "console.services.server_status")
         ws = self.app.backend.workspace  # type: ignore[attr-defined]
         try:
-            async for line in module.log_lines(ws, target, follow=True, tail=TAIL):
+            async for line in module.log_lines(ws, target, follow=True, tail=self.tail):
                 self._pending.append(line)
                 if self._flush_timer is None:
                     self._flush_timer = self.set_timer(0.1, self._flush)
@@ -219,6 +226,11 @@ class ServerLog(Vertical):
         if event.input.id == "log-search":
             event.stop()
             self.jump(1)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "close_search" and not self.query_one("#log-search", Input).has_focus:
+            return False  # escape from the lines themselves means the screen's "back"
+        return super().check_action(action, parameters)
 
     def action_close_search(self) -> None:
         search = self.query_one("#log-search", Input)
