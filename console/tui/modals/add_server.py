@@ -6,6 +6,7 @@ minute) runs in the Servers screen's worker, which shows its progress.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -58,6 +59,8 @@ class AddServerModal(ModalScreen[AddRequest | None]):
         self.taken, self.check_paths = taken, check_paths
         self.connections = connections
         self.current: CatalogEntry | None = None
+        self._wanted: CatalogEntry | None = None
+        self._showing = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog add-dialog"):
@@ -110,14 +113,30 @@ class AddServerModal(ModalScreen[AddRequest | None]):
             self.action_submit()
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        entry = next((e for e in self.entries if e.id == event.option.id), None)
-        if entry is not self.current:
+        # What the list highlights now, not what the event names: typed fast, an event
+        # from an older list (another entry at the same index) arrives after the list changed.
+        options = event.option_list
+        if options.highlighted is None:
+            return
+        current = options.get_option_at_index(options.highlighted)
+        entry = next((e for e in self.entries if e.id == current.id), None)
+        if entry is not self._wanted:
             self.call_later(self._show, entry)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.query_one("#name", Input).focus()
 
     async def _show(self, entry: CatalogEntry | None) -> None:
+        # Typing in the search moves the highlight once per key, and each move lands here;
+        # one at a time, and only the latest: overlapping, an older entry's form was mounted
+        # after the newer one and Add took it (in tmux, "memory" typed showed Everything).
+        self._wanted = entry
+        async with self._showing:
+            if entry is not self._wanted:
+                return
+            await self._mount_form(entry)
+
+    async def _mount_form(self, entry: CatalogEntry | None) -> None:
         self.current = entry
         form = self.query_one("#form", VerticalScroll)
         await form.remove_children()
