@@ -4,17 +4,20 @@ container back and leaves the vault as it was."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import docker
 import pytest
 
+from console.catalog import load_catalog
 from console.errors import UsageError
 from console.model import DesiredState, Limits, Mount
 from console.runtime.containers import ContainerError
 from console.services import grants, server_status, servers
 from console.services.agents import add_agent
 from console.services.grants import Target
+from console.services.tools import approve
 from console.workspace import Workspace
 from tests.test_servers import add, call, container_of, local, shared_dir  # noqa: F401 - the fixture
 
@@ -115,3 +118,26 @@ def test_cli_edit(tbx, local: Workspace) -> None:  # noqa: ANN001, F811
     assert wrong.exit_code == 2 and "has no env NOPE" in wrong.stderr
     small = tbx("server", "edit", "local/time", "--memory", "1")
     assert small.exit_code == 2 and "bad limit: memory_mb" in small.stderr
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="as root, servers run as an unprivileged uid")
+def test_a_read_write_folder_the_server_cannot_write_is_said_at_add_and_edit(local: Workspace, tmp_path: Path) -> None:  # noqa: F811
+    """The memory server's /data is read-write, but a root-owned folder is not writable by
+    the uid servers run as under root: its writes fail (EACCES), which looks read-only."""
+    entry = load_catalog(local.paths).get("memory")
+    assert [(m.target, m.read_only) for m in entry.mounts] == [("/data", False)]
+    owned_by_root = tmp_path / "graph"
+    owned_by_root.mkdir(mode=0o755)
+    lines: list[str] = []
+    servers.add_server(local, "local", entry, mounts=[Mount(source=str(owned_by_root), target="/data")],
+                       progress=lines.append)
+    [warning] = [line for line in lines if line.startswith("warning:")]
+    assert f"cannot write {owned_by_root}" in warning and "chown -R 10001:10001" in warning
+
+    given = shared_dir(tmp_path / "given")
+    lines.clear()
+    servers.edit_server(local, "local/memory", mounts=[Mount(source=str(given), target="/data")], progress=lines.append)
+    assert not [line for line in lines if line.startswith("warning:")]
+    approve(local, "local", "memory")
+    call(local, "local/memory/create_entities", entities=[{"name": "Ada", "entityType": "person", "observations": []}])
+    assert (given / "memory.jsonl").exists()

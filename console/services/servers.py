@@ -9,6 +9,7 @@ failed add leaves no container behind.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -139,6 +140,32 @@ def container_spec(ws: Workspace, ref: ServerRef, engine: Engine, secrets: dict[
     )
 
 
+def unwritable_mounts(engine: Engine, mounts: list[Mount], user: str) -> list[str]:
+    """A warning for each read-write folder of this machine that the server's user cannot
+    write: its writes there fail (EACCES), which looks like a read-only mount. Running tbx
+    as root, servers run as an unprivileged uid, and a root-owned folder is such a case."""
+    uid_text, _sep, gid_text = user.partition(":")
+    try:
+        uid, gid = int(uid_text), int(gid_text or uid_text)
+    except ValueError:
+        return []
+    if not engine.is_local or uid == 0:
+        return []
+    notes = []
+    for mount in mounts:
+        try:
+            st = os.stat(mount.source)
+        except OSError:
+            continue  # creating the container says so
+        bit = 0o200 if st.st_uid == uid else 0o020 if st.st_gid == gid else 0o002
+        if not mount.read_only and not st.st_mode & bit:
+            notes.append(f"warning: the server runs as uid {uid}, which cannot write {mount.source} (owner uid "
+                         f"{st.st_uid}, mode {st.st_mode & 0o777:o}): its writes to {mount.target} will fail. "
+                         f"Give it the folder (chown -R {uid}:{gid} {mount.source}), or set "
+                         f"runtime.container_user in config.toml")
+    return notes
+
+
 def ensure_image(ws: Workspace, engine: Engine, entry: CatalogEntry, progress: Progress) -> str:
     from console.runtime.images import ImageBuilder
 
@@ -254,6 +281,9 @@ def add_server(
     ref = ServerRef(box, server)
     engine = engine_for(ws, box)
     try:
+        for note in unwritable_mounts(engine, mounts, container_user(ws.settings.runtime.container_user,
+                                                                     engine.is_local)):
+            progress(note)
         progress(f"preparing image for {entry.id}")
         server.image = ensure_image(ws, engine, entry, progress)
         progress("creating container")
@@ -420,6 +450,9 @@ def edit_server(
     engine = engine_for(ws, ref.toolbox)
     found = None
     try:
+        for note in unwritable_mounts(engine, wanted["mounts"], container_user(ws.settings.runtime.container_user,
+                                                                               engine.is_local)):
+            progress(note)
         if not _image_present(engine, old.image):
             edited.server.image = ensure_image(ws, engine, entry, progress)
         injected = {**secret_values(ws, old), **connection_env(ws, old)}
