@@ -427,3 +427,53 @@ async def test_run_is_on_screen_at_80x24(seeded: Backend) -> None:
         assert app.screen.region.contains_region(run.region), f"Run at {run.region}"
         assert "Run ▶" in widget_text(app, run)
         assert widget_text(app, screen.query_one("#caller", Select)).strip()  # who calls, still shown
+
+
+async def test_the_answer_stays_whatever_tick_comes_after_it(seeded: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker hands over the answer, then says it is done: a tick of the running clock
+    in between wrote "running 0.5 s" over the verdict, and nothing wrote it back."""
+    def answer(_ws: object, target: str, _arguments: dict) -> TryOutcome:
+        time.sleep(0.3)  # long enough for the clock to tick
+        return TryOutcome(target, "@owner", result={"content": [{"type": "text", "text": "12:00"}]}, elapsed_ms=3.0)
+
+    monkeypatch.setattr("console.tui.screens.try_tool.call_as_owner", answer)
+    original = TryScreen._call_done
+
+    def later(self: TryScreen, call_id: int, cancelled: bool) -> None:
+        self.set_timer(0.35, lambda: original(self, call_id, cancelled))  # ticks come in between
+
+    monkeypatch.setattr(TryScreen, "_call_done", later)
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_try(app, pilot, "time/get_current_time")
+        type_into(screen, "timezone", "UTC")
+        await pilot.press("f5")
+        await settle(app, pilot)
+        await pilot.pause(0.5)
+        state = plain(screen.query_one("#call-state", Static)).strip()
+        assert state == "ok · 3.0 ms", state
+
+
+async def test_at_80_columns_a_field_takes_the_width_under_its_label(seeded: Backend) -> None:
+    app = still_app(seeded)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_try(app, pilot, "time/get_current_time")
+        await pilot.press("enter", *"Europe/Paris")
+        field = screen.form.field("timezone")
+        assert field is not None
+        work = screen.query_one("#work").content_region
+        control = field.control.region
+        assert control.width >= work.width - 4, f"{control} in {work}"  # not squeezed beside a 24-column label
+        assert "Europe/Paris" in widget_text(app, field.control)
+
+
+async def test_enter_on_a_tool_without_arguments_lands_on_run(seeded: Backend) -> None:
+    with seeded.workspace.change() as change:
+        [tool] = [t for s in change.repos.servers.in_toolbox(change.repos.toolboxes.require("local").id)
+                  for t in change.repos.tools.of_server(s.id) if t.name == "git_status"]
+        change.repos.tools.put(tool.model_copy(update={"input_schema": {"type": "object", "properties": {}}}))
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_try(app, pilot, "git/git_status")
+        await pilot.press("enter")
+        assert app.focused is screen.query_one("#run", Button)

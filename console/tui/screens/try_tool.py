@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, Select, Static, TextArea
 from textual.worker import get_current_worker
 
 from console.model import ItemKind, ToolDef
@@ -52,6 +52,9 @@ class TryScreen(ConsoleScreen):
     TryScreen #callbar Button:focus { background: $primary; color: $background; text-style: bold; }
     TryScreen.-narrow #raw-toggle { display: none; }
     TryScreen #call-state { height: 1; margin-bottom: 1; color: $text-muted; }
+    TryScreen.-narrow SchemaField .field-row { layout: vertical; }
+    TryScreen.-narrow SchemaField .field-label { width: 1fr; }
+    TryScreen.-narrow SchemaField .field-hint, TryScreen.-narrow SchemaField .field-problem { padding-left: 0; }
     TryScreen #form-box { height: 3fr; min-height: 6; }
     TryScreen ResultView { height: 2fr; }
     TryScreen.-has-result #form-box { height: 2fr; }
@@ -246,7 +249,9 @@ class TryScreen(ConsoleScreen):
             self.action_raw()
 
     def _fields(self) -> list[Widget]:
-        return [w for w in self.form.query("Input, Select, Checkbox, TextArea, Button") if w.focusable]
+        """The form's controls in focus order: those shown (form or raw JSON) and enabled."""
+        controls = (Input, Select, Checkbox, TextArea, Button)  # not the scrolling box around them
+        return [w for w in self.focus_chain if isinstance(w, controls) and self.form in w.ancestors]
 
     def action_edit(self) -> None:
         fields = self._fields()
@@ -257,7 +262,7 @@ class TryScreen(ConsoleScreen):
         if self.form not in event.input.ancestors:
             return  # the tool filter
         event.stop()
-        fields = [w for w in self._fields() if w.display]
+        fields = self._fields()
         later = fields[fields.index(event.input) + 1:] if event.input in fields else []
         if later:
             later[0].focus()
@@ -300,6 +305,8 @@ class TryScreen(ConsoleScreen):
         self._run_call(self._call_id, target, arguments, caller, wait_for_gateway)
 
     def _tick(self) -> None:
+        if self._ticker is None:
+            return  # a tick already queued when the answer came: the answer stays
         elapsed = time.monotonic() - self._started
         self.query_one("#call-state", Static).update(f"running {elapsed:.1f} s · esc: cancel")
 
@@ -331,7 +338,13 @@ class TryScreen(ConsoleScreen):
 
     def _finished(self, call_id: int, outcome: TryOutcome) -> None:
         if call_id == self._call_id:
+            self._stop_ticker()  # before the verdict, or a tick in between writes "running" over it
             self.show_outcome(outcome)
+
+    def _stop_ticker(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
 
     def _gateway_url(self, toolbox: str, wait: bool, cancelled: Any) -> str | None:
         deadline = time.monotonic() + (GATEWAY_WAIT if wait else 0)
@@ -368,9 +381,7 @@ class TryScreen(ConsoleScreen):
         if call_id != self._call_id:
             return
         self._calling = False
-        if self._ticker is not None:
-            self._ticker.stop()
-            self._ticker = None
+        self._stop_ticker()
         state = self.query_one("#call-state", Static)
         if cancelled:
             state.update("cancelled: the result, if any comes, is discarded")
