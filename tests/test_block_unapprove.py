@@ -97,3 +97,31 @@ def test_cli_block_unblock_and_unapprove(tbx, workspace: Workspace, calc: Server
     assert listed == {"local/calc/get_product": "pending", "local/calc/get_sum": "approved"}
     missing = tbx("tools", "block", "local/calc/nope")
     assert missing.exit_code == 1 and "has no tool 'nope'" in missing.stderr
+
+
+def test_grant_holders_names_only_the_agents_that_reach_the_item_now(workspace: Workspace, calc: ServerInstance) -> None:
+    from datetime import timedelta
+
+    from console.services.agents import set_enabled
+    from console.services.grants import agent_list, grant_holders
+
+    for name in ("direct", "closed", "off", "lapsed"):
+        add_agent(workspace, name)
+    for name in ("direct", "off", "lapsed"):
+        grants.grant(workspace, name, Target("local"))
+    grants.grant(workspace, "direct", Target("local", "calc", "get_sum"))
+    grants.grant(workspace, "closed", Target("local", "calc", "get_sum"))  # no toolbox access: reaches nothing
+    grants.grant(workspace, "off", Target("local", "calc", "*"))
+    set_enabled(workspace, "off", False)
+    grants.grant(workspace, "lapsed", Target("local", "calc", "*"), timedelta(seconds=1))
+    with workspace.change() as change:  # the grant ran out
+        for grant in change.repos.tool_grants:
+            if grant.expires is not None:
+                grant.expires -= timedelta(hours=1)
+                change.repos.tool_grants.put(grant)
+    workspace.refresh()
+    assert grant_holders(workspace.repos, calc.id, "get_sum") == ["bot", "direct"]  # bot through calc/*
+    assert grant_holders(workspace.repos, calc.id, "get_product") == ["bot"]
+    assert grant_holders(workspace.repos, calc.id) == ["bot", "direct"]
+    assert agent_list([]) == "no agent" and agent_list(["a", "b", "c"]) == "a, b and c"
+    assert agent_list([f"a{i}" for i in range(9)], limit=3) == "a0, a1 and 7 more"

@@ -216,13 +216,20 @@ def _grants_inside(repos: Repos, agent_id: str, toolbox_id: str) -> int:
 
 
 def grant_holders(repos: Repos, server_id: str, ref: str | None = None) -> list[str]:
-    """Names of the agents with a live (unexpired) grant to a server — to any of its
-    items, or with ``ref`` to that item (directly or through ``server/*``): who loses
-    access when it is removed, blocked or its approval taken back."""
+    """Names of the agents that reach a server now — through a live (unexpired) grant to
+    any of its items, or with ``ref`` to that item (directly or through ``server/*``),
+    enabled and with access to its toolbox: who loses access when it is removed, blocked
+    or its approval taken back."""
+    server = repos.servers.get(server_id)
+    if server is None:
+        return []
     now = utcnow()
+    opened = {g.agent for g in repos.toolbox_grants.where(lambda doc: doc["toolbox"] == server.toolbox)}
     ids = {g.agent for g in repos.tool_grants.where(lambda doc: doc["server"] == server_id)
-           if (ref is None or g.tool in (ref, WILDCARD)) and (g.expires is None or g.expires > now)}
-    return sorted(agent.name for agent in (repos.agents.get(i) for i in ids) if agent is not None)
+           if (ref is None or g.tool in (ref, WILDCARD)) and (g.expires is None or g.expires > now)
+           and g.agent in opened}
+    agents = (repos.agents.get(i) for i in ids)
+    return sorted(agent.name for agent in agents if agent is not None and not agent.disabled)
 
 
 def agent_list(names: list[str], limit: int = 6) -> str:

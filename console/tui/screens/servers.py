@@ -363,7 +363,9 @@ class ServersScreen(ConsoleScreen):
             self._operate("restart", server)
 
     def action_edit(self) -> None:
-        from console.services.servers import entry_of
+        # Not console.services.servers: it pulls in docker-py and the MCP SDK, seconds of
+        # import on a loaded machine, and a key must be answered at once.
+        from console.catalog.model import CatalogEntry
         from console.tui.modals.edit_server import EditServerModal
 
         server = self.selected
@@ -372,7 +374,8 @@ class ServersScreen(ConsoleScreen):
         if server.spec is None:
             self.notify(f"{self._label(server)} has no stored spec: remove it and add it again", severity="warning")
             return
-        modal = EditServerModal(self._label(server), entry_of(server), server, check_paths=not self.box.is_remote)
+        modal = EditServerModal(self._label(server), CatalogEntry.model_validate(server.spec), server,
+                                check_paths=not self.box.is_remote)
         self.app.push_screen(modal, lambda request: self._begin_edit(server, request))
 
     def _begin_edit(self, server: ServerInstance, request: EditRequest | None) -> None:
