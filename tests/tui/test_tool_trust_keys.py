@@ -52,6 +52,11 @@ async def test_u_takes_an_approval_back_after_naming_who_loses_it(seeded: Backen
         assert not isinstance(app.screen, ConfirmModal)
         assert any("is not approved" in n.message for n in app._notifications)
 
+        await pilot.press("b")  # pending now: its holders have nothing to lose
+        await pilot.pause()
+        assert "claude-desktop holds a grant to it, kept." in app.screen.body  # type: ignore[attr-defined]
+        await pilot.press("n")
+
 
 async def test_b_blocks_after_asking_and_b_again_unblocks(seeded: Backend) -> None:
     app = still_app(seeded)

@@ -263,9 +263,12 @@ class ToolsScreen(ConsoleScreen):
         from console.services.grants import agent_list, grant_holders
 
         names = grant_holders(self.ws.repos, tool.server, tool.ref)
-        return (f"{agent_list(names)} {'loses' if len(names) == 1 else 'lose'} it at once; "
-                f"{'its grant is' if len(names) == 1 else 'their grants are'} kept" if names else
-                "No agent holds a grant to it")
+        if not names:
+            return "No agent holds a grant to it"
+        one = len(names) == 1
+        if not tool.exposable:  # not approved now: nobody has it to lose
+            return f"{agent_list(names)} {'holds a grant' if one else 'hold grants'} to it, kept"
+        return f"{agent_list(names)} {'loses' if one else 'lose'} it at once; {'its grant is' if one else 'their grants are'} kept"
 
     def action_unapprove(self) -> None:
         tool = self.selected
