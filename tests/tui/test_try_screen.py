@@ -477,3 +477,18 @@ async def test_enter_on_a_tool_without_arguments_lands_on_run(seeded: Backend) -
         screen = await open_try(app, pilot, "git/git_status")
         await pilot.press("enter")
         assert app.focused is screen.query_one("#run", Button)
+
+
+async def test_escape_leaves_the_arguments_for_the_list_so_digits_switch_screens_again(seeded: Backend) -> None:
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_try(app, pilot, "time/get_current_time")
+        await pilot.press("enter", *"UTC")
+        field = screen.form.field("timezone")
+        assert field is not None and app.focused is field.control
+        await pilot.press("escape")
+        assert app.focused is screen.query_one("#tools") and app.screen is screen
+        assert screen.form.value() == {"timezone": "UTC"}  # what was typed stays
+        await pilot.press("6")
+        await settle(app, pilot)
+        assert isinstance(app.screen, AuditScreen)

@@ -65,6 +65,8 @@ class TryScreen(ConsoleScreen):
         # tmux and many terminals. Enter in the last field runs too.
         Binding("f5,ctrl+j,ctrl+enter", "run", "Run", id="try.run", tooltip="Call the tool with these arguments"),
         Binding("escape,ctrl+g", "cancel", "Cancel call", id="try.cancel", tooltip="Stop waiting for the call"),
+        Binding("escape", "to_list", "Tools", id="try.to_list", show=False,
+                tooltip="From the arguments back to the tool list (where digits switch screens again)"),
         Binding("ctrl+t", "raw", "Raw JSON", id="try.raw", tooltip="Edit the arguments as JSON (again: the form)"),
         Binding("a", "caller", "As…", id="try.caller", tooltip="Choose who calls: the owner or an agent"),
         Binding("enter", "edit", "Edit", id="try.edit", show=False, tooltip="Go to the arguments of this tool"),
@@ -400,7 +402,12 @@ class TryScreen(ConsoleScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
             return self._calling  # otherwise escape does what it does everywhere
+        if action == "to_list":  # in a field a digit is typed, so escape leads out first
+            return self.focused is not None and self.query_one("#picker") not in self.focused.ancestors
         return True
+
+    def action_to_list(self) -> None:
+        self.query_one("#tools", DataTable).focus()
 
     def action_cancel(self) -> None:
         for worker in self.workers:
