@@ -34,6 +34,11 @@ def path_problem(text: str) -> str | None:
 
 
 class AuditExportModal(ModalScreen[ExportRequest | None]):
+    DEFAULT_CSS = """
+    AuditExportModal Input.-textual-compact { margin: 1 0; padding: 0 1; background: $panel-lighten-1; }
+    AuditExportModal Input.-textual-compact:focus { background: $primary 20%; }
+    AuditExportModal Checkbox.-textual-compact { padding: 0 1; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="export.cancel")]
 
     def __init__(self, default: Path, filters: str | None) -> None:
@@ -45,9 +50,10 @@ class AuditExportModal(ModalScreen[ExportRequest | None]):
         with Vertical(classes="dialog"):
             yield Label("Export the audit log", classes="dialog-title")
             yield Static("Write to this file (JSON lines, each record exactly as written):", classes="dialog-body")
-            yield Input(value=str(self.default), id="path")
+            yield Input(value=str(self.default), id="path", compact=True)  # one row: the dialog fits 80x24
             if self.filters is not None:
-                yield Checkbox(f"only the records matching the filters ({self.filters})", False, id="filtered")
+                yield Checkbox(f"only the records matching the filters ({self.filters})", False, id="filtered",
+                               compact=True)
             yield Static("", id="what", classes="dialog-body")
             yield Static("", id="problem", classes="problem")
             with Horizontal(classes="dialog-buttons"):
