@@ -199,10 +199,12 @@ async def test_a_prompt_is_listed_with_its_kind_reviewed_and_approved_with_the_k
         table = screen.query_one(DataTable)
         kinds = {str(table.get_row_at(i)[0]): str(table.get_row_at(i)[1]) for i in range(table.row_count)}
         assert kinds["everything/echo"] == "tool" and kinds["everything/args-prompt"] == "prompt"
-        assert kinds["everything/…/text/{resourceId}"] == "template", "cut in the middle"
+        assert kinds["everything/demo://resource/dynamic/text/{resourceId}"] == "template"
+        assert "everything/demo://resource/dynamic/text/{resourceId}" in screen_text(app), "whole: there is room"
         everything = [label for label in shown_tools(screen) if label.startswith("everything/")]
-        assert everything == ["everything/echo", "everything/…nt/architecture.md", "everything/…/text/{resourceId}",
-                              "everything/args-prompt", "everything/simple-prompt"], "tools, resources, templates, prompts"
+        assert everything == ["everything/echo", "everything/demo://resource/static/document/architecture.md",
+                              "everything/demo://resource/dynamic/text/{resourceId}", "everything/args-prompt",
+                              "everything/simple-prompt"], "tools, resources, templates, prompts"
         assert "9 tool(s), 1 resource(s), 1 template(s), 2 prompt(s)" in screen_text(app)
 
         await pilot.press("slash", *"prompt pending", "enter")

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 
 from console.errors import TbxError
 from console.model import check_name
@@ -23,10 +23,16 @@ from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.agent_surface import AgentSurface
 from console.tui.widgets.client_snippet import ClientSnippet
 from console.tui.widgets.filter import FilterInput
+from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import ConsoleHeader
-from console.tui.widgets.nav_table import NavTable
+from console.tui.widgets.fit_table import Choice, Col, Cut, FitTable
 
 COLUMNS = ("NAME", "STATE", "TOKEN", "TOOLBOXES", "ITEM GRANTS", "CREATED")
+FIT = (Col("NAME", "NAME", least=10, yields=1), Col("STATE", "STATE", 8), Col("TOKEN", "TOKEN"),
+       Col("TOOLBOXES", "TOOLBOXES", least=5, short="BOXES", yields=3),
+       Col("ITEM GRANTS", "ITEM GRANTS", least=6, short="GRANTS", yields=2),
+       Col("CREATED", "CREATED", least=10, yields=4))
+"""On a narrow screen the creation time loses its hour, the counts their long headings."""
 ONCE = "Shown once: the vault keeps only its hash. Copy it now (c), or the config with it filled in (s)."
 
 
@@ -65,16 +71,13 @@ class AgentsScreen(ConsoleScreen):
         yield ConsoleHeader("agents")
         with Vertical():
             yield FilterInput("filter agents", id="filter")
-            yield NavTable(id="agents", cursor_type="row", zebra_stripes=True)
+            yield FitTable(FIT, id="agents", cursor_type="row", zebra_stripes=True)
             with Horizontal(id="detail"):
                 yield AgentSurface(id="surface")
                 yield ClientSnippet(id="config")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for title in COLUMNS:
-            table.add_column(title, key=title, width=8 if title == "STATE" else None)
         self.watch(self.console, "gateway_description", lambda _value: self._show_detail(), init=False)
         super().on_mount()
 
@@ -108,8 +111,8 @@ class AgentsScreen(ConsoleScreen):
     @staticmethod
     def _values(summary: AgentSummary) -> tuple[object, ...]:
         state = Content.styled("enabled", "$success") if summary.enabled else Content.styled("disabled", "$error bold")
-        return (summary.name, state, summary.fingerprint, summary.toolboxes, summary.tool_grants,
-                f"{summary.created:%Y-%m-%d %H:%M}")
+        return (Cut(summary.name), state, summary.fingerprint, summary.toolboxes, summary.tool_grants,
+                Choice((f"{summary.created:%Y-%m-%d %H:%M}", f"{summary.created:%Y-%m-%d}")))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":

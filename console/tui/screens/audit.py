@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from console.audit import Verification
 from console.tui.modals.audit_export import ExportRequest
@@ -23,11 +23,17 @@ from console.tui.modals.confirm import ConfirmModal
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.audit_filters import AuditFilters
 from console.tui.widgets.audit_tail import AuditQuery, AuditTail, verify_log
+from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import ConsoleHeader
-from console.tui.widgets.nav_table import NavTable
+from console.tui.widgets.fit_table import Choice, Col, Cut, FitTable
 
 # The decision sits before the target: targets can be long, and the decision must stay in view.
 COLUMNS = ("SEQ", "TIME (UTC)", "ACTOR", "ACTION", "DECISION", "TARGET")
+FIT = (Col("SEQ", "SEQ", 7, least=5, yields=2), Col("TIME (UTC)", "TIME (UTC)", 19, least=8, short="UTC", yields=5),
+       Col("ACTOR", "ACTOR", least=12, yields=4), Col("ACTION", "ACTION", least=10, yields=3),
+       Col("DECISION", "DECISION", 8), Col("TARGET", "TARGET", least=16, yields=1))
+"""On a narrow screen the date goes first (the detail below has the full time), then
+actors and actions are cut in the middle; the target keeps the most room."""
 PAGE = 1000
 """Records read at a time: the tail on open, then one page more per 'older'."""
 KEEP = 20 * PAGE
@@ -57,7 +63,6 @@ class AuditScreen(ConsoleScreen):
         Binding("v", "verify", "Verify", id="audit.verify", tooltip="Check the whole hash chain and the checkpoint"),
         Binding("e", "export", "Export", id="audit.export",
                 tooltip="Copy the whole log to a file, or (filters on) only the matching records"),
-
         Binding("x", "denials", "Denials", id="audit.denials", tooltip="Show only denied calls (again: all)"),
         Binding("o", "older", "Older", id="audit.older", tooltip="Load the page of records before the first shown"),
         Binding("f", "follow", "Follow", id="audit.follow", tooltip="Jump to the newest record and follow new ones"),
@@ -89,16 +94,13 @@ class AuditScreen(ConsoleScreen):
         with Vertical():
             yield Static("verifying the chain…", id="chain", classes="-checking")
             yield AuditFilters(id="filters")
-            yield NavTable(id="records", cursor_type="row", zebra_stripes=True)
+            yield FitTable(FIT, id="records", cursor_type="row", zebra_stripes=True)
             yield Static("", id="showing")
             with VerticalScroll(id="detail"):
                 yield Static("", id="detail-body")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for name, width in zip(COLUMNS, (7, 19, 22, 16, 8, None), strict=True):
-            table.add_column(name, width=width, key=name)
         self.query_one("#detail").border_title = "record"
         self._tail = AuditTail(self.ws.paths.audit_log)
         self._reading = True
@@ -213,11 +215,11 @@ class AuditScreen(ConsoleScreen):
         bad = self.verification is not None and self.verification.bad_seq == seq
         return (
             Text(f"✗ {seq}" if bad else str(seq), style=f"bold {theme.error}" if bad else "", justify="right"),
-            str(record.get("ts", ""))[:19].replace("T", " "),
-            str(record.get("actor", "")),
-            str(record.get("action", "")),
+            Choice((when := str(record.get("ts", ""))[:19].replace("T", " "), when[5:], when[11:])),
+            Cut(str(record.get("actor", ""))),
+            Cut(str(record.get("action", ""))),
             Text(decision, style=styles.get(decision, "")),
-            str(record.get("target", "")),
+            Cut(str(record.get("target", "")), where="start"),
         )
 
     def _show_window(self) -> None:

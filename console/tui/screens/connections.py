@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from textual import work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 from textual.worker import Worker
 
 from console.catalog.model import CatalogEntry
@@ -33,10 +33,20 @@ from console.tui.widgets.connection_apps import ConnectionApps
 from console.tui.widgets.connection_detail import ConnectionDetail
 from console.tui.widgets.connection_format import ConnectionView, provider_title, row, span, suggested_scopes, views
 from console.tui.widgets.filter import FilterInput
+from console.tui.widgets.fit_table import Col, Cut, FitTable
+from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import ConsoleHeader
-from console.tui.widgets.nav_table import NavTable
 
 COLUMNS = ("PROVIDER", "ACCOUNT", "SCOPES", "EXPIRES", "HEALTH", "SERVERS")
+FIT = (Col("PROVIDER", "PROVIDER"), Col("ACCOUNT", "ACCOUNT", least=12, yields=1),
+       Col("SCOPES", "SCOPES", least=8, yields=4), Col("EXPIRES", "EXPIRES", least=10, yields=2),
+       Col("HEALTH", "HEALTH"), Col("SERVERS", "SERVERS", least=8, yields=3))
+"""On a narrow screen scopes and servers are cut first (the detail has them whole)."""
+
+
+def cells(app: App, view: ConnectionView) -> tuple[Cut, ...]:
+    """A row's cells, each cut with an ellipsis when its column is narrower."""
+    return tuple(Cut(cell, where="end") for cell in row(app, view))
 TICK_SECONDS = 30.0
 """How often "expires in" is recomputed while the screen is shown (live only)."""
 
@@ -81,15 +91,14 @@ class ConnectionsScreen(ConsoleScreen):
         yield ConsoleHeader("connections")
         with Vertical():
             yield FilterInput("filter by provider, account, scope or server", id="filter")
-            yield NavTable(id="connections", cursor_type="row", zebra_stripes=True)
+            yield FitTable(FIT, id="connections", cursor_type="row", zebra_stripes=True)
             yield ActivityLog()
             with Horizontal(id="lower"):
                 yield ConnectionDetail(id="detail")
                 yield ConnectionApps(id="apps")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*((title, title) for title in COLUMNS))
         self.query_one(ConnectionApps).border_title = "app registrations (a)"
         if self.console.live:
             self.set_interval(TICK_SECONDS, self._tick)
@@ -119,10 +128,10 @@ class ConnectionsScreen(ConsoleScreen):
             added = False
             for view in shown:
                 if view.id in table.rows:
-                    for column, value in zip(COLUMNS, row(self.app, view), strict=True):
+                    for column, value in zip(COLUMNS, cells(self.app, view), strict=True):
                         table.update_cell(view.id, column, value, update_width=True)
                 else:
-                    table.add_row(*row(self.app, view), key=view.id)
+                    table.add_row(*cells(self.app, view), key=view.id)
                     added = True
             if added:  # the order of ``views``: provider, then account
                 table.sort("PROVIDER", "ACCOUNT", key=lambda cells: (str(cells[0]), str(cells[1]).lower()))

@@ -21,7 +21,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from console.errors import TbxError
 from console.model import WILDCARD
@@ -33,6 +33,7 @@ from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.grant_grid import AgentCol, Edit, GrantGrid, Kind, Mark, Row, utc_now
 from console.tui.widgets.grant_matrix import GrantMatrix
+from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import ConsoleHeader
 
 LEGEND = ("[$success b]✓[/] granted  [$success]✓*[/] via server/*  [$warning b]✓![/] not approved: no effect  "
@@ -86,7 +87,7 @@ class GrantsScreen(ConsoleScreen):
             yield GrantMatrix(id="matrix")
             yield Static("", id="cell", markup=False)
             yield Static(LEGEND, id="legend")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.watch(self.console, "toolbox_name", lambda _name: self.reload(), init=False)

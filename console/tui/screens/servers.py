@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from console.model import DesiredState, ServerInstance, ToolDef
 from console.services.items import plural
@@ -24,6 +24,7 @@ from console.tui.modals.confirm import ConfirmModal
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.activity_log import ActivityLog
 from console.tui.widgets.filter import FilterInput
+from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import ConsoleHeader
 from console.tui.widgets.server_detail import ServerDetail
 from console.tui.widgets.server_log import TailLog
@@ -90,7 +91,7 @@ class ServersScreen(ConsoleScreen):
             yield ServerTable(id="servers")
             yield ActivityLog(lambda: bool(self.adding or self.busy))
             yield ServerDetail()
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.console.health_signal.subscribe(self, self._on_health)

@@ -15,7 +15,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 
 from console.errors import UsageError
 from console.model import Toolbox
@@ -24,9 +24,10 @@ from console.tui.modals.host_key import HostKeyModal, ThreadQuestions
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.activity_log import ActivityLog
 from console.tui.widgets.filter import FilterInput
+from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import ConsoleHeader
 from console.remote.push_state import policy_status
-from console.tui.widgets.nav_table import NavTable
+from console.tui.widgets.fit_table import FitTable
 from console.tui.widgets.toolbox_detail import DetailFacts, ToolboxDetail
 from console.tui.widgets.toolbox_row import COLUMNS, Row, pending_row, toolbox_row
 
@@ -75,15 +76,12 @@ class ToolboxesScreen(ConsoleScreen):
         yield ConsoleHeader("toolboxes")
         with Vertical():
             yield FilterInput("filter toolboxes", id="filter")
-            yield NavTable(id="toolboxes", cursor_type="row", zebra_stripes=True)
+            yield FitTable(COLUMNS, id="toolboxes", cursor_type="row", zebra_stripes=True)
             yield ActivityLog(lambda: bool(self.adding or self.busy))
             yield ToolboxDetail(id="detail")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key, label, width in COLUMNS:
-            table.add_column(label, key=key, width=width)
         self.console.health_signal.subscribe(self, self._on_health)
         self.console.link_signal.subscribe(self, self._on_link)
         self.watch(self.console, "gateway_description", lambda _value: self.reload(), init=False)
@@ -143,8 +141,8 @@ class ToolboxesScreen(ConsoleScreen):
                 table.remove_row(key)
             for key, values in rows:
                 if key in table.rows:
-                    for (column, _label, width), value in zip(COLUMNS, values, strict=True):
-                        table.update_cell(key, column, value, update_width=width is None)
+                    for col, value in zip(COLUMNS, values, strict=True):
+                        table.update_cell(key, col.key, value, update_width=col.width is None)
                 else:
                     table.add_row(*values, key=key)
                     added = True

@@ -9,26 +9,29 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from console.model import ServerInstance, ToolDef, Trust
 from console.services.items import KIND_ORDER, item_order, plural
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.filter import FilterInput
-from console.tui.widgets.grant_grid import shorten
+from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import ConsoleHeader
-from console.tui.widgets.nav_table import NavTable
+from console.tui.widgets.fit_table import Col, Cut, FitTable
 from console.tui.widgets.tool_detail import ToolDetail
 from console.tui.widgets.trust_badge import colour, kind_text, trust_text
 
-COLUMNS = (("tool", "ITEM", 30), ("kind", "KIND", 8), ("trust", "TRUST", 11), ("findings", "FINDINGS", 28),
-           ("description", "DESCRIPTION", 31))
+COLUMNS = (Col("tool", "ITEM", least=24, yields=3), Col("kind", "KIND", 8), Col("trust", "TRUST", 11),
+           Col("findings", "FINDINGS", least=14, yields=2),
+           Col("description", "DESCRIPTION", least=20, yields=4, drop=True))
+"""Names, findings and descriptions as wide as they are, as long as the screen has room;
+on a narrower one the description is cut first, then long names and findings, and on a
+narrow one the description goes (the detail below has them all whole)."""
 
 
 def first_line(text: str | None) -> str:
@@ -74,14 +77,11 @@ class ToolsScreen(ConsoleScreen):
             yield FilterInput("filter: a name, a kind (prompt, resource...), a trust state (changed, pending...) "
                               "or a finding kind", id="filter")
             yield Static("", id="title", classes="panel-title")
-            yield NavTable(id="tools", cursor_type="row", zebra_stripes=True)
+            yield FitTable(COLUMNS, id="tools", cursor_type="row", zebra_stripes=True)
             yield ToolDetail()
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for key, label, width in COLUMNS:
-            table.add_column(label, width=width, key=key)
         self.watch(self.console, "toolbox_name", lambda _name: self.reload(), init=False)
         super().on_mount()
 
@@ -123,17 +123,17 @@ class ToolsScreen(ConsoleScreen):
         app = self.app
         kinds = ", ".join(dict.fromkeys(f.kind for f in tool.findings))
         worst = "high" if any(f.severity == "high" for f in tool.findings) else "medium"
-        findings = Text(kinds, style=colour(app, "error" if worst == "high" else "warning")) if kinds else "-"
-        label = shorten(self.label(tool), COLUMNS[0][2])
+        findings = Cut(kinds, colour(app, "error" if worst == "high" else "warning"), where="end") if kinds else "-"
+        label = self.label(tool)
         self._order[(label, tool.kind.value)] = (self.servers[tool.server].name, KIND_ORDER[tool.kind], tool.name)
-        return (label, kind_text(app, tool.kind.value), trust_text(app, tool.trust.value), findings,
-                Text(first_line(tool.description or tool.title)))
+        return (Cut(label), kind_text(app, tool.kind.value), trust_text(app, tool.trust.value), findings,
+                Cut(first_line(tool.description or tool.title), where="end"))
 
     def _render_rows(self) -> None:
         table = self.query_one(DataTable)
         words = self.query_one("#filter", Input).value.lower().split()
         rows = {key: self._row(tool) for key, tool in self.tools.items() if self._matches(tool, words)}
-        keys = [key for key, *_ in COLUMNS]
+        keys = [col.key for col in COLUMNS]
         added, first_fill = False, not self._shown
         with self.app.batch_update():
             for key in [k for k in self._shown if k not in rows]:
@@ -147,7 +147,7 @@ class ToolsScreen(ConsoleScreen):
                 elif old != values:
                     for column, new, was in zip(keys, values, old, strict=True):
                         if new != was:
-                            table.update_cell(key, column, new)
+                            table.update_cell(key, column, new, update_width=True)
                 self._shown[key] = values
             if added and table.row_count > 1:
                 selected = self._selected_key()

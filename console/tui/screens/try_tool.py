@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, Select, Static, TextArea
+from textual.widgets import Button, Checkbox, DataTable, Input, Label, Select, Static, TextArea
 from textual.worker import get_current_worker
 
 from console.model import ItemKind, ToolDef
@@ -21,6 +21,7 @@ from console.trust.invisible import decode_hidden
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.filter import FilterInput
+from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import ConsoleHeader
 from console.tui.widgets.nav_table import NavTable
 from console.tui.widgets.schema_form import SchemaForm
@@ -115,7 +116,7 @@ class TryScreen(ConsoleScreen):
                 with Vertical(id="form-box"):
                     yield self.form
                 yield ResultView(id="result")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one("#tools", DataTable).add_columns("TOOL", "TRUST")

@@ -103,6 +103,8 @@ class GrantMatrix(ScrollView, can_focus=True):
         self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(512)
         self._styles: dict[tuple[object, ...], Style] = {}
         self._label_width = 0
+        self._laid_out_for = 0
+        """The width the caps on names were worked out for."""
         self._header_height = 1
         self._widths: list[int] = []
         self._offsets: list[int] = [0]
@@ -190,9 +192,13 @@ class GrantMatrix(ScrollView, can_focus=True):
             self.refresh()
             return
         names = max((len(a.name) for a in grid.all_agents), default=8)
+        # Labels and columns have caps so that a long name cannot push the grants out of
+        # view: the labels get what the agents' columns leave, so names are cut only when
+        # they must be (26 cells at least: past that the agents scroll).
+        room = self.scrollable_content_region.width or self.app.size.width
         if self.transposed:
             self._header_height = 2
-            self._label_width = min(max(names + 10, 18), 44) + 2
+            self._label_width = min(max(names + 10, 18), max(44, room // 4)) + 2
             self._widths = [max(14, min(len(column_title(row)[1]), 22)) + 2 for row in grid.rows]
             self._groups = []
             for index, row in enumerate(grid.rows):
@@ -202,8 +208,11 @@ class GrantMatrix(ScrollView, can_focus=True):
             self._header_height = 1
             longest = max((len(row_label(r, grid.toolbox)[0]) + len(row_label(r, grid.toolbox)[1]) + 2
                            for r in grid.all_rows), default=20)
-            self._label_width = min(max(longest, 26), 46) + 2
-            self._widths = [max(14, min(names, 18)) + 2] * len(grid.agents)
+            agents = max(1, len(grid.agents))
+            beside = room - agents * (max(14, min(names, 18)) + 2) - 2  # what the agents leave the labels
+            self._label_width = min(max(longest, 26), max(26, beside)) + 2
+            share = (room - self._label_width) // agents - 2
+            self._widths = [max(14, min(names, max(18, share))) + 2] * len(grid.agents)
             self._groups = []
         self._offsets = [0, *accumulate(self._widths)]
         self.virtual_size = Size(self._label_width + self._offsets[-1],
@@ -255,7 +264,10 @@ class GrantMatrix(ScrollView, can_focus=True):
     def action_edge(self, direction: int) -> None:
         self._set_cursor(0 if direction < 0 else len(self.display_rows) - 1, self.cursor[1])
 
-    def on_resize(self, _event: events.Resize) -> None:
+    def on_resize(self, event: events.Resize) -> None:
+        if self.grid is not None and event.size.width != self._laid_out_for:
+            self._laid_out_for = event.size.width
+            self._layout()  # the caps on names follow the width
         self._scroll_to_cursor()
 
     def on_click(self, event: events.Click) -> None:

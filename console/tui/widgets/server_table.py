@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.app import App
 
-from console.tui.widgets.nav_table import NavTable
+from console.tui.widgets.fit_table import Col, Cut, FitTable
 from console.tui.widgets.trust_badge import health_text, muted
 
 if TYPE_CHECKING:
@@ -21,13 +21,16 @@ if TYPE_CHECKING:
     from console.runtime.streams import Stats
     from console.runtime.supervisor import Health
 
-COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("server", "SERVER", 24), ("state", "STATE", 11), ("health", "HEALTH", 12), ("ping", "PING ms", 8),
-    ("restarts", "RESTARTS", 8), ("cpu", "CPU %", 6), ("memory", "MEMORY", 10), ("tools", "TOOLS", 8),
+COLUMNS: tuple[Col, ...] = (
+    Col("server", "SERVER", least=10, yields=1), Col("state", "STATE", 10, least=7, yields=2),
+    Col("health", "HEALTH", 12), Col("ping", "PING ms", 8, least=5, short="PING", yields=4),
+    Col("restarts", "RESTARTS", 8, least=3, short="RST", yields=5), Col("cpu", "CPU %", 6, least=5, yields=3),
+    Col("memory", "MEMORY", 9), Col("tools", "TOOLS", 7, least=5),
 )
-"""Key, heading and fixed width: live values never resize a column."""
+"""Live values have fixed widths (a refresh never moves a column); the name is as wide as
+the longest. At 80 columns the restarts and ping columns give up room first."""
 
-Cell = str | Text
+Cell = str | Text | Cut
 Row = tuple[Cell, ...]
 
 
@@ -51,7 +54,7 @@ def server_row(app: App, server: ServerInstance, counts: ToolCounts, *, live: bo
     state and tool counts); the live columns show ``-``."""
     dash = muted(app, "-")
     if not live:
-        return (server.name, server.desired_state.value, dash, dash, dash, dash, dash, str(counts))
+        return (Cut(server.name), server.desired_state.value, dash, dash, dash, dash, dash, str(counts))
     state = health.state if health is not None else "…"
     word = busy or (health.health if health is not None else "unknown")
     ping = f"{health.ping_ms:.1f}" if health is not None and health.ping_ms is not None else dash
@@ -59,7 +62,7 @@ def server_row(app: App, server: ServerInstance, counts: ToolCounts, *, live: bo
     running = health is not None and health.state == "running"
     cpu = f"{stats.cpu_percent:.1f}" if stats is not None and running else dash
     memory = memory_text(stats.memory_bytes) if stats is not None and running else dash
-    return (server.name, state, health_text(app, word), ping, restarts, cpu, memory, str(counts))
+    return (Cut(server.name), state, health_text(app, word), ping, restarts, cpu, memory, str(counts))
 
 
 def add_phase(progress: str) -> str:
@@ -75,19 +78,15 @@ def add_phase(progress: str) -> str:
 def pending_row(app: App, name: str, progress: str) -> Row:
     """A server being added: it has no record yet, only the add's latest progress line."""
     dash = muted(app, "-")
-    return (name, Text("adding", style="italic"), health_text(app, add_phase(progress)), dash, dash, dash, dash, dash)
+    return (Cut(name), Text("adding", style="italic"), health_text(app, add_phase(progress)), dash, dash, dash, dash, dash)
 
 
-class ServerTable(NavTable):
+class ServerTable(FitTable):
     """Rows keyed by server id (``+name`` while a server is being added)."""
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        super().__init__(COLUMNS, cursor_type="row", zebra_stripes=True, **kwargs)
         self._shown: dict[str, Row] = {}
-
-    def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(label, width=width, key=key)
 
     @property
     def selected_key(self) -> str | None:
@@ -99,7 +98,7 @@ class ServerTable(NavTable):
         """Show exactly ``rows`` (in name order); returns how many cells were written."""
         written = 0
         keep = {key for key, _ in rows}
-        keys = [key for key, *_ in COLUMNS]
+        keys = [col.key for col in COLUMNS]
         added, first_fill = False, not self._shown
         with self.app.batch_update():
             for key in [k for k in self._shown if k not in keep]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+from console.tui.widgets.fit_table import Col, Cut
 from console.tui.widgets.toolbox_link import (
     LINK_WIDTH,
     engine_live,
@@ -24,16 +25,17 @@ if TYPE_CHECKING:
     from console.runtime.supervisor import Health
     from console.tui.app import ConsoleApp
 
-COLUMNS: tuple[tuple[str, str, int | None], ...] = (
-    ("name", "NAME", None), ("kind", "KIND", None), ("where", "WHERE", None), ("link", "LINK", LINK_WIDTH),
-    ("servers", "SERVERS", None), ("health", "HEALTH", None), ("gateway", "GATEWAY", None),
-    ("policy", "POLICY", None),
+COLUMNS: tuple[Col, ...] = (
+    Col("name", "NAME", least=8, yields=1), Col("kind", "KIND"), Col("where", "WHERE", least=8, yields=4),
+    Col("link", "LINK", LINK_WIDTH), Col("servers", "SERVERS", least=3, short="SRV", yields=5),
+    Col("health", "HEALTH"), Col("gateway", "GATEWAY", least=10, yields=3), Col("policy", "POLICY"),
 )
-"""Key, heading and fixed width (None: as wide as the widest cell). The host key's
-fingerprint is in the detail below the table: the row keeps room for the policy state."""
+"""Most columns as wide as their widest cell. The host key's fingerprint is in the detail
+below the table: the row keeps room for the policy state. On a narrow screen the SSH
+target and the gateway's address are cut in the middle (the detail has them whole)."""
 UNHEALTHY = ("down", "unresponsive")
 
-Row = tuple[str | Text, ...]
+Row = tuple[str | Text | Cut, ...]
 
 
 def where(box: Toolbox) -> str:
@@ -74,10 +76,11 @@ def toolbox_row(app: ConsoleApp, box: Toolbox, servers: int, health: Iterable[He
     summary = health_summary(app, health) if engine_live(app, box) else muted(app, "-")
     # A remote gateway is always https: the scheme is left to the detail, the column stays narrow.
     shown = gateway.removeprefix("https://") if box.is_remote else gateway
-    return (box.name, box.kind.value, where(box), link, str(servers), summary, shown, policy_cell(app, policy))
+    return (Cut(box.name), box.kind.value, Cut(where(box)), link, str(servers), summary, Cut(shown),
+            policy_cell(app, policy))
 
 
 def pending_row(app: ConsoleApp, name: str, kind: str, target: str, word: str) -> Row:
     """A toolbox being added: no record yet, only what the user asked for."""
     dash = muted(app, "-")
-    return (name, kind, target, status_text(app, word), dash, dash, dash, dash)
+    return (Cut(name), kind, Cut(target), status_text(app, word), dash, dash, dash, dash)
