@@ -38,3 +38,18 @@ def test_doctor_reports_an_unusable_keyring(tbx) -> None:  # noqa: ANN001
     finally:
         keyring.set_keyring(previous)
     assert "warn  keyring" in result.stdout and "locked by a passphrase" in result.stdout
+
+
+def test_doctor_warns_of_a_remapped_key_that_names_no_binding(tbx, tbx_home, memory_keyring: MemoryKeyring) -> None:  # noqa: ANN001
+    tbx_home.config_file.parent.mkdir(parents=True, exist_ok=True)
+    tbx_home.config_file.write_text('[tui.keys]\n"sever.toggle" = "ctrl+s"\n"app.help" = "h"\n')
+    result = tbx("doctor", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    line = next(line for line in result.stdout.splitlines() if line.split()[1:2] == ["keys"])
+    assert line.startswith("warn") and "'sever.toggle' (did you mean 'server.toggle'?)" in line, result.stdout
+    assert "app.help" not in line
+    assert "fix: use the binding ids that ? lists in the console" in result.stdout
+
+    tbx_home.config_file.write_text('[tui.keys]\n"server.toggle" = "ctrl+s"\n')
+    result = tbx("doctor", "--json", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert checks["keys"]["status"] == "ok" and "1 key(s) remapped" in checks["keys"]["detail"]

@@ -51,8 +51,21 @@ def run_checks(state: CliState) -> list[Check]:
     checks.append(Check("keyring", "ok" if keyring.usable else "warn", f"{keyring.backend}: {keyring.reason}",
                         "" if keyring.usable else "vaults will be locked by a passphrase instead"))
     checks.append(_rollback_check(state, keyring.usable))
+    checks.append(_keys_check(settings.tui.keys))
     checks.extend(_vault_checks(state))
     return checks
+
+
+def _keys_check(keys: dict[str, str]) -> Check:
+    """A remapped key whose binding id names nothing is ignored by the console: say so."""
+    from console.tui.keymap import describe_unknown  # reads sources only: no Textual loaded
+
+    if not keys:
+        return Check("keys", "ok", "no keys remapped in [tui.keys]")
+    problem = describe_unknown(keys)
+    if problem:
+        return Check("keys", "warn", problem, "use the binding ids that ? lists in the console")
+    return Check("keys", "ok", f"{len(keys)} key(s) remapped in [tui.keys]")
 
 
 def _rollback_check(state: CliState, keyring_usable: bool) -> Check:

@@ -117,6 +117,16 @@ class ConsoleApp(App[None]):
         keys = self.backend.settings.tui.keys
         if keys:
             self.set_keymap(keys)
+            self._check_keymap(dict(keys))
+
+    @work(thread=True, exit_on_error=False, group="keymap")
+    def _check_keymap(self, keys: dict[str, str]) -> None:
+        """Textual ignores an id no binding has: a typo would leave its key as it was, silently."""
+        from console.tui.keymap import describe_unknown
+
+        problem = describe_unknown(keys)
+        if problem:
+            self.call_from_thread(self.notify, problem, severity="warning", timeout=20)
 
     def vault_opened(self) -> None:
         """The vault is open: show the console and start following what is live."""

@@ -5,14 +5,16 @@ from __future__ import annotations
 import importlib
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from textual.keys import format_key
+from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Label, Static
 
 from console.tui.screens import SCREENS
-from console.tui.widgets.nav_table import NavTable
+from console.tui.widgets.fit_table import Col, Cut, FitTable
 
 
 def _bindings(owner: type) -> list[Binding]:
@@ -24,6 +26,26 @@ def _bindings(owner: type) -> list[Binding]:
     return found
 
 
+SPELLED = ("enter", "up", "down", "left", "right", "pageup", "pagedown")
+"""Keys shown by name: Textual's glyphs (⏎, ↑) are not what the key is called in config."""
+
+
+def key_label(keys: str) -> str:
+    """Keys as a user presses them: ``question_mark`` is ``?``, ``left_square_bracket``
+    is ``[``, ``ctrl+enter`` stays ``ctrl+enter``; several keys are listed with commas."""
+    shown = []
+    for key in keys.split(","):
+        *modifiers, name = key.strip().split("+")
+        name = name if name in SPELLED else format_key(name)
+        shown.append("+".join([*modifiers, name]))
+    return ", ".join(shown)
+
+
+COLUMNS = (Col("KEY", "KEY"), Col("ACTION", "ACTION", least=10, yields=1), Col("BINDING ID", "BINDING ID"))
+"""Keys and binding ids (what ``[tui.keys]`` takes) never give up room; where a key works
+is a heading row of its own, so that nothing but the action is cut at 80 columns."""
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q", "close", "Close", id="help.close"),
@@ -32,15 +54,14 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog help-dialog"):
             yield Label("Keys", classes="dialog-title")
-            yield Static("Remap any key in config.toml:  [tui.keys]  \"server.toggle\" = \"ctrl+s\"",
-                         classes="dialog-body")
-            yield NavTable(id="keys", cursor_type="row", zebra_stripes=True)
+            yield Static(Text("Remap a key by its binding id in config.toml:  [tui.keys]  "
+                              '"server.toggle" = "ctrl+s"'), classes="dialog-body")
+            yield FitTable(COLUMNS, id="keys", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#keys", DataTable)
-        table.add_columns("WHERE", "KEY", "ACTION", "BINDING ID")
         keymap = getattr(self.app, "_keymap", {})
-        sections: list[tuple[str, type]] = [("everywhere", type(self.app))]
+        sections: list[tuple[str, type]] = [("everywhere", type(self.app)), ("everywhere", Screen)]
         for spec in SCREENS:
             module, _sep, name = spec.target.partition(":")
             try:
@@ -54,14 +75,22 @@ class HelpScreen(ModalScreen[None]):
             sections += [(f"on {w.__name__}", w) for w in sorted(widgets, key=lambda w: w.__name__)
                          if any("BINDINGS" in vars(k) and k.__module__.startswith("console.") for k in w.__mro__)]
         seen: set[str] = set()
+        shown_where = ""
+        heading = f"bold {self.app.current_theme.primary}"
         for where, owner in sections:
             for binding in _bindings(owner):
-                if binding.id and binding.id in seen:
+                # Textual's own keys without an id (an Input's editing keys, a scroll) are
+                # everywhere the same and cannot be remapped: only the few said everywhere.
+                if (binding.id or f"{binding.key}:{binding.description}") in seen or not (
+                        binding.id or (where == "everywhere" and binding.description)):
                     continue
-                seen.add(binding.id or f"{where}:{binding.key}")
+                seen.add(binding.id or f"{binding.key}:{binding.description}")
+                if where != shown_where:
+                    table.add_row(Cut(where, heading, where="end"), "", "")
+                    shown_where = where
                 key = keymap.get(binding.id, binding.key) if binding.id else binding.key
-                table.add_row(where, key.replace("question_mark", "?").replace("slash", "/").replace("colon", ":"),
-                              binding.description or binding.action, binding.id or "")
+                table.add_row(key_label(key), Cut(binding.description or binding.action, where="end"),
+                              binding.id or "")
         table.focus()
 
     def action_close(self) -> None:

@@ -78,7 +78,7 @@ async def test_digits_switch_screens_and_help_lists_binding_ids(seeded: Backend)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         help_table = app.screen.query_one("#keys", DataTable)
-        ids = {help_table.get_row_at(i)[3] for i in range(help_table.row_count)}
+        ids = {help_table.get_row_at(i)[2] for i in range(help_table.row_count)}
         assert {"app.help", "app.quit", "nav.servers", "toolbox.gateway", "screen.filter"} <= ids
         await pilot.press("escape")
         assert isinstance(app.screen, ToolboxesScreen)

@@ -148,7 +148,7 @@ async def test_the_keys_have_ids_and_palette_commands(seeded: Backend) -> None:
         await pilot.press("question_mark")
         await pilot.pause()
         table = app.screen.query_one(DataTable)
-        shown = {str(table.get_row_at(i)[3]) for i in range(table.row_count)}
+        shown = {str(table.get_row_at(i)[2]) for i in range(table.row_count)}  # key, action, binding id
         assert {"connection.connect", "connection.reconnect", "connection.app"} <= shown
 
 
