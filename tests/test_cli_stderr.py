@@ -83,6 +83,7 @@ NOT_INVOKED = {
     ("server", "start"): "needs the Docker engine",
     ("server", "stop"): "needs the Docker engine",
     ("server", "restart"): "needs the Docker engine",
+    ("server", "edit"): "makes the server's container again through the Docker engine (tests/test_server_edit.py)",
     ("server", "logs"): "needs the Docker engine",
     ("server", "remove"): "removes a container through the Docker engine",
     ("call",): "needs a running gateway",
