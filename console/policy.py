@@ -107,6 +107,8 @@ class CompiledPolicy:
         self.tool_reason: dict[tuple[str, str], Reason] = {}
         """(server id, ref) -> what the item's trust allows (``ALLOWED`` or why not)."""
         self.running: set[str] = set()
+        self.meant_to_run: set[str] = set()
+        """Servers the owner wants running (their desired state), whatever they do now."""
 
     @classmethod
     def compile(cls, tables: Tables, running: Iterable[str] | None = None) -> CompiledPolicy:
@@ -122,9 +124,11 @@ class CompiledPolicy:
             policy.server_toolbox[srv["id"]] = srv["toolbox"]
             policy.server_names[srv["id"]] = srv["name"]
             policy.server_tools[srv["id"]] = []
-            if running is None and srv.get("desired_state") == "running":
-                policy.running.add(srv["id"])
-        if running is not None:
+            if srv.get("desired_state") == "running":
+                policy.meant_to_run.add(srv["id"])
+        if running is None:
+            policy.running = set(policy.meant_to_run)
+        else:
             policy.running = set(running)
         for tool in tables.get("tools", {}).values():
             server, ref = tool["server"], item_ref(tool.get("kind", ItemKind.TOOL), tool["name"])

@@ -28,11 +28,12 @@ from console.gateway import validate
 from console.gateway.auth import Identity, identify
 from console.gateway.exchange import Exchange, Refused, Reply
 from console.gateway.forwarder import UpstreamFailed
-from console.gateway.methods import METHODS, UNKNOWN, Method, initialize_result, negotiate
+from console.gateway.methods import METHODS, UNKNOWN, Denied, Method, initialize_result, negotiate
 from console.gateway.methods import SUPPORTED_VERSIONS
 from console.gateway.sessions import AgentSession, SessionStore
 from console.gateway.snapshot import Snapshots
 from console.gateway.upstreams import Upstreams
+from console.policy import Reason
 from console.trust.redact import argument_digest
 
 JSON = [(b"content-type", b"application/json")]
@@ -99,7 +100,7 @@ class Pipeline:
             admitted = True
             self._check_shape(x)
             if method.forwarded:
-                self._authorize(x, method)
+                await self._authorize_surely(x, method)
                 self._check_request(x, method)
                 await self._forward(x, method)
             else:
@@ -288,6 +289,35 @@ class Pipeline:
     def _authorize(x: Exchange, method: Method) -> None:
         assert method.authorize is not None
         method.authorize(x)
+
+    async def _authorize_surely(self, x: Exchange, method: Method) -> None:
+        """Authorize; a refusal gets a second look before it stands. The vault may have
+        changed since this request's snapshot was taken (a grant made while its body was
+        on the way): one stat says so, and the request is decided again on the new policy.
+
+        A refusal because the item's server is not running says so: only an item the agent
+        is granted and may use gets that far, so this tells it nothing it may not know, and
+        "not granted" would send it (and whoever reads its log) the wrong way."""
+        try:
+            self._authorize(x, method)
+            return
+        except Denied as denied:
+            refusal = denied
+        if await self.snapshots.catch_up() or self.snapshots.current is not x.snapshot:
+            x.snapshot = self.snapshots.current
+            try:
+                self._authorize(x, method)
+                return
+            except Denied as again:
+                refusal = again
+        item = refusal.item
+        if refusal.policy_decision.reason is not Reason.SERVER_NOT_RUNNING or item is None:
+            raise refusal
+        if item.server_id in x.snapshot.surface.policy.meant_to_run:
+            raise Refused(f"server {item.server} is not running right now; try again in a moment",
+                          code=rpc.SERVER_UNAVAILABLE, reason=refusal.reason)
+        raise Refused(f"server {item.server} is stopped; its owner can start it", code=rpc.SERVER_UNAVAILABLE,
+                      reason=refusal.reason)
 
     # -- check the request -------------------------------------------------------------
 

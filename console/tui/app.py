@@ -133,6 +133,7 @@ class ConsoleApp(App[None]):
         while len(self.screen_stack) > 1:
             self.pop_screen()
         self._opened = True
+        self._keep_toolbox_in_view()
         remembered = self.backend.ui_state().get("screen", "toolboxes")
         self.switch_mode(remembered if remembered in self.MODES else "toolboxes")
         # Everything alive now (widgets, the vault's tables) lives as long as the console:
@@ -179,8 +180,17 @@ class ConsoleApp(App[None]):
 
     # -- the vault, followed -------------------------------------------------------------
 
+    def _keep_toolbox_in_view(self) -> None:
+        """The Servers, Tools, Grants and Try screens show a toolbox that exists: the one
+        they showed, else ``local``, else the first by name (a vault whose only toolbox has
+        another name opens on it, not on "no toolbox named local")."""
+        names = sorted(box.name for box in self.backend.workspace.repos.toolboxes)
+        if names and self.toolbox_name not in names:
+            self.toolbox_name = "local" if "local" in names else names[0]
+
     def vault_changed(self) -> None:
         """Tell the screen in front to re-read; the others re-read when they come back."""
+        self._keep_toolbox_in_view()
         self.screen.post_message(VaultChanged())
         if self.supervisors:
             from console.services.supervision import sync_supervisor
