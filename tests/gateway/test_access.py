@@ -142,7 +142,13 @@ async def test_every_refusal_is_audited(stack: Stack) -> None:
         await refused(client.call_tool("time__convert_time", {"source_timezone": "UTC", "time": "10:00",
                                                               "target_timezone": "UTC"}))
         await refused(client.call_tool("secret__exfiltrate", {}))
-        await client.call_tool("time__get_current_time", {"timezone": "UTC"})
+        try:
+            await client.call_tool("time__get_current_time", {"timezone": "UTC"})
+        except MCPError as exc:  # it once was, on a fresh machine: say why if it is again
+            stack.gateway.flush_audit()
+            stack.ws.refresh()
+            last = [r["detail"] for r in stack.ws.audit.records() if r.get("agent") == name][-1:]
+            pytest.fail(f"the allowed call was refused: {exc}; its audit record: {last}")
     stack.gateway.flush_audit()
     stack.ws.refresh()
     mine = [r for r in stack.ws.audit.records() if r.get("agent") == name and r["action"] == "tool.call"]
