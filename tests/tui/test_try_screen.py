@@ -492,3 +492,22 @@ async def test_escape_leaves_the_arguments_for_the_list_so_digits_switch_screens
         await pilot.press("6")
         await settle(app, pilot)
         assert isinstance(app.screen, AuditScreen)
+
+
+async def test_the_screen_reads_the_vault_once_when_it_opens(seeded: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Textual calls ``on_mount`` of every class in the MRO: a ``super().on_mount()`` on
+    top of that ran ConsoleScreen's (a full reload) twice on every first visit."""
+    from console.tui.screens.base import ConsoleScreen
+
+    mounts: list[str] = []
+    original = ConsoleScreen.on_mount
+
+    def counted(self: ConsoleScreen) -> None:
+        mounts.append(type(self).__name__)
+        original(self)
+
+    monkeypatch.setattr(ConsoleScreen, "on_mount", counted)
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_try(app, pilot)
+    assert mounts.count("TryScreen") == 1

@@ -121,7 +121,8 @@ class TryScreen(ConsoleScreen):
     def on_mount(self) -> None:
         self.query_one("#tools", DataTable).add_columns("TOOL", "TRUST")
         self.watch(self.console, "toolbox_name", self._toolbox_changed, init=False)
-        super().on_mount()
+        # ConsoleScreen.on_mount (the first reload) runs after this by itself: Textual calls
+        # the handler of every class in the MRO, so calling super() here would reload twice.
 
     # -- the tool list ---------------------------------------------------------------------
 
