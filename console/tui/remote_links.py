@@ -222,7 +222,7 @@ class RemoteLinks:
         self._set(LinkState(toolbox_id, status, error, retry_in=delay))
         if delay is not None:
             self._delay[toolbox_id] = min(delay * 2, RETRY_MAX)
-            self._retry[toolbox_id] = self.app.set_timer(delay, partial(self._retry_due, toolbox_id))
+            self._retry[toolbox_id] = self.app.set_timer(max(RETRY_FIRST, delay), partial(self._retry_due, toolbox_id))
 
     def _retry_due(self, toolbox_id: str) -> None:
         self._retry.pop(toolbox_id, None)

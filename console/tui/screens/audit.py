@@ -328,7 +328,9 @@ class AuditScreen(ConsoleScreen):
         if self._verify_timer is not None:
             return
         wait = self._verified_at + max(FULL_EVERY, VERIFY_SHARE * self._verify_took) - time.monotonic()
-        self._verify_timer = self.set_timer(max(0.0, wait), self._verify_due)
+        # Never 0: Textual divides by a timer's delay when it starts late (a 0 s timer always
+        # does), and the ZeroDivisionError kills the check and surfaces when the console quits.
+        self._verify_timer = self.set_timer(max(0.05, wait), self._verify_due)
 
     def _verify_due(self) -> None:
         self._verify_timer = None

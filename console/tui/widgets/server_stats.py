@@ -63,8 +63,9 @@ class ServerStats(Horizontal):
                 grid.add_row("restarts", str(health.restarts) if health else "-")
                 if stats is not None and running:
                     grid.add_row("CPU", f"{stats.cpu_percent:.1f} % of one core (limit {limits.cpus:g} CPU)")
-                    grid.add_row("memory", f"{memory_text(stats.memory_bytes)} of {limits.memory_mb} MiB "
-                                           f"({100 * stats.memory_bytes / (limits.memory_mb * 1048576):.0f} %)")
+                    limit = limits.memory_mb * 1048576  # a live number: never divide by a zero
+                    share = f" ({100 * stats.memory_bytes / limit:.0f} %)" if limit > 0 else ""
+                    grid.add_row("memory", f"{memory_text(stats.memory_bytes)} of {limits.memory_mb} MiB{share}")
                     grid.add_row("processes", f"{stats.pids} (limit {limits.pids})")
                 else:
                     grid.add_row("CPU", "-")
