@@ -71,4 +71,4 @@ def describe_unknown(keys: Mapping[str, str], root: Path = SOURCES) -> str:
         close = difflib.get_close_matches(key, ids, n=1)
         parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     return (f"[tui.keys] in config.toml names no binding {', '.join(parts)}: "
-            f"{'that key is' if len(unknown) == 1 else 'those keys are'} left as they were")
+            f"{'that key is left as it was' if len(unknown) == 1 else 'those keys are left as they were'}")

@@ -108,6 +108,10 @@ async def test_every_screen_fits_the_terminal(seeded: Backend, width: int, heigh
             problems += check_frame(app, spec.mode)
             if spec.mode in KEY_COLUMNS:
                 problems += check_table(app, spec.mode, app.screen.query_one(FitTable))
+            if spec.mode == "toolboxes":  # the local gateway's address: whole, or host:port when narrow
+                address = "http://127.0.0.1:8765/mcp" if width >= 120 else "127.0.0.1:8765"
+                if not any(address in line for line in lines(app)[:8]):
+                    problems.append(f"toolboxes: gateway address {address} not shown")
             if spec.mode == "grants":
                 header = lines(app)[app.screen.query_one(GrantMatrix).content_region.y]
                 problems += [f"grants: agent {name} cut in {header!r}"

@@ -143,8 +143,9 @@ def cut(text: Text, width: int, where: str = "middle") -> Text:
 @dataclass(frozen=True, eq=False)
 class Choice:
     """The longest of a few forms of a value that fits its cell (``2026-11-24 09:30:00``,
-    ``11-24 09:30:00``, ``09:30:00``): a narrow table drops the part read least. The
-    cell is its first, fullest form (``str()``, equality)."""
+    ``11-24 09:30:00``, ``09:30:00``): a narrow table drops the part read least (and cuts
+    the shortest with an ellipsis past that). The cell is its first, fullest form
+    (``str()``, equality)."""
 
     forms: tuple[str, ...]
     style: str | Style = ""
@@ -167,8 +168,12 @@ class Choice:
         return Measurement(len(self.forms[-1]), len(self.forms[0]))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        shown = next((form for form in self.forms if len(form) <= options.max_width), self.forms[-1])
-        yield Text(shown, style=self.style, no_wrap=True, end="")
+        width = options.max_width
+        shown = next((form for form in self.forms if len(form) <= width), None)
+        if shown is None:  # not even the shortest fits: it is cut, and says so
+            yield cut(Text(self.forms[-1], style=self.style, no_wrap=True, end=""), width, "end")
+        else:
+            yield Text(shown, style=self.style, no_wrap=True, end="")
 
 
 class FitTable(NavTable):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from console.tui.widgets.fit_table import Col, Cut
+from console.tui.widgets.fit_table import Choice, Col, Cut
 from console.tui.widgets.toolbox_link import (
     LINK_WIDTH,
     engine_live,
@@ -26,16 +26,17 @@ if TYPE_CHECKING:
     from console.tui.app import ConsoleApp
 
 COLUMNS: tuple[Col, ...] = (
-    Col("name", "NAME", least=8, yields=1), Col("kind", "KIND"), Col("where", "WHERE", least=8, yields=4),
+    Col("name", "NAME", least=8, yields=1), Col("kind", "KIND"), Col("where", "WHERE", least=8, yields=3),
     Col("link", "LINK", LINK_WIDTH), Col("servers", "SERVERS", least=3, short="SRV", yields=5),
-    Col("health", "HEALTH"), Col("gateway", "GATEWAY", least=10, yields=3), Col("policy", "POLICY"),
+    Col("health", "HEALTH"), Col("gateway", "GATEWAY", least=14, yields=4), Col("policy", "POLICY"),
 )
 """Most columns as wide as their widest cell. The host key's fingerprint is in the detail
 below the table: the row keeps room for the policy state. On a narrow screen the SSH
-target and the gateway's address are cut in the middle (the detail has them whole)."""
+target is cut in the middle and the gateway's address loses its scheme and path (the detail
+has them whole)."""
 UNHEALTHY = ("down", "unresponsive")
 
-Row = tuple[str | Text | Cut, ...]
+Row = tuple[str | Text | Cut | Choice, ...]
 
 
 def where(box: Toolbox) -> str:
@@ -76,7 +77,8 @@ def toolbox_row(app: ConsoleApp, box: Toolbox, servers: int, health: Iterable[He
     summary = health_summary(app, health) if engine_live(app, box) else muted(app, "-")
     # A remote gateway is always https: the scheme is left to the detail, the column stays narrow.
     shown = gateway.removeprefix("https://") if box.is_remote else gateway
-    return (Cut(box.name), box.kind.value, Cut(where(box)), link, str(servers), summary, Cut(shown),
+    address = Choice((shown, shown.removeprefix("http://").removesuffix("/mcp")))  # host:port at 80 columns
+    return (Cut(box.name), box.kind.value, Cut(where(box)), link, str(servers), summary, address,
             policy_cell(app, policy))
 
 
