@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from textual import events
+from textual.widgets import Input, TextArea
+
 from console.audit import AuditEvent
 from console.config import Settings
 from console.model import (
@@ -22,6 +25,7 @@ from console.model import (
     tool_pin,
 )
 from console.paths import Paths
+from console.tui import app as app_module
 from console.tui.app import ConsoleApp
 from console.tui.backend import Backend
 from console.workspace import Workspace
@@ -167,6 +171,18 @@ def seeded_backend(root: Path) -> Backend:
     return backend
 
 
+class StillConsoleApp(ConsoleApp):
+    """A text cursor that blinks is live too: whether a snapshot caught it on or off
+    depended on how loaded the machine was."""
+
+    CSS_PATH = Path(app_module.__file__).parent / str(ConsoleApp.CSS_PATH)  # relative to the class's file
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if isinstance(event.widget, Input | TextArea):
+            event.widget.cursor_blink = False
+            event.widget._pause_blink(visible=True)  # a focused field shows its cursor, steadily
+
+
 def still_app(backend: Backend) -> ConsoleApp:
     """The console with nothing live: the same screen every time, for snapshots."""
-    return ConsoleApp(backend, live=False)
+    return StillConsoleApp(backend, live=False)

@@ -17,6 +17,11 @@ from tests.support.tui import still_app
 SIZE = (120, 36)
 
 
+async def settled(pilot) -> None:  # noqa: ANN001
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 def options() -> DropletOptions:
     """The simulator's regions and sizes, as the API client reads them."""
     return DropletOptions(
@@ -39,6 +44,7 @@ def test_add_a_droplet_with_region_size_and_price(snap_compare, seeded: Backend)
     async def open_dialog(pilot) -> None:  # noqa: ANN001
         modal = AddToolboxModal(taken=lambda _name: False, needs_token=False, kind="droplet", options=options(),
                                 name="cloud")
+        await settled(pilot)  # the screen under the dialog shows through it: its data first
         await pilot.app.push_screen(modal)
         await pilot.pause()
 
@@ -48,6 +54,7 @@ def test_add_a_droplet_with_region_size_and_price(snap_compare, seeded: Backend)
 def test_add_an_ssh_host_asks_for_the_token_nowhere(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
     async def open_dialog(pilot) -> None:  # noqa: ANN001
         modal = AddToolboxModal(taken=lambda _name: False, needs_token=True, kind="ssh", name="edge")
+        await settled(pilot)  # the screen under the dialog shows through it: its data first
         await pilot.app.push_screen(modal)
         await pilot.pause()
 

@@ -43,6 +43,8 @@ class LocalOAuthProvider:
         """True: every route answers 503."""
         self.refresh_delay = 0.0
         """Seconds the token endpoint waits before handling a refresh_token grant."""
+        self.refresh_barrier: threading.Barrier | None = None
+        """Refresh grants wait here until that many are in flight: a race that surely happens."""
         self.device_interval: float = 1
         self.device_code_ttl: float = 600
         self.slow_down_increment: float = 5

@@ -66,6 +66,8 @@ def authorize(p: LocalOAuthProvider, req: ShapeRequest) -> CoreResponse:
 def token(p: LocalOAuthProvider, req: ShapeRequest) -> CoreResponse:
     if req.payload.grant_type == "refresh_token" and p.refresh_delay > 0:
         time.sleep(p.refresh_delay)  # outside the lock: concurrent refreshes really overlap
+    if req.payload.grant_type == "refresh_token" and p.refresh_barrier is not None:
+        p.refresh_barrier.wait(timeout=10)
     with p.store.lock:
         return p.core.token(req)
 
