@@ -156,3 +156,28 @@ def test_debug_lines_go_to_the_file_the_console_names_not_over_the_screen(tmp_pa
     drawn = (tmp_path / "raw").read_bytes()
     assert b"DEBUG" not in drawn, "a log line was written to the terminal"
     assert "DEBUG asyncio: Using selector" in logged
+
+
+def test_a_console_that_stopped_on_an_error_exits_1_and_keeps_the_traceback(
+        tbx_home: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Textual shows the traceback of an error inside the app and ends as if all went well:
+    ``tbx`` used to exit 0 after it."""
+    from textual.app import App
+
+    class Crashing(App[None]):
+        debug_log = None
+
+        def on_mount(self) -> None:
+            raise LookupError("no screen named 'elsewhere'")
+
+        def run(self, **_: object) -> None:  # type: ignore[override]
+            super().run(headless=True)
+
+    monkeypatch.setattr("console.tui.app.ConsoleApp", Crashing)
+    monkeypatch.setattr("console.cli.log_to_file", lambda paths, debug: log_file(paths), raising=False)
+    result = CliRunner().invoke(cli, [], env={"TBX_HOME": os.environ["TBX_HOME"]}, prog_name="tbx")
+    path = log_file(tbx_home)
+    assert result.exit_code == 1
+    assert result.stderr.endswith(f"error: the console stopped on LookupError: no screen named 'elsewhere' "
+                                  f"(its traceback is in {path})\n")
+    assert "the console failed unexpectedly:\nTraceback" in path.read_text()

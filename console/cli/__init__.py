@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from console import __version__
-from console.cli.base import CliState, TbxGroup
-from console.logsetup import log_to_file, log_to_stderr
+from console.cli.base import CliState, CommandFailed, TbxGroup
+from console.logsetup import log_to_file, log_to_stderr, record_crash
 
 COMMANDS = {
     "doctor": "system_cmds", "locate": "system_cmds",
@@ -71,7 +71,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
         from console.tui.app import run_console
 
         log = log_to_file(ctx.obj.paths, debug)  # lines on the terminal would draw over the console
-        run_console(log if debug else None)
+        failure = run_console(log if debug else None)
+        if failure is not None:
+            where = record_crash(ctx.obj.paths, "the console", failure)
+            raise CommandFailed(f"the console stopped on {type(failure).__name__}: {failure}"
+                                + (f" (its traceback is in {where})" if where else ""))
     else:
         log_to_stderr(debug)
 

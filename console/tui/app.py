@@ -405,7 +405,12 @@ class ConsoleApp(App[None]):
             self.push_screen(ErrorModal(f"{type(error).__name__} in {event.worker.name}", text))
 
 
-def run_console(debug_log: Path | None = None) -> None:
+def run_console(debug_log: Path | None = None) -> BaseException | None:
+    """Run the console until it quits; the error it stopped on, if it did (Textual has
+    shown that traceback on the terminal by then, and exits as if all went well)."""
     app = ConsoleApp()
     app.debug_log = debug_log
     app.run()
+    if not app.return_code:
+        return None
+    return getattr(app, "_exception", None) or RuntimeError(f"the console ended with status {app.return_code}")
