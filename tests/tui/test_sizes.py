@@ -112,10 +112,10 @@ async def test_every_screen_fits_the_terminal(seeded: Backend, width: int, heigh
                 address = "http://127.0.0.1:8765/mcp" if width >= 120 else "127.0.0.1:8765"
                 if not any(address in line for line in lines(app)[:8]):
                     problems.append(f"toolboxes: gateway address {address} not shown")
-            if spec.mode == "grants":
+            if spec.mode == "grants":  # a matrix scrolls sideways: at 80 the last agent may be past the edge
                 header = lines(app)[app.screen.query_one(GrantMatrix).content_region.y]
-                problems += [f"grants: agent {name} cut in {header!r}"
-                             for name in ("claude-desktop", "cursor", "nightly-batch") if name not in header]
+                agents = ("claude-desktop", "cursor") + (("nightly-batch",) if width >= 120 else ())
+                problems += [f"grants: agent {name} cut in {header!r}" for name in agents if name not in header]
         assert problems == []
 
 

@@ -193,8 +193,8 @@ class GrantMatrix(ScrollView, can_focus=True):
             return
         names = max((len(a.name) for a in grid.all_agents), default=8)
         # Labels and columns have caps so that a long name cannot push the grants out of
-        # view: the labels get what the agents' columns leave, so names are cut only when
-        # they must be (26 cells at least: past that the agents scroll).
+        # view: labels up to 46 cells (past that the agents scroll), more on a screen wide
+        # enough that the agents' columns leave it, so names are cut only when they must be.
         room = self.scrollable_content_region.width or self.app.size.width
         if self.transposed:
             self._header_height = 2
@@ -210,7 +210,7 @@ class GrantMatrix(ScrollView, can_focus=True):
                            for r in grid.all_rows), default=20)
             agents = max(1, len(grid.agents))
             beside = room - agents * (max(14, min(names, 18)) + 2) - 2  # what the agents leave the labels
-            self._label_width = min(max(longest, 26), max(26, beside)) + 2
+            self._label_width = min(max(longest, 26), max(46, beside)) + 2
             share = (room - self._label_width) // agents - 2
             self._widths = [max(14, min(names, max(18, share))) + 2] * len(grid.agents)
             self._groups = []
