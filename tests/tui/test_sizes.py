@@ -16,6 +16,7 @@ from console.model import DesiredState, ServerInstance
 from console.tui.app import ConsoleApp
 from console.tui.backend import Backend
 from console.tui.screens import SCREENS
+from console.tui.widgets.audit_filters import AuditFilters
 from console.tui.widgets.fit_table import Cut, FitTable
 from console.tui.widgets.footer import fit_keys
 from console.tui.widgets.grant_matrix import GrantMatrix
@@ -108,6 +109,10 @@ async def test_every_screen_fits_the_terminal(seeded: Backend, width: int, heigh
             problems += check_frame(app, spec.mode)
             if spec.mode in KEY_COLUMNS:
                 problems += check_table(app, spec.mode, app.screen.query_one(FitTable))
+            if spec.mode == "audit":  # the filters hold in one row
+                row = lines(app)[app.screen.query_one(AuditFilters).region.y]
+                if not all(word in row for word in ("agent", "decision", "time", "all time")):
+                    problems.append(f"audit: filters cut: {row!r}")
             if spec.mode == "toolboxes":  # the local gateway's address: whole, or host:port when narrow
                 address = "http://127.0.0.1:8765/mcp" if width >= 120 else "127.0.0.1:8765"
                 if not any(address in line for line in lines(app)[:8]):

@@ -58,7 +58,17 @@ class AuditScreen(ConsoleScreen):
     AuditScreen #records { height: 1fr; }
     AuditScreen #showing { height: 1; padding: 0 1; color: $text-muted; }
     AuditScreen #detail { height: 12; border: round $panel; border-title-color: $text-muted; padding: 0 1; }
+    AuditScreen.-narrow AuditFilters Select { width: 18; }
+    AuditScreen.-narrow AuditFilters #decision { width: 11; }
+    AuditScreen.-narrow AuditFilters #window { width: 14; }
+    AuditScreen.-narrow AuditFilters #text-label { display: none; }
+    AuditScreen.-short #chain, AuditScreen.-short AuditFilters { margin-bottom: 0; }
+    AuditScreen.-short #detail { height: 8; }
     """
+    # At 80x24 the filters hold in one row (the text field's placeholder names it) and the
+    # detail gives the records more rows.
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (100, "-roomy")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (30, "-tall")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("v", "verify", "Verify", id="audit.verify", tooltip="Check the whole hash chain and the checkpoint"),
         Binding("e", "export", "Export", id="audit.export",

@@ -57,7 +57,7 @@ class AuditFilters(Horizontal):
     def compose(self) -> ComposeResult:
         yield Label("agent")
         yield Select[str]([], prompt="any agent", id="agent", compact=True)
-        yield Label("tool/target")
+        yield Label("tool/target", id="text-label")
         yield Input(placeholder="text in target or action", id="text", compact=True)
         yield Label("decision")
         yield Select[str]([(d, d) for d in DECISIONS], prompt="any", id="decision", compact=True)
