@@ -68,19 +68,24 @@ def log_to_stderr(debug: bool) -> None:
     root.setLevel(_level(debug))
 
 
-def log_to_file(paths: Paths, debug: bool) -> Path:
+def log_to_file(paths: Paths, debug: bool) -> Path | None:
     """For the console: every log line, and every Python warning, goes to the rotating
-    file; none to the terminal. Returns the file's path."""
-    path = _private_dir(paths) / LOG_NAME
+    file; none to the terminal. Returns the file's path (None if its folder cannot be
+    made: then nothing is logged, which beats lines drawn over the screen)."""
     root = logging.getLogger()
     for old in [h for h in root.handlers if _terminal(h) or isinstance(h, _PrivateRotatingFile)]:
         root.removeHandler(old)
         old.close()
+    logging.captureWarnings(True)
+    try:
+        path = _private_dir(paths) / LOG_NAME
+    except OSError:
+        root.addHandler(logging.NullHandler())
+        return None
     handler = _PrivateRotatingFile(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(handler)
     root.setLevel(_level(debug))
-    logging.captureWarnings(True)
     return path
 
 

@@ -181,3 +181,13 @@ def test_a_console_that_stopped_on_an_error_exits_1_and_keeps_the_traceback(
     assert result.stderr.endswith(f"error: the console stopped on LookupError: no screen named 'elsewhere' "
                                   f"(its traceback is in {path})\n")
     assert "the console failed unexpectedly:\nTraceback" in path.read_text()
+
+
+def test_a_state_folder_that_cannot_be_made_leaves_the_console_unlogged_not_drawn_over(
+        tmp_path: Path, root_logging: None) -> None:
+    blocker = tmp_path / "home"
+    blocker.write_text("a file where the home folder should be")
+    root = logging.getLogger()
+    root.addHandler(logging.StreamHandler(sys.stderr))
+    assert log_to_file(resolve_paths({"TBX_HOME": str(blocker)}), debug=False) is None
+    assert not [h for h in root.handlers if isinstance(h, logging.StreamHandler) and h.stream is sys.stderr]
