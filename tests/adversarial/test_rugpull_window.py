@@ -58,8 +58,10 @@ async def test_no_call_reaches_a_changed_server(stack: Stack, how: str) -> None:
         refused: list[str] = []
         until = time.monotonic() + 60
         callers = [asyncio.create_task(hammer(stack.url, token, until, served, refused)) for _ in range(4)]
-        await asyncio.sleep(1.0)
-        assert served and all(HONEST in text for text in served)
+        while not served:  # a loaded machine may take seconds for the first answer
+            assert time.monotonic() < until, f"nothing served before the change: {refused[-3:]}"
+            await asyncio.sleep(0.05)
+        assert all(HONEST in text for text in served)
         stack.tools_file("turncoat").write_text(json.dumps(definition(POISONED)))
         if how == "restart":
             await asyncio.to_thread(servers.restart_server, stack.ws, "local/turncoat")
