@@ -30,4 +30,5 @@ bench: $(VENV)/.installed-test
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 screenshots: $(VENV)/.installed-test
+	scripts/testenv.sh
 	$(BIN)/python scripts/export_screenshots.py
