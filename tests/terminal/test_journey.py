@@ -46,6 +46,8 @@ def params() -> list[object]:
     for cols, rows in SIZES:
         size = f"{cols}x{rows}"
         for check in CHECKS:
+            if check == "names_grow" and cols < 120:
+                continue  # at 80 columns a long name may be cut: there is no room to grow into
             reason = XFAIL.get((check, size)) or XFAIL.get((check, "*"))
             marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
             found.append(pytest.param(cols, rows, check, id=f"{size}-{check}", marks=marks))
@@ -56,8 +58,6 @@ def params() -> list[object]:
 def test_terminal_journey(journey_at, cols: int, rows: int, check: str) -> None:  # noqa: ANN001
     outcome = journey_at(cols, rows)
     journey = outcome.journey
-    if check == "names_grow" and cols < 120:
-        pytest.skip("at 80 columns a long name may be cut")
     problems = journey.checks.get(check)
     if problems is None:
         raise AssertionError(f"the journey at {journey.size} stopped before it could check that "
