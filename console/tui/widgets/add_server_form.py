@@ -45,6 +45,16 @@ class FormProblem(Exception):
         self.field_id = field_id
 
 
+def host_folder(source: str, field_id: str, must_exist: bool) -> Path:
+    """The folder typed into a mount field, as an absolute path (``~`` expanded)."""
+    path = Path(source).expanduser()
+    if not path.is_absolute():
+        raise FormProblem(f"{source!r} is not an absolute path (start it with / or ~)", field_id)
+    if must_exist and not path.is_dir():
+        raise FormProblem(f"{path} is not a folder on this machine", field_id)
+    return path
+
+
 def needs_summary(entry: CatalogEntry) -> str:
     """One line of what an entry asks for, e.g. ``folder /repo · secret GITHUB_TOKEN · internet``."""
     parts = [f"folder {m.target}" for m in entry.mounts]
@@ -217,11 +227,7 @@ class AddServerForm(Vertical):
                     raise FormProblem(f"{need.target} needs a folder: {need.description or 'a host path'}",
                                       f"mount-{index}")
                 continue
-            path = Path(source).expanduser()
-            if not path.is_absolute():
-                raise FormProblem(f"{source!r} is not an absolute path (start it with / or ~)", f"mount-{index}")
-            if self.check_paths and not path.is_dir():
-                raise FormProblem(f"{path} is not a folder on this machine", f"mount-{index}")
+            path = host_folder(source, f"mount-{index}", self.check_paths)
             read_only = self.query_one(f"#ro-{index}", Checkbox).value
             mounts.append(Mount(source=str(path), target=need.target, read_only=read_only))
         if entry.oauth and entry.oauth.token_file and connection is None and not mounts:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,7 +17,7 @@ from textual.widgets import Checkbox, Input, Label, Static
 
 from console.catalog.model import CatalogEntry
 from console.model import Limits, Mount, ServerInstance
-from console.tui.widgets.add_server_form import AddServerForm, FormProblem
+from console.tui.widgets.add_server_form import AddServerForm, FormProblem, host_folder
 from console.tui.widgets.add_server_form import _label as field_label
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -108,11 +107,7 @@ class EditServerForm(AddServerForm):
                     raise FormProblem(f"{target} needs a folder: {need.description or 'a host path'}",
                                       f"mount-{index}")
                 continue
-            path = Path(source).expanduser()
-            if not path.is_absolute():
-                raise FormProblem(f"{source!r} is not an absolute path (start it with / or ~)", f"mount-{index}")
-            if self.check_paths and not path.is_dir():
-                raise FormProblem(f"{path} is not a folder on this machine", f"mount-{index}")
+            path = host_folder(source, f"mount-{index}", self.check_paths)
             mounts.append(Mount(source=str(path), target=target,
                                 read_only=self.query_one(f"#ro-{index}", Checkbox).value))
         return EditRequest(env, mounts, self._limits())
