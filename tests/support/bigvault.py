@@ -1,7 +1,7 @@
 """A big vault for performance work: many agents, many tools, many grants, in one change.
 
 ``generate_big_vault(ws)`` fills an open workspace with one toolbox of ``tools`` tools
-(20 per server) and ``agents`` agents, most with toolbox access, about 5% of the tool
+(20 per server unless ``tools_per_server`` says) and ``agents`` agents, most with toolbox access, about 5% of the tool
 cells granted directly, a few server-wide grants and some expiring grants. Seeded, so the
 same arguments always give the same vault (ids and token hashes aside).
 """
@@ -39,20 +39,20 @@ class BigVault:
 
 
 def generate_big_vault(ws: Workspace, agents: int = 100, tools: int = 1000, *, toolbox: str = "local",
-                       seed: int = 7) -> BigVault:
+                       seed: int = 7, tools_per_server: int = TOOLS_PER_SERVER) -> BigVault:
     rng = random.Random(seed)
     now = datetime.now(UTC)
     box = ws.repos.toolboxes.by_name(toolbox)
     new_box = box is None
     box = box or Toolbox(name=toolbox)
-    server_count = max(1, -(-tools // TOOLS_PER_SERVER))
+    server_count = max(1, -(-tools // tools_per_server))
     servers = [ServerInstance(toolbox=box.id, name=f"srv-{i:03d}", desired_state=DesiredState.RUNNING)
                for i in range(server_count)]
     schema = {"type": "object", "properties": {"q": {"type": "string"}}}
     defs: list[ToolDef] = []
     for index in range(tools):
-        server = servers[index // TOOLS_PER_SERVER]
-        name = f"tool_{index % TOOLS_PER_SERVER:02d}_{('read', 'write', 'list', 'search', 'fetch')[index % 5]}"
+        server = servers[index // tools_per_server]
+        name = f"tool_{index % tools_per_server:02d}_{('read', 'write', 'list', 'search', 'fetch')[index % 5]}"
         pin = tool_pin(name, "does a thing", schema, None, None)
         roll = rng.random()
         trust = Trust.APPROVED if roll < 0.9 else Trust.PENDING if roll < 0.96 else Trust.CHANGED
