@@ -15,7 +15,7 @@ from console.tui.modals.confirm import ConfirmModal
 from console.tui.modals.prompt import PromptModal
 from console.tui.screens.agents import AgentsScreen
 from console.tui.screens.grants import GrantsScreen
-from console.tui.widgets.agent_surface import surface_parts
+from console.tui.widgets.agent_surface import AgentSurface, surface_parts
 from console.tui.widgets.client_snippet import ClientSnippet
 from console.tui.widgets.grant_matrix import GrantMatrix
 from tests.support.tui import seed_items, still_app
@@ -36,7 +36,7 @@ def select(app: ConsoleApp, name: str) -> None:
 
 
 def surface(app: ConsoleApp) -> str:
-    return str(app.screen.query_one("#surface-text").render())
+    return app.screen.query_one(AgentSurface).text
 
 
 def audit_actions(backend: Backend) -> list[tuple[str, str | None]]:
