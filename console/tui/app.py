@@ -9,7 +9,7 @@ import threading
 import traceback
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
@@ -25,6 +25,7 @@ from console.tui.modals.error import ErrorModal
 from console.tui.remote_links import LinkChanged, LinkState, RemoteLinks
 from console.tui.screens import SCREENS
 from console.tui.themes import DEFAULT_THEME, load_themes, shipped_themes_dir
+from console.tui.warmup import WarmUp
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -75,6 +76,8 @@ class ConsoleApp(App[None]):
         """Held while policy is pushed to remote toolboxes: one push at a time, in order."""
         self.user_themes: set[str] = set()
         self._opened = False
+        self.warm_up = WarmUp(self)
+        """Makes the screens not shown yet, after the first paint, while nobody types."""
         self.debug_log: Path | None = None
         """Where this run logs (``tbx --debug``): named in a notification at start."""
 
@@ -140,6 +143,8 @@ class ConsoleApp(App[None]):
         # keep full collections from walking it, so they cannot stall a keystroke.
         self.call_after_refresh(gc.freeze)
         if self.live:
+            self.warm_up.noticed_input()  # the first paint is read before anything heavy starts
+            self.call_after_refresh(self.run_worker, self.warm_up.run(), group="warm-up", exit_on_error=False)
             self.check_engine()
             self.check_gateway()
             self.set_interval(1.0, self._poll_vault)
@@ -158,7 +163,17 @@ class ConsoleApp(App[None]):
         if not self._opened:
             return
         self.switch_mode(mode)
-        self.backend.remember(screen=mode)
+        self._remember(screen=mode)
+
+    @work(thread=True, exit_on_error=False, group="remember")
+    def _remember(self, **values: str) -> None:
+        """Written off the loop: a busy disk does not hold a key."""
+        self.backend.remember(**values)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self.warm_up.noticed_input()
+        await super().on_event(event)
 
     async def run_on_screen(self, mode: str, action: str) -> None:
         if not self._opened:
@@ -176,7 +191,7 @@ class ConsoleApp(App[None]):
 
     def use_theme(self, name: str) -> None:
         self.theme = name
-        self.backend.remember(theme=name)
+        self._remember(theme=name)
 
     # -- the vault, followed -------------------------------------------------------------
 
@@ -201,15 +216,12 @@ class ConsoleApp(App[None]):
             self.supervise()
             self._sync_remote_soon()
 
-    def _poll_vault(self) -> None:
-        ws = self.backend.ws
-        if ws is not None and ws.vault.is_stale():
-            self._reload_vault()
-
     @work(thread=True, exclusive=True, exit_on_error=False, group="vault")
-    def _reload_vault(self) -> None:
-        self.backend.workspace.refresh()
-        self.call_from_thread(self.vault_changed)
+    def _poll_vault(self) -> None:
+        """Another process (the CLI, a gateway) wrote the vault: read it again, off the loop
+        (a stat of a file, and when it changed, megabytes decrypted)."""
+        if self.backend.workspace.refresh():
+            self.call_from_thread(self.vault_changed)
 
     # -- engine, gateway, health -----------------------------------------------------------
 
@@ -292,7 +304,8 @@ class ConsoleApp(App[None]):
     @work(exit_on_error=False, group="supervise")
     async def _supervise(self, toolbox_id: str, endpoint: str | None) -> None:
         # The MCP SDK and docker-py take a good part of a second to import: do it off the
-        # UI thread, after the first frame, so the console is never frozen by it.
+        # UI thread, once the first frame has been quiet a moment, so no key waits on it.
+        await self.warm_up.quiet()
         await asyncio.to_thread(importlib.import_module, "console.services.supervision")
         from console.runtime.enginehttp import Endpoint
         from console.runtime.supervisor import Supervisor

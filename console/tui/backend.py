@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class Backend:
         self.ws: Workspace | None = None
         self._passphrase: str | None = None
         """Kept only to hand to a gateway process we start for a passphrase vault."""
+        self._remember_lock = threading.Lock()
 
     # -- the vault -----------------------------------------------------------------------
 
@@ -69,7 +71,8 @@ class Backend:
         if PASSPHRASE_ENV in os.environ:
             return False
         try:
-            header = self.paths.vault.read_bytes().split(b"\n", 1)[0]
+            with self.paths.vault.open("rb") as vault:  # the header line, not megabytes of records
+                header = vault.readline()
             return json.loads(header).get("kdf", {}).get("name") == "argon2id"
         except (OSError, ValueError):
             return False  # opening will say what is wrong
@@ -159,6 +162,10 @@ class Backend:
             return {}
 
     def remember(self, **values: Any) -> None:
+        with self._remember_lock:  # the console writes from worker threads
+            self._remember(values)
+
+    def _remember(self, values: dict[str, Any]) -> None:
         state = {**self.ui_state(), **values}
         self._ui_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._ui_file.with_name(self._ui_file.name + ".tmp")

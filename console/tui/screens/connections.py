@@ -56,6 +56,7 @@ def utc_now() -> datetime:
 
 
 class ConnectionsScreen(ConsoleScreen):
+    RELOAD_ON_EVERY_VISIT = True  # expiry times tick only while in front
     CSS = """
     ConnectionsScreen #connections { height: auto; max-height: 45%; }
     ConnectionsScreen #lower { height: 1fr; }

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 
 class ServersScreen(ConsoleScreen):
+    RELOAD_ON_EVERY_VISIT = True  # health and links follow it only while in front
     CSS = """
     ServersScreen #servers { height: 4; max-height: 40%; }
     ServersScreen #title { height: 1; }

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 
 class ToolboxesScreen(ConsoleScreen):
+    RELOAD_ON_EVERY_VISIT = True  # health and links follow it only while in front
     CSS = """
     ToolboxesScreen #toolboxes { height: auto; max-height: 50%; }
     ToolboxesScreen ToolboxDetail { margin-top: 1; }

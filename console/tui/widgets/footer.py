@@ -82,8 +82,13 @@ class ConsoleFooter(Footer):
         self.compact = compact
         for (binding, enabled, tooltip, display), show in zip(keys, shown, strict=True):
             if show:
-                yield FooterKey(binding.key, display, binding.description, binding.action,
-                                disabled=not enabled, tooltip=tooltip).data_bind(compact=Footer.compact)
+                key = FooterKey(binding.key, display, binding.description, binding.action,
+                                disabled=not enabled, tooltip=tooltip)
+                # A FooterKey starts compact, then the binding sets it back: two restyles of every
+                # key on each recompose (every screen switch). It starts as the footer is.
+                key.set_reactive(FooterKey.compact, compact)
+                key.set_class(compact, "-compact", update=False)
+                yield key.data_bind(compact=Footer.compact)
         if palette is not None and app.ENABLE_COMMAND_PALETTE:
             yield FooterKey(palette.binding.key, app.get_key_display(palette.binding), palette.binding.description,
                             palette.binding.action, classes="-command-palette", disabled=not palette.enabled,

@@ -1,0 +1,60 @@
+"""Screens made ahead of their first visit, in the quiet after the first paint.
+
+A first visit costs what building a screen costs: importing its module, composing and
+styling a hundred widgets, reading the vault into them — a second or more on a slow,
+busy machine. The imports run in a thread; each screen is then made on the loop while
+nobody types, so a digit later only brings a ready screen to the front. Nothing starts
+until the console has been quiet for a moment (the first paint counts as a key), so an
+early key does not share the loop, or the interpreter, with this; a key pressed later
+waits at most for the part of a screen being mounted at that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import importlib
+import time
+from typing import TYPE_CHECKING
+
+from console.tui.screens import SCREENS
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+QUIET = 0.3
+"""Seconds without a key or a click before the next screen is made."""
+
+
+class WarmUp:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.last_input = 0.0
+
+    def noticed_input(self) -> None:
+        self.last_input = time.monotonic()
+
+    async def run(self) -> None:
+        for spec in SCREENS:  # each screen's module (its widgets, its services) in a thread
+            await self.quiet()
+            await asyncio.to_thread(importlib.import_module, spec.target.partition(":")[0])
+        for spec in SCREENS:
+            await self.quiet()
+            if not self._made(spec.mode):
+                await self._make(spec.mode)
+        # What now lives as long as the console stays out of the full collections too.
+        gc.freeze()
+
+    async def quiet(self) -> None:
+        """Return once nobody has pressed a key or clicked for ``QUIET`` seconds."""
+        while (wait := self.last_input + QUIET - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+
+    # Textual makes a mode's screen on its first switch and has no public call to make it
+    # sooner; these two lines are the switch's own first half (tests/tui/test_responsive.py
+    # fails if a Textual release changes them).
+    def _made(self, mode: str) -> bool:
+        return bool(self.app._screen_stacks.get(mode))
+
+    async def _make(self, mode: str) -> None:
+        await self.app._init_mode(mode)
