@@ -75,14 +75,12 @@ async def test_no_key_waits_on_the_engine_the_gateway_or_the_disk(seeded: Backen
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
             for spec in [*SCREENS[1:], SCREENS[0]]:
-                started = time.perf_counter()
                 await pilot.press(spec.key)
-                answered = time.perf_counter() - started
                 assert type(app.screen).__name__ == screen_class(spec.mode)
                 assert app.screen.children, f"{spec.title} shows nothing"
-                # A call made while the key waited would take SLOW seconds; building a screen
-                # on a busy test machine takes well under that.
-                assert answered < SLOW * 0.8, f"{spec.title} took {answered:.2f} s"
+                # Each of these would have held the key SLOW seconds (timing it instead would
+                # measure the test machine's load as well).
+                assert slow.on_loop == [], f"{spec.title}: {slow.on_loop} on the loop"
             await pilot.pause(1.5)  # the vault's poll (every second) ran meanwhile, off the loop
             assert slow.on_loop == []
     finally:
@@ -162,7 +160,7 @@ async def test_coming_back_restyles_nothing_and_reads_only_a_changed_vault(
 async def test_screens_are_made_ahead_while_nobody_types(seeded: Backend) -> None:
     app = ConsoleApp(seeded, live=True)
     async with app.run_test(size=SIZE) as pilot:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # seconds of CPU on a loaded CI machine
         while not all(app.warm_up._made(spec.mode) for spec in SCREENS):  # the warm-up's Textual calls
             assert time.monotonic() < deadline, "the screens were not made ahead"
             await pilot.pause(0.1)
@@ -198,7 +196,7 @@ async def test_a_long_agent_surface_draws_only_the_lines_in_view(
         table = screen.query_one(DataTable)
         table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[0]) == "agent-000"))
         surface = screen.query_one(AgentSurface)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while surface.virtual_size.height < 1000:
             assert time.monotonic() < deadline, "the surface was not laid out"
             await pilot.pause(0.1)
