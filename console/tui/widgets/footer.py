@@ -10,11 +10,16 @@ terminals get the compact style first, which saves a cell per key.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
+from textual.binding import ActiveBinding, Binding
 from textual.events import Resize
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
 
 ALWAYS = ("app.help", "app.quit")
 """Binding ids shown whatever the width."""
@@ -52,16 +57,27 @@ class ConsoleFooter(Footer):
     def __init__(self) -> None:
         super().__init__()
         self._width = 0
+        self._composed: tuple[object, ...] | None = None
+        """What the keys last composed show: a change of bindings that shows the same keys
+        (every screen switch brings two) is not composed again."""
 
     def on_resize(self, event: Resize) -> None:
         if event.size.width != self._width:
             self._width = event.size.width
             if self._bindings_ready:
-                self.call_after_refresh(self.recompose)
+                self.call_after_refresh(self._recompose_if_changed)
 
-    def compose(self) -> ComposeResult:
-        if not self._bindings_ready:
-            return
+    def bindings_changed(self, screen: Screen) -> None:
+        self._bindings_ready = True
+        if screen.app.app_focus and self.is_attached and screen is self.screen:
+            self.call_after_refresh(self._recompose_if_changed)
+
+    async def _recompose_if_changed(self) -> None:
+        if self.is_attached and self._layout()[0] != self._composed:
+            await self.recompose()
+
+    def _layout(self) -> tuple[tuple[object, ...], bool, list[tuple[Binding, bool, str, str]], ActiveBinding | None]:
+        """(what it shows, compact, the keys that fit, the palette's binding)."""
         app = self.app
         active = self.screen.active_bindings
         keys, seen_actions = [], set()
@@ -79,16 +95,25 @@ class ConsoleFooter(Footer):
             shown = fit_keys(widths, always, room)
             if all(shown):
                 break
+        fitting = [key for key, show in zip(keys, shown, strict=True) if show]
+        seen = (compact, tuple((b.key, b.description, b.action, e, t, d) for b, e, t, d in fitting),
+                None if palette is None else (palette.binding.key, palette.binding.description, palette.enabled))
+        return seen, compact, fitting, palette
+
+    def compose(self) -> ComposeResult:
+        if not self._bindings_ready:
+            return
+        app = self.app
+        self._composed, compact, fitting, palette = self._layout()
         self.compact = compact
-        for (binding, enabled, tooltip, display), show in zip(keys, shown, strict=True):
-            if show:
-                key = FooterKey(binding.key, display, binding.description, binding.action,
-                                disabled=not enabled, tooltip=tooltip)
-                # A FooterKey starts compact, then the binding sets it back: two restyles of every
-                # key on each recompose (every screen switch). It starts as the footer is.
-                key.set_reactive(FooterKey.compact, compact)
-                key.set_class(compact, "-compact", update=False)
-                yield key.data_bind(compact=Footer.compact)
+        for binding, enabled, tooltip, display in fitting:
+            key = FooterKey(binding.key, display, binding.description, binding.action,
+                            disabled=not enabled, tooltip=tooltip)
+            # A FooterKey starts compact, then the binding sets it back: two restyles of every
+            # key on each recompose. It starts as the footer is.
+            key.set_reactive(FooterKey.compact, compact)
+            key.set_class(compact, "-compact", update=False)
+            yield key.data_bind(compact=Footer.compact)
         if palette is not None and app.ENABLE_COMMAND_PALETTE:
             yield FooterKey(palette.binding.key, app.get_key_display(palette.binding), palette.binding.description,
                             palette.binding.action, classes="-command-palette", disabled=not palette.enabled,
