@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 REMOTE_SYNC_DELAY = 0.3
 """Seconds of quiet after a vault change before remote toolboxes get the new policy."""
+EARLY_OPEN_WAIT = 0.5
+"""Seconds the console waits for a vault opening by itself before it shows the unlock screen."""
 
 
 class ConsoleApp(App[None]):
@@ -83,10 +85,18 @@ class ConsoleApp(App[None]):
 
     # -- start-up ----------------------------------------------------------------------
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self._load_themes()
         self._apply_keymap()
         backend = self.backend
+        opening = backend.open_early()
+        if opening is not None:
+            # Most often opened by now, or about to be: straight to the console, with no
+            # unlock screen drawn for an instant. A slow keyring gets the unlock screen,
+            # which waits for the same opening.
+            await asyncio.wait([asyncio.wrap_future(opening)], timeout=EARLY_OPEN_WAIT)
+            if opening.done() and opening.exception() is None:
+                backend.open_vault()
         if backend.ws is not None:
             self.vault_opened()
         elif backend.vault_exists():
@@ -421,7 +431,9 @@ class ConsoleApp(App[None]):
 def run_console(debug_log: Path | None = None) -> BaseException | None:
     """Run the console until it quits; the error it stopped on, if it did (Textual has
     shown that traceback on the terminal by then, and exits as if all went well)."""
-    app = ConsoleApp()
+    backend = Backend()
+    backend.open_early()  # while Textual starts
+    app = ConsoleApp(backend)
     app.debug_log = debug_log
     app.run()
     if not app.return_code:

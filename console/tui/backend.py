@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ class Backend:
         self._passphrase: str | None = None
         """Kept only to hand to a gateway process we start for a passphrase vault."""
         self._remember_lock = threading.Lock()
+        self._opening: Future[Workspace] | None = None
+        """A vault being opened in a thread since before the console started (``open_early``)."""
 
     # -- the vault -----------------------------------------------------------------------
 
@@ -77,7 +80,30 @@ class Backend:
         except (OSError, ValueError):
             return False  # opening will say what is wrong
 
+    def open_early(self) -> Future[Workspace] | None:
+        """Start opening the vault in a thread when that needs nobody (its key is in the
+        keyring, or ``TBX_PASSPHRASE`` is set), while the console itself starts: the first
+        paint then waits on whichever is slower, not on both in turn."""
+        if self._opening is None and self.ws is None and self.vault_exists() and not self.needs_passphrase():
+            self._opening = Future()
+            threading.Thread(target=self._open_into, args=(self._opening,), name="vault-open", daemon=True).start()
+        return self._opening
+
+    def _open_into(self, opening: Future[Workspace]) -> None:
+        try:
+            opening.set_result(self._open(None))
+        except BaseException as exc:  # handed to whoever waits on it, as if it had opened the vault itself
+            opening.set_exception(exc)
+
     def open_vault(self, passphrase: str | None = None) -> Workspace:
+        """Open the vault; without a passphrase, an opening started early is awaited (once:
+        after it failed, the next call tries afresh)."""
+        opening, self._opening = self._opening, None
+        if opening is not None and passphrase is None:
+            return opening.result()
+        return self._open(passphrase)
+
+    def _open(self, passphrase: str | None) -> Workspace:
         self.ws = Workspace.open(self.paths, (lambda _reason: passphrase) if passphrase else None, self.settings)
         self._passphrase = passphrase or os.environ.get(PASSPHRASE_ENV)
         return self.ws

@@ -73,6 +73,61 @@ async def test_keyring_vault_opens_without_asking(seeded: Backend) -> None:
         assert [table.get_row_at(i)[0] for i in range(table.row_count)] == ["lab", "local"]
 
 
+async def test_a_keyring_vault_is_opened_while_the_console_starts_and_no_unlock_screen_is_drawn(
+        seeded: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[str] = []
+    monkeypatch.setattr(UnlockScreen, "on_mount", lambda self: drawn.append("unlock"))
+    backend = Backend(seeded.paths, seeded.settings)
+    opening = backend.open_early()
+    assert opening is not None
+    app = ConsoleApp(backend, live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ToolboxesScreen)
+        assert drawn == []
+        assert backend.open_early() is None  # the opening was taken: a later open starts afresh
+
+
+async def test_a_slow_keyring_gets_the_unlock_screen_which_waits_for_the_same_opening(
+        seeded: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from console.tui import app as app_module
+
+    release, opens = threading.Event(), []
+    real_open = Backend._open
+
+    def slow_open(self: Backend, passphrase: str | None) -> object:
+        opens.append(passphrase)
+        release.wait(10)
+        return real_open(self, passphrase)
+
+    monkeypatch.setattr(Backend, "_open", slow_open)
+    monkeypatch.setattr(app_module, "EARLY_OPEN_WAIT", 0.05)
+    app = ConsoleApp(Backend(seeded.paths, seeded.settings), live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, UnlockScreen)
+        assert "opening" in str(app.screen.query_one("#problem").render())
+        release.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, ToolboxesScreen)
+        assert opens == [None]  # one opening, not a second one by the unlock screen
+
+
+async def test_an_early_opening_that_fails_is_shown_on_the_unlock_screen(seeded: Backend) -> None:
+    vault = seeded.paths.vault
+    vault.write_bytes(vault.read_bytes()[:-200])  # cut short, as by a killed write
+    app = ConsoleApp(Backend(seeded.paths, seeded.settings), live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, UnlockScreen)
+        problem = str(app.screen.query_one("#problem").render())
+        assert "is damaged" in problem and "nothing was changed" in problem
+
+
 async def test_digits_switch_screens_and_help_lists_binding_ids(seeded: Backend) -> None:
     app = still_app(seeded)
     async with app.run_test(size=SIZE) as pilot:
