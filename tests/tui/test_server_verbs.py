@@ -134,3 +134,33 @@ async def test_the_full_log_needs_a_live_engine_and_says_so(seeded: Backend) -> 
         await pilot.pause()
         assert app.screen is screen
         assert any("read live from the server's container" in n.message for n in app._notifications)
+
+
+@pytest.mark.parametrize(("state", "asks"), [("missing", False), ("exited", False), ("running", True),
+                                              ("restarting", True)])
+async def test_s_starts_a_server_meant_to_run_whose_container_is_gone(
+        seeded: Backend, monkeypatch: pytest.MonkeyPatch, state: str, asks: bool) -> None:
+    """`time` is meant to run; what `s` does follows its container as the engine reports it:
+    a stopped or missing one is started without a question, a running one asks to stop."""
+    from console.runtime.supervisor import Health
+    from console.tui.screens.servers import ServersScreen
+
+    done: list[str] = []
+    monkeypatch.setattr(ServersScreen, "live", property(lambda self: True))
+    monkeypatch.setattr(ServersScreen, "_follow_stats", lambda self: None)
+    monkeypatch.setattr(ServersScreen, "_operate", lambda self, verb, server: done.append(f"{verb} {server.name}"))
+    app = still_app(seeded)
+    monkeypatch.setattr(app, "health", lambda server_id: Health(server_id, "local/time", state=state))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_servers(pilot)
+        await pick(pilot, "time")
+        await pilot.press("s")
+        await pilot.pause()
+        if asks:
+            assert isinstance(app.screen, ConfirmModal) and app.screen.title_text == "Stop local/time?"
+            await pilot.press("y")
+            await pilot.pause()
+            assert done == ["stop time"]
+        else:
+            assert not isinstance(app.screen, ConfirmModal)
+            assert done == ["start time"]

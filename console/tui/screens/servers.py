@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from console.tui.widgets.edit_server_form import EditRequest
 
 
+LIVE_STATES = frozenset({"running", "restarting", "paused"})
+"""Docker's container states in which the server is up or coming back by itself."""
+
 
 class ServersScreen(ConsoleScreen):
     RELOAD_ON_EVERY_VISIT = True  # health and links follow it only while in front
@@ -353,12 +356,20 @@ class ServersScreen(ConsoleScreen):
         server = self.selected
         if server is None:
             return
-        if server.desired_state is DesiredState.RUNNING:
+        if self._is_up(server):
             modal = ConfirmModal(f"Stop {self._label(server)}?",
                                  "Agents lose its tools until it is started again (s).", confirm="Stop")
             self.app.push_screen(modal, lambda yes: self._operate("stop", server) if yes else None)
         else:
             self._operate("start", server)
+
+    def _is_up(self, server: ServerInstance) -> bool:
+        """Whether ``s`` stops the server: it runs (or is on its way), as far as we can see.
+        A server meant to run whose container exited or is missing is started instead."""
+        health = self.console.health(server.id) if self.live else None
+        if health is None or health.state == "unknown":
+            return server.desired_state is DesiredState.RUNNING
+        return health.state in LIVE_STATES
 
     def action_restart(self) -> None:
         if (server := self.selected) is not None:
