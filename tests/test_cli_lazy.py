@@ -34,6 +34,14 @@ def test_a_command_imports_only_its_own_module() -> None:
     assert "console.cli.tools_cmds" not in loaded and "console.trust.scan" not in loaded
 
 
+def test_tbx_import_loads_the_runtime_only_to_add_servers() -> None:
+    """A dry run (a plan printed) must not wait for the Docker SDK and the MCP client."""
+    probe = ("import sys; from console.cli import cli; cli.get_command(None, 'import'); "
+             "print('console.services.servers' in sys.modules, 'console.services.imports' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.split() == ["False", "False"]
+
+
 def test_a_mistyped_command_is_still_suggested() -> None:
     result = click.testing.CliRunner().invoke(cli, ["revok"])
     assert result.exit_code == 2 and "revoke" in result.output

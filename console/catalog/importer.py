@@ -2,7 +2,7 @@
 
 A plan is pure data: for each server in the file, either an item (a catalog entry with
 origin "import", its plain env, its secrets, host paths turned into mounts) or a
-one-line reason it was skipped. Nothing is created here; ``console.catalog.apply``
+one-line reason it was skipped. Nothing is created here; ``console.services.imports``
 does that. Secret values live only in ``ImportItem.secrets`` and are masked in every
 printable form (``render_plan``, ``to_json``, ``repr``).
 """

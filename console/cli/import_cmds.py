@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from console.catalog import load_catalog
-from console.catalog.apply import apply_plan
 from console.catalog.importer import ImportItem, PendingInput, plan_import, render_plan
 from console.cli.base import CliState, emit_json, interactive, json_option, note, pass_state
 
@@ -57,6 +56,9 @@ def register(cli: click.Group) -> None:
                 click.echo(f"added {name}")
             else:
                 click.echo(f"failed {name}: {error}", err=True)
+
+        # Here, not at the top: a dry run never loads the runtime (Docker SDK, MCP client).
+        from console.services.imports import apply_plan
 
         outcome = apply_plan(
             state.workspace(), plan, toolbox, ask=_ask,

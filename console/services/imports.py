@@ -1,4 +1,5 @@
-"""Carry out an import plan: add each planned server to a toolbox, one at a time.
+"""Carry out an import plan (``console.catalog.importer`` makes it): add each planned
+server to a toolbox, one at a time.
 
 One server failing (a name taken, a build that breaks) does not stop the others; each
 failure is kept as one line for the summary.
@@ -8,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from console.catalog.importer import ImportItem, ImportPlan, PendingInput, Skipped
 from console.errors import NotFound, TbxError
-
-if TYPE_CHECKING:
-    from console.workspace import Workspace
+from console.services.servers import add_server
+from console.workspace import Workspace
 
 AskInput = Callable[[ImportItem, PendingInput], str | None]
 """Asks the user for a value the file did not hold; None when nobody can answer."""
@@ -52,12 +52,6 @@ def apply_plan(
     on_item: Callable[[str, str | None], None] | None = None,
 ) -> ApplyOutcome:
     """Add every item of ``plan``; ``on_item(name, error or None)`` hears about each one."""
-    # The runtime is written alongside this module; importing it here keeps planning
-    # and dry runs working wherever it is missing or broken.
-    try:
-        from console.services.servers import add_server
-    except ImportError as exc:
-        raise TbxError(f"the server runtime is not available ({exc}); use --dry-run to see the plan") from None
     if ws.repos.toolboxes.by_name(toolbox) is None:
         raise NotFound(f"no toolbox named {toolbox!r}; add it with 'tbx toolbox add {toolbox} --local' "
                        "or pass --toolbox NAME")
