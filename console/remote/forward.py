@@ -1,6 +1,9 @@
 """A local unix socket whose every connection is piped to a remote unix socket (the
 Docker engine's) over the current connection of an ``SshLink``.
 
+It uses the link only through its public methods (``open_unix_channel``); the link
+does not know this module, so the dependency runs one way: forward -> ssh.
+
 The listener is ours, not the SSH server's (no ``streamlocal`` listener at the far end),
 so its path survives reconnects: connections accepted after a dropped link simply go
 over the new one.
@@ -15,17 +18,16 @@ import os
 import socket
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import asyncssh
 
 from console.errors import UsageError
-from console.remote.ssh import _MAX_UNIX_PATH, SshError
-
-if TYPE_CHECKING:
-    from console.remote.ssh import SshLink
+from console.remote.ssh import DOCKER_SOCKET, SshError, SshLink
 
 log = logging.getLogger(__name__)
+
+MAX_UNIX_PATH = 107
+"""The longest local socket path in bytes: sun_path is 108 bytes with its terminating NUL."""
 
 
 # -- unix socket forwarding --------------------------------------------------------------
@@ -106,7 +108,7 @@ class _Pipe(asyncio.Protocol):
 
     async def _open(self) -> None:
         try:
-            chan = await self.forward.link._open_channel(lambda: _RemoteSide(self), self.forward.remote_path)
+            chan = await self.forward.link.open_unix_channel(lambda: _RemoteSide(self), self.forward.remote_path)
         except SshError as exc:
             log.warning("ssh forward %s: %s", self.forward.local_path.name, exc)
             self.close()
@@ -207,7 +209,7 @@ class UnixForward:
         return f"unix://{self.local_path}"
 
     async def start(self) -> None:
-        if len(str(self.local_path).encode()) > _MAX_UNIX_PATH:
+        if len(str(self.local_path).encode()) > MAX_UNIX_PATH:
             raise UsageError(
                 f"socket path {self.local_path} is too long for a unix socket; use a shorter socket directory"
             )
@@ -217,6 +219,13 @@ class UnixForward:
         self._server = await asyncio.get_running_loop().create_unix_server(lambda: _Pipe(self), str(self.local_path))
         # The 0700 directory already keeps others out; 0600 keeps the socket itself honest.
         os.chmod(self.local_path, 0o600)
+
+    @classmethod
+    async def serve(cls, link: SshLink, local_path: Path, remote_path: str = DOCKER_SOCKET) -> UnixForward:
+        """Serve ``local_path`` (0600, in a 0700 directory) as a stand-in for ``remote_path``."""
+        forward = cls(link, Path(local_path), remote_path)
+        await forward.start()
+        return forward
 
     async def close(self) -> None:
         if self._server is not None:

@@ -1,10 +1,10 @@
 """SSH links to remote toolboxes, over asyncssh.
 
 A remote toolbox is a Docker engine behind SSH. ``SshLink`` keeps one authenticated
-connection to it alive (keepalives, reconnect with backoff) and ``UnixForward`` serves a
-local unix socket whose every connection is piped to the remote engine socket over that
-link — so the runtime's Docker SDK and raw attach streams use the remote engine exactly
-as they use the local one.
+connection to it alive (keepalives, reconnect with backoff) and opens channels on it;
+``console.remote.forward`` builds on those a local unix socket piped to the remote engine
+socket — so the runtime's Docker SDK and raw attach streams use the remote engine exactly
+as they use the local one. This module knows nothing of that forwarder.
 
 Host keys are pinned: trust on first use (the caller shows and stores the presented
 key), then a different key refuses the connection and is never retried. Nothing here
@@ -22,8 +22,7 @@ import random
 import secrets
 import socket
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncssh
 
@@ -42,13 +41,9 @@ from console.remote.sshbase import (  # noqa: F401 - re-exported: callers import
 )
 from console.remote.sshkeys import fingerprint
 
-if TYPE_CHECKING:
-    from console.remote.forward import UnixForward
-
 log = logging.getLogger(__name__)
 
 DOCKER_SOCKET = "/var/run/docker.sock"
-_MAX_UNIX_PATH = 107  # sun_path is 108 bytes including the terminating NUL
 
 # Offered in this order so a host with several keys presents the same (strongest) one
 # every time; SHA-1 ``ssh-rsa`` is left out, as current OpenSSH does.
@@ -425,9 +420,11 @@ class SshLink:
         except (asyncssh.Error, OSError) as exc:
             raise self._lost(f"opening {remote_path}", exc) from None
 
-    async def _open_channel(
+    async def open_unix_channel(
         self, session_factory: Callable[[], asyncssh.SSHUNIXSession[bytes]], remote_path: str
     ) -> asyncssh.SSHUNIXChannel[bytes]:
+        """A channel to a unix socket on the host, on the current connection, driven by the
+        session ``session_factory`` makes (callbacks, for a forwarder's flow control)."""
         conn = await self.connection()
         try:
             chan, _session = await conn.create_unix_connection(session_factory, remote_path)
@@ -436,11 +433,3 @@ class SshLink:
         except (asyncssh.Error, OSError) as exc:
             raise self._lost(f"opening {remote_path}", exc) from None
         return chan
-
-    async def forward_unix(self, local_path: str | Path, remote_path: str = DOCKER_SOCKET) -> UnixForward:
-        """Serve ``local_path`` (0600, in a 0700 directory) as a stand-in for ``remote_path``."""
-        from console.remote.forward import UnixForward
-
-        forward = UnixForward(self, Path(local_path), remote_path)
-        await forward.start()
-        return forward

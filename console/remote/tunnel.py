@@ -81,7 +81,7 @@ class Tunnel:
         async def setup() -> UnixForward:
             await link.start()
             try:
-                return await link.forward_unix(local_path, remote_socket)
+                return await UnixForward.serve(link, local_path, remote_socket)
             except BaseException:
                 await link.close()
                 raise
