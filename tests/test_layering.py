@@ -1,13 +1,20 @@
-"""The core is reachable without the console: only console/tui imports Textual."""
+"""The core is reachable without the console: only console/tui imports Textual. And the
+packages stay in their layers (the import-linter contract in pyproject.toml)."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "console"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "console"
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -61,3 +68,39 @@ def test_the_gateway_has_no_import_cycles() -> None:
 
     cycles = [c for module in graph if (c := cycle_from(module, [module]))]
     assert cycles == []
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` on the package under ``root``, with the contracts of its pyproject.toml."""
+    if importlib.util.find_spec("importlinter") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs import-linter (the test extras install it: pip install -e '.[test]')")
+        pytest.skip("import-linter is not installed (pip install -e '.[test]')")
+    # Run from root: 'console' is imported from there ('' leads sys.path under -c).
+    command = [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()",
+               "--no-cache", "--no-logo", "pyproject.toml"]
+    return subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+
+
+def test_the_packages_keep_their_layers() -> None:
+    done = lint_imports(ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_layers_contract_refuses_an_import_up_or_across(tmp_path: Path) -> None:
+    """The same contract on a copy of the package with three imports it must refuse: one
+    up the layers, one between independent siblings, one from the CLI into the console
+    beside the two launch points it allows."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    shutil.copytree(PACKAGE, tmp_path / "console", ignore=lambda where, names: [
+        n for n in names if n == "__pycache__" or not (n.endswith(".py") or Path(where, n).is_dir())])
+    for module, line in [("errors.py", "from console.workspace import Workspace"),
+                         ("policy.py", "from console.audit import AuditEvent"),
+                         ("cli/agent_cmds.py", "from console.tui.screens import agents")]:
+        with open(tmp_path / "console" / module, "a", encoding="utf-8") as source:
+            source.write(f"\n{line}  # noqa\n")
+    done = lint_imports(tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    for refused in ["console.errors -> console.workspace", "console.policy -> console.audit",
+                    "console.cli.agent_cmds -> console.tui.screens.agents"]:
+        assert refused in done.stdout, done.stdout
