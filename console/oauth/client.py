@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
-
-import requests
-from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
-from authlib.integrations.requests_client import OAuth2Session
+from typing import TYPE_CHECKING, Any
 
 from console.errors import TbxError
 from console.oauth.providers import ProviderSpec
 from console.oauth.tokens import TokenSet
+
+# requests and authlib take a quarter of a second to import: they come with the first call
+# to a provider (made from a worker), not with the Connections screen that may never call.
+if TYPE_CHECKING:
+    import requests
+    from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+    from authlib.integrations.requests_client import OAuth2Session
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFUSED_GRANT = {"invalid_grant", "bad_refresh_token", "bad_verification_code", "invalid_refresh_token"}
@@ -89,6 +92,8 @@ class OAuthClient:
     # -- sessions ---------------------------------------------------------------------
 
     def _session(self, **kwargs: Any) -> OAuth2Session:
+        from authlib.integrations.requests_client import OAuth2Session
+
         secret = self.credentials.client_secret
         session = OAuth2Session(
             client_id=self.credentials.client_id,
@@ -134,6 +139,8 @@ class OAuthClient:
     # -- the device flow ---------------------------------------------------------------
 
     def start_device(self, scopes: list[str]) -> DeviceGrant:
+        import requests
+
         url = self.spec.url(self.spec.device)
         if url is None:
             raise OAuthFlowError(f"{self.spec.title} has no device sign-in; use the browser sign-in instead")
@@ -161,6 +168,9 @@ class OAuthClient:
 
     def poll_device(self, grant: DeviceGrant) -> TokenSet:
         """One poll; raises ``DevicePending`` while the user has not decided yet."""
+        import requests
+        from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+
         session = self._session()
         try:
             token = session.fetch_token(
@@ -192,6 +202,8 @@ class OAuthClient:
 
     def revoke(self, tokens: TokenSet) -> bool:
         """Revoke at the provider where it can; ``False`` when the provider has no way to."""
+        import requests
+
         spec = self.spec
         if not spec.supports_revocation:
             return False
@@ -227,6 +239,8 @@ class OAuthClient:
         return True
 
     def account(self, tokens: TokenSet) -> str:
+        import requests
+
         url = self.spec.url(self.spec.account)
         headers = {"Authorization": f"Bearer {tokens.access_token}", "Accept": "application/json"}
         body = self._call("looking up the signed-in account", lambda: _json_or_raise(
@@ -244,6 +258,9 @@ class OAuthClient:
     # -- errors ------------------------------------------------------------------------
 
     def _call(self, doing: str, fn: Any, invalid_grant: str | None = None) -> Any:
+        import requests
+        from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+
         try:
             return fn()
         except AuthlibOAuthError as exc:
@@ -268,6 +285,8 @@ class OAuthClient:
         return OAuthFlowError(f"{self.spec.title} refused {doing}: {exc.error}")
 
     def _said(self, doing: str, status: int, body: dict[str, Any]) -> OAuthFlowError:
+        from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+
         error = str(body.get("error") or f"HTTP {status}")
         if status >= 500:
             return ProviderUnavailable(f"{self.spec.title} is unavailable (HTTP {status}) while {doing}; try again later")

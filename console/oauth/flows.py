@@ -12,13 +12,10 @@ import html
 import secrets
 import threading
 import time
-import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
-
-from authlib.common.security import generate_token
 
 from console.errors import UsageError
 from console.oauth.client import (
@@ -32,6 +29,9 @@ from console.oauth.client import (
 )
 from console.oauth.tokens import TokenSet
 
+if TYPE_CHECKING:
+    from http.server import BaseHTTPRequestHandler
+
 Opener = Callable[[str], bool]
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Toolbox Console</title>
@@ -42,6 +42,8 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Toolbox Conso
 def open_system_browser(url: str) -> bool:
     """Open ``url`` in the user's browser. ``webbrowser`` starts browsers with an
     argument list, never through a shell; only http(s) URLs get that far."""
+    import webbrowser
+
     if urlsplit(url).scheme not in ("http", "https"):
         raise UsageError(f"refusing to open {url!r} in a browser: only http and https addresses are opened")
     try:
@@ -61,6 +63,8 @@ class LoopbackListener:
     """Listens on 127.0.0.1 (random port) for exactly one redirect back from the provider."""
 
     def __init__(self, state: str, path: str = "/callback") -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
         self.state, self.path = state, path
         self.result: _Callback | None = None
         self._done = threading.Event()
@@ -139,6 +143,8 @@ def browser_flow(
 ) -> TokenSet:
     """Sign in through the browser; returns the token set or raises with what to do.
     ``cancelled`` is asked a few times a second: the user may give up waiting."""
+    from authlib.common.security import generate_token
+
     state = generate_token(32)
     verifier = generate_token(64) if client.spec.pkce else None
     with LoopbackListener(state) as listener:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from console.catalog.model import CatalogEntry
 from console.errors import AlreadyExists, NotFound, TbxError, UsageError
 from console.model import Connection, ConnectionStatus, OAuthApp, Secret, ServerInstance
 from console.oauth.client import DeviceGrant, OAuthFlowError
@@ -27,6 +27,9 @@ from console.services.connection_tokens import (
     token_set,
 )
 from console.workspace import Workspace
+
+if TYPE_CHECKING:
+    from console.catalog.model import CatalogEntry
 
 Progress = Callable[[str], None]
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from console.model import Finding
+from console.trust.findings import SEVERITY_RANK, blocking_kinds, finding_kinds
 from console.trust.invisible import (
     BIDI,
     TERMINAL,
@@ -53,7 +54,6 @@ SHADOWING = "shadowing"
 KINDS: tuple[str, ...] = (HIDDEN_UNICODE, INSTRUCTIONS, SENSITIVE, SHADOWING)
 """The finding kinds, stable: users type them in ``tbx tools approve --accept``."""
 
-SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 MAX_FINDINGS = 25
 """A hostile schema with thousands of properties must not fill the vault with findings."""
 MAX_MESSAGE = 200
@@ -681,17 +681,3 @@ def scan_tool(
     unique.sort(key=lambda f: SEVERITY_RANK[f.severity])
     return unique[:MAX_FINDINGS]
 
-
-def finding_kinds(findings: list[Finding]) -> list[str]:
-    """The kinds among ``findings``, in the order of their most severe finding."""
-    ranked = sorted(findings, key=lambda f: SEVERITY_RANK[f.severity])
-    return list(dict.fromkeys(f.kind for f in ranked))
-
-
-def blocking_kinds(findings: list[Finding]) -> list[str]:
-    """The kinds an approval must accept by name: those of medium and high findings.
-
-    A low finding (a parameter named ``token`` on an account server, a soft hyphen) is
-    shown with the item but does not hold it back: asking users to accept what is normal
-    in real servers teaches them to accept everything."""
-    return finding_kinds([f for f in findings if f.severity != "low"])

@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, Static
 
 from console.model import ItemKind
-from console.trust.scan import blocking_kinds
+from console.trust.findings import blocking_kinds
 from console.tui.modals.confirm import YesNoModal
 from console.tui.widgets.tool_detail import findings_table
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -19,7 +19,6 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input
 from textual.worker import Worker
 
-from console.catalog.model import CatalogEntry
 from console.errors import TbxError
 from console.model import DesiredState
 from console.oauth.flows import Opener, open_system_browser
@@ -36,6 +35,9 @@ from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.fit_table import Col, Cut, FitTable
 from console.tui.widgets.footer import ConsoleFooter
 from console.tui.widgets.header import ConsoleHeader
+
+if TYPE_CHECKING:
+    from console.catalog.model import CatalogEntry
 
 COLUMNS = ("PROVIDER", "ACCOUNT", "SCOPES", "EXPIRES", "HEALTH", "SERVERS")
 FIT = (Col("PROVIDER", "PROVIDER"), Col("ACCOUNT", "ACCOUNT", least=12, yields=1),

@@ -7,15 +7,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import App
 
-from console.catalog.model import CatalogEntry
 from console.model import Connection, OAuthApp
 from console.oauth.providers import BUILTIN
 from console.tui.widgets.trust_badge import colour
 from console.workspace import Workspace
+
+if TYPE_CHECKING:
+    from console.catalog.model import CatalogEntry
 
 GOOGLE_SCOPES = "https://www.googleapis.com/auth/"
 ACCOUNT_WIDTH, SCOPES_WIDTH, SERVERS_WIDTH = 24, 22, 20

@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx2
-
 from console.errors import TbxError
 from console.workspace import Workspace
 
@@ -84,6 +82,8 @@ def call_as_owner(ws: Workspace, target: str, arguments: dict[str, Any]) -> TryO
 def call_as_agent(ws: Workspace, url: str, agent: str, target: str, arguments: dict[str, Any],
                   cancelled: Callable[[], bool]) -> TryOutcome:
     """Through the gateway at ``url``; raises ``Cancelled`` as soon as ``cancelled()``."""
+    import httpx2
+
     from console.gateway.agentcall import call_as
 
     outcome = TryOutcome(target, agent)
