@@ -19,7 +19,6 @@ from textual.worker import Worker, WorkerState
 from console.errors import TbxError
 from console.tui.backend import Backend
 from console.tui.commands import ConsoleCommands
-from console.tui.help import HelpScreen
 from console.tui.messages import VaultChanged
 from console.tui.modals.error import ErrorModal
 from console.tui.remote_links import LinkChanged, LinkState, RemoteLinks
@@ -192,6 +191,8 @@ class ConsoleApp(App[None]):
         await self.screen.run_action(action)
 
     def action_help(self) -> None:
+        from console.tui.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
