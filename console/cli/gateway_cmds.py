@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import time
-import urllib.request
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,29 +13,24 @@ from console.cli.base import CliState, emit_json, json_option, note, pass_state
 from console.errors import TbxError, UsageError
 from console.gateway.clientconfig import CLIENTS, render
 
+if TYPE_CHECKING:
+    from console.gateway.process import GatewayInfo
+
 TOKEN_ENV = "TBX_AGENT_TOKEN"
 
 
-def running_gateway(state: CliState, toolbox: str) -> dict | None:
-    """The live gateway's state file for ``toolbox``, or None if none answers."""
-    from console.gateway.service import state_file
+def running_gateway(state: CliState, toolbox: str) -> GatewayInfo | None:
+    """The gateway serving ``toolbox``, or None if none answers."""
+    from console.gateway import process
 
-    path = state_file(state.workspace(), toolbox)
-    try:
-        info = json.loads(path.read_text())
-        os.kill(int(info["pid"]), 0)
-        with urllib.request.urlopen(info["url"] + "/healthz", timeout=2) as response:  # noqa: S310 - loopback
-            json.loads(response.read())
-        return info
-    except (OSError, ValueError, KeyError):
-        return None
+    return process.running(state.workspace().paths, toolbox, timeout=2.0)
 
 
 def gateway_url(state: CliState, toolbox: str) -> str:
     info = running_gateway(state, toolbox)
     if info is None:
         raise TbxError(f"no gateway is serving toolbox {toolbox}: start one with 'tbx gateway serve'")
-    return str(info["url"])
+    return info.url
 
 
 def _use_uvloop() -> None:
@@ -100,16 +93,14 @@ def register(cli: click.Group) -> None:
         written and calls are refused, or it keeps an older policy than the vault's)."""
         info = running_gateway(state, toolbox)
         if as_json:
-            emit_json({"running": info is not None, **(info or {})})
+            emit_json({"running": info is not None, **(info.to_json() if info else {})})
             return
         if info is None:
             click.echo(f"no gateway is serving toolbox {toolbox} ('tbx gateway serve' starts one)")
             raise SystemExit(1)
-        up = time.time() - float(info["started"])
-        click.echo(f"gateway for toolbox {toolbox}: {info['url']}/mcp (pid {info['pid']}, up {up / 60:.0f} min)")
-        problems = info.get("problems") or []
-        if problems:
-            for problem in problems:
+        click.echo(f"gateway for toolbox {toolbox}: {info.url}/mcp (pid {info.pid}, up {info.uptime / 60:.0f} min)")
+        if info.problems:
+            for problem in info.problems:
                 click.echo(f"problem: {problem}", err=True)
             raise SystemExit(1)
 

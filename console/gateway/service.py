@@ -14,22 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from console.gateway import jsonrpc as rpc
+from console.gateway import process
 from console.gateway.audit_writer import AuditWriter
 from console.gateway.auth import owner_key
 from console.gateway.filewatch import FileWatch
 from console.gateway.http import Admission, McpHttpApp
 from console.gateway.pipeline import Pipeline
+from console.gateway.process import GatewayInfo
 from console.gateway.server import FD_RESERVE, ConnectionGuard, GatewayServer, build_server, raise_file_limit
 from console.gateway.sessions import SessionStore
 from console.gateway.snapshot import Snapshot, Snapshots
@@ -49,10 +49,6 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 LIST_CHANGED = {kind.value: rpc.notification(f"notifications/{noun}/list_changed")
                 for kind, noun in ((ItemKind.TOOL, "tools"), (ItemKind.PROMPT, "prompts"),
                                    (ItemKind.RESOURCE, "resources"), (ItemKind.TEMPLATE, "resources"))}
-
-
-def state_file(ws: Workspace, toolbox: str) -> Path:
-    return ws.paths.state_dir / f"gateway-{toolbox}.json"
 
 
 class Gateway:
@@ -329,13 +325,9 @@ class Gateway:
             await asyncio.to_thread(self._write_state)
 
     def _write_state(self) -> None:
-        path = state_file(self.ws, self.toolbox.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "url": self.url, "toolbox": self.toolbox.name,
-                                   "started": self._started_at, "problems": self._problems,
-                                   "agents": self._agents}))
-        os.replace(tmp, path)
+        process.write_state(self.ws.paths, GatewayInfo(
+            url=self.url, pid=os.getpid(), started=self._started_at, problems=tuple(self._problems),
+            agents=tuple(self._agents), toolbox=self.toolbox.name))
 
     def _announce_address(self) -> None:
         assert self.server is not None
@@ -358,7 +350,7 @@ class Gateway:
             change.record("gateway.start", f"toolbox:{self.toolbox.name}", detail={"url": self.url, "pid": os.getpid()})
 
     def _withdraw_address(self) -> None:
-        state_file(self.ws, self.toolbox.name).unlink(missing_ok=True)
+        process.remove_state(self.ws.paths, self.toolbox.name)
         with self.ws.change(actor="gateway") as change:
             box = change.repos.toolboxes.get(self.toolbox.id)
             if box is not None and box.gateway_address == self.url:

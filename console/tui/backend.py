@@ -6,42 +6,22 @@ live parts — the supervisor and the stats streams — are async and run on the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from console.config import Settings, load_settings
-from console.errors import TbxError, VaultLocked
+from console.errors import VaultLocked
+from console.gateway import process as gateway_process
+from console.gateway.process import GatewayInfo
 from console.paths import Paths, resolve_paths
 from console.runtime.engine import EngineStatus, probe_engine
 from console.vault import KeySource
 from console.vault.keys import PASSPHRASE_ENV, keyring_status
 from console.workspace import Workspace
-
-
-@dataclass(frozen=True)
-class GatewayInfo:
-    url: str
-    pid: int
-    started: float
-    problems: tuple[str, ...] = ()
-    """What keeps the gateway from working (its audit log cannot be written...), worst first."""
-    agents: tuple[str, ...] = ()
-    """Ids of the agents with an open session (as the gateway last said, within a second)."""
-
-    @property
-    def uptime(self) -> float:
-        return time.time() - self.started
 
 
 class Backend:
@@ -120,59 +100,15 @@ class Backend:
 
     # -- the gateway process -------------------------------------------------------------
 
-    def _state_file(self, toolbox: str) -> Path:
-        return self.paths.state_dir / f"gateway-{toolbox}.json"
-
     def gateway_info(self, toolbox: str) -> GatewayInfo | None:
-        try:
-            info = json.loads(self._state_file(toolbox).read_text())
-            os.kill(int(info["pid"]), 0)
-            with urllib.request.urlopen(info["url"] + "/healthz", timeout=1.5) as response:  # noqa: S310 - loopback
-                json.loads(response.read())
-            return GatewayInfo(str(info["url"]), int(info["pid"]), float(info["started"]),
-                               tuple(str(p) for p in info.get("problems") or ()),
-                               tuple(str(a) for a in info.get("agents") or ()))
-        except (OSError, ValueError, KeyError):
-            return None
+        return gateway_process.running(self.paths, toolbox)
 
     def start_gateway(self, toolbox: str, timeout: float = 30.0) -> GatewayInfo:
         """Start ``tbx gateway serve`` as its own process: it outlives the console."""
-        if (running := self.gateway_info(toolbox)) is not None:
-            return running
-        env = dict(os.environ)
-        if self._passphrase:
-            env[PASSPHRASE_ENV] = self._passphrase
-        log_dir = self.paths.log_dir
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(log_dir / f"gateway-{toolbox}.log", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "console", "gateway", "serve", "--toolbox", toolbox],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if (info := self.gateway_info(toolbox)) is not None:
-                return info
-            if proc.poll() is not None:
-                raise TbxError(f"the gateway exited at start (see {log_dir / f'gateway-{toolbox}.log'})")
-            time.sleep(0.1)
-        raise TbxError(f"the gateway did not start within {timeout:g}s (see {log_dir / f'gateway-{toolbox}.log'})")
+        return gateway_process.start(self.paths, toolbox, passphrase=self._passphrase, timeout=timeout)
 
     def stop_gateway(self, toolbox: str, timeout: float = 15.0) -> None:
-        info = self.gateway_info(toolbox)
-        if info is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(info.pid, signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.gateway_info(toolbox) is not None:
-            time.sleep(0.1)
-        if self.gateway_info(toolbox) is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(info.pid, signal.SIGKILL)
+        gateway_process.stop(self.paths, toolbox, timeout=timeout)
 
     # -- remembered console state --------------------------------------------------------
 
