@@ -15,14 +15,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from console.audit import AuditAnchorError, AuditEvent, AuditLog, Checkpoint
 from console.config import Settings, load_settings
 from console.errors import VaultCorrupt
 from console.paths import Paths, resolve_paths
-from console.policy import CompiledPolicy
 from console.vault import KeySource, MachineSecret, PassphraseProvider, Repos, Vault, VaultDB
+
+# The audit log and the policy compiler come with their first use: opening the vault,
+# which the console's first paint waits for, needs neither.
+if TYPE_CHECKING:
+    from console.audit import AuditEvent, AuditLog, Checkpoint
+    from console.policy import CompiledPolicy
 
 AUDIT_META = "audit"
 log = logging.getLogger(__name__)
@@ -52,6 +56,8 @@ class Change:
         detail: dict[str, Any] | None = None,
         decision: str = "ok",
     ) -> None:
+        from console.audit import AuditEvent
+
         self.events.append(AuditEvent(self.actor, action, target, decision, agent, detail or {}))
 
 
@@ -99,10 +105,14 @@ class Workspace:
 
     @property
     def audit(self) -> AuditLog:
+        from console.audit import AuditLog
+
         return AuditLog(self.paths.audit_log, base64.b64decode(self._audit_meta()["key"]))
 
     @property
     def audit_checkpoint(self) -> Checkpoint | None:
+        from console.audit import Checkpoint
+
         return Checkpoint.from_json(self._audit_meta().get("checkpoint"))
 
     def _seal_audit(self, events: list[AuditEvent], db: VaultDB) -> None:
@@ -112,6 +122,8 @@ class Workspace:
         do): no change lands unrecorded. If only the head anchor could not be replaced,
         the change goes on: the checkpoint moved in this commit marks the same head.
         """
+        from console.audit import AuditAnchorError, Checkpoint
+
         if not events:
             return
         try:
@@ -136,6 +148,8 @@ class Workspace:
         Writers append to the log without touching the vault (the gateway batches) and
         bring the checkpoint along now and then; it never moves backwards.
         """
+        from console.audit import Checkpoint
+
         with self.change() as change:
             meta = self._audit_meta()
             current = Checkpoint.from_json(meta.get("checkpoint"))
@@ -161,6 +175,8 @@ class Workspace:
         return self.vault.db.storage.read()  # type: ignore[return-value]
 
     def policy(self, running: set[str] | None = None) -> CompiledPolicy:
+        from console.policy import CompiledPolicy
+
         return CompiledPolicy.compile(self.tables(), running)
 
     @staticmethod
