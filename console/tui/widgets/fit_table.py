@@ -7,7 +7,8 @@ edge, at 200 a fixed-width name column cuts names beside empty space. Here every
 column says what it wants (a fixed width for live values, which must never resize,
 or its content's width for names) and how narrow it may get; the table works out the
 widths each time its size or its content changes. Cells that may be cut say so with an
-ellipsis (``Cut``) or pick a shorter form (``Choice``: a date without its year).
+ellipsis (``Cut``) or pick a shorter form (``Choice``: a date without its year); both
+live in table_cells.py.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from rich.console import Console, ConsoleOptions, RenderResult
-from rich.measure import Measurement
-from rich.style import Style
 from rich.text import Text
 from textual.widgets._data_table import RowKey
 
 from console.tui.widgets.nav_table import NavTable
+from console.tui.widgets.table_cells import Choice, Cut
+
+__all__ = ["Choice", "Col", "Cut", "FitTable", "fit_widths", "heading"]  # the cells come with the table
 
 
 @dataclass(frozen=True)
@@ -85,97 +86,6 @@ def heading(col: Col, width: int) -> str:
     return shortest[: width - 1] + "…" if width > 1 else ""
 
 
-@dataclass(frozen=True, eq=False)
-class Cut:
-    """Text that fits its cell: cut with an ellipsis when the cell is narrower, by
-    default in the middle (``files/sea…_files``) so both a name's server and its end
-    stay readable. A cell is its text: ``str()`` gives it whole and it equals it, so
-    sorting, filters and whoever reads the table see what the user named."""
-
-    text: str | Text
-    style: str | Style = ""
-    where: str = "middle"
-    """Where the cut goes: ``middle``, ``end`` (prose), or ``start`` (a path whose end matters)."""
-
-    @property
-    def plain(self) -> str:
-        return self.text.plain if isinstance(self.text, Text) else self.text
-
-    def __str__(self) -> str:
-        return self.plain
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Cut):
-            return (self.text, self.style, self.where) == (other.text, other.style, other.where)
-        return self.plain == other if isinstance(other, str) else NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.plain)
-
-    def __lt__(self, other: object) -> bool:  # a table sorted by this column sorts by the text
-        return self.plain < str(other)
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        return Measurement(min(len(self.plain), 1), len(self.plain))
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        text = self.text.copy() if isinstance(self.text, Text) else Text(self.text, style=self.style)
-        text.no_wrap, text.end = True, ""
-        yield cut(text, options.max_width, self.where)
-
-
-def cut(text: Text, width: int, where: str = "middle") -> Text:
-    """``text`` in at most ``width`` cells, an ellipsis where it was cut (its styles kept)."""
-    size = len(text.plain)
-    if size <= width:
-        return text
-    if width <= 1:
-        return text[:width]
-    ellipsis = Text("…", style=text.style)
-    if where == "end":
-        return Text.assemble(text[: width - 1], ellipsis)
-    if where == "start":
-        return Text.assemble(ellipsis, text[size - width + 1:])
-    head = (width - 1) * 2 // 5  # as grant_grid.shorten: the end tells names apart more often
-    return Text.assemble(text[:head], ellipsis, text[size - (width - 1 - head):])
-
-
-@dataclass(frozen=True, eq=False)
-class Choice:
-    """The longest of a few forms of a value that fits its cell (``2026-11-24 09:30:00``,
-    ``11-24 09:30:00``, ``09:30:00``): a narrow table drops the part read least (and cuts
-    the shortest with an ellipsis past that). The cell is its first, fullest form
-    (``str()``, equality)."""
-
-    forms: tuple[str, ...]
-    style: str | Style = ""
-
-    def __str__(self) -> str:
-        return self.forms[0]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Choice):
-            return (self.forms, self.style) == (other.forms, other.style)
-        return self.forms[0] == other if isinstance(other, str) else NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.forms[0])
-
-    def __lt__(self, other: object) -> bool:
-        return self.forms[0] < str(other)
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        return Measurement(len(self.forms[-1]), len(self.forms[0]))
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        width = options.max_width
-        shown = next((form for form in self.forms if len(form) <= width), None)
-        if shown is None:  # not even the shortest fits: it is cut, and says so
-            yield cut(Text(self.forms[-1], style=self.style, no_wrap=True, end=""), width, "end")
-        else:
-            yield Text(shown, style=self.style, no_wrap=True, end="")
-
-
 class FitTable(NavTable):
     """A row table with the columns ``columns``, refitted to its width as it resizes and
     as rows arrive."""
@@ -204,9 +114,16 @@ class FitTable(NavTable):
             self.refresh()
 
     # DataTable measures new rows here (the content width of every column): the widths
-    # follow at once, before the rows are drawn.
+    # follow at once, before the rows are drawn. While a fill is in flight they follow its
+    # first rows (those in view) and then its last: every change of widths draws the
+    # whole table again, and the rows in between are out of sight.
+    _fitted_fill = 0
+
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         super()._update_dimensions(new_rows)
+        if self.filling and self._fitted_fill == self._fills:
+            return
+        self._fitted_fill = self._fills
         if self._fit():
             self._clear_caches()
             super()._update_dimensions(())

@@ -15,10 +15,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable
+
+from console.tui.widgets.bulk_table import BulkTable
 
 
-class NavTable(DataTable):
+class NavTable(BulkTable):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("home", "first_row", "Top", id="table.top", show=False, tooltip="First row"),
         Binding("end", "last_row", "Bottom", id="table.bottom", show=False, tooltip="Last row"),
@@ -45,6 +46,7 @@ class NavTable(DataTable):
             self.move_cursor(row=0, animate=False)
 
     def action_last_row(self) -> None:
+        self.settle()  # the last of them all, not of the rows a fill has added so far
         if self.row_count:
             self.move_cursor(row=self.row_count - 1, animate=False)
 
