@@ -180,12 +180,11 @@ class AuditScreen(ConsoleScreen):
 
     def _append(self, records: list[dict[str, Any]]) -> None:
         self._records += records
-        table = self.query_one(DataTable)
+        table = self.query_one("#records", FitTable)
         cutoff = self._query.cutoff()
         with self.app.batch_update():
-            for record in records:
-                if self._query.matches(record, cutoff):
-                    table.add_row(*self._cells(record), key=record["_key"])
+            table.append_rows((record["_key"], self._cells(record)) for record in records
+                              if self._query.matches(record, cutoff))
             if self._following and table.row_count:
                 table.move_cursor(row=table.row_count - 1)
         self._show_window()
@@ -200,14 +199,13 @@ class AuditScreen(ConsoleScreen):
         self._rebuild(keep_cursor=True)
 
     def _rebuild(self, keep_cursor: bool = False) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#records", FitTable)
         selected = self._selected_key() if keep_cursor or not self._following else None
         cutoff = self._query.cutoff()
         with self.app.batch_update():
             table.clear()
-            for record in self._records:
-                if self._query.matches(record, cutoff):
-                    table.add_row(*self._cells(record), key=record["_key"])
+            table.append_rows((record["_key"], self._cells(record)) for record in self._records
+                              if self._query.matches(record, cutoff))
             if selected is not None and selected in table.rows:
                 table.move_cursor(row=table.get_row_index(selected))
             elif table.row_count:

@@ -7,6 +7,7 @@ a worker and names, in its confirmation, every finding it accepts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import ClassVar
 
 from textual import work
@@ -70,6 +71,9 @@ class ToolsScreen(ConsoleScreen):
         self._shown: dict[str, tuple] = {}
         self._order: dict[tuple[str, str], tuple[str, int, str]] = {}
         """(shown label, kind) -> where the row sorts: by server, then kind, then name."""
+        self._built: dict[str, tuple[str, tuple, str]] = {}
+        """Vault key -> (theme, row, what a filter searches) as built since the last read: a
+        filter typed over 2,000 items builds none of them again."""
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader("tools")
@@ -93,6 +97,7 @@ class ToolsScreen(ConsoleScreen):
         self.servers = {s.id: s for s in ws.repos.servers.in_toolbox(box.id)} if box else {}
         ids = set(self.servers)
         self.tools = {t.key: t for t in ws.repos.tools.where(lambda doc: doc["server"] in ids)}
+        self._built = {}
         self._render_rows()
         counts: dict[str, int] = {}
         for tool in self.tools.values():
@@ -114,10 +119,18 @@ class ToolsScreen(ConsoleScreen):
         """What ``tbx`` takes for the item: ``toolbox/server/ref``."""
         return f"{self.console.toolbox_name}/{self.servers[tool.server].name}/{tool.ref}"
 
-    def _matches(self, tool: ToolDef, words: list[str]) -> bool:
-        haystack = (f"{self.label(tool)} {tool.kind.value} {tool.trust.value} "
-                    f"{' '.join(f.kind for f in tool.findings)}").lower()
+    def _matches(self, key: str, tool: ToolDef, words: list[str]) -> bool:
+        haystack = self._built_row(key, tool)[2]
         return all(word in haystack for word in words)
+
+    def _built_row(self, key: str, tool: ToolDef) -> tuple[str, tuple, str]:
+        theme = self.app.theme
+        built = self._built.get(key)
+        if built is None or built[0] != theme:
+            haystack = (f"{self.label(tool)} {tool.kind.value} {tool.trust.value} "
+                        f"{' '.join(f.kind for f in tool.findings)}").lower()
+            built = self._built[key] = (theme, self._row(tool), haystack)
+        return built
 
     def _row(self, tool: ToolDef) -> tuple:
         app = self.app
@@ -125,38 +138,61 @@ class ToolsScreen(ConsoleScreen):
         worst = "high" if any(f.severity == "high" for f in tool.findings) else "medium"
         findings = Cut(kinds, colour(app, "error" if worst == "high" else "warning"), where="end") if kinds else "-"
         label = self.label(tool)
-        self._order[(label, tool.kind.value)] = (self.servers[tool.server].name, KIND_ORDER[tool.kind], tool.name)
+        self._order[(label, tool.kind.value)] = self._place(tool)
         return (Cut(label), kind_text(app, tool.kind.value), trust_text(app, tool.trust.value), findings,
                 Cut(first_line(tool.description or tool.title), where="end"))
 
+    def _place(self, tool: ToolDef) -> tuple[str, int, str]:
+        """Where the item's row goes: by server, then kind, then name."""
+        return self.servers[tool.server].name, KIND_ORDER[tool.kind], tool.name
+
     def _render_rows(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#tools", FitTable)
+        table.settle()  # a fill still in flight first: the rows below are compared with all it adds
         words = self.query_one("#filter", Input).value.lower().split()
-        rows = {key: self._row(tool) for key, tool in self.tools.items() if self._matches(tool, words)}
+        matching = {key: tool for key, tool in self.tools.items() if not words or self._matches(key, tool, words)}
+        if not self._shown:
+            self._fill(table, matching)
+            return
+        rows = {key: self._built_row(key, tool)[1] for key, tool in matching.items()}
         keys = [col.key for col in COLUMNS]
-        added, first_fill = False, not self._shown
         with self.app.batch_update():
-            for key in [k for k in self._shown if k not in rows]:
-                table.remove_row(key)
+            gone = [k for k in self._shown if k not in rows]
+            table.remove_rows(gone)
+            for key in gone:
                 del self._shown[key]
+            fresh = []
             for key, values in rows.items():
                 old = self._shown.get(key)
                 if old is None:
-                    table.add_row(*values, key=key)
-                    added = True
+                    fresh.append((key, values))
                 elif old != values:
                     for column, new, was in zip(keys, values, old, strict=True):
                         if new != was:
                             table.update_cell(key, column, new, update_width=True)
                 self._shown[key] = values
+            added = bool(table.append_rows(fresh))
             if added and table.row_count > 1:
                 selected = self._selected_key()
                 table.sort("tool", "kind", key=lambda cells: self._order.get((str(cells[0]), str(cells[1])), ()))
-                if first_fill:
-                    table.move_cursor(row=0, animate=False)
-                if selected in self._shown and not first_fill:
+                if selected in self._shown:
                     table.move_cursor(row=table.get_row_index(selected), animate=False)
             table.styles.height = max(3, table.row_count + 1)
+
+    def _fill(self, table: FitTable, tools: dict[str, ToolDef]) -> None:
+        """Rows in an empty table, in their order, each built as the table takes it: a
+        toolbox of 2,000 items shows the rows in view at once and the rest on the
+        following turns of the event loop (a key pressed meanwhile goes first)."""
+        def rows() -> Iterator[tuple[str, tuple]]:
+            for key, tool in sorted(tools.items(), key=lambda item: self._place(item[1])):
+                values = self._shown[key] = self._built_row(key, tool)[1]
+                yield key, values
+
+        with self.app.batch_update():
+            table.fill(rows(), total=len(tools))
+            if table.row_count:
+                table.move_cursor(row=0, animate=False)
+            table.styles.height = max(3, len(tools) + 1)
 
     def _selected_key(self) -> str | None:
         table = self.query_one(DataTable)

@@ -11,6 +11,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.theme import Theme
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Select, Static, TextArea
@@ -31,6 +32,11 @@ from console.tui.widgets.try_result import ResultView
 TRUST = {"approved": ("✓ approved", "success"), "pending": ("● pending", "warning"),
          "changed": ("≠ changed", "error"), "blocked": ("✗ blocked", "error")}
 GATEWAY_WAIT = 30.0
+
+
+def trust_cell(tool: ToolDef, theme: Theme) -> Text:
+    label, colour = TRUST.get(tool.trust.value, (tool.trust.value, "warning"))
+    return Text(label, style=getattr(theme, colour) or "")
 
 
 class TryScreen(ConsoleScreen):
@@ -95,6 +101,9 @@ class TryScreen(ConsoleScreen):
         self.form = SchemaForm(None)
         self._form_target: str | None = None
         """The arguments of the tool shown; replaced when another tool is picked."""
+        self._listed: dict[str, ToolDef] = {}
+        """Every tool of the toolbox by SERVER/TOOL, as the last read found them (moving
+        through the list or typing a filter reads nothing again)."""
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader("try")
@@ -139,28 +148,50 @@ class TryScreen(ConsoleScreen):
         return sorted(found, key=lambda item: item[0])
 
     def reload(self) -> None:
-        table = self.query_one("#tools", DataTable)
+        self._listed = dict(self._tools())
+        self._reload_callers()
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        """The tools that match the filter in the list (and the form of the first when none was shown)."""
+        table = self.query_one("#tools", NavTable)
+        table.settle()  # a fill still in flight first: the rows below are compared with all it adds
         wanted = self.query_one("#filter", Input).value.strip().lower()
-        rows = [(key, tool) for key, tool in self._tools() if wanted in key.lower()]
+        rows = [(key, tool) for key, tool in self._listed.items() if wanted in key.lower()]
         theme = self.app.current_theme
+        keep = {key for key, _ in rows}
         with self.app.batch_update():
-            keep = {key for key, _ in rows}
-            for key in [row.value for row in list(table.rows) if row.value not in keep]:
-                table.remove_row(key)
-            for key, tool in rows:
-                label, colour = TRUST.get(tool.trust.value, (tool.trust.value, "warning"))
-                trust = Text(label, style=getattr(theme, colour) or "")
-                if key in table.rows:
-                    table.update_cell(key, table.ordered_columns[1].key, trust)
-                else:
-                    table.add_row(key, trust, key=key)
+            if not table.row_count:  # the rows in view at once, the rest on the next turns of the loop
+                table.fill(((key, (key, trust_cell(tool, theme))) for key, tool in rows), total=len(rows))
+            else:
+                self._update_rows(table, rows, keep, theme)
+            # The cursor stays on the tool shown, wherever its row went.
+            if self.tool_key in keep:
+                if self.tool_key not in table.rows:
+                    table.settle()
+                if (index := table.get_row_index(self.tool_key)) != table.cursor_row:
+                    table.move_cursor(row=index, animate=False)
         count = len(rows)
         self.query_one("#picker-title", Static).update(
             f"{self.console.toolbox_name}: {count} tool(s)" if count or wanted else
             f"{self.console.toolbox_name}: no tools yet (add a server on 2 Servers)")
-        self._reload_callers()
         if self.tool_key not in keep:
             self._show_tool(rows[0][0] if rows and self.tool_key is None else None)
+
+    @staticmethod
+    def _update_rows(table: NavTable, rows: list[tuple[str, ToolDef]], keep: set[str], theme: Theme) -> None:
+        """The rows of a filled list brought up to date: gone, changed, back in their place."""
+        table.remove_rows([row for row in table.rows if row.value not in keep])
+        column = table.ordered_columns[1].key
+        fresh = []
+        for key, tool in rows:
+            trust = trust_cell(tool, theme)
+            if key not in table.rows:
+                fresh.append((key, (key, trust)))
+            elif (shown := table.get_cell(key, column)).plain != trust.plain or shown.style != trust.style:
+                table.update_cell(key, column, trust)
+        if table.append_rows(fresh) and table.row_count > len(fresh):
+            table.sort(table.ordered_columns[0].key)  # rows a filter brought back go in their place
 
     def _toolbox_changed(self, _name: str) -> None:
         self._show_tool(None)  # the same SERVER/TOOL in another toolbox is another tool
@@ -179,7 +210,7 @@ class TryScreen(ConsoleScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
-            self.reload()
+            self._show_rows()  # the tools read last: a key typed reads nothing again
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value != self.tool_key:
@@ -189,7 +220,7 @@ class TryScreen(ConsoleScreen):
         self.action_edit()  # enter on a tool: on to its arguments
 
     def _tool(self, key: str | None) -> ToolDef | None:
-        return next((tool for k, tool in self._tools() if k == key), None) if key else None
+        return self._listed.get(key) if key else None
 
     def _show_tool(self, key: str | None) -> None:
         """Put the form of tool ``key`` (SERVER/TOOL) in place, with what was typed for it."""
