@@ -12,7 +12,7 @@ import getpass
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -61,6 +61,24 @@ class Change:
         self.events.append(AuditEvent(self.actor, action, target, decision, agent, detail or {}))
 
 
+@dataclass(frozen=True)
+class Commit:
+    """A change of the vault now on disk and in this process's tables: one of this process's
+    transactions, or another process's write read again (``Workspace.refresh``)."""
+
+    tables: frozenset[str]
+    """The tables it changed (every table when the whole file was read again)."""
+
+    @property
+    def records_only(self) -> bool:
+        """Only ``meta`` changed: audit records and checkpoints, import positions; nothing
+        a gateway, a supervisor or a screen's rows follow."""
+        return self.tables <= {"meta"}
+
+
+CommitListener = Callable[[Commit], None]
+
+
 class Workspace:
     def __init__(self, paths: Paths, settings: Settings, vault: Vault) -> None:
         self.paths = paths
@@ -68,6 +86,7 @@ class Workspace:
         self.vault = vault
         self.repos = Repos(vault.db)
         self.actor = current_actor()
+        self._listeners: tuple[CommitListener, ...] = ()
 
     # -- opening -----------------------------------------------------------------------
 
@@ -139,7 +158,7 @@ class Workspace:
 
     def log_events(self, events: list[AuditEvent]) -> None:
         """Append records that come with no vault change, moving the checkpoint along."""
-        with self.vault.transaction(lambda db: self._seal_audit(events, db)):
+        with self._committing(lambda db: self._seal_audit(events, db)):
             pass
 
     def advance_checkpoint(self, head: Checkpoint) -> None:
@@ -163,11 +182,67 @@ class Workspace:
     def change(self, actor: str | None = None) -> Iterator[Change]:
         """``actor`` overrides the local user, for changes the gateway makes itself."""
         change = Change(self.repos, actor or self.actor)
-        with self.vault.transaction(lambda db: self._seal_audit(change.events, db)):
+        with self._committing(lambda db: self._seal_audit(change.events, db)):
             yield change
 
     def refresh(self) -> bool:
-        return self.vault.refresh()
+        """Read the vault again if another process wrote it; return whether it did (the
+        listeners hear of it as a commit of every table)."""
+        with self.vault.reading():
+            before = dict(self.tables())
+            changed = self.vault.refresh()
+            after = dict(self.tables())
+        if changed:
+            self._announce(before, after)
+        return changed
+
+    # -- commit events ------------------------------------------------------------------
+
+    def on_commit(self, listener: CommitListener) -> Callable[[], None]:
+        """Call ``listener`` after every change that reaches the vault, on the thread that
+        made it (or read it again), outside the vault's locks; returns what unsubscribes.
+        A change made inside another is told once, when the outer one lands."""
+        self._listeners = (*self._listeners, listener)
+
+        def unsubscribe() -> None:
+            self._listeners = tuple(known for known in self._listeners if known is not listener)
+
+        return unsubscribe
+
+    @contextmanager
+    def _committing(self, before_write: Callable[[VaultDB], None]) -> Iterator[VaultDB]:
+        """A vault transaction whose listeners hear which tables it changed once it is on disk.
+
+        TinyDB replaces the dictionary of a table it writes, and a read from disk replaces
+        them all: the tables whose dictionary is another object afterwards are the ones that
+        changed (a dozen identity checks, whatever the vault's size)."""
+        landed: dict[str, Any] | None = None
+
+        def seal(db: VaultDB) -> None:
+            nonlocal landed
+            before_write(db)
+            landed = dict(db.storage.read())  # type: ignore[arg-type]
+
+        # This process's other writers wait from here (the vault's lock is re-entrant), so
+        # what differs at the end is this change's, and what the transaction re-read.
+        with self.vault.reading():
+            before = dict(self.tables())
+            with self.vault.transaction(seal) as db:
+                yield db
+        if landed is not None:  # None: nested in another change, which tells when it lands
+            self._announce(before, landed)
+
+    def _announce(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        tables = frozenset(name for name in before.keys() | after.keys() if before.get(name) is not after.get(name))
+        if not tables:
+            return
+        commit = Commit(tables)
+        for listener in self._listeners:
+            try:
+                listener(commit)
+            except Exception:
+                # The change is on disk: a listener that fails must not make it look failed.
+                log.exception("a listener of vault commits failed")
 
     # -- reading -----------------------------------------------------------------------
 
