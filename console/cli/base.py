@@ -17,7 +17,7 @@ import click
 from console.errors import TbxError, VaultLocked
 from console.logsetup import record_crash
 from console.paths import Paths, resolve_paths
-from console.workspace import Workspace
+from console.workspace import Commit, Workspace
 
 log = logging.getLogger("console.cli")
 
@@ -60,13 +60,14 @@ class TbxGroup(click.Group):
 
 
 def _follow_remote_toolboxes(ctx: click.Context) -> None:
-    """A command that changed the vault pushes the new policy to the gateways of remote
-    toolboxes (those whose policy changed, all at once) before it returns, so a grant or
-    revoke is in force there when the command ends. A change that takes access away and
-    did not reach every toolbox fails the command: it is retried in the background."""
+    """A command that changed the vault (its workspace told of a commit) pushes the new
+    policy to the gateways of remote toolboxes (those whose policy changed, all at once)
+    before it returns, so a grant or revoke is in force there when the command ends. A
+    change that takes access away and did not reach every toolbox fails the command: it
+    is retried in the background."""
     state = ctx.find_root().obj
     ws = getattr(state, "_workspace", None)
-    if ws is None or state.opened_generation is None or ws.vault.header.generation == state.opened_generation:
+    if ws is None or not state.changed:
         return
     if not any(box.is_remote for box in ws.repos.toolboxes):
         return
@@ -94,14 +95,23 @@ class CliState:
     debug: bool = False
     paths: Paths = field(default_factory=resolve_paths)
     _workspace: Workspace | None = None
-    opened_generation: int | None = None
+    changed: bool = False
+    """The vault changed while the command ran (a commit event came): remote toolboxes follow."""
 
     def workspace(self) -> Workspace:
         if self._workspace is None:
             _prefetch_push(self.paths)
-            self._workspace = Workspace.open(self.paths, ask_passphrase)
-            self.opened_generation = self._workspace.vault.header.generation
+            return self.use(Workspace.open(self.paths, ask_passphrase))
         return self._workspace
+
+    def use(self, ws: Workspace) -> Workspace:
+        """Make ``ws`` the command's workspace, the one whose changes reach remote toolboxes."""
+        self._workspace = ws
+        ws.on_commit(self._committed)
+        return ws
+
+    def _committed(self, _commit: Commit) -> None:
+        self.changed = True
 
 
 def _prefetch_push(paths: Paths) -> None:

@@ -161,7 +161,7 @@ def _restore_contents(state: CliState, current: Vault, source: Vault) -> str:
     """Write ``source``'s tables into the readable vault as its next generation, audited."""
     ws = Workspace(state.paths, load_settings(state.paths.config_file), current)
     # The command's workspace from now on, so the restored policy reaches remote toolboxes.
-    state._workspace, state.opened_generation = ws, current.header.generation
+    state.use(ws)
     with ws.change() as change:
         replaced = current.header.generation
         tables = source.db.storage.read()
