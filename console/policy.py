@@ -87,12 +87,53 @@ class _AgentEntry:
     """server id -> item ref or ``*`` -> expiry (POSIX seconds, ``inf`` for never)."""
 
 
-def _expiry(value: Any) -> float:
+# -- what one cell of the rule means ----------------------------------------------------
+# The gateway's check and the console's grants matrix both read a grant through these, so
+# what the matrix shows is what the gateway enforces.
+
+NOT_HELD = -1.0
+"""The expiry of a grant the agent does not hold (every real expiry is later)."""
+
+
+def expiry(value: Any) -> float:
+    """A grant's ``expires`` as the vault holds it (None, a datetime or ISO text) in POSIX
+    seconds; ``NEVER`` for a grant that does not expire."""
     if value is None:
         return NEVER
     if isinstance(value, datetime):
         return value.timestamp()
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+_TRUSTS = {trust.value: trust for trust in Trust}
+"""By value: cheaper than ``Trust(value)`` for the console's matrix, which reads every item."""
+
+
+def item_trust(doc: Mapping[str, Any]) -> Trust:
+    """An item's trust as the rule reads it: approved only while its live definition still
+    matches the pin that was approved; a mismatch is a change to review."""
+    trust = _TRUSTS[doc.get("trust", "pending")]
+    if trust == "approved" and doc.get("approved_pin") != doc.get("pin"):
+        return Trust.CHANGED
+    return trust
+
+
+def grant_standing(ref: str, own: float, wide: float, now: float) -> Decision:
+    """What an agent's grants on a server say about its item ``ref``, before the kill
+    switch, trust and the runtime have their say.
+
+    ``own`` is the expiry of the grant on the item itself, ``wide`` that of the server's
+    ``*`` (``NOT_HELD`` for one the agent does not hold). The one lasting longer decides
+    (the item's own on a tie): allowed through it until its expiry, ``GRANT_EXPIRED`` from
+    then on (``via`` and ``expires`` say which grant and when), ``NO_TOOL_GRANT`` when
+    neither is held. Pass ``NOT_HELD`` as ``wide`` to ask about the item's own grant alone.
+    """
+    if own < 0 and wide < 0:
+        return _DENIED[Reason.NO_TOOL_GRANT]
+    via, expires = (ref, own) if own >= wide else (WILDCARD, wide)
+    if expires <= now:
+        return Decision(False, Reason.GRANT_EXPIRED, via, expires)
+    return Decision(True, Reason.ALLOWED, via, expires)
 
 
 class CompiledPolicy:
@@ -132,10 +173,7 @@ class CompiledPolicy:
             policy.running = set(running)
         for tool in tables.get("tools", {}).values():
             server, ref = tool["server"], item_ref(tool.get("kind", ItemKind.TOOL), tool["name"])
-            reason = _TRUST_REASON[Trust(tool["trust"])]
-            if reason is Reason.ALLOWED and tool.get("approved_pin") != tool["pin"]:
-                reason = Reason.TOOL_CHANGED
-            policy.tool_reason[(server, ref)] = reason
+            policy.tool_reason[(server, ref)] = _TRUST_REASON[item_trust(tool)]
             policy.server_tools.setdefault(server, []).append(ref)
         for ag in tables.get("agents", {}).values():
             policy.agents[ag["id"]] = _AgentEntry(ag["id"], ag["name"], not ag["disabled"], set(), {})
@@ -148,7 +186,7 @@ class CompiledPolicy:
             entry = policy.agents.get(grant["agent"])
             if entry is not None:
                 tools = entry.grants.setdefault(grant["server"], {})
-                tools[grant["tool"]] = _expiry(grant.get("expires"))
+                tools[grant["tool"]] = expiry(grant.get("expires"))
         return policy
 
     # -- the hot path ------------------------------------------------------------------
@@ -179,13 +217,9 @@ class CompiledPolicy:
         grants = agent.grants.get(server_id)
         if not grants:
             return _DENIED[Reason.NO_TOOL_GRANT]
-        exact = grants.get(tool, -1.0)
-        wide = grants.get(WILDCARD, -1.0)
-        if exact < 0 and wide < 0:
-            return _DENIED[Reason.NO_TOOL_GRANT]
-        via, expires = (tool, exact) if exact >= wide else (WILDCARD, wide)
-        if expires <= now:
-            return _DENIED[Reason.GRANT_EXPIRED]
+        standing = grant_standing(tool, grants.get(tool, NOT_HELD), grants.get(WILDCARD, NOT_HELD), now)
+        if not standing.allowed:
+            return _DENIED[standing.reason]
         trust = self.tool_reason.get((server_id, tool))
         if trust is None:
             return _DENIED[Reason.UNKNOWN_TOOL]
@@ -193,7 +227,7 @@ class CompiledPolicy:
             return _DENIED[trust]
         if server_id not in self.running:
             return _DENIED[Reason.SERVER_NOT_RUNNING]
-        return Decision(True, Reason.ALLOWED, via, expires)
+        return standing
 
     def visible_items(self, agent_id: str, now: float) -> list[tuple[str, str]]:
         """Every (server id, ref) the agent may use right now, of every kind
@@ -210,11 +244,17 @@ class CompiledPolicy:
 
     # -- explanations ------------------------------------------------------------------
 
-    def explain(self, decision: Decision, agent_id: str, server_id: str, tool: str) -> str:
+    def names(self, agent_id: str, server_id: str) -> tuple[str, str, str]:
+        """The agent's, the toolbox's and the server's names, for words about a decision."""
         agent = self.agents.get(agent_id)
-        agent_name = agent.name if agent else agent_id
-        server = self.server_names.get(server_id, server_id)
-        toolbox = self.toolbox_names.get(self.server_toolbox.get(server_id, ""), "?")
+        return (agent.name if agent else agent_id,
+                self.toolbox_names.get(self.server_toolbox.get(server_id, ""), "?"),
+                self.server_names.get(server_id, server_id))
+
+    def explain(self, decision: Decision, agent_id: str, server_id: str, tool: str) -> str:
+        """Why, in plain words. What to run about it is the callers' (``console.services.hints``):
+        the rule knows no commands."""
+        agent_name, toolbox, server = self.names(agent_id, server_id)
         target = f"{server}/{tool}"
         kind, name = split_ref(tool)
         match decision.reason:
@@ -225,11 +265,11 @@ class CompiledPolicy:
             case Reason.UNKNOWN_AGENT:
                 return f"no agent {agent_name!r}"
             case Reason.AGENT_DISABLED:
-                return f"agent {agent_name} is disabled ('tbx agent enable {agent_name}')"
+                return f"agent {agent_name} is disabled"
             case Reason.UNKNOWN_SERVER:
                 return f"no server {server!r}"
             case Reason.NO_TOOLBOX_GRANT:
-                return f"no access to toolbox {toolbox} ('tbx grant {agent_name} {toolbox}' opens it)"
+                return f"no access to toolbox {toolbox}"
             case Reason.NO_TOOL_GRANT:
                 return f"no grant for {target} or {server}/*"
             case Reason.GRANT_EXPIRED:
@@ -237,13 +277,13 @@ class CompiledPolicy:
             case Reason.UNKNOWN_TOOL:
                 return f"{server} offers no {kind} {name!r} (not discovered yet)"
             case Reason.TOOL_PENDING:
-                return f"{kind} not approved yet ('tbx tools approve {toolbox}/{target}')"
+                return f"{kind} not approved yet"
             case Reason.TOOL_CHANGED:
                 return f"{kind} definition changed since approval; review and re-approve {toolbox}/{target}"
             case Reason.TOOL_BLOCKED:
                 return f"{kind} is blocked"
             case Reason.SERVER_NOT_RUNNING:
-                return f"server {server} is not running ('tbx server start {toolbox}/{server}')"
+                return f"server {server} is not running"
         return decision.reason.value
 
 

@@ -22,6 +22,7 @@ from console.model import (
     split_ref,
 )
 from console.policy import CompiledPolicy, Reason, hash_token, new_agent_token
+from console.services.hints import explain
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ITEMS = [
@@ -129,6 +130,7 @@ def test_compiled_policy_matches_the_rule(state: State) -> None:
         assert decision.allowed == oracle(state, agent, server, tool, NOW), (agent, server, tool, decision)
         assert decision.allowed == (decision.reason is Reason.ALLOWED)
         assert policy.explain(decision, agent, server, tool)
+        assert "tbx" not in policy.explain(decision, agent, server, tool)  # the rule knows no commands
 
 
 @settings(max_examples=200, deadline=None)
@@ -235,7 +237,8 @@ def test_default_deny_with_no_grants() -> None:
     policy = CompiledPolicy.compile(state.tables(), state.running)
     decision = policy.check("ag_1", "srv_1", "now", NOW.timestamp())
     assert decision.reason is Reason.NO_TOOLBOX_GRANT
-    assert "tbx grant bot local" in policy.explain(decision, "ag_1", "srv_1", "now")
+    assert policy.explain(decision, "ag_1", "srv_1", "now") == "no access to toolbox local"
+    assert explain(policy, decision, "ag_1", "srv_1", "now") == "no access to toolbox local ('tbx grant bot local' opens it)"
 
 
 def test_changed_definition_is_denied_with_its_reason() -> None:
@@ -305,7 +308,7 @@ def test_items_of_other_kinds_need_their_own_grant_and_are_explained_as_such() -
     assert policy.explain(allowed, "ag_1", "srv_1", "prompt:now").endswith("; prompt approved; server running")
     pending = policy.check("ag_1", "srv_1", "resource:time://zones", now)
     assert pending.reason is Reason.TOOL_PENDING
-    assert policy.explain(pending, "ag_1", "srv_1", "resource:time://zones") == (
+    assert explain(policy, pending, "ag_1", "srv_1", "resource:time://zones") == (
         "resource not approved yet ('tbx tools approve local/time/resource:time://zones')")
     unknown = policy.check("ag_1", "srv_1", "template:time://{zone}", now)
     assert policy.explain(unknown, "ag_1", "srv_1", "template:time://{zone}") == (

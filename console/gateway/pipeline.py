@@ -34,6 +34,7 @@ from console.gateway.sessions import AgentSession, SessionStore
 from console.gateway.snapshot import Snapshots
 from console.gateway.upstreams import Upstreams
 from console.policy import Reason
+from console.services.hints import explain
 from console.trust.redact import argument_digest
 
 JSON = [(b"content-type", b"application/json")]
@@ -428,7 +429,7 @@ class Pipeline:
         policy = x.snapshot.surface.policy
         decision = policy.check(x.identity.agent_id, item.server_id, item.ref, time.time())  # type: ignore[union-attr]
         if not decision.allowed:
-            x.detail["why"] = policy.explain(decision, x.identity.agent_id, item.server_id, item.ref)  # type: ignore[union-attr]
+            x.detail["why"] = explain(policy, decision, x.identity.agent_id, item.server_id, item.ref)  # type: ignore[union-attr]
 
     def _agent_name(self, agent_id: str) -> str:
         entry = self.snapshots.current.surface.policy.agents.get(agent_id)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from console.model import WILDCARD, ItemKind, split_ref
 from console.policy import NEVER, Reason
+from console.services.hints import explain
 from console.services.items import ref_order
 from console.workspace import Workspace
 
@@ -73,7 +74,7 @@ def access_report(ws: Workspace, agent_name: str, *, everything: bool = False) -
                 kind, name = split_ref(ref)
                 section.tools.append(
                     ToolAccess(server.name, ref, decision.allowed, decision.reason.value,
-                               policy.explain(decision, agent.id, server.id, ref), expires, kind.value, name)
+                               explain(policy, decision, agent.id, server.id, ref), expires, kind.value, name)
                 )
         if granted or section.tools or everything:
             report.toolboxes.append(section)

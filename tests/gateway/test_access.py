@@ -306,7 +306,7 @@ async def test_a_granted_tool_whose_server_is_down_says_so(stack: Stack) -> None
     stack.ws.refresh()
     mine = [r for r in stack.ws.audit.records() if r.get("agent") == name and r["action"] == "tool.call"]
     assert mine[-1]["decision"] == "deny" and mine[-1]["detail"]["reason"] == "server-not-running"
-    assert "is not running" in mine[-1]["detail"]["why"]
+    assert mine[-1]["detail"]["why"] == "server gadget is not running ('tbx server start local/gadget')"
     await asyncio.to_thread(servers.remove_server, stack.ws, "local/gadget")
 
 

@@ -6,6 +6,10 @@ templates and prompts, each under its ref (``prompt:NAME``...), the string its g
 Cells are computed on demand from per-agent grant maps, so
 a vault of 100 agents × 1,000 tools costs one pass over its tables, not 100,000 objects.
 Edits applied here (optimistically, before the vault write lands) use the same maps.
+
+What a cell means (expiry, the server's ``*`` standing in for an item's own grant, the
+pin) is the policy's: the grid asks ``console.policy`` and only chooses what to draw, so
+a cell never says "allowed" where the gateway refuses.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from enum import StrEnum
 from typing import Any
 
 from console.model import WILDCARD, ItemKind, item_ref
+from console.policy import NEVER, NOT_HELD, Reason, expiry, grant_standing, item_trust
 from console.services.items import KIND_ORDER
 
 TOOLBOX_KEY = "toolbox"
-_MISSING = object()
 
 
 class Kind(StrEnum):
@@ -79,10 +83,17 @@ class Cell:
     ineffective: bool = False
     """The tool is not approved (or changed since): a grant on it gives nothing."""
     disabled: bool = False
+    wide: bool = False
+    """An expired cell whose deciding grant was the server's ``*`` (a live one is ``Mark.VIA``)."""
 
     @property
     def granted(self) -> bool:
         return self.mark in (Mark.ON, Mark.GRANTED, Mark.VIA)
+
+
+_PLAIN = {(mark, disabled): Cell(mark, disabled=disabled) for mark in (Mark.ON, Mark.OFF, Mark.NONE)
+          for disabled in (False, True)}
+"""The cells most of a matrix is made of, made once: a big one draws thousands per frame."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,17 +107,9 @@ class Edit:
     expires: datetime | None = None
 
 
-def _when(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-def _trust(doc: Mapping[str, Any]) -> str:
-    trust = str(doc.get("trust", "pending"))
-    if trust == "approved" and doc.get("approved_pin") != doc.get("pin"):
-        return "changed"
-    return trust
+def _when(expires: float) -> datetime | None:
+    """The policy's expiry (POSIX seconds) as the matrix shows it; None for never."""
+    return None if expires == NEVER else datetime.fromtimestamp(expires, UTC)
 
 
 def expiry_text(expires: datetime | None, now: datetime) -> str:
@@ -186,19 +189,22 @@ class GrantGrid:
     """The rows, agents and grants of one toolbox; ``rows``/``agents`` are the filtered view."""
 
     def __init__(self, toolbox_id: str, toolbox: str, rows: list[Row], agents: list[AgentCol],
-                 access: set[str], grants: dict[str, datetime | None]) -> None:
+                 access: set[str], grants: dict[str, float]) -> None:
         self.toolbox_id, self.toolbox = toolbox_id, toolbox
         self.all_rows, self.all_agents = rows, agents
         self.rows, self.agents = rows, agents
         self.access = access
         """Ids of the agents holding the toolbox grant."""
         self.grants = grants
-        """``agent|server|tool`` (the vault's own key; tool may be ``*``) -> expiry (None: never).
+        """``agent|server|tool`` (the vault's own key; tool may be ``*``) -> expiry, as the
+        policy reads it (POSIX seconds, ``NEVER``).
 
         Flat and keyed by strings the vault already holds, so a rebuild allocates almost
         nothing the garbage collector has to track."""
         self.filter_text = ""
         self._sources: tuple[object, ...] = ()
+        self._clock: tuple[datetime | None, float] = (None, 0.0)
+        """The last ``now`` a cell was asked about, and it in POSIX seconds (a frame asks with one)."""
 
     @classmethod
     def build(cls, tables: Mapping[str, Mapping[str, Mapping[str, Any]]], toolbox: str,
@@ -222,7 +228,7 @@ class GrantGrid:
         server_ids = {row.server_id for row in rows if row.kind is Kind.SERVER}
         access = {doc["agent"] for doc in list(tables.get("toolbox_grants", {}).values())
                   if doc.get("toolbox") == box["id"]}
-        grants = {key: _when(doc.get("expires")) for key, doc in list(tables.get("tool_grants", {}).items())
+        grants = {key: expiry(doc.get("expires")) for key, doc in list(tables.get("tool_grants", {}).items())
                   if doc.get("server") in server_ids}
         grid = cls(box["id"], toolbox, rows, agents, access, grants)
         grid._sources = sources
@@ -237,7 +243,7 @@ class GrantGrid:
             found = items.get(doc.get("server", ""))
             if found is not None and "name" in doc:
                 kind = ItemKind(doc.get("kind", ItemKind.TOOL))
-                found.append((KIND_ORDER[kind], doc["name"], kind, _trust(doc)))
+                found.append((KIND_ORDER[kind], doc["name"], kind, item_trust(doc)))
         rows = [Row(TOOLBOX_KEY, Kind.TOOLBOX, "", "", "", "")]
         for sid, name in servers:
             rows.append(Row(f"{sid}|{WILDCARD}", Kind.SERVER, sid, name, WILDCARD, ""))
@@ -250,24 +256,32 @@ class GrantGrid:
 
     def grant(self, agent_id: str, server_id: str, tool: str) -> tuple[bool, datetime | None]:
         """Whether ``agent_id`` holds exactly this grant, and its expiry."""
-        found = self.grants.get(f"{agent_id}|{server_id}|{tool}", _MISSING)
-        return (False, None) if found is _MISSING else (True, found)  # type: ignore[return-value]
+        found = self.grants.get(f"{agent_id}|{server_id}|{tool}", NOT_HELD)
+        return (False, None) if found == NOT_HELD else (True, _when(found))
 
     def cell(self, row: Row, agent: AgentCol, now: datetime) -> Cell:
         disabled = agent.disabled
         if row.kind is Kind.TOOLBOX:
-            return Cell(Mark.ON if agent.id in self.access else Mark.OFF, disabled=disabled)
-        inactive = agent.id not in self.access
+            return _PLAIN[Mark.ON if agent.id in self.access else Mark.OFF, disabled]
         grants = self.grants
-        own = grants.get(f"{agent.id}|{row.key}", _MISSING)
-        if own is not _MISSING and (own is None or own > now):  # type: ignore[operator]
-            return Cell(Mark.GRANTED, own, inactive, not row.effective, disabled)  # type: ignore[arg-type]
-        wide = grants.get(f"{agent.id}|{row.server_id}|{WILDCARD}", _MISSING) if row.kind is Kind.TOOL else _MISSING
-        if wide is not _MISSING and (wide is None or wide > now):  # type: ignore[operator]
-            return Cell(Mark.VIA, wide, inactive, not row.effective, disabled)  # type: ignore[arg-type]
-        if own is not _MISSING:
-            return Cell(Mark.EXPIRED, own, inactive, disabled=disabled)  # type: ignore[arg-type]
-        return Cell(Mark.NONE, disabled=disabled)
+        own = grants.get(f"{agent.id}|{row.key}", NOT_HELD)
+        wide = grants.get(f"{agent.id}|{row.server_id}|{WILDCARD}", NOT_HELD) if row.kind is Kind.TOOL else NOT_HELD
+        clock, moment = self._clock
+        if clock is not now:
+            moment = now.timestamp()
+            self._clock = (now, moment)
+        standing = grant_standing(row.tool, own, wide, moment)
+        if standing.reason is Reason.NO_TOOL_GRANT:
+            return _PLAIN[Mark.NONE, disabled]
+        inactive = agent.id not in self.access
+        if not standing.allowed:
+            return Cell(Mark.EXPIRED, _when(standing.expires), inactive, disabled=disabled,
+                        wide=standing.via == WILDCARD and row.kind is Kind.TOOL)
+        # The cell shows its own grant while that is in force, even where the server's *
+        # outlasts it: that is the grant space revokes.
+        if standing.via == row.tool or grant_standing(row.tool, own, NOT_HELD, moment).allowed:
+            return Cell(Mark.GRANTED, _when(own), inactive, not row.effective, disabled)
+        return Cell(Mark.VIA, _when(standing.expires), inactive, not row.effective, disabled)
 
     def explain(self, row: Row, agent: AgentCol, now: datetime) -> str:
         """One line about a cell, for the status line under the matrix."""
@@ -281,7 +295,9 @@ class GrantGrid:
             text = {
                 Mark.GRANTED: f"{agent.name} holds {target}{until}",
                 Mark.VIA: f"{agent.name} reaches {target} through {self.toolbox}/{row.server}/*{until}",
-                Mark.EXPIRED: f"{agent.name}'s grant for {target} expired{until.replace('until', 'at')}",
+                Mark.EXPIRED: (f"{agent.name} reached {target} through {self.toolbox}/{row.server}/*, which "
+                               f"expired{until.replace('until', 'at')}" if cell.wide else
+                               f"{agent.name}'s grant for {target} expired{until.replace('until', 'at')}"),
                 Mark.NONE: f"{agent.name} holds no grant for {target}",
             }[cell.mark]
             if cell.granted and cell.inactive:
@@ -371,7 +387,7 @@ class GrantGrid:
         key = f"{edit.agent}|{edit.server}|{edit.tool}"
         present, expires = self.grant(edit.agent, edit.server, edit.tool)
         if edit.present:
-            self.grants[key] = edit.expires
+            self.grants[key] = expiry(edit.expires)
         else:
             self.grants.pop(key, None)
         return Edit(edit.agent, edit.server, edit.tool, present, expires)
