@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -68,10 +69,18 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Toolbox Console: MCP servers in hardened containers, granted to agents tool by tool."""
     ctx.obj = CliState(debug=debug)
     if ctx.invoked_subcommand is None:
-        from console.tui.app import run_console
+        # What the console makes until its first paint (modules, the vault's tables, the first
+        # screen) lives as long as it: collections walk it again and again and free nothing
+        # (50-75 ms before the first paint with the bench's vault). Once its first screen is
+        # drawn, ConsoleApp freezes what it has and collections resume.
+        gc.disable()
+        try:
+            from console.tui.app import run_console
 
-        log = log_to_file(ctx.obj.paths, debug)  # lines on the terminal would draw over the console
-        failure = run_console(log if debug else None)
+            log = log_to_file(ctx.obj.paths, debug)  # lines on the terminal would draw over the console
+            failure = run_console(log if debug else None)
+        finally:
+            gc.enable()
         if failure is not None:
             where = record_crash(ctx.obj.paths, "the console", failure)
             raise CommandFailed(f"the console stopped on {type(failure).__name__}: {failure}"

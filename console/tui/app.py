@@ -149,8 +149,10 @@ class ConsoleApp(App[None]):
         remembered = self.backend.ui_state().get("screen", "toolboxes")
         self.switch_mode(remembered if remembered in self.MODES else "toolboxes")
         # Everything alive now (widgets, the vault's tables) lives as long as the console:
-        # keep full collections from walking it, so they cannot stall a keystroke.
+        # keep full collections from walking it, so they cannot stall a keystroke. Then
+        # collect again (tbx pauses collections while the console starts: console/cli).
         self.call_after_refresh(gc.freeze)
+        self.call_after_refresh(gc.enable)
         if self.live:
             self.warm_up.noticed_input()  # the first paint is read before anything heavy starts
             self.call_after_refresh(self.run_worker, self.warm_up.run(), group="warm-up", exit_on_error=False)
