@@ -7,6 +7,7 @@ import gc
 import importlib
 import threading
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import events, work
@@ -19,7 +20,7 @@ from textual.worker import Worker, WorkerState
 from console.errors import TbxError
 from console.tui.backend import Backend
 from console.tui.commands import ConsoleCommands
-from console.tui.messages import VaultChanged
+from console.tui.messages import VaultChanged, VaultCommitted
 from console.tui.modals.error import ErrorModal
 from console.tui.remote_links import LinkChanged, LinkState, RemoteLinks
 from console.tui.screens import SCREENS
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from textual.timer import Timer
 
     from console.runtime.supervisor import Health, Supervisor
+    from console.workspace import Commit, Workspace
 
 REMOTE_SYNC_DELAY = 0.3
 """Seconds of quiet after a vault change before remote toolboxes get the new policy."""
@@ -77,6 +79,7 @@ class ConsoleApp(App[None]):
         """Held while policy is pushed to remote toolboxes: one push at a time, in order."""
         self.user_themes: set[str] = set()
         self._opened = False
+        self._unfollow_vault: Callable[[], None] | None = None
         self.warm_up = WarmUp(self)
         """Makes the screens not shown yet, after the first paint, while nobody types."""
         self.debug_log: Path | None = None
@@ -97,15 +100,15 @@ class ConsoleApp(App[None]):
             if opening.done() and opening.exception() is None:
                 backend.open_vault()
         if backend.ws is not None:
-            self.vault_opened()
+            self._show_console(backend.ws)
         elif backend.vault_exists():
             from console.tui.screens.unlock import UnlockScreen
 
-            self.push_screen(UnlockScreen(str(backend.paths.vault), backend.needs_passphrase()))
+            self.push_screen(UnlockScreen(str(backend.paths.vault), backend.needs_passphrase()), self._show_console)
         else:
             from console.tui.screens.setup import SetupScreen
 
-            self.push_screen(SetupScreen(backend.keyring_usable()))
+            self.push_screen(SetupScreen(backend.keyring_usable()), self._show_console)
 
     def on_ready(self) -> None:
         if self.debug_log is not None:
@@ -138,12 +141,14 @@ class ConsoleApp(App[None]):
 
         problem = describe_unknown(keys)
         if problem:
-            self.call_from_thread(self.notify, problem, severity="warning", timeout=20)
+            self.notify(problem, severity="warning", timeout=20)  # a message: safe from any thread
 
-    def vault_opened(self) -> None:
-        """The vault is open: show the console and start following what is live."""
-        while len(self.screen_stack) > 1:
-            self.pop_screen()
+    def _show_console(self, ws: Workspace | None) -> None:
+        """The vault is open (the unlock or first-run screen's result): show the console and
+        start following what is live."""
+        if ws is None:
+            return
+        self._unfollow_vault = ws.on_commit(self._vault_committed)
         self._opened = True
         self._keep_toolbox_in_view()
         remembered = self.backend.ui_state().get("screen", "toolboxes")
@@ -216,10 +221,18 @@ class ConsoleApp(App[None]):
         if names and self.toolbox_name not in names:
             self.toolbox_name = "local" if "local" in names else names[0]
 
-    def vault_changed(self) -> None:
-        """Tell the screen in front to re-read; the others re-read when they come back."""
+    def _vault_committed(self, commit: Commit) -> None:
+        """The workspace's listener, on the thread that changed the vault: over to the loop."""
+        self.post_message(VaultCommitted(commit))
+
+    def on_vault_committed(self, message: VaultCommitted) -> None:
+        """Tell the screens in front to re-read (those of other modes re-read when they come
+        back); supervisors and remote toolboxes follow what they watch."""
         self._keep_toolbox_in_view()
-        self.screen.post_message(VaultChanged())
+        for screen in self.screen_stack:  # the screen under a dialog too: it shows through
+            screen.post_message(VaultChanged())
+        if message.commit.records_only:
+            return
         if self.supervisors:
             from console.services.supervision import sync_supervisor
 
@@ -232,9 +245,8 @@ class ConsoleApp(App[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="vault")
     def _poll_vault(self) -> None:
         """Another process (the CLI, a gateway) wrote the vault: read it again, off the loop
-        (a stat of a file, and when it changed, megabytes decrypted)."""
-        if self.backend.workspace.refresh():
-            self.call_from_thread(self.vault_changed)
+        (a stat of a file, and when it changed, megabytes decrypted); the workspace tells."""
+        self.backend.workspace.refresh()
 
     # -- engine, gateway, health -----------------------------------------------------------
 
@@ -292,10 +304,10 @@ class ConsoleApp(App[None]):
         try:
             if start:
                 info = self.backend.start_gateway("local")
-                self.call_from_thread(self.notify, f"gateway serving agents at {info.url}/mcp")
+                self.notify(f"gateway serving agents at {info.url}/mcp")
             else:
                 self.backend.stop_gateway("local")
-                self.call_from_thread(self.notify, "gateway stopped")
+                self.notify("gateway stopped")
         finally:
             self.check_gateway()
 
@@ -382,33 +394,32 @@ class ConsoleApp(App[None]):
             report = push_changes(ws, tunnels=tunnels)
             if report.failed:
                 severity = "error" if report.removal_failed else "warning"
-                self.call_from_thread(self.notify, describe_failure(report), severity=severity, timeout=15)
+                self.notify(describe_failure(report), severity=severity, timeout=15)
             for box in remote:
                 if box.id in tunnels:
                     try:
                         pull_audit(ws, box, tunnels[box.id])
                     except TbxError as exc:
-                        self.call_from_thread(self.notify, f"toolbox {box.name}: audit records not pulled: {exc}",
-                                              severity="warning", timeout=10)
+                        self.notify(f"toolbox {box.name}: audit records not pulled: {exc}", severity="warning",
+                                    timeout=10)
         self.call_from_thread(self._redraw)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="remote-landings")
     def check_landings(self) -> None:
-        """A change a background retry brought to a toolbox since: audited, and said."""
+        """A change a background retry brought to a toolbox since: audited (the screens
+        re-read as for any vault change), and said."""
         from console.remote.push import record_late_landings
 
-        landed = record_late_landings(self.backend.workspace)
-        for name in landed:
-            self.call_from_thread(self.notify, f"the pending policy change landed on toolbox {name}",
-                                  severity="information", timeout=10)
-        if landed:
-            self.call_from_thread(self._redraw)
+        for name in record_late_landings(self.backend.workspace):
+            self.notify(f"the pending policy change landed on toolbox {name}", severity="information", timeout=10)
 
     def _redraw(self) -> None:
         """The screen in front re-reads (the push state changed, not the policy: nothing to push)."""
         self.screen.post_message(VaultChanged())
 
     async def on_unmount(self) -> None:
+        if self._unfollow_vault is not None:
+            self._unfollow_vault()
         await self.links.close_all()
 
     def health(self, server_id: str) -> Health | None:

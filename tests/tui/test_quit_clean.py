@@ -31,9 +31,8 @@ async def test_an_overdue_chain_check_runs_and_the_console_quits_clean(seeded: B
         for _ in range(3):
             await app.workers.wait_for_complete()
             await pilot.pause()
-        with seeded.workspace.change() as change:
+        with seeded.workspace.change() as change:  # the console hears of it: the screen re-reads
             change.record("test.note", "console:quit", detail={"n": 1})
-        app.vault_changed()  # what the vault watch says when another process wrote
         for _ in range(6):
             await app.workers.wait_for_complete()
             await pilot.pause(0.1)

@@ -55,7 +55,6 @@ async def test_no_toolbox_yet_then_one_added(tmp_path: Path, test_keyring: Memor
         assert title(app) == "no toolboxes yet: add one on the Toolboxes screen (1)"
         with backend.workspace.change() as change:
             change.repos.toolboxes.put(Toolbox(name="edge", created=WHEN))
-        app.vault_changed()
         await pilot.pause()
         await pilot.pause()
         assert app.toolbox_name == "edge" and title(app).startswith("toolbox edge"), title(app)

@@ -121,7 +121,6 @@ async def test_add_a_droplet_see_its_link_drop_and_come_back_and_grants_arrive(h
         agents.add_agent(ws, "far")
         grants.grant(ws, "far", Target.parse("cloud"))
         assert not pushed()
-        app.vault_changed()
         await until(pilot, pushed, 15, "the new policy on the droplet")
         tunnel = app.links.tunnels[box.id]
     # Leaving the console closes its links.

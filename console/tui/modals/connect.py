@@ -260,10 +260,8 @@ class ConnectModal(ModalScreen[Signed | None]):
         if not self._cancel.is_set():
             self.dismiss(signed)
             return
-        # Closed a moment too late: the account is connected all the same; say so.
-        vault_changed = getattr(self.app, "vault_changed", None)
-        if vault_changed is not None:
-            vault_changed()
+        # Closed a moment too late: the account is connected all the same (the screens
+        # heard of it from the vault); say so.
         self.app.notify(f"signed in as {signed.connection.provider}/{signed.connection.account} after all")
 
     # -- leaving -------------------------------------------------------------------------------

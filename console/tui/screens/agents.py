@@ -214,8 +214,14 @@ class AgentsScreen(ConsoleScreen):
         self.app.call_from_thread(self._changed, name, f"Token for {name}", token)
 
     def _changed(self, name: str, title: str | None = None, token: str | None = None) -> None:
-        self._select_after_reload = name
-        self.console.vault_changed()
+        # The change reaches this screen as VaultChanged, before this or after: the agent is
+        # selected now if its row is in, else by the re-read that brings it.
+        chosen = next((s.id for s in self._agents.values() if s.name == name), None)
+        table = self.query_one(DataTable)
+        if chosen is not None and chosen in table.rows:
+            table.move_cursor(row=table.get_row_index(chosen))
+        else:
+            self._select_after_reload = name
         if title is not None and token is not None:
             self.app.push_screen(self._token_modal(title, name, token))
 
@@ -242,7 +248,7 @@ class AgentsScreen(ConsoleScreen):
     def _set_enabled(self, name: str, enabled: bool) -> None:
         agent_service.set_enabled(self.ws, name, enabled)
         self.app.call_from_thread(self._changed, name)
-        self.app.call_from_thread(self.notify, f"agent {name} {'enabled' if enabled else 'disabled'}")
+        self.notify(f"agent {name} {'enabled' if enabled else 'disabled'}")
 
     def action_remove(self) -> None:
         agent = self._selected()
@@ -258,5 +264,4 @@ class AgentsScreen(ConsoleScreen):
     @work(thread=True, exit_on_error=False, group="agent-change")
     def _remove(self, name: str) -> None:
         removed = agent_service.remove_agent(self.ws, name)
-        self.app.call_from_thread(self.console.vault_changed)
-        self.app.call_from_thread(self.notify, f"agent {name} removed with {removed} grant(s)")
+        self.notify(f"agent {name} removed with {removed} grant(s)")

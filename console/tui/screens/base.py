@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 class ConsoleScreen(Screen):
     """A top-level screen. Subclasses implement ``reload()`` to re-read the vault.
 
-    A screen reads when it mounts and when the vault changes while it is in front; coming
+    A screen reads when it mounts and when the vault changes while it is in front or under
+    a dialog (the app posts ``VaultChanged`` when the workspace tells of a commit); coming
     back, it reads again only if the vault or the toolbox in view changed meanwhile (a
     table of 2,000 tools costs a quarter of a second to compare), unless it shows live
     state that follows it only while in front (``RELOAD_ON_EVERY_VISIT``).

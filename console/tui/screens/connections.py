@@ -187,9 +187,14 @@ class ConnectionsScreen(ConsoleScreen):
     def _activity(self, line: str) -> None:
         self.query_one(ActivityLog).say(line)
 
-    def _changed(self, select: str | None = None) -> None:
-        self._select_after_reload = select
-        self.console.vault_changed()
+    def _select(self, connection_id: str) -> None:
+        """Select a connection just made: now if its row is in, else at the re-read that
+        brings it (the change reaches this screen as VaultChanged, before this or after)."""
+        table = self.query_one(DataTable)
+        if connection_id in table.rows:
+            table.move_cursor(row=table.get_row_index(connection_id))
+        else:
+            self._select_after_reload = connection_id
 
     # -- connecting ------------------------------------------------------------------------------
 
@@ -227,7 +232,7 @@ class ConnectionsScreen(ConsoleScreen):
             return
         connection = signed.connection
         label = f"{connection.provider}/{connection.account}"
-        self._changed(connection.id)
+        self._select(connection.id)
         if signed.is_new:
             self.notify(f"connected {label}: bind it to a server when adding one from the catalog")
             return
@@ -254,8 +259,6 @@ class ConnectionsScreen(ConsoleScreen):
         except TbxError as exc:
             progress(f"failed: {exc}")
             raise
-        finally:
-            self.app.call_from_thread(self._changed, None)
         for server in done:
             progress(f"server {server} has the new token")
         return done
@@ -279,7 +282,7 @@ class ConnectionsScreen(ConsoleScreen):
         left = service.describe(connection, self.clock())["expires_in_seconds"]
         expiry = "it does not expire" if left is None else f"it expires in {span(int(str(left)))}"
         servers = f"; {len(done)} server(s) re-created with it" if done else ""
-        self.app.call_from_thread(self.notify, f"new token for {label}: {expiry}{servers}")
+        self.notify(f"new token for {label}: {expiry}{servers}")
 
     def action_remove(self) -> None:
         view = self._selected()
@@ -299,13 +302,11 @@ class ConnectionsScreen(ConsoleScreen):
     @work(thread=True, exit_on_error=False, group="connection-change")
     def _remove(self, connection_id: str, label: str) -> None:
         revoked = service.remove(self.ws, connection_id)
-        self.app.call_from_thread(self._changed, None)
         if revoked:
-            self.app.call_from_thread(self.notify, f"revoked and removed {label}")
+            self.notify(f"revoked and removed {label}")
         else:
-            self.app.call_from_thread(
-                self.notify, f"removed {label}; the provider did not confirm revocation: revoke the app's access "
-                             "in your account settings there too", severity="warning", timeout=10)
+            self.notify(f"removed {label}; the provider did not confirm revocation: revoke the app's access in your "
+                        "account settings there too", severity="warning", timeout=10)
 
     # -- app registrations ---------------------------------------------------------------------
 
@@ -326,6 +327,5 @@ class ConnectionsScreen(ConsoleScreen):
             secret = kept.value if kept is not None else None
         saved = service.set_app(ws, request.provider, request.client_id, secret, hosts=request.hosts,
                                 tenant=request.tenant, issuer=request.issuer)
-        self.app.call_from_thread(self._changed, None)
-        self.app.call_from_thread(self.notify, f"app registration for {saved.provider} saved (client id "
-                                               f"{saved.client_id}): press c to connect an account")
+        self.notify(f"app registration for {saved.provider} saved (client id {saved.client_id}): press c to "
+                    "connect an account")

@@ -3,15 +3,16 @@
 Items are tools, resources, resource templates and prompts, each granted on its own row
 (a grant on a tool opens nothing else); a server's ``*`` row covers all of its items.
 
-A change shows in its cell at once (optimistic) and is written to the vault by a worker,
-in the order it was made; a write that fails puts the cell back and says why. A running
-gateway picks the vault change up by itself.
+A change shows in its cell at once (optimistic) and is written to the vault by one
+writer thread, in the order it was made; a write that fails puts the cell back and says
+why. A running gateway picks the vault change up by itself.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import count
@@ -50,6 +51,9 @@ class Job:
     """Notify the outcome (bulk and toolbox-wide changes); a cell toggle speaks for itself."""
     seq: int = field(default=0)
 
+    def run(self) -> list[Outcome]:
+        return [call() for call in self.calls]
+
 
 class GrantsScreen(ConsoleScreen):
     AUTO_FOCUS = "GrantMatrix"
@@ -75,9 +79,8 @@ class GrantsScreen(ConsoleScreen):
         self._pending: dict[int, tuple[str, list[Edit]]] = {}
         """Edits shown but not written yet, by job, with their toolbox id: re-applied on reload."""
         self._numbers = count(1)
-        self._turn = threading.Condition()
-        self._served = 1
-        """Writes land in the order they were made: each waits for its turn."""
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grant-writes")
+        """The one thread that writes: jobs land in the order they were made, one at a time."""
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader("grants")
@@ -94,6 +97,9 @@ class GrantsScreen(ConsoleScreen):
         if self.console.live:  # "✓ 2h" counts down
             self.set_interval(30, lambda: self.matrix.cells_changed())
         super().on_mount()
+
+    def on_unmount(self) -> None:
+        self._writer.shutdown(wait=False)  # what is queued is still written: the user made those changes
 
     @property
     def matrix(self) -> GrantMatrix:
@@ -268,32 +274,25 @@ class GrantsScreen(ConsoleScreen):
         self.matrix.cells_changed()
         self.call_after_refresh(self._write, job)  # the cell is drawn before the write competes for the GIL
 
-    @work(thread=True, exit_on_error=False, group="grant-write")
     def _write(self, job: Job) -> None:
-        with self._turn:  # a bound, so a write that never started cannot hold the others (or exit) forever
-            self._turn.wait_for(lambda: self._served >= job.seq, timeout=30)
-        try:
-            outcomes = [call() for call in job.calls]
-        except Exception as exc:
-            self.app.call_from_thread(self._settled, job, [], exc)
-            if not isinstance(exc, TbxError):
-                raise
-            return
-        finally:
-            with self._turn:
-                self._served = max(self._served, job.seq + 1)
-                self._turn.notify_all()
-        self.app.call_from_thread(self._settled, job, outcomes, None)
+        self._settle(job, self._writer.submit(job.run))  # queued behind the jobs made before it
 
-    def _settled(self, job: Job, outcomes: list[Outcome], error: Exception | None) -> None:
-        self._pending.pop(job.seq, None)
-        if error is not None:
+    @work(exit_on_error=False, group="grant-write")
+    async def _settle(self, job: Job, landing: Future[list[Outcome]]) -> None:
+        """Once ``job`` has landed its edits leave the overlay (the vault's change re-reads
+        the matrix), or its failure is shown."""
+        try:
+            outcomes = await asyncio.wrap_future(landing)
+        except Exception as exc:
+            self._pending.pop(job.seq, None)
             self.reload()
-            self.notify(f"{error} — the matrix shows the vault as it is", severity="error", timeout=10)
+            self.notify(f"{exc} — the matrix shows the vault as it is", severity="error", timeout=10)
+            if not isinstance(exc, TbxError):
+                raise  # the app shows what nobody expected, with its traceback
             return
+        self._pending.pop(job.seq, None)
         if job.announce:
             changed = [o for o in outcomes if o.changed] or outcomes[:1]
             text = "; ".join(o.summary for o in changed[:3]) + (" …" if len(changed) > 3 else "")
             notes = [n for o in changed for n in o.notes]
             self.notify(text + (f"\n{notes[0]}" if notes else ""))
-        self.console.vault_changed()

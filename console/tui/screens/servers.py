@@ -344,7 +344,7 @@ class ServersScreen(ConsoleScreen):
     def _finished(self, name: str, line: str, note: str | None) -> None:
         self.adding.pop(name, None)
         self._activity(line)
-        self.console.vault_changed()
+        self.refresh_live(force=True)  # the row being added goes; the vault's change re-reads the rest
         if note:
             self.notify(note)
 
@@ -483,6 +483,6 @@ class ServersScreen(ConsoleScreen):
     def _done(self, server_id: str, line: str, note: str) -> None:
         self.busy.pop(server_id, None)
         self._activity(line)
-        self.console.vault_changed()
+        self.refresh_live(force=True)  # "stopping…" goes; the vault's change re-reads the rest
         if note:
             self.notify(note)

@@ -1,7 +1,10 @@
-"""First run: create the vault, then offer the local toolbox, a starter server and a demo agent."""
+"""First run: create the vault, then offer the local toolbox, a starter server and a demo agent.
+
+The screen's result is the new workspace (``dismiss``): the app shows the console then."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
@@ -13,6 +16,7 @@ from textual.widgets import Button, Input, Label, Log, RadioButton, RadioSet, St
 
 from console.errors import TbxError
 from console.tui.modals.secret_once import SecretOnceModal
+from console.workspace import Workspace
 
 if TYPE_CHECKING:
     from console.tui.app import ConsoleApp
@@ -21,7 +25,7 @@ STARTER = "time"
 DEMO_AGENT = "demo"
 
 
-class SetupScreen(Screen[None]):
+class SetupScreen(Screen[Workspace]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+q", "app.quit", "Quit", id="setup.quit")]
 
     def __init__(self, keyring_usable: bool) -> None:
@@ -83,7 +87,7 @@ class SetupScreen(Screen[None]):
             case "create":
                 self._create()
             case "skip":
-                self.console.vault_opened()
+                self.dismiss(self.console.backend.workspace)
             case "starter-go":
                 event.button.disabled = True
                 self.query_one("#progress", Log).remove_class("hidden")
@@ -103,19 +107,17 @@ class SetupScreen(Screen[None]):
         self.query_one("#create", Button).disabled = True
         self._create_vault(passphrase)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="setup")
-    def _create_vault(self, passphrase: str | None) -> None:
-        try:
-            self.console.backend.create_vault(passphrase)
+    @work(exclusive=True, exit_on_error=False, group="setup")
+    async def _create_vault(self, passphrase: str | None) -> None:
+        backend = self.console.backend
+        try:  # Argon2id, the keyring, the disk: off the loop
+            await asyncio.to_thread(backend.create_vault, passphrase)
         except TbxError as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            self.query_one("#problem", Static).update(str(exc))
+            self.query_one("#create", Button).disabled = False
             return
-        status = self.console.backend.engine_status()
-        self.app.call_from_thread(self._created, status.reachable, status.describe())
-
-    def _failed(self, message: str) -> None:
-        self.query_one("#problem", Static).update(message)
-        self.query_one("#create", Button).disabled = False
+        status = await asyncio.to_thread(backend.engine_status)
+        self._created(status.reachable, status.describe())
 
     def _created(self, engine_ok: bool, description: str) -> None:
         self.query_one("#setup").add_class("hidden")
@@ -150,13 +152,13 @@ class SetupScreen(Screen[None]):
             say(f"agent {DEMO_AGENT} may call every tool of {STARTER}")
         except TbxError as exc:
             say(f"stopped: {exc}")
-            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
-            self.app.call_from_thread(self.console.vault_opened)
+            self.notify(str(exc), severity="error", timeout=10)
+            self.app.call_from_thread(self.dismiss, ws)
             return
-        self.app.call_from_thread(self._done, token)
+        self.app.call_from_thread(self._done, ws, token)
 
-    def _done(self, token: str) -> None:
+    def _done(self, ws: Workspace, token: str) -> None:
         modal = SecretOnceModal(f"Token of agent {DEMO_AGENT}", token,
                                 "Shown once: tbx keeps only its hash. Put it in the agent's MCP client "
                                 "(the Agents screen prints a ready snippet).")
-        self.app.push_screen(modal, lambda _result: self.console.vault_opened())
+        self.app.push_screen(modal, lambda _result: self.dismiss(ws))

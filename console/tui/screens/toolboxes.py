@@ -290,7 +290,6 @@ class ToolboxesScreen(ConsoleScreen):
     def _added(self, name: str, line: str, added: Added | None) -> None:
         self.adding.pop(name, None)
         self._activity(line)
-        self.console.vault_changed()
         self.reload(select=name if self.ws.repos.toolboxes.by_name(name) else None)
         if added is not None and added.price_monthly is not None and added.toolbox.size:
             self.prices[added.toolbox.size] = added.price_monthly
@@ -378,5 +377,4 @@ class ToolboxesScreen(ConsoleScreen):
         except Exception as exc:
             self.app.call_from_thread(self._done, name, f"{name}: not removed: {exc}", "")
             raise
-        self.app.call_from_thread(self.console.vault_changed)
         self.app.call_from_thread(self._done, name, f"{name}: removed", f"toolbox {name} removed")

@@ -256,8 +256,7 @@ class ToolsScreen(ConsoleScreen):
         toolbox = self.console.toolbox_name
         approve(self.ws, toolbox, server, ref, accept=kinds)
         accepted = f" accepting {', '.join(kinds)}" if kinds else ""
-        self.app.call_from_thread(self.console.vault_changed)
-        self.app.call_from_thread(self.notify, f"{toolbox}/{server}/{ref} approved{accepted}")
+        self.notify(f"{toolbox}/{server}/{ref} approved{accepted}")
 
     def action_approve_all(self) -> None:
         tool = self.selected
@@ -288,9 +287,7 @@ class ToolsScreen(ConsoleScreen):
         note = f"{toolbox}/{server}: approved {plural(result.approved)}"
         if result.skipped:
             note += "; skipped " + "; ".join(f"{name} ({', '.join(kinds)})" for name, kinds in result.skipped.items())
-        self.app.call_from_thread(self.console.vault_changed)
-        self.app.call_from_thread(self.notify, note, severity="warning" if result.skipped else "information",
-                                  timeout=10)
+        self.notify(note, severity="warning" if result.skipped else "information", timeout=10)
 
     # -- taking access back ---------------------------------------------------------------
 
@@ -344,6 +341,5 @@ class ToolsScreen(ConsoleScreen):
             changed = block(self.ws, toolbox, server, ref, blocked=verb == "block")
         said = {"unapprove": "approval taken back: pending", "block": "blocked",
                 "unblock": "unblocked: pending approval (a)"}[verb]
-        self.app.call_from_thread(self.console.vault_changed)
-        self.app.call_from_thread(self.notify, f"{toolbox}/{server}/{ref} {said}" if changed else
-                                  f"{toolbox}/{server}/{ref} was {said.split(':')[0]} already")
+        self.notify(f"{toolbox}/{server}/{ref} {said}" if changed else
+                    f"{toolbox}/{server}/{ref} was {said.split(':')[0]} already")

@@ -355,8 +355,7 @@ class TryScreen(ConsoleScreen):
 
         try:
             if caller == OWNER:
-                outcome = call_as_owner(self.ws, target, arguments)
-                self.app.call_from_thread(self.console.vault_changed)  # the call was audited in the vault
+                outcome = call_as_owner(self.ws, target, arguments)  # audited in the vault: the screens hear
             else:
                 url = self._gateway_url(target.split("/")[0], wait_for_gateway, cancelled)
                 if url is None:

@@ -1,7 +1,10 @@
-"""Opening a passphrase-locked vault. A wrong passphrase changes nothing and asks again."""
+"""Opening a passphrase-locked vault. A wrong passphrase changes nothing and asks again.
+
+The screen's result is the opened workspace (``dismiss``): the app shows the console then."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
@@ -12,12 +15,13 @@ from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 
 from console.errors import TbxError, WrongPassphrase
+from console.workspace import Workspace
 
 if TYPE_CHECKING:
     from console.tui.app import ConsoleApp
 
 
-class UnlockScreen(Screen[None]):
+class UnlockScreen(Screen[Workspace]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+q", "app.quit", "Quit", id="unlock.quit")]
 
     def __init__(self, vault: str, passphrase_needed: bool = True) -> None:
@@ -56,17 +60,17 @@ class UnlockScreen(Screen[None]):
         self.query_one("#open", Button).disabled = True
         self._unlock(passphrase)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="unlock")
-    def _unlock(self, passphrase: str | None) -> None:
-        try:
-            self.console.backend.open_vault(passphrase)
+    @work(exclusive=True, exit_on_error=False, group="unlock")
+    async def _unlock(self, passphrase: str | None) -> None:
+        try:  # Argon2id, or a keyring that takes its time: off the loop
+            ws = await asyncio.to_thread(self.console.backend.open_vault, passphrase)
         except WrongPassphrase:
-            self.app.call_from_thread(self._problem, "wrong passphrase; nothing was changed. Try again.")
+            self._problem("wrong passphrase; nothing was changed. Try again.")
             return
         except TbxError as exc:
-            self.app.call_from_thread(self._problem, str(exc))
+            self._problem(str(exc))
             return
-        self.app.call_from_thread(self.console.vault_opened)
+        self.dismiss(ws)
 
     def _problem(self, message: str) -> None:
         self.query_one("#problem", Static).update(message)
