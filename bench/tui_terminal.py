@@ -98,8 +98,12 @@ class Side:
 
     @property
     def env(self) -> dict[str, str]:
+        # Bytecode as an installed `tbx` has it (the unrecorded first round writes it): this
+        # machine's environment sets PYTHONDONTWRITEBYTECODE, which made every start compile
+        # every module (~0.1 s). Each side keeps its own cache, beside its home.
         return {"TBX_HOME": str(self.home), "TBX_TEST_KEYRING_FILE": str(self.keyring_file),
-                "PYTHON_KEYRING_BACKEND": "tests.support.keyrings.FileKeyring", "PYTHONPATH": str(self.code)}
+                "PYTHON_KEYRING_BACKEND": "tests.support.keyrings.FileKeyring", "PYTHONPATH": str(self.code),
+                "PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(self.home.parent / f"pycache-{self.label}")}
 
 
 def worktree(ref: str) -> Path:
