@@ -106,3 +106,22 @@ def test_unsubscribed_listeners_hear_nothing_more(workspace: Workspace) -> None:
     stop()
     agents.add_agent(workspace, "second")
     assert len(commits) == 1
+
+
+def test_a_change_inside_a_change_keeps_its_audit_records(workspace: Workspace) -> None:
+    with workspace.change() as outer:
+        outer.record("outer.note", "test:outer")
+        with workspace.change() as inner:
+            inner.record("inner.note", "test:inner")
+    actions = [record["action"] for record in workspace.audit.records()]
+    assert actions[-2:] == ["inner.note", "outer.note"]
+
+
+def test_an_inner_change_s_records_do_not_land_when_the_outer_one_fails(workspace: Workspace) -> None:
+    before = len(list(workspace.audit.records()))
+    with pytest.raises(RuntimeError), workspace.change() as outer:
+        with workspace.change() as inner:
+            inner.record("inner.note", "test:inner")
+        outer.record("outer.note", "test:outer")
+        raise RuntimeError("the outer change fails")
+    assert len(list(workspace.audit.records())) == before

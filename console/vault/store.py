@@ -159,6 +159,8 @@ class Vault:
         # serialises processes. Re-entry by the thread already inside joins its change.
         self._thread_lock = threading.RLock()
         self._depth = 0
+        self._nested_seals: list[Callable[[VaultDB], None]] = []
+        """``before_write`` steps of transactions joined into the one being made: run with it."""
 
     @property
     def _storage(self) -> _MemoryTables:
@@ -354,9 +356,14 @@ class Vault:
         """
         with self._thread_lock:
             if self._depth:
+                # Joined into the transaction being made: its before_write (an inner change's
+                # audit records) runs when that one writes, so records land with their change
+                # or, if the outer one fails, not at all.
                 self._depth += 1
                 try:
                     yield self.db
+                    if before_write is not None:
+                        self._nested_seals.append(before_write)
                 finally:
                     self._depth -= 1
                 return
@@ -371,10 +378,11 @@ class Vault:
             self._storage.writable = True
             self._storage.dirty = False
             self._depth = 1
+            self._nested_seals = []
             try:
                 yield self.db
-                if before_write is not None:
-                    before_write(self.db)
+                for seal in [*self._nested_seals, *([before_write] if before_write is not None else [])]:
+                    seal(self.db)
                 if self._storage.dirty:
                     self._write(self._next_header())
             except BaseException:
@@ -384,6 +392,7 @@ class Vault:
                 raise
             finally:
                 self._depth = 0
+                self._nested_seals = []
                 self._storage.writable = False
                 self.db.clear_cache()
 
