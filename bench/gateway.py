@@ -40,6 +40,7 @@ import httpx2  # noqa: E402
 from mcp import Client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
+from bench.baseline import worktree  # noqa: E402
 from console.runtime.attach import StdioChannel, attached  # noqa: E402
 from console.runtime.enginehttp import Endpoint  # noqa: E402
 from console.runtime.transport import channel_transport  # noqa: E402
@@ -147,17 +148,6 @@ class Side:
         subprocess.run([sys.executable, "-m", "console", "server", "remove", "local/time", "--yes"], cwd=self.code,
                        env=self.env, capture_output=True, timeout=120)
         shutil.rmtree(self.home, ignore_errors=True)
-
-
-def worktree(ref: str) -> Path:
-    """A checkout of ``ref`` beside this one (kept between runs: it is only a cache)."""
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    path = Path(tempfile.gettempdir()) / f"tbx-baseline-{commit}"
-    if not (path / "console").exists():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--force", str(path), commit],
-                       capture_output=True, check=True)
-    return path
 
 
 def pct(samples: list[float], q: float) -> float:

@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     options = parser.parse_args()
     sys.path.insert(0, str(REPO / "bench"))
-    from gateway import worktree  # the gateway benchmark's checkout of a baseline
+    from baseline import worktree
 
     sides = {"before": Side("before", worktree(options.baseline)), "after": Side("after", REPO)}
     try:

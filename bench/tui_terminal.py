@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.baseline import worktree
 from bench.terminal import Tmux, active_tab, main_thread_times
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,17 +104,6 @@ class Side:
         return {"TBX_HOME": str(self.home), "TBX_TEST_KEYRING_FILE": str(self.keyring_file),
                 "PYTHON_KEYRING_BACKEND": "tests.support.keyrings.FileKeyring", "PYTHONPATH": str(self.code),
                 "PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(self.home.parent / f"pycache-{self.label}")}
-
-
-def worktree(ref: str) -> Path:
-    """A checkout of ``ref`` beside this one (kept between runs: it is only a cache)."""
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", ref], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    path = Path(tempfile.gettempdir()) / f"tbx-baseline-{commit}"
-    if not (path / "console").exists():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--force", str(path), commit],
-                       capture_output=True, check=True)
-    return path
 
 
 def showing(digit: str, rows: bool) -> Callable[[str, str], bool]:
