@@ -335,6 +335,10 @@ class OAuthApp(Record):
     tenant: str | None = None
     issuer: str | None = None
     """For OpenID Connect providers: the issuer whose discovery document names the endpoints."""
+    auth_method: str | None = None
+    """How the app authenticates at the token endpoint; None: the first the provider takes."""
+    private_key: str | None = None
+    """Id of the vault secret that holds the app's private key (private_key_jwt)."""
     created: datetime = Field(default_factory=utcnow)
 
 

@@ -140,3 +140,12 @@ YML
 
 build_base_image
 start_registry
+
+# npm tool sets the tests run on the host (tests/support/npm/*: an independent OAuth
+# provider and the Node 22 it needs), from the npm registry, cached by content hash.
+npm_tool_sets() {
+  if ! command -v npm >/dev/null 2>&1; then return 0; fi  # already reported by host_tools
+  "$PY" -m tests.support.npm_tools >"$STATE/npm-tools.log" 2>&1 \
+    || missing "the npm tool sets could not be installed (see $STATE/npm-tools.log)"
+}
+npm_tool_sets

@@ -58,8 +58,12 @@ def authorize(http: httpx.Client, url: str, **params: Any) -> dict[str, str]:
     return query
 
 
-def oidc_code(http: httpx.Client, p: LocalOAuthProvider, scope: str = "read openid", **extra: Any) -> tuple[str, Pkce]:
+def oidc_code(http: httpx.Client, p: LocalOAuthProvider, scope: str = "read openid offline_access",
+              **extra: Any) -> tuple[str, Pkce]:
+    """A code for offline access asked with consent (OIDC Core §11), so it brings a refresh token."""
     pkce = Pkce()
+    if "offline_access" in scope:
+        extra.setdefault("prompt", "consent")
     query = authorize(http, p.base + "/oidc/authorize", response_type="code", client_id="pub", scope=scope,
                       **pkce.params, **extra)
     return query["code"], pkce
@@ -101,7 +105,8 @@ def test_code_with_pkce_gives_tokens_and_userinfo(p: LocalOAuthProvider, http: h
     assert token.status_code == 200, token.text
     body = token.json()
     assert body["access_token"].startswith("at-") and body["refresh_token"].startswith("rt-")
-    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600 and body["scope"] == "read openid"
+    assert body["token_type"] == "Bearer" and body["expires_in"] == 3600
+    assert body["scope"] == "read openid offline_access" and body["id_token"]
     assert token.headers["cache-control"] == "no-store"
     info = http.get(p.base + "/oidc/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert info.status_code == 200 and info.json()["email"] == "bob@example.test" and info.json()["sub"]
@@ -225,12 +230,54 @@ def test_revocation_rfc7009(p: LocalOAuthProvider, http: httpx.Client) -> None:
     assert http.post(p.base + "/oidc/revoke", data={"token": "nonsense", "client_id": "pub"}).status_code == 200
 
 
+def test_refresh_tokens_only_for_offline_access_asked_with_consent(p: LocalOAuthProvider, http: httpx.Client) -> None:
+    for scope, prompt, refresh in [("read openid", "consent", False), ("read openid offline_access", "", False),
+                                   ("read openid offline_access", "consent", True)]:
+        extra = {"prompt": prompt} if prompt else {}
+        pkce = Pkce()
+        code = authorize(http, p.base + "/oidc/authorize", response_type="code", client_id="pub", scope=scope,
+                         **pkce.params, **extra)["code"]
+        body = oidc_exchange(http, p, code, pkce.verifier).json()
+        assert ("refresh_token" in body) is refresh, (scope, prompt)
+
+
+def test_id_token_is_signed_for_this_client_and_request(p: LocalOAuthProvider, http: httpx.Client) -> None:
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    code, pkce = oidc_code(http, p, nonce="n-0S6_WzA2Mj")
+    body = oidc_exchange(http, p, code, pkce.verifier).json()
+    keys = KeySet.import_key_set(http.get(p.base + "/oidc/jwks").json())
+    claims = jwt.decode(body["id_token"], keys, algorithms=["RS256"]).claims
+    assert claims["iss"] == p.base + "/oidc" and claims["aud"] == "pub" and claims["nonce"] == "n-0S6_WzA2Mj"
+    info = http.get(p.base + "/oidc/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}).json()
+    assert claims["sub"] == info["sub"] and claims["exp"] > time.time()
+
+
+def test_malformed_token_requests_are_refused(p: LocalOAuthProvider, http: httpx.Client) -> None:
+    """RFC 6749 §3.2: no parameter twice; §2.3: one authentication mechanism; and the
+    registered method only."""
+    p.register_client("basic-only", SECRET, ["read"], auth_method="client_secret_basic")
+    twice = http.post(p.base + "/oidc/token", content="grant_type=refresh_token&refresh_token=x&client_id=pub&client_id=pub",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert twice.status_code == 400 and "'client_id' parameter must not be provided twice" in twice.json()["error_description"]
+    both = http.post(p.base + "/oidc/token", auth=("basic-only", SECRET),
+                     data={"grant_type": "refresh_token", "refresh_token": "x", "client_secret": SECRET})
+    assert both.status_code == 400 and "one mechanism" in both.json()["error_description"]
+    post = http.post(p.base + "/oidc/token", data={"grant_type": "refresh_token", "refresh_token": "x",
+                                                   "client_id": "basic-only", "client_secret": SECRET})
+    assert post.status_code == 401 and post.json()["error"] == "invalid_client"
+    basic = http.post(p.base + "/oidc/token", auth=("basic-only", SECRET),
+                      data={"grant_type": "refresh_token", "refresh_token": "x"})
+    assert basic.json()["error"] == "invalid_grant"  # authenticated; the token is what is wrong
+
+
 # -- device flow -----------------------------------------------------------------------------------
 
 def test_device_flow_pending_slow_down_approve_and_deny(p: LocalOAuthProvider, http: httpx.Client) -> None:
     p.device_interval = 0.2
     p.slow_down_increment = 0
-    start = http.post(p.base + "/oidc/device", data={"client_id": "pub", "scope": "read"}).json()
+    start = http.post(p.base + "/oidc/device", data={"client_id": "pub", "scope": "read offline_access"}).json()
     assert start["verification_uri"] == p.base + "/oidc/device/verify" and start["interval"] == 0.2
 
     def poll(device_code: str) -> httpx.Response:

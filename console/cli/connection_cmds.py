@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ import click
 
 from console.cli.base import CliState, confirm_or_yes, emit_json, interactive, json_option, note, pass_state, print_table
 from console.errors import UsageError
+from console.oauth.providers import AUTH_METHODS
 
 if TYPE_CHECKING:
     from console.oauth.client import DeviceGrant
@@ -61,9 +63,14 @@ def register(cli: click.Group) -> None:
     @click.option("--issuer", help="oidc:NAME: the issuer URL whose discovery document names the endpoints.")
     @click.option("--host", "hosts", multiple=True, metavar="NAME=URL",
                   help="Point a provider host elsewhere (GitHub Enterprise: web=..., api=...).")
+    @click.option("--auth-method", type=click.Choice(AUTH_METHODS),
+                  help="How the app authenticates at the token endpoint, as registered at the provider "
+                       "(default: the first the provider lists that the app can do, basic before post).")
+    @click.option("--private-key", "key_file", metavar="FILE",
+                  help="PEM private key of the app, for private_key_jwt (kept in the vault; the file is not needed after).")
     @pass_state
     def app(state: CliState, provider: str, client_id: str, public: bool, tenant: str | None,
-            issuer: str | None, hosts: tuple[str, ...]) -> None:
+            issuer: str | None, hosts: tuple[str, ...], auth_method: str | None, key_file: str | None) -> None:
         """Register your OAuth app at PROVIDER (client secret from $TBX_OAUTH_CLIENT_SECRET or a prompt)."""
         from console.services import connections as svc
 
@@ -73,14 +80,25 @@ def register(cli: click.Group) -> None:
             if not sep or not key or not value:
                 raise UsageError(f"bad --host {pair!r}: use NAME=URL, e.g. web=https://github.example.com")
             overrides[key] = value
-        created = svc.set_app(state.workspace(), provider, client_id, _client_secret(public),
-                              hosts=overrides, tenant=tenant, issuer=issuer)
+        private_key = None
+        if key_file:
+            from console.oauth.client_auth import read_private_key
+
+            private_key = read_private_key(key_file)
+        secret = None if private_key is not None or auth_method == "none" else _client_secret(public)
+        created = svc.set_app(state.workspace(), provider, client_id, secret, hosts=overrides, tenant=tenant,
+                              issuer=issuer, auth_method=auth_method, private_key=private_key)
         click.echo(f"app registration for {created.provider} saved (client id {created.client_id})")
+        if private_key is not None:
+            from console.oauth.client_auth import public_jwk
+
+            click.echo(f"register this public key with the app at the provider: {json.dumps(public_jwk(private_key))}")
         click.echo(f"next: 'tbx connection add {created.provider}'")
 
     @connection.command("add")
     @click.argument("provider")
-    @click.option("--scope", "scopes", multiple=True, help="Scope to ask for (default: what the catalog's servers need).")
+    @click.option("--scope", "scopes", multiple=True,
+                  help="Scope to ask for, on top of what tbx needs to name the account and refresh (repeatable).")
     @click.option("--for", "for_entry", metavar="CATALOG_ID", help="Ask for the scopes this catalog server needs.")
     @click.option("--device", is_flag=True, help="Sign in on another device with a code (SSH sessions, headless).")
     @click.option("--no-browser", is_flag=True, help="Print the sign-in address instead of opening a browser.")
@@ -93,10 +111,10 @@ def register(cli: click.Group) -> None:
 
         ws = state.workspace()
         wanted = list(scopes)
-        if not wanted and for_entry:
+        if for_entry:
             from console.catalog import load_catalog
 
-            wanted = svc.default_scopes(ws, provider, load_catalog(ws.paths).get(for_entry))
+            wanted = [*svc.default_scopes(ws, provider, load_catalog(ws.paths).get(for_entry)), *wanted]
         created, is_new = svc.add_connection(ws, provider, wanted or None, _sign_in(device, no_browser))
         if as_json:
             emit_json(svc.describe(created))

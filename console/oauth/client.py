@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from console.errors import TbxError
+from console.oauth.client_auth import choose_method, load_private_key, private_key_jwt
 from console.oauth.providers import ProviderSpec
 from console.oauth.tokens import TokenSet
 
@@ -65,9 +66,13 @@ class DevicePending(Exception):
 class Credentials:
     client_id: str
     client_secret: str | None = None
+    private_key: str | None = None
+    """PEM private key for private_key_jwt (RFC 7523)."""
+    auth_method: str | None = None
+    """The client authentication the user chose; None: the first the provider takes."""
 
     def __repr__(self) -> str:
-        return f"Credentials(client_id={self.client_id!r}, client_secret=<hidden>)"
+        return f"Credentials(client_id={self.client_id!r}, auth_method={self.auth_method!r}, secrets=<hidden>)"
 
 
 @dataclass(frozen=True)
@@ -88,22 +93,33 @@ class OAuthClient:
         self.spec = spec
         self.credentials = credentials
         self.timeout = timeout
+        self.auth_method = choose_method(spec, has_secret=bool(credentials.client_secret),
+                                         has_key=bool(credentials.private_key), wanted=credentials.auth_method)
 
     # -- sessions ---------------------------------------------------------------------
 
     def _session(self, **kwargs: Any) -> OAuth2Session:
+        """A session whose requests to the token, device and revocation endpoints carry the
+        app's credentials exactly once, the way ``auth_method`` says."""
         from authlib.integrations.requests_client import OAuth2Session
 
-        secret = self.credentials.client_secret
+        method = self.auth_method
+        secret: Any = self.credentials.client_secret
+        if method == "private_key_jwt":
+            assert self.credentials.private_key is not None
+            secret = load_private_key(self.credentials.private_key)
         session = OAuth2Session(
             client_id=self.credentials.client_id,
             client_secret=secret,
-            token_endpoint_auth_method="client_secret_post" if secret else "none",
-            revocation_endpoint_auth_method="client_secret_post" if secret else "none",
+            token_endpoint_auth_method=method,
+            revocation_endpoint_auth_method=method,
             code_challenge_method="S256" if self.spec.pkce else None,
             default_timeout=self.timeout,
             **kwargs,
         )
+        if method == "private_key_jwt":
+            session.register_client_auth_method(
+                private_key_jwt(self.spec, self.credentials.private_key or "", self.spec.url(self.spec.token) or ""))
         session.headers["Accept"] = "application/json"
         if self.spec.shape == "slack":
             session.register_compliance_hook("access_token_response", _unnest_slack)
@@ -115,18 +131,22 @@ class OAuthClient:
 
     # -- the authorization code flow ---------------------------------------------------
 
-    def authorization_url(self, redirect_uri: str, scopes: list[str], state: str, code_verifier: str | None) -> str:
+    def authorization_url(self, redirect_uri: str, scopes: list[str], state: str, code_verifier: str | None,
+                          nonce: str | None = None) -> str:
         session = self._session(redirect_uri=redirect_uri)
+        extra = self.spec.authorize_params(scopes)
+        if nonce is not None and self.spec.checks_id_tokens:
+            extra["nonce"] = nonce
         url, _ = session.create_authorization_url(
             self.spec.url(self.spec.authorize),
             state=state,
             code_verifier=code_verifier if self.spec.pkce else None,
             **self._scope_args(scopes),
-            **self.spec.authorize_extra,
+            **extra,
         )
         return str(url)
 
-    def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None) -> TokenSet:
+    def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None, nonce: str | None = None) -> TokenSet:
         session = self._session(redirect_uri=redirect_uri)
         extra = {"code_verifier": code_verifier} if self.spec.pkce and code_verifier else {}
         token = self._call(
@@ -134,23 +154,43 @@ class OAuthClient:
             lambda: session.fetch_token(self.spec.url(self.spec.token), code=code, grant_type="authorization_code", **extra),
             invalid_grant="the provider refused the sign-in code (already used or expired): start the sign-in again",
         )
-        return TokenSet.from_response(dict(token), self.spec.scope_separator)
+        return self._issued(dict(token), nonce=nonce, id_token_required=nonce is not None)
+
+    def _issued(self, token: dict[str, Any], *, nonce: str | None, id_token_required: bool) -> TokenSet:
+        """The token set of a sign-in, once its ID token (OpenID Connect) proved it; if it
+        does not, the tokens just issued are revoked before the error is raised."""
+        tokens = TokenSet.from_response(token, self.spec.scope_separator)
+        if not self.spec.checks_id_tokens:
+            return tokens
+        from console.oauth import id_token
+
+        try:
+            raw = token.get("id_token")
+            if not isinstance(raw, str) or not raw:
+                if not id_token_required:
+                    return tokens
+                raise id_token.IdTokenInvalid(
+                    f"{self.spec.title} sent no ID token with the sign-in; nothing was saved, check that the app "
+                    "may use the openid scope")
+            claims = id_token.check(self.spec, raw, self.credentials.client_id, nonce=nonce, timeout=self.timeout)
+        except OAuthFlowError:
+            self.revoke_quietly(tokens)
+            raise
+        return tokens.model_copy(update={"subject": claims["sub"]})
 
     # -- the device flow ---------------------------------------------------------------
 
     def start_device(self, scopes: list[str]) -> DeviceGrant:
-        import requests
-
         url = self.spec.url(self.spec.device)
         if url is None:
             raise OAuthFlowError(f"{self.spec.title} has no device sign-in; use the browser sign-in instead")
-        data = {"client_id": self.credentials.client_id, **self._scope_args(scopes)}
-        if self.credentials.client_secret:  # RFC 8628 §3.1: confidential clients authenticate
-            data["client_secret"] = self.credentials.client_secret
+        session = self._session()
+        # RFC 8628 §3.1: the client authenticates here as at the token endpoint (a public
+        # client names itself with client_id); the session's client auth adds exactly that.
+        auth = session.client_auth(self.auth_method)
         body = self._call(
             "starting the device sign-in",
-            lambda: _json_or_raise(requests.post(url, data=data, headers={"Accept": "application/json"},
-                                                 timeout=self.timeout)),
+            lambda: _json_or_raise(session.post(url, data=self._scope_args(scopes), auth=auth, withhold_token=True)),
         )
         try:
             return DeviceGrant(
@@ -173,9 +213,10 @@ class OAuthClient:
 
         session = self._session()
         try:
+            # No client_id here: the client authentication adds it where the method needs it,
+            # and a parameter sent twice is refused by strict providers (RFC 6749 §3.2).
             token = session.fetch_token(
                 self.spec.url(self.spec.token), grant_type=DEVICE_GRANT, device_code=grant.device_code,
-                client_id=self.credentials.client_id,
             )
         except AuthlibOAuthError as exc:
             if exc.error in ("authorization_pending", "slow_down"):
@@ -185,7 +226,7 @@ class OAuthClient:
             raise self._error("polling the device sign-in", exc) from None
         except (requests.RequestException, ValueError) as exc:
             raise self._unreachable("polling the device sign-in", exc) from None
-        return TokenSet.from_response(dict(token), self.spec.scope_separator)
+        return self._issued(dict(token), nonce=None, id_token_required=False)
 
     # -- refresh, revoke, account ------------------------------------------------------
 
@@ -198,7 +239,17 @@ class OAuthClient:
             lambda: session.refresh_token(self.spec.url(self.spec.token), refresh_token=tokens.refresh_token),
             invalid_grant="the provider refused the refresh token (expired or revoked): reconnect to sign in again",
         )
-        return TokenSet.from_response(dict(token), self.spec.scope_separator, previous=tokens)
+        fresh = TokenSet.from_response(dict(token), self.spec.scope_separator, previous=tokens)
+        raw = token.get("id_token")
+        if self.spec.checks_id_tokens and isinstance(raw, str) and raw:
+            # OIDC Core §12.2: a refreshed ID token must be about the same person.
+            from console.oauth import id_token
+
+            claims = id_token.check(self.spec, raw, self.credentials.client_id, nonce=None, timeout=self.timeout)
+            if tokens.subject is not None and claims["sub"] != tokens.subject:
+                raise id_token.IdTokenInvalid(
+                    f"{self.spec.title} refreshed the token for another account; reconnect to sign in again")
+        return fresh
 
     def revoke(self, tokens: TokenSet) -> bool:
         """Revoke at the provider where it can; ``False`` when the provider has no way to."""
@@ -238,6 +289,14 @@ class OAuthClient:
                 raise OAuthFlowError(f"Slack refused to revoke the token: {body.get('error', 'unknown error')}")
         return True
 
+    def revoke_quietly(self, tokens: TokenSet) -> bool:
+        """Revoke tokens a failed sign-in was issued; whatever goes wrong, the sign-in's own
+        error is what the user needs to see."""
+        try:
+            return self.revoke(tokens)
+        except OAuthFlowError:
+            return False
+
     def account(self, tokens: TokenSet) -> str:
         import requests
 
@@ -247,6 +306,9 @@ class OAuthClient:
             requests.get(url, headers=headers, timeout=self.timeout)))
         if self.spec.shape == "slack" and not body.get("ok", False):
             raise OAuthFlowError(f"Slack did not accept the new token: {body.get('error', 'unknown error')}")
+        if tokens.subject is not None and body.get("sub") not in (None, tokens.subject):
+            # OIDC Core §5.3.2: userinfo about someone else than the ID token is a substitution.
+            raise OAuthFlowError(f"{self.spec.title} described another account than the one that signed in")
         for name in self.spec.account_fields:
             value = body.get(name)
             if value:
@@ -278,9 +340,11 @@ class OAuthClient:
         if exc.error in REFUSED_GRANT:
             return InvalidGrant(f"{self.spec.title} refused the grant while {doing}: reconnect to sign in again")
         if exc.error in ("invalid_client", "unauthorized_client", "incorrect_client_credentials"):
+            what = "key" if self.auth_method == "private_key_jwt" else "secret"
             return OAuthFlowError(
-                f"{self.spec.title} does not accept the app registration ({exc.error}); "
-                f"check the client id and secret with 'tbx connection app {self.spec.id}'"
+                f"{self.spec.title} does not accept the app registration ({exc.error}, authenticating with "
+                f"{self.auth_method}); check the client id, the {what} and the authentication method the app is "
+                f"registered for ('tbx connection app {self.spec.id} --auth-method ...')"
             )
         return OAuthFlowError(f"{self.spec.title} refused {doing}: {exc.error}")
 

@@ -147,8 +147,9 @@ def browser_flow(
 
     state = generate_token(32)
     verifier = generate_token(64) if client.spec.pkce else None
+    nonce = generate_token(32) if client.spec.checks_id_tokens else None
     with LoopbackListener(state) as listener:
-        url = client.authorization_url(listener.redirect_uri, scopes, state, verifier)
+        url = client.authorization_url(listener.redirect_uri, scopes, state, verifier, nonce)
         if on_url is not None:
             on_url(url)
         opener(url)
@@ -171,7 +172,7 @@ def browser_flow(
             raise ConsentDenied(f"{client.spec.title} sign-in was declined; nothing was saved")
         raise OAuthFlowError(f"{client.spec.title} sign-in failed: {result.error}; nothing was saved")
     assert result.code is not None
-    return client.exchange_code(result.code, redirect_uri, verifier)
+    return client.exchange_code(result.code, redirect_uri, verifier, nonce)
 
 
 def device_flow(

@@ -18,6 +18,10 @@ from console.errors import UsageError
 Revocation = Literal["rfc7009", "github", "slack", "none"]
 Shape = Literal["standard", "github", "slack"]
 
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+"""How tbx can authenticate an app at a token endpoint, in the order it prefers them."""
+OFFLINE_ACCESS = "offline_access"
+
 
 @dataclass(frozen=True)
 class ProviderSpec:
@@ -45,6 +49,14 @@ class ProviderSpec:
     confidential: bool = False
     """The provider insists on a client secret even with PKCE (GitHub, Slack)."""
     tenant: str | None = None
+    auth_methods: tuple[str, ...] = ("client_secret_post", "none")
+    """Client authentication the token endpoint takes, in the order tbx tries them."""
+    key_algs: tuple[str, ...] = ("RS256", "ES256")
+    """Signing algorithms the token endpoint takes for private_key_jwt."""
+    issuer: str | None = None
+    """OpenID Connect: the issuer ID tokens must name; with ``jwks_uri``, ID tokens are checked."""
+    jwks_uri: str | None = None
+    id_token_algs: tuple[str, ...] = ("RS256",)
 
     def url(self, template: str | None, **extra: str) -> str | None:
         if template is None:
@@ -73,9 +85,24 @@ class ProviderSpec:
     def supports_revocation(self) -> bool:
         return self.revocation != "none" and self.revoke is not None
 
-    def scopes_for(self, server_scopes: list[str] | tuple[str, ...] | None) -> list[str]:
-        wanted = list(server_scopes) if server_scopes else list(self.default_scopes)
+    @property
+    def checks_id_tokens(self) -> bool:
+        return self.issuer is not None and self.jwks_uri is not None
+
+    def scopes_for(self, requested: list[str] | tuple[str, ...] | None) -> list[str]:
+        """What a sign-in asks for: the requested scopes (the provider's defaults when none)
+        plus what tbx needs to name the account and to refresh: requested scopes add to
+        those, never replace them."""
+        wanted = list(requested) if requested else list(self.default_scopes)
         return list(dict.fromkeys([*wanted, *self.identity_scopes]))
+
+    def authorize_params(self, scopes: list[str]) -> dict[str, str]:
+        """Extra authorization request parameters. OIDC Core §11: a refresh token for
+        ``offline_access`` is issued only when the user was asked for consent."""
+        extra = dict(self.authorize_extra)
+        if OFFLINE_ACCESS in scopes and self.shape == "standard" and self.checks_id_tokens:
+            extra["prompt"] = "consent"
+        return extra
 
 
 def require_secure(url: str) -> str:
@@ -186,6 +213,10 @@ def oidc_spec(provider_id: str, title: str, discovery: dict[str, object], issuer
             "use the exact issuer URL"
         )
     methods = discovery.get("code_challenge_methods_supported") or []
+    scopes_supported = _strings(discovery.get("scopes_supported"))
+    offline = (OFFLINE_ACCESS,) if OFFLINE_ACCESS in scopes_supported else ()
+    # OpenID Connect Discovery §3: no list means client_secret_basic only.
+    auth = _strings(discovery.get("token_endpoint_auth_methods_supported")) or ["client_secret_basic"]
     return ProviderSpec(
         id=provider_id,
         title=title,
@@ -197,10 +228,20 @@ def oidc_spec(provider_id: str, title: str, discovery: dict[str, object], issuer
         revocation="rfc7009" if discovery.get("revocation_endpoint") else "none",
         account=endpoint("userinfo_endpoint") or "",
         account_fields=("email", "preferred_username", "sub"),
-        identity_scopes=("openid", "email"),
+        identity_scopes=("openid", "email", *offline),
         # No methods listed means the provider did not say; PKCE is harmless to send then.
         pkce=not methods or "S256" in methods,
+        auth_methods=tuple(m for m in AUTH_METHODS if m in auth),
+        key_algs=tuple(_strings(discovery.get("token_endpoint_auth_signing_alg_values_supported")))
+        or ("RS256", "ES256"),
+        issuer=str(discovery["issuer"]),  # exactly as published: ID tokens must carry this very string
+        jwks_uri=endpoint("jwks_uri"),
+        id_token_algs=tuple(_strings(discovery.get("id_token_signing_alg_values_supported"))) or ("RS256",),
     )
+
+
+def _strings(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def is_oidc(provider_id: str) -> bool:

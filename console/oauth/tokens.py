@@ -29,6 +29,10 @@ class TokenSet(BaseModel):
     """Unix time the access token stops working; ``None`` when the provider gave no expiry."""
     refresh_expires_at: float | None = None
     scopes: list[str] = []
+    issued_at: float | None = None
+    """Unix time the access token was issued (None in token sets kept before it was recorded)."""
+    subject: str | None = None
+    """OpenID Connect: the ``sub`` of the verified ID token, the account's stable id."""
 
     def __repr__(self) -> str:
         return f"TokenSet(expires_at={self.expires_at!r}, scopes={self.scopes!r}, tokens=<hidden>)"
@@ -39,6 +43,14 @@ class TokenSet(BaseModel):
         if self.expires_at is None:
             return False
         return self.expires_at - (time.time() if now is None else now) <= seconds
+
+    def refresh_margin(self, wanted: float, fraction: float = 0.25) -> float:
+        """How long before expiry to refresh: ``wanted``, but never more than ``fraction``
+        of the token's lifetime, or a token shorter-lived than the margin would be
+        refreshed on every use."""
+        if self.expires_at is None or self.issued_at is None:
+            return wanted
+        return max(0.0, min(wanted, (self.expires_at - self.issued_at) * fraction))
 
     @classmethod
     def from_response(
@@ -68,6 +80,8 @@ class TokenSet(BaseModel):
             expires_at=expires_at,
             refresh_expires_at=refresh_expires_at,
             scopes=scopes,
+            issued_at=now,
+            subject=previous.subject if previous else None,
         )
 
     def to_secret_value(self) -> str:

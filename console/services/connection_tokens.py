@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from console.errors import NotFound, TbxError, VaultBusy
 from console.filelock import held
@@ -51,8 +52,15 @@ def provider_spec(app: OAuthApp, fetch_discovery: Callable[[str], dict] | None =
 
 def client_for(ws: Workspace, app: OAuthApp) -> OAuthClient:
     secret = ws.repos.secrets.get(app.client_secret) if app.client_secret else None
-    return OAuthClient(provider_spec(app), Credentials(app.client_id, secret.value if secret else None),
-                       timeout=ws.settings.oauth.http_timeout)
+    key = ws.repos.secrets.get(app.private_key) if app.private_key else None
+    credentials = Credentials(app.client_id, secret.value if secret else None,
+                              private_key=key.value if key else None, auth_method=app.auth_method)
+    return OAuthClient(provider_spec(app), credentials, timeout=ws.settings.oauth.http_timeout)
+
+
+def lock_file(ws: Workspace, connection_id: str) -> Path:
+    """Where refreshes of one connection queue across processes."""
+    return ws.paths.state_dir / f"oauth-{connection_id}.lock"
 
 
 def token_set(ws: Workspace, connection: Connection) -> TokenSet:
@@ -91,8 +99,10 @@ class TokenBroker:
                 f"'tbx connection add {connection.provider}' or reconnect it in the console"
             )
         current = token_set(self.ws, connection)
-        if not current.expires_within(self.ahead):
+        if not current.expires_within(current.refresh_margin(self.ahead)):
             return current
+        if current.refresh_token is None and not current.expires_within(0):
+            return current  # nothing to refresh with: use it while it lasts, then sign in again
         return self._refresh(connection_id, seen=current)
 
     def refresh(self, connection_id: str) -> TokenSet:
@@ -100,8 +110,8 @@ class TokenBroker:
         return self._refresh(connection_id, seen=None)
 
     def _refresh(self, connection_id: str, seen: TokenSet | None) -> TokenSet:
-        lock_file = self.ws.paths.state_dir / f"oauth-{connection_id}.lock"
-        with _lock_for(str(lock_file)), held(lock_file, 60.0, lambda pid: VaultBusy(
+        path = lock_file(self.ws, connection_id)
+        with _lock_for(str(path)), held(path, 60.0, lambda pid: VaultBusy(
             f"process {pid} has been refreshing connection {connection_id} for a minute; try again"
         )):
             self.ws.refresh()
@@ -116,6 +126,11 @@ class TokenBroker:
                     f"run 'tbx connection app {connection.provider} ...' and reconnect"
                 )
             client = client_for(self.ws, app)
+            if current.refresh_token is None and not current.expires_within(0):
+                raise OAuthFlowError(
+                    f"{client.spec.title} gave no refresh token for {connection.provider}/{connection.account}; its "
+                    "access token works until it expires, then reconnect (ask for offline access to avoid this)"
+                )
             try:
                 self.refreshes += 1
                 fresh = client.refresh(current)

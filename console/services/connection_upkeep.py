@@ -56,7 +56,7 @@ def keep_fresh(ws: Workspace, toolbox_ids: set[str] | None = None, progress: Pro
         if not users:
             continue
         before = token_set(ws, connection)
-        if not before.expires_within(ahead):
+        if not before.expires_within(before.refresh_margin(ahead)):
             continue
         try:
             after = broker.tokens(connection.id)

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING
 from console.errors import AlreadyExists, NotFound, TbxError, UsageError
 from console.model import Connection, ConnectionStatus, OAuthApp, Secret, ServerInstance
 from console.oauth.client import DeviceGrant, OAuthFlowError
+from console.oauth.client_auth import choose_method, load_private_key
 from console.oauth.flows import Opener, browser_flow, device_flow, open_system_browser
 from console.oauth.providers import BUILTIN, check_provider_id, is_oidc, require_secure
 from console.oauth.tokens import TokenSet
 from console.services.connection_tokens import (
     TokenBroker,
     client_for,
+    lock_file,
     provider_spec,
     token_secret_name,
     token_set,
@@ -43,8 +45,12 @@ def set_app(
     hosts: dict[str, str] | None = None,
     tenant: str | None = None,
     issuer: str | None = None,
+    auth_method: str | None = None,
+    private_key: str | None = None,
 ) -> OAuthApp:
-    """Register (or replace) the user's app at a provider."""
+    """Register (or replace) the user's app at a provider. ``auth_method`` None lets tbx
+    pick the first client authentication the provider takes that the app can do;
+    ``private_key`` (PEM) is for private_key_jwt."""
     provider = check_provider_id(provider)
     if not client_id.strip():
         raise UsageError("the client id is empty: copy it from the app registration page of the provider")
@@ -56,21 +62,29 @@ def set_app(
         raise UsageError(f"--issuer is only for OpenID Connect providers (oidc:NAME), not {provider}")
     if tenant and provider != "microsoft":
         raise UsageError("--tenant is only for microsoft")
-    app = OAuthApp(provider=provider, client_id=client_id.strip(), hosts=dict(hosts or {}), tenant=tenant, issuer=issuer)
-    provider_spec(app)  # validates host overrides, fetches an OIDC discovery document now rather than at sign-in
+    if private_key is not None:
+        load_private_key(private_key)
+    app = OAuthApp(provider=provider, client_id=client_id.strip(), hosts=dict(hosts or {}), tenant=tenant,
+                   issuer=issuer, auth_method=auth_method)
+    # validates host overrides, fetches an OIDC discovery document now rather than at sign-in,
+    # and refuses an authentication method the provider does not take
+    method = choose_method(provider_spec(app), has_secret=bool(client_secret), has_key=private_key is not None,
+                           wanted=auth_method)
     with ws.change() as change:
         old = change.repos.oauth_apps.for_provider(provider)
         if old is not None:
             app.id = old.id
-            if old.client_secret:
-                change.repos.secrets.delete([old.client_secret])
+            change.repos.secrets.delete([s for s in (old.client_secret, old.private_key) if s])
         if client_secret:
             secret = change.repos.secrets.put(Secret(name=f"oauth-app/{provider}/client-secret", value=client_secret))
             app.client_secret = secret.id
+        if private_key is not None:
+            key = change.repos.secrets.put(Secret(name=f"oauth-app/{provider}/private-key", value=private_key))
+            app.private_key = key.id
         change.repos.oauth_apps.put(app)
         change.record("connection.app", f"provider:{provider}", detail={
-            "client_id": app.client_id, "confidential": bool(client_secret), "hosts": sorted(app.hosts),
-            "tenant": tenant, "issuer": issuer,
+            "client_id": app.client_id, "confidential": bool(client_secret or private_key), "hosts": sorted(app.hosts),
+            "tenant": tenant, "issuer": issuer, "auth_method": method,
         })
     return app
 
@@ -109,6 +123,8 @@ class SignIn:
 
 
 def _sign_in(ws: Workspace, app: OAuthApp, scopes: list[str], how: SignIn) -> tuple[TokenSet, str]:
+    """Tokens and the account they belong to. Tokens issued to a sign-in that then fails
+    (the account cannot be named) are revoked, not left live at the provider."""
     client = client_for(ws, app)
     if how.device:
         kwargs = {}
@@ -121,14 +137,19 @@ def _sign_in(ws: Workspace, app: OAuthApp, scopes: list[str], how: SignIn) -> tu
         tokens = browser_flow(client, scopes, opener=how.opener, on_url=how.on_url,
                               timeout=how.timeout or ws.settings.oauth.browser_timeout,
                               cancelled=how.cancelled or (lambda: False))
-    return tokens, client.account(tokens)
+    try:
+        return tokens, client.account(tokens)
+    except OAuthFlowError as exc:
+        revoked = client.revoke_quietly(tokens)
+        said = f"{exc}; nothing was saved" + ("; the tokens it issued were revoked" if revoked else "")
+        raise type(exc)(said) from None
 
 
 def add_connection(ws: Workspace, provider: str, scopes: list[str] | None, how: SignIn) -> tuple[Connection, bool]:
     """Sign in and keep the tokens. Signing in again to an account that is already
     connected replaces its tokens (a reconnect); returns (connection, is_new)."""
     app = app_for(ws, provider)
-    scopes = scopes or provider_spec(app).scopes_for(None)
+    scopes = provider_spec(app).scopes_for(scopes)
     tokens, account = _sign_in(ws, app, scopes, how)
     existing = next((c for c in ws.repos.connections if c.provider == app.provider and c.account == account), None)
     return _keep(ws, app, account, tokens, scopes, existing), existing is None
@@ -234,7 +255,17 @@ def remove(ws: Workspace, ref: str, *, force: bool = False) -> bool:
         change.repos.connections.delete([connection.id])
         change.record("connection.remove", f"connection:{connection.provider}/{connection.account}",
                       detail={"revoked": revoked, "revoke_error": why})
+    _forget_lock_files(ws)
     return revoked
+
+
+def _forget_lock_files(ws: Workspace) -> None:
+    """Refresh lock files of connections that are gone (this one, and any left behind
+    by versions that did not clean up)."""
+    known = {lock_file(ws, c.id).name for c in ws.repos.connections}
+    for path in ws.paths.state_dir.glob("oauth-*.lock"):
+        if path.name not in known:
+            path.unlink(missing_ok=True)
 
 
 def describe(connection: Connection, now: datetime | None = None) -> dict[str, object]:

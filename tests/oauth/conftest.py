@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from console.oauth.discovery import discover
 from console.services import connections as svc
 from console.workspace import Workspace
 from tests.support.oauth_provider import LocalOAuthProvider
@@ -20,6 +21,8 @@ def provider() -> Iterator[LocalOAuthProvider]:
         for client in ("github-app", "google-app", "ms-app", "slack-app", "oidc-app"):
             p.register_client(client, CLIENT_SECRET, SCOPES)
         p.register_client("public-app", None, SCOPES)
+        p.register_client("basic-app", CLIENT_SECRET, SCOPES, auth_method="client_secret_basic")
+        p.register_client("post-app", CLIENT_SECRET, SCOPES, auth_method="client_secret_post")
         yield p
 
 
@@ -28,7 +31,11 @@ def _reset(provider: LocalOAuthProvider) -> None:
     provider.user, provider.consent, provider.down = "alice@example.test", "approve", False
     provider.access_token_ttl, provider.refresh_token_ttl, provider.refresh_delay = 3600, 86400, 0.0
     provider.rotate_refresh_tokens = True
+    provider.id_token_fault = None
+    provider.oidc_auth_methods = ["client_secret_basic", "client_secret_post", "none"]
+    provider.oidc_scopes = ["openid", "email", "profile", "offline_access"]
     provider.requests.clear()
+    discover.cache_clear()  # each test may publish another discovery document at the same issuer
 
 
 

@@ -190,7 +190,9 @@ def _expire_in(workspace: Workspace, connection_id: str, seconds: float) -> None
         connection = change.repos.connections.get(connection_id)
         secret = change.repos.secrets.get(connection.token_secret)
         tokens = TokenSet.from_secret(secret)
-        secret.value = tokens.model_copy(update={"expires_at": time.time() + seconds}).to_secret_value()
+        # a token of an hour's life with ``seconds`` left
+        moved = {"expires_at": time.time() + seconds, "issued_at": time.time() + seconds - 3600}
+        secret.value = tokens.model_copy(update=moved).to_secret_value()
         change.repos.secrets.put(secret)
 
 

@@ -114,3 +114,53 @@ async def test_the_app_modal_asks_for_what_each_provider_needs(seeded: Backend) 
         modal.query_one("#issuer", Input).value = "https://login.example.com/realms/main"
         request = modal.collect()
         assert (request.provider, request.issuer) == ("oidc:corp", "https://login.example.com/realms/main")
+
+
+async def test_the_app_modal_saves_the_client_authentication(seeded: Backend, tmp_path) -> None:  # noqa: ANN001
+    """An OpenID Connect app is registered for one client authentication method: the modal
+    asks which (secret field for the secret methods, a key file for private_key_jwt)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.support.oauth_provider import LocalOAuthProvider
+
+    key_file = tmp_path / "app.pem"
+    key_file.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    ws = seeded.workspace
+    app = still_app(seeded)
+    with LocalOAuthProvider() as provider:
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_connections(pilot)
+            await pilot.press("a")
+            await pilot.pause()
+            modal = app.screen
+            assert isinstance(modal, OAuthAppModal)
+            assert not modal.query_one("#auth-method", Select).display  # built-in providers: fixed
+            modal.query_one("#provider", Select).value = "oidc:"
+            await pilot.pause()
+            method = modal.query_one("#auth-method", Select)
+            assert method.display and method.value == "auto"
+            method.value = "private_key_jwt"
+            await pilot.pause()
+            assert modal.query_one("#private-key", Input).display and not modal.query_one("#client-secret", Input).display
+            modal.query_one("#oidc-name", Input).value = "corp"
+            modal.query_one("#issuer", Input).value = f"{provider.base}/oidc"
+            modal.query_one("#client-id", Input).value = "corp-app"
+            await pilot.press("ctrl+s")
+            assert "needs the app's private key file" in str(modal.query_one("#problem", Static).render())
+            modal.query_one("#private-key", Input).value = str(key_file)
+            request = modal.collect()
+            assert (request.auth_method, request.private_key_file, request.client_secret) == (
+                "private_key_jwt", str(key_file), None)
+
+            method.value = "client_secret_post"
+            await pilot.pause()
+            modal.query_one("#client-secret", Input).focus()
+            await pilot.press(*SECRET, "ctrl+s")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert app.screen is screen
+    saved = ws.repos.oauth_apps.for_provider("oidc:corp")
+    assert saved is not None and saved.auth_method == "client_secret_post" and saved.private_key is None
+    assert ws.repos.secrets.get(saved.client_secret or "").value == SECRET  # type: ignore[union-attr]

@@ -52,6 +52,20 @@ class AppRequest:
     hosts: dict[str, str] = field(default_factory=dict)
     tenant: str | None = None
     issuer: str | None = None
+    auth_method: str | None = None
+    """None: the first client authentication the provider lists that the app can do."""
+    private_key_file: str | None = None
+    """PEM file for private_key_jwt; None with that method keeps the key saved now."""
+
+
+AUTO = "auto"
+AUTH_CHOICES = [
+    ("automatic (the first the provider lists)", AUTO),
+    ("client_secret_basic (secret in the Authorization header)", "client_secret_basic"),
+    ("client_secret_post (secret in the request body)", "client_secret_post"),
+    ("private_key_jwt (a key file, no secret)", "private_key_jwt"),
+    ("none (public app, PKCE only)", "none"),
+]
 
 
 class AppProblem(Exception):
@@ -113,8 +127,13 @@ class OAuthAppModal(ModalScreen[AppRequest | None]):
                 yield Input(placeholder="https://login.example.com/realms/main", id="issuer")
                 yield Label("client id")
                 yield Input(id="client-id")
-                yield Label("client secret (typed masked, kept in the encrypted vault)")
+                yield Label("client authentication (as registered at the provider)", id="auth-method-label")
+                yield Select(AUTH_CHOICES, value=AUTO, allow_blank=False, id="auth-method", compact=True)
+                yield Label("client secret (typed masked, kept in the encrypted vault)", id="client-secret-label")
                 yield Input(password=True, id="client-secret")
+                yield Label("private key file (PEM; kept in the vault, the file is not needed after)",
+                            id="private-key-label")
+                yield Input(placeholder="~/keys/tbx-app.pem", id="private-key")
                 yield Label("tenant (directory id, 'organizations', or empty for any account)", id="tenant-label")
                 yield Input(placeholder="common", id="tenant")
                 yield Label("hosts (optional, for another deployment: NAME=URL, …)", id="hosts-label")
@@ -132,6 +151,17 @@ class OAuthAppModal(ModalScreen[AppRequest | None]):
         if event.select.id == "provider" and isinstance(event.value, str) and event.value != self.provider:
             self.provider = event.value
             self._fill()
+        elif event.select.id == "auth-method":
+            self._show_credentials()
+
+    def _show_credentials(self) -> None:
+        """The secret field, or the key file field: what the chosen method uses."""
+        oidc = self.provider.startswith("oidc:")
+        method = self.query_one("#auth-method", Select).value if oidc else AUTO
+        for field_id, shown in (("auth-method", oidc), ("client-secret", method not in ("private_key_jwt", "none")),
+                                ("private-key", method == "private_key_jwt")):
+            self.query_one(f"#{field_id}").display = shown
+            self.query_one(f"#{field_id}-label", Label).display = shown
 
     def _fill(self) -> None:
         """Show the fields this provider has, prefilled from its registration if any."""
@@ -145,6 +175,12 @@ class OAuthAppModal(ModalScreen[AppRequest | None]):
             self.query_one(f"#{field_id}", Input).display = shown
             self.query_one(f"#{field_id}-label", Label).display = shown
         self.query_one("#client-id", Input).value = existing.client_id if existing else ""
+        self.query_one("#auth-method", Select).value = (existing.auth_method or AUTO) if existing else AUTO
+        key = self.query_one("#private-key", Input)
+        key.value = ""
+        key.placeholder = "leave empty to keep the key saved now" if existing is not None and existing.private_key \
+            else "~/keys/tbx-app.pem"
+        self._show_credentials()
         self.query_one("#issuer", Input).value = (existing.issuer or "") if existing else ""
         self.query_one("#tenant", Input).value = (existing.tenant or "") if existing else ""
         self.query_one("#hosts", Input).value = ", ".join(
@@ -198,7 +234,17 @@ class OAuthAppModal(ModalScreen[AppRequest | None]):
             except UsageError as exc:
                 raise AppProblem(str(exc), "hosts") from None
         tenant = (self._value("tenant") or None) if provider == "microsoft" else None
-        return AppRequest(provider, client_id, secret, keep, hosts, tenant, issuer)
+        method = self.query_one("#auth-method", Select).value if provider.startswith("oidc:") else AUTO
+        auth_method = None if method == AUTO else str(method)
+        key_file = None
+        if auth_method == "private_key_jwt":
+            key_file = self._value("private-key") or None
+            if key_file is None and not (existing is not None and existing.private_key):
+                raise AppProblem("private_key_jwt needs the app's private key file (PEM)", "private-key")
+            secret, keep = None, False
+        elif auth_method == "none":
+            secret, keep = None, False
+        return AppRequest(provider, client_id, secret, keep, hosts, tenant, issuer, auth_method, key_file)
 
     def action_save(self) -> None:
         try:

@@ -21,6 +21,7 @@ from textual.worker import Worker
 
 from console.errors import TbxError
 from console.model import DesiredState
+from console.oauth.client_auth import read_private_key
 from console.oauth.flows import Opener, open_system_browser
 from console.services import connections as service
 from console.tui.modals.confirm import ConfirmModal
@@ -325,7 +326,25 @@ class ConnectionsScreen(ConsoleScreen):
             old = ws.repos.oauth_apps.for_provider(request.provider)
             kept = ws.repos.secrets.get(old.client_secret) if old is not None and old.client_secret else None
             secret = kept.value if kept is not None else None
+        key = None
+        if request.auth_method == "private_key_jwt":
+            old = ws.repos.oauth_apps.for_provider(request.provider)
+            if request.private_key_file is not None:
+                key = read_private_key(request.private_key_file)
+            elif old is not None and old.private_key:
+                kept_key = ws.repos.secrets.get(old.private_key)
+                key = kept_key.value if kept_key is not None else None
         saved = service.set_app(ws, request.provider, request.client_id, secret, hosts=request.hosts,
-                                tenant=request.tenant, issuer=request.issuer)
+                                tenant=request.tenant, issuer=request.issuer, auth_method=request.auth_method,
+                                private_key=key)
+        if key is not None:
+            import json
+
+            from console.oauth.client_auth import public_jwk
+
+            self.app.call_from_thread(self.app.copy_to_clipboard, json.dumps(public_jwk(key)))
+            self.notify(f"app registration for {saved.provider} saved; its public key (JWK) is on the clipboard: "
+                        "register it with the app at the provider, then press c to connect", timeout=12)
+            return
         self.notify(f"app registration for {saved.provider} saved (client id {saved.client_id}): press c to "
                     "connect an account")

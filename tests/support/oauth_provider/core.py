@@ -31,6 +31,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc8628 import DeviceAuthorizationEndpoint, DeviceCodeGrant
 from werkzeug.datastructures import CombinedMultiDict, Headers, MultiDict
 
+from .id_tokens import IdTokenSigner
 from .models import AuthCode, Client, DeviceCode, Store, Token, User
 from .shapes import Settings, Shape
 
@@ -124,7 +125,14 @@ class _Shaped:
         raise NotImplementedError
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
-        return self.server.mint(self.request.shape, scope or "", self.include_refresh())
+        token = self.server.mint(self.request.shape, scope or "", self.include_refresh())
+        if self.request.shape.id_tokens and "openid" in (scope or "").split() and self.request.refresh_token is None:
+            code = self.request.authorization_code
+            id_token = self.server.id_token(self.request.client.client_id, self.request.user,
+                                            code.nonce if code is not None else None)
+            if id_token is not None:
+                token["id_token"] = id_token
+        return token
 
 
 class CodeGrant(_Shaped, AuthorizationCodeGrant):
@@ -150,6 +158,7 @@ class CodeGrant(_Shaped, AuthorizationCodeGrant):
             offline=offline,
             code_challenge=data.get("code_challenge") if shape.pkce else None,
             code_challenge_method=data.get("code_challenge_method") if shape.pkce else None,
+            nonce=data.get("nonce"),
         )
 
     def query_authorization_code(self, code: str, client: Client) -> AuthCode | None:
@@ -286,6 +295,7 @@ class CoreServer(AuthorizationServer):
     def __init__(self, store: Store, settings: Settings) -> None:
         super().__init__()
         self.store, self.settings = store, settings
+        self.signer = IdTokenSigner()
         self.register_grant(CodeGrant, [S256Challenge(required=True)])
         self.register_grant(RefreshGrant)
         self.register_grant(DeviceGrant)
@@ -316,6 +326,12 @@ class CoreServer(AuthorizationServer):
     # -- authlib's storage and framework hooks ---------------------------------------------
     def query_client(self, client_id: str) -> Client | None:
         return self.store.clients.get(client_id)
+
+    def id_token(self, client_id: str, user: User, nonce: str | None) -> str | None:
+        from .routes_oidc import subject
+
+        issuer = self.settings.base + "/oidc"
+        return self.signer.mint(issuer, client_id, subject(user.email), user.email, nonce, self.settings.id_token_fault)
 
     def mint(self, shape: Shape, scope: str, include_refresh: bool) -> dict[str, Any]:
         token: dict[str, Any] = {"token_type": "Bearer", "access_token": shape.access_prefix + generate_token(40)}

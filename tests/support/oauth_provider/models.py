@@ -38,6 +38,9 @@ class Client(ClientMixin):
     client_id: str
     client_secret: str | None
     scopes: tuple[str, ...]
+    auth_method: str | None = None
+    """The one client authentication method this app was registered for; None: either
+    secret method (as providers that treat basic and post alike)."""
 
     def __repr__(self) -> str:  # never the secret
         kind = "public" if self.client_secret is None else "confidential"
@@ -72,6 +75,8 @@ class Client(ClientMixin):
             return True
         if self.client_secret is None:
             return method == "none"
+        if self.auth_method is not None:
+            return method == self.auth_method
         return method in SECRET_METHODS
 
     def check_response_type(self, response_type: str) -> bool:
@@ -93,6 +98,7 @@ class AuthCode(AuthorizationCodeMixin):
     offline: bool
     code_challenge: str | None = field(default=None, repr=False)
     code_challenge_method: str | None = None
+    nonce: str | None = None
     expires_at: float = field(default_factory=lambda: time.time() + CODE_TTL)
     used: bool = False
 

@@ -11,6 +11,7 @@ from flask import Flask, Response, request
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .core import CoreServer
+from .id_tokens import Fault
 from .models import Client, Store, User
 from .routes_github import github_blueprint
 from .routes_microsoft import microsoft_blueprint
@@ -23,6 +24,27 @@ class _QuietHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+
+def refuse_malformed() -> Response | None:
+    """RFC 6749 §3.1/§3.2: no parameter more than once (in the body, or in both the body and
+    the query); §2.3: one client authentication mechanism per request, and a client_id
+    beside HTTP Basic must name the same client."""
+    from .web import json_response
+
+    def invalid(description: str) -> Response:
+        return json_response({"error": "invalid_request", "error_description": description}, 400)
+
+    names = [key for key, _ in request.form.items(multi=True)] + [key for key, _ in request.args.items(multi=True)]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        return invalid(f"{', '.join(repr(n) for n in repeated)} parameter must not be provided twice")
+    basic = request.authorization if request.authorization and request.authorization.type == "basic" else None
+    if basic is not None and ("client_secret" in request.form or "client_assertion" in request.form):
+        return invalid("client authentication must only be provided using one mechanism")
+    if basic is not None and "client_id" in request.form and request.form["client_id"] != basic.username:
+        return invalid("client_id in the body does not match the authenticated client")
+    return None
 
 
 class LocalOAuthProvider:
@@ -49,6 +71,12 @@ class LocalOAuthProvider:
         self.device_code_ttl: float = 600
         self.slow_down_increment: float = 5
         """Seconds added to a device code's interval on each slow_down (RFC 8628 §3.5)."""
+        self.id_token_fault: Fault | None = None
+        """What is wrong with the ID tokens the OIDC shape signs from now on (None: nothing)."""
+        self.oidc_auth_methods = ["client_secret_basic", "client_secret_post", "none"]
+        """token_endpoint_auth_methods_supported of the OIDC shape's discovery document."""
+        self.oidc_scopes = ["openid", "email", "profile", "offline_access"]
+        """scopes_supported of the OIDC shape's discovery document."""
         self.requests: Counter[str] = Counter()
         """Requests seen, by kind: authorize, code, refresh, device_code, device_poll,
         device_verify, revoke, userinfo (and token for an unknown grant_type). Requests
@@ -87,11 +115,13 @@ class LocalOAuthProvider:
         self.stop()
 
     # -- what tests arrange --------------------------------------------------------------------
-    def register_client(self, client_id: str, client_secret: str | None, scopes: list[str]) -> None:
+    def register_client(self, client_id: str, client_secret: str | None, scopes: list[str],
+                        auth_method: str | None = None) -> None:
         """A client valid on every shape; public (PKCE, no secret) when ``client_secret`` is None.
-        Any loopback ``http://127.0.0.1:<port>/<path>`` redirect URI is accepted (RFC 8252 §7.3)."""
+        Any loopback ``http://127.0.0.1:<port>/<path>`` redirect URI is accepted (RFC 8252 §7.3).
+        ``auth_method``: the only client authentication it may use (default: either secret method)."""
         with self.store.lock:
-            self.store.clients[client_id] = Client(client_id, client_secret, tuple(scopes))
+            self.store.clients[client_id] = Client(client_id, client_secret, tuple(scopes), auth_method)
 
     def approve_device(self, user_code: str) -> None:
         """``user`` approves the device authorization with this code on the verification page."""
@@ -153,6 +183,8 @@ class LocalOAuthProvider:
                     self.requests[name] += 1
             if self.down:
                 return Response("provider unavailable (simulated outage)\n", status=503, content_type="text/plain")
+            if kind is not None and request.method == "POST":
+                return refuse_malformed()
             return None
 
         return app

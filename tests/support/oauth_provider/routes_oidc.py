@@ -46,16 +46,16 @@ def oidc_blueprint(p: LocalOAuthProvider) -> Blueprint:
             "response_types_supported": ["code"],
             "grant_types_supported": GRANT_TYPES,
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "scopes_supported": ["openid", "email", "profile", "offline_access"],
+            "token_endpoint_auth_methods_supported": p.oidc_auth_methods,
+            "revocation_endpoint_auth_methods_supported": p.oidc_auth_methods,
+            "scopes_supported": p.oidc_scopes,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
         })
 
     @bp.get("/jwks")
     def jwks() -> Response:
-        return json_response({"keys": []})  # no ID tokens are signed here
+        return json_response(p.core.signer.jwks())
 
     @bp.route("/authorize", methods=["GET", "POST"])
     @kind("authorize")

@@ -21,6 +21,7 @@ class Settings(Protocol):
     device_interval: float
     device_code_ttl: float
     slow_down_increment: float
+    id_token_fault: str | None
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Shape:
     revoke_whole_grant: bool = False
     #: the device flow takes a client_id alone, even from a client that has a secret (GitHub)
     device_flow_without_secret: bool = False
+    #: signs ID tokens (OpenID Connect) for grants that include the openid scope
+    id_tokens: bool = False
 
     def offline_for_code(self, params: Mapping[str, str], scope: str, first_consent: bool) -> bool:
         """Whether the authorize request asked for offline access (a refresh token)."""
@@ -52,6 +55,18 @@ class Shape:
 
     def expiring(self, settings: Settings) -> bool:
         return True
+
+
+@dataclass(frozen=True)
+class OidcShape(Shape):
+    """OpenID Connect Core §11: a refresh token only for ``offline_access``, and from the
+    authorization endpoint only when the user was asked (``prompt=consent``); ID tokens."""
+
+    def offline_for_code(self, params: Mapping[str, str], scope: str, first_consent: bool) -> bool:
+        return "offline_access" in scope.split() and "consent" in params.get("prompt", "").split()
+
+    def offline_for_device(self, scope: str) -> bool:
+        return "offline_access" in scope.split()
 
 
 @dataclass(frozen=True)
@@ -95,7 +110,7 @@ class ExpiringTokensShape(Shape):
         return settings.rotate_refresh_tokens
 
 
-OIDC = Shape("oidc", "at-", "rt-", "/oidc/device/verify")
+OIDC = OidcShape("oidc", "at-", "rt-", "/oidc/device/verify", id_tokens=True)
 GOOGLE = GoogleShape("google", "at-", "rt-", "/google/device", revoke_whole_grant=True)
 GITHUB = ExpiringTokensShape("github", "gho_", "ghr_", "/github/login/device", revoke_whole_grant=True,
                              device_flow_without_secret=True)
