@@ -92,7 +92,8 @@ def register(cli: click.Group) -> None:
         if private_key is not None:
             from console.oauth.client_auth import public_jwk
 
-            click.echo(f"register this public key with the app at the provider: {json.dumps(public_jwk(private_key))}")
+            click.echo("register this public key (JWK) with the app at the provider:")
+            click.echo(json.dumps(public_jwk(private_key)))
         click.echo(f"next: 'tbx connection add {created.provider}'")
 
     @connection.command("add")

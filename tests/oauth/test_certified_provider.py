@@ -9,6 +9,7 @@ specifications say, not as our own test provider happens to allow.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -224,3 +225,33 @@ def test_no_secret_in_the_audit_or_errors(workspace: Workspace, op: CertifiedPro
     audit = workspace.paths.audit_log.read_text()
     for canary in (SECRET, tokens.access_token, tokens.refresh_token or "\0", "BEGIN PRIVATE KEY"):
         assert canary not in audit
+
+
+def test_cli_registers_a_key_and_prints_only_its_public_half(tbx, tbx_home, memory_keyring, tmp_path,  # noqa: ANN001
+                                                             op: CertifiedProvider, devtools: DevTools) -> None:
+    assert tbx("init").exit_code == 0
+    key_file = tmp_path / "app.pem"
+    key_file.write_text(KEY_PEM)
+    saved = tbx("connection", "app", "oidc:op", "--client-id", "jwt-app", "--issuer", op.issuer,
+                "--private-key", str(key_file))
+    assert saved.exit_code == 0 and saved.stderr == ""
+    printed = json.loads(next(line for line in saved.stdout.splitlines() if line.startswith("{")))
+    assert printed == public_jwk(KEY_PEM) and "d" not in printed and "BEGIN" not in saved.stdout
+    key_file.unlink()  # kept in the vault: the file is not needed any more
+    ws = Workspace.open(tbx_home)
+    (connection, _), _user = sign_in(ws, devtools)
+    assert connection.account == "alice@example.test"
+    assert KEY_PEM.splitlines()[1] not in ws.paths.audit_log.read_text()
+
+    bad = tbx("connection", "app", "oidc:op", "--client-id", "jwt-app", "--issuer", op.issuer,
+              "--private-key", str(tmp_path / "missing.pem"))
+    assert bad.exit_code == 2 and "cannot read the private key file" in bad.stderr and len(bad.stderr.splitlines()) == 1
+    not_key = tmp_path / "cert.pem"
+    not_key.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    refused = tbx("connection", "app", "oidc:op", "--client-id", "jwt-app", "--issuer", op.issuer,
+                  "--private-key", str(not_key))
+    assert refused.exit_code == 2 and "not an RSA or EC private key" in refused.stderr
+    post = tbx("connection", "app", "oidc:op", "--client-id", "post-app", "--issuer", op.issuer,
+               "--auth-method", "client_secret_post", env={"TBX_OAUTH_CLIENT_SECRET": SECRET})
+    assert post.exit_code == 0 and SECRET not in post.stdout + post.stderr
+    assert Workspace.open(tbx_home).repos.oauth_apps.for_provider("oidc:op").auth_method == "client_secret_post"
