@@ -3,16 +3,20 @@ JWKS URI, and the faults a hostile or broken provider could put in them."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any, Literal
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-Fault = Literal["issuer", "audience", "expired", "nonce", "signature", "missing", "subject"]
+Fault = Literal["issuer", "audience", "expired", "nonce", "signature", "missing", "subject", "unsigned",
+                "garbage", "azp"]
 """issuer/audience/nonce: another value; expired: exp an hour ago; signature: signed by a
 key the JWKS does not hold; missing: no id_token at all; subject: a sub that is not the
-userinfo's."""
+userinfo's; unsigned: ``alg: none``; garbage: not a JWT (with a lone surrogate escaped in
+it); azp: several audiences and no authorized party."""
 
 
 class IdTokenSigner:
@@ -38,5 +42,15 @@ class IdTokenSigner:
         }
         if nonce is not None:
             claims["nonce"] = "not-your-nonce" if fault == "nonce" else nonce
+        if fault == "azp":
+            claims["aud"] = [client_id, "another-app"]
+        if fault == "unsigned":
+            return ".".join(_b64(part) for part in ({"alg": "none"}, claims)) + "."
+        if fault == "garbage":
+            return "eyJ\\ud800." + "A" * 70_000
         key = self._stranger if fault == "signature" else self.key
         return jwt.encode({"alg": "RS256", "kid": "test-sig-1"}, claims, key)
+
+
+def _b64(part: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
