@@ -18,12 +18,19 @@ DROPLETS_PAGE = "cloud.digitalocean.com/droplets"
 
 
 class DigitalOceanError(TbxError):
-    """DigitalOcean refused or failed a request; ``status`` is the HTTP status when there was one."""
+    """DigitalOcean refused or failed a request; ``status`` is the HTTP status when there was one,
+    ``request_id`` what DigitalOcean's support asks for (also at the end of the message)."""
 
-    def __init__(self, message: str, *, status: int | None = None, api_id: str | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, api_id: str | None = None,
+                 request_id: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.api_id = api_id
+        self.request_id = request_id
+
+    def again(self, message: str) -> DigitalOceanError:
+        """The same error with another message (what happened next appended)."""
+        return type(self)(message, status=self.status, api_id=self.api_id, request_id=self.request_id)
 
 
 class TokenRejected(DigitalOceanError):
@@ -48,6 +55,14 @@ class ResourceGone(DigitalOceanError):
     """404: the droplet or key does not exist (any more)."""
 
 
+class DropletBusy(DigitalOceanError):
+    """422 "Droplet already has a pending event": another action (its create) still runs."""
+
+
+class NotDestroyed(DigitalOceanError):
+    """A droplet is still there after every attempt to delete it within the budget."""
+
+
 class ProvisionTimeout(DigitalOceanError):
     """The droplet did not become active with a public address in time."""
 
@@ -68,7 +83,18 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
 
 
 def error_for(status: int, body: Mapping[str, Any], headers: Mapping[str, str], *, method: str, path: str) -> DigitalOceanError:
-    """The error for a non-2xx answer (pure; ``body`` is the decoded JSON or ``{}``)."""
+    """The error for a non-2xx answer (pure; ``body`` is the decoded JSON or ``{}``), its
+    message ending with DigitalOcean's request id when the answer had one."""
+    request_id = str(body.get("request_id") or headers.get("x-request-id") or "") or None
+    error = _error_for(status, body, headers, method=method, path=path)
+    error.request_id = request_id
+    if request_id:
+        error.args = (f"{error} (DigitalOcean request {request_id})",)
+    return error
+
+
+def _error_for(status: int, body: Mapping[str, Any], headers: Mapping[str, str], *, method: str,
+               path: str) -> DigitalOceanError:
     api_id = str(body.get("id") or "") or None
     message = str(body.get("message") or "").strip().rstrip(".")
     said = f" ({message})" if message else ""
@@ -95,16 +121,17 @@ def error_for(status: int, body: Mapping[str, Any], headers: Mapping[str, str], 
             status=status,
             api_id=api_id,
         )
+    if status == 422 and "pending event" in message.lower():
+        return DropletBusy(f"DigitalOcean refused {method} {path}{said}: another action on it still runs",
+                           status=status, api_id=api_id)
     if status == 422:
         return DigitalOceanError(f"DigitalOcean rejected {method} {path}{said}", status=status, api_id=api_id)
     if status == 429:
         delay = retry_delay(headers, now=time.time())
-        when = f"about {delay:.0f}s" if delay is not None else "a minute"
-        return RateLimited(
-            f"DigitalOcean is rate-limiting this API token; wait {when} and try again",
-            status=status,
-            api_id=api_id,
-        )
+        when = f"wait {about(delay)}" if delay is not None else "wait a minute"
+        # Without Retry-After, the 429 is the hourly limit's (the burst limit sends one).
+        which = "has used up its hourly request limit" if "Retry-After" not in headers else "is being rate-limited"
+        return RateLimited(f"this DigitalOcean API token {which}; {when} and try again", status=status, api_id=api_id)
     if status >= 500:
         return DigitalOceanError(
             f"DigitalOcean's API failed with {status}{said}; try again in a few minutes (status.digitalocean.com)",
@@ -114,8 +141,19 @@ def error_for(status: int, body: Mapping[str, Any], headers: Mapping[str, str], 
     return DigitalOceanError(f"DigitalOcean answered {status} to {method} {path}{said}", status=status, api_id=api_id)
 
 
+def about(seconds: float) -> str:
+    """A wait in words: "a few seconds", "about 40s", "about 20 min"."""
+    if seconds < 5:
+        return "a few seconds"
+    if seconds < 90:
+        return f"about {seconds:.0f}s"
+    return f"about {round(seconds / 60)} min"
+
+
 def retry_delay(headers: Mapping[str, str], *, now: float) -> float | None:
-    """Seconds to wait after a 429: ``Retry-After`` (seconds or HTTP date), else ``ratelimit-reset`` (epoch)."""
+    """Seconds to wait after a 429: ``Retry-After`` (seconds or HTTP date), else
+    ``ratelimit-reset``, an epoch second of the API's clock: measured from the answer's
+    ``Date`` when it has one (ours may be a minute off), else from ``now``."""
     retry_after = headers.get("Retry-After")
     if retry_after:
         with suppress(ValueError):
@@ -124,9 +162,26 @@ def retry_delay(headers: Mapping[str, str], *, now: float) -> float | None:
             return max(0.0, email.utils.parsedate_to_datetime(retry_after).timestamp() - now)
     reset = headers.get("ratelimit-reset")
     if reset:
+        with suppress(TypeError, ValueError):
+            now = email.utils.parsedate_to_datetime(headers.get("Date", "")).timestamp()
         with suppress(ValueError):
             return max(0.0, float(reset) - now)
     return None
 
 
-# -- the seam into python-digitalocean --------------------------------------------------
+BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+"""Seconds between attempts when the API does not say how long (capped at the last)."""
+
+
+def backoff(attempt: int, scale: float = 1.0) -> float:
+    return BACKOFF[min(attempt, len(BACKOFF) - 1)] * scale
+
+
+def rate_limit_wait(headers: Mapping[str, str], attempt: int, *, now: float) -> float:
+    """How long to wait before retrying after the ``attempt``-th 429 in a row. Retry-After
+    is followed as given; a reset time only as a lower bound of the backoff, since the
+    hourly window's oldest request may expire at once and the next one be refused again."""
+    delay = retry_delay(headers, now=now)
+    if headers.get("Retry-After") and delay is not None:
+        return delay
+    return max(delay or 0.0, backoff(attempt))

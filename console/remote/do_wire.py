@@ -1,6 +1,7 @@
 """The one seam into python-digitalocean: every library object this program creates
 has ``_Wire`` mixed in front, which bounds each request, waits out 429 answers within a
-budget and turns every other failed answer into a ``DigitalOceanError``."""
+budget, leaves unset fields out of what it posts and turns every other failed answer into
+a ``DigitalOceanError``."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Any
 from urllib.parse import urljoin, urlparse
 
 import requests
-from digitalocean import Account, Action, Droplet, Manager, SSHKey
+from digitalocean import Account, Action, Droplet, Image, Manager, SSHKey
 from digitalocean.baseapi import BaseAPI
 
-from console.remote.do_errors import Unreachable, _scrub, error_for, retry_delay
+from console.remote.do_errors import Unreachable, _scrub, error_for, rate_limit_wait
 
 log = logging.getLogger("console.remote.droplets")
 
@@ -40,13 +41,16 @@ class _Wire(BaseAPI):
     def _BaseAPI__perform_request(self, url: str, method: str = "GET", params: Any = None) -> requests.Response:
         cfg = self._tbx
         path = urlparse(urljoin(self.end_point, url)).path  # the library joins relative URLs later
+        if method == "POST" and isinstance(params, dict):
+            # The library posts every field it knows, null when unset (a droplet's vpc_uuid);
+            # the API types them as strings and arrays: unset means left out.
+            params = {key: value for key, value in params.items() if value is not None}
         waited = 0.0
         attempt = 0
         while True:
             response = self._send(url, method, params, path)
             if response.status_code == 429 and attempt < cfg.rate_limit_retries:
-                delay = retry_delay(response.headers, now=time.time())
-                delay = 1.0 if delay is None else delay
+                delay = rate_limit_wait(response.headers, attempt, now=time.time())
                 if waited + delay <= cfg.rate_limit_wait:
                     log.info("DigitalOcean rate limit on %s %s: retrying in %.1fs", method, path, delay)
                     time.sleep(delay)
@@ -104,4 +108,8 @@ class _SSHKey(_Wire, SSHKey):
 
 
 class _Action(_Wire, Action):
+    pass
+
+
+class _Image(_Wire, Image):
     pass

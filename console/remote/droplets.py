@@ -8,30 +8,32 @@ fills both in: it bounds each request, waits out 429 answers within a budget, an
 every other non-2xx answer into a :class:`DigitalOceanError` whose message says what to
 do. Everything here is blocking; callers run it in a thread.
 
+The real API is eventually consistent around a create: a new droplet may answer 404 for
+a while, refuse a DELETE while its create runs ("pending event") or accept one without
+effect. Waiting and deleting tolerate all three, within bounds; a droplet a failed create
+made and that could not be deleted goes to a :class:`Keeper`, never just into a message.
+
 The token never appears in a message, a log line or a repr.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import digitalocean
-from digitalocean import Droplet
 from digitalocean.baseapi import BaseAPI
 
 from console.remote.do_errors import (  # noqa: F401 - the errors are part of this module's API
     DROPLETS_PAGE,
     TOKEN_PAGE,
     DigitalOceanError,
+    DropletBusy,
     InvalidChoice,
+    NotDestroyed,
     ProvisionFailed,
     ProvisionTimeout,
     QuotaExceeded,
@@ -40,136 +42,54 @@ from console.remote.do_errors import (  # noqa: F401 - the errors are part of th
     TokenRejected,
     Unreachable,
     _scrub,
+    backoff,
     error_for,
     retry_delay,
 )
-from console.remote.do_wire import (
-    _Account,
-    _Action,
-    _Droplet,
-    _Manager,
-    _SSHKey,
-    _WireConfig,
+from console.remote.do_model import (  # noqa: F401 - re-exported
+    HOME_TAG,
+    TAG,
+    TOOLBOX_TAG,
+    DropletInfo,
+    ImageInfo,
+    Keeper,
+    Leftover,
+    RegionInfo,
+    SizeInfo,
+    brief,
+    check_choice,
+    check_image,
+    check_names,
+    droplet_info,
+    image_info,
+    key_fingerprint,
 )
+from console.remote.do_wire import _Account, _Action, _Droplet, _Image, _Manager, _SSHKey, _WireConfig
 
 log = logging.getLogger(__name__)
-
-TAG = "tbx"
-"""Every droplet this program creates carries this tag; :meth:`DropletApi.ours` lists by it."""
-
-
-# -- results ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SizeInfo:
-    slug: str
-    vcpus: int
-    memory_mb: int
-    disk_gb: int
-    price_monthly: float
-    regions: tuple[str, ...]
-    available: bool
-
-
-@dataclass(frozen=True)
-class RegionInfo:
-    slug: str
-    name: str
-    available: bool
-    sizes: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class DropletInfo:
-    id: int
-    name: str
-    status: str
-    ip: str | None
-    region: str
-    size: str
-    tags: tuple[str, ...]
-
-
-def _droplet_info(d: Droplet) -> DropletInfo:
-    region = d.region.get("slug", "") if isinstance(d.region, dict) else str(d.region or "")
-    return DropletInfo(
-        id=int(d.id),
-        name=str(d.name),
-        status=str(d.status),
-        ip=d.ip_address or None,
-        region=region,
-        size=str(d.size_slug or ""),
-        tags=tuple(d.tags or ()),
-    )
-
-
-# -- pure checks ------------------------------------------------------------------------
-
-_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$")
-_TAG = re.compile(r"^[A-Za-z0-9:_-]{1,255}$")
-
-
-def key_fingerprint(public_key: str) -> str:
-    """DigitalOcean's name for an SSH key: MD5 of the key blob, colon-separated hex."""
-    parts = public_key.split()
-    if len(parts) < 2:
-        raise InvalidChoice("the SSH public key is not of the form `type base64 [comment]`")
-    try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except ValueError as exc:
-        raise InvalidChoice("the SSH public key's base64 part does not decode") from exc
-    digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
-
-
-def _brief(items: Iterable[str], limit: int = 10) -> str:
-    items = list(items)
-    if not items:
-        return "(none)"
-    shown = ", ".join(items[:limit])
-    return shown if len(items) <= limit else f"{shown}, … ({len(items) - limit} more)"
-
-
-def check_choice(region: str, size: str, regions: Iterable[RegionInfo], sizes: Iterable[SizeInfo]) -> None:
-    """Raise :class:`InvalidChoice` unless ``size`` can be created in ``region`` (pure)."""
-    by_region = {r.slug: r for r in regions}
-    by_size = {s.slug: s for s in sizes}
-    open_regions = sorted(slug for slug, r in by_region.items() if r.available)
-    if region not in by_region or not by_region[region].available:
-        raise InvalidChoice(
-            f"DigitalOcean has no region {region!r} open for new droplets; use --region with one of: {_brief(open_regions)}"
-        )
-    open_sizes = [s for s in sorted(by_size.values(), key=lambda s: (s.price_monthly, s.slug)) if s.available]
-    if size not in by_size or not by_size[size].available:
-        raise InvalidChoice(
-            f"DigitalOcean has no droplet size {size!r}; use --size with one of: {_brief(s.slug for s in open_sizes)}"
-        )
-    # A size's ``regions`` is where DigitalOcean can create it now.
-    if region not in by_size[size].regions:
-        elsewhere = sorted(r for r in by_size[size].regions if r in open_regions)
-        raise InvalidChoice(
-            f"size {size} is not available in {region}; pick a region among {_brief(elsewhere)} "
-            f"or a size among {_brief(s.slug for s in open_sizes if region in s.regions)}"
-        )
-
-
-def _check_names(name: str, toolbox_id: str) -> None:
-    if not _NAME.match(name):
-        raise InvalidChoice(
-            f"{name!r} cannot be a droplet name; use letters, digits, '.' and '-' (at most 63, not starting with '-')"
-        )
-    if not _TAG.match(f"tbx-toolbox-{toolbox_id}"):
-        raise InvalidChoice(f"toolbox id {toolbox_id!r} cannot be part of a DigitalOcean tag (letters, digits, : _ -)")
-
-
-# -- the client -------------------------------------------------------------------------
+INTERRUPTED_CLEANUP = 15.0
+"""Seconds a clean-up after Ctrl-C keeps trying to delete the droplet: the user wants out,
+and the keeper has it anyway."""
 
 _T = TypeVar("_T", bound=BaseAPI)
 
 
 def _ignore(_line: str) -> None:
     pass
+
+
+def _not_placed(droplet_id: int, region: str) -> ProvisionFailed:
+    # The droplet may stay, errored, or DigitalOcean may remove it: the clean-up finds out.
+    return ProvisionFailed(f"DigitalOcean could not place droplet {droplet_id} in {region} (its create action "
+                           "errored); try again later or pick another region")
+
+
+def _answer_lost(exc: BaseException) -> bool:
+    """Whether a create that raised ``exc`` may have made the droplet anyway: no answer, a
+    5xx or an interrupt. A 4xx refused it."""
+    if isinstance(exc, Unreachable) or not isinstance(exc, Exception):
+        return True
+    return isinstance(exc, DigitalOceanError) and (exc.status is None or exc.status >= 500)
 
 
 class DropletApi:
@@ -265,23 +185,114 @@ class DropletApi:
         for s in sizes:
             if s.slug == size:
                 return s.price_monthly
-        raise InvalidChoice(f"DigitalOcean has no droplet size {size!r}; choose one of: {_brief(s.slug for s in sizes)}")
+        raise InvalidChoice(f"DigitalOcean has no droplet size {size!r}; choose one of: {brief(s.slug for s in sizes)}")
 
-    def ours(self) -> list[DropletInfo]:
-        """Every droplet tagged ``tbx``, whatever toolbox it belongs to."""
+    def images(self) -> list[ImageInfo]:
+        """The distribution images droplets can start from (``?type=distribution``), by slug."""
         with self._library_errors():
-            raw = self._make(_Manager).get_all_droplets(tag_name=TAG)
-        return [_droplet_info(d) for d in raw]
+            raw = self._make(_Manager).get_images(type="distribution")
+        return sorted((image_info(i) for i in raw if i.slug), key=lambda i: i.slug)
 
-    # -- writes
+    def check_image(self, slug: str, region: str) -> None:
+        """``GET /v2/images/{slug}``: raise :class:`InvalidChoice` naming usable images unless
+        ``slug`` can start a droplet in ``region``."""
+        image = self._make(_Image, slug=slug)
+        try:
+            with self._library_errors():
+                image.load(use_slug=not slug.isdigit())
+            found: ImageInfo | None = image_info(image)
+        except ResourceGone:
+            found = None
+        if found is not None and found.status == "available" and region in found.regions:
+            return
+        check_image(slug, region, found, self.images())
 
-    def destroy(self, droplet_id: int, key_fingerprint: str | None = None) -> None:
-        """Delete the droplet and its SSH key; either being gone already is success."""
-        with suppress(ResourceGone), self._library_errors():
-            self._make(_Droplet, id=int(droplet_id)).destroy()
+    def ours(self, tag: str = TAG) -> list[DropletInfo]:
+        """Every droplet tagged ``tag`` (``tbx``: whatever toolbox it belongs to)."""
+        with self._library_errors():
+            raw = self._make(_Manager).get_all_droplets(tag_name=tag)
+        return [droplet_info(d) for d in raw]
+
+    def named(self, name: str) -> list[DropletInfo]:
+        """The droplets called ``name`` (``?name=``: found before their tags apply)."""
+        with self._library_errors():
+            raw = self._make(_Manager).get_all_droplets(params={"name": name})
+        return [droplet_info(d) for d in raw]
+
+    def droplet(self, droplet_id: int) -> DropletInfo:
+        """One droplet; :class:`ResourceGone` when the API does not show it."""
+        droplet = self._make(_Droplet, id=int(droplet_id))
+        with self._library_errors():
+            droplet.load()
+        return droplet_info(droplet)
+
+    def _action_status(self, action_id: int | None) -> str | None:
+        if action_id is None:
+            return None
+        action = self._make(_Action, id=action_id)
+        with suppress(DigitalOceanError), self._library_errors():
+            action.load_directly()
+            return str(action.status)
+        return None
+
+    # -- deleting
+
+    def destroy(self, droplet_id: int, key_fingerprint: str | None = None, *, fresh: bool = False,
+                action_id: int | None = None, budget: float = 180.0, poll: float = 1.0,
+                progress: Callable[[str], None] = _ignore) -> None:
+        """Delete the droplet, make sure it is gone, then delete its SSH key.
+
+        While its create still runs a droplet refuses the DELETE ("pending event") or takes
+        it without effect: it is asked again, with backoff (``poll`` scales it), until the
+        API says 404, for at most ``budget`` seconds; then :class:`NotDestroyed`. ``fresh``:
+        just created, so a 404 may only mean the API does not show it yet; it counts as gone
+        once a DELETE was accepted, or when its create action (``action_id``) errored
+        (DigitalOcean removed it)."""
+        deadline = time.monotonic() + budget
+        accepted, attempt, told, last = False, 0, "", ""
+        while True:
+            try:
+                with self._library_errors():
+                    self._make(_Droplet, id=int(droplet_id)).destroy()
+                accepted = True
+                if self._gone(droplet_id):
+                    break
+                last = f"DigitalOcean accepted the DELETE of droplet {droplet_id} but still shows it"
+                say = f"droplet {droplet_id} is still there after its DELETE was accepted; asking again"
+            except ResourceGone:
+                if accepted or not fresh or self._action_status(action_id) == "errored":
+                    break
+                last = f"the DigitalOcean API does not show droplet {droplet_id} yet"
+                say = f"droplet {droplet_id} is not visible yet; asking again"
+            except DropletBusy as exc:
+                last = str(exc)
+                say = f"droplet {droplet_id} is busy (its create still runs); waiting to delete it"
+            except (Unreachable, RateLimited) as exc:
+                last = say = str(exc)
+            except DigitalOceanError as exc:
+                if exc.status is None or exc.status < 500:
+                    raise
+                last = say = str(exc)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise NotDestroyed(f"droplet {droplet_id} could not be deleted within {budget:g}s: {last}")
+            if say != told:
+                progress(say)
+                told = say
+            time.sleep(min(backoff(attempt, poll), remaining))
+            attempt += 1
         if key_fingerprint:
             with suppress(ResourceGone), self._library_errors():
                 self._make(_SSHKey, id=key_fingerprint).destroy()
+
+    def _gone(self, droplet_id: int) -> bool:
+        try:
+            self.droplet(droplet_id)
+        except ResourceGone:
+            return True
+        return False
+
+    # -- creating
 
     def provision(
         self,
@@ -293,55 +304,60 @@ class DropletApi:
         public_key: str,
         user_data: str,
         toolbox_id: str,
+        home: str | None = None,
         timeout: float = 300,
         poll: float = 2.0,
+        not_found_grace: float = 60.0,
+        destroy_budget: float = 180.0,
+        destroy_poll: float = 1.0,
         progress: Callable[[str], None] = _ignore,
+        keeper: Keeper | None = None,
     ) -> DropletInfo:
-        """Register ``public_key``, create the droplet and wait until it is active with a public IPv4.
+        """Register ``public_key`` (named like the droplet), create the droplet and wait until
+        it is active with a public IPv4. Tags: ``tbx``, the toolbox's, the installation's
+        (``home``).
 
         Any failure (API error, errored creation, timeout, KeyboardInterrupt) deletes what
-        this call created before the exception propagates.
+        this call created before the exception propagates; a droplet that cannot be deleted
+        within ``destroy_budget`` seconds stays with the ``keeper``, and the error says so.
         """
-        _check_names(name, toolbox_id)
+        tags = [TAG, f"{TOOLBOX_TAG}{toolbox_id}", *([f"{HOME_TAG}{home}"] if home else [])]
+        check_names(name, tags)
         key_fingerprint(public_key)  # refuse a malformed key before anything is created
         check_choice(region, size, self.regions(), self.sizes())
+        self.check_image(image, region)
 
         key_id: int | None = None
         key_is_ours = False
         droplet_id: int | None = None
+        action_id: int | None = None
         create_sent = False
-        toolbox_tag = f"tbx-toolbox-{toolbox_id}"
         try:
-            progress(f"registering SSH key tbx-{name}")
-            key_id, key_is_ours = self._register_key(f"tbx-{name}", public_key.strip())
+            progress(f"registering SSH key {name}")
+            key_id, key_is_ours = self._register_key(name, public_key.strip())
 
             progress(f"creating droplet {name} ({size} in {region})")
-            droplet = self._make(
-                _Droplet,
-                name=name,
-                region=region,
-                size_slug=size,
-                image=image,
-                ssh_keys=[key_id],
-                user_data=user_data,
-                tags=[TAG, toolbox_tag],
-            )
+            droplet = self._make(_Droplet, name=name, region=region, size_slug=size, image=image,
+                                 ssh_keys=[key_id], user_data=user_data, tags=tags)
             create_sent = True
             with self._library_errors():
                 droplet.create()
             droplet_id = int(droplet.id)
             action_id = droplet.action_ids[0] if droplet.action_ids else None
-            return self._wait_active(droplet, action_id, timeout=timeout, poll=poll, progress=progress)
+            return self._wait_active(droplet, action_id, region, timeout=timeout, poll=poll,
+                                     not_found_grace=not_found_grace, progress=progress)
         except BaseException as exc:
-            if droplet_id is None and create_sent:
-                droplet_id = self._find_created(name, toolbox_tag)
-            leftovers = self._clean_up(droplet_id, key_id if key_is_ours else None, name, progress)
-            if leftovers and isinstance(exc, DigitalOceanError):
-                raise type(exc)(
-                    f"{exc}; {leftovers} could not be deleted, delete it at {DROPLETS_PAGE}",
-                    status=exc.status,
-                    api_id=exc.api_id,
-                ) from exc
+            interrupted = not isinstance(exc, Exception)
+            if droplet_id is None and create_sent and _answer_lost(exc):
+                droplet_id = self._find_created(name, tags[1], 0 if interrupted else not_found_grace, poll)
+            key = key_fingerprint(public_key) if key_is_ours else None
+            leftover = Leftover(droplet_id, name, region, size, key, str(exc)) if droplet_id is not None else None
+            budget = min(destroy_budget, INTERRUPTED_CLEANUP) if interrupted else destroy_budget
+            left = self._clean_up(leftover, action_id, key_id if key_is_ours else None, name, keeper,
+                                  budget, destroy_poll, progress)
+            if left and isinstance(exc, DigitalOceanError):
+                where = "it is kept: 'tbx toolbox orphans' lists it" if keeper else f"delete it at {DROPLETS_PAGE}"
+                raise exc.again(f"{exc}; {left}; {where}") from exc
             raise
 
     def _register_key(self, key_name: str, public_key: str) -> tuple[int, bool]:
@@ -361,74 +377,100 @@ class DropletApi:
             raise DigitalOceanError("DigitalOcean says this SSH key is registered already but does not list it; try again")
         return int(found.id), False
 
-    def _wait_active(
-        self, droplet: _Droplet, action_id: int | None, *, timeout: float, poll: float, progress: Callable[[str], None]
-    ) -> DropletInfo:
+    def _wait_active(self, droplet: _Droplet, action_id: int | None, region: str, *, timeout: float, poll: float,
+                     not_found_grace: float, progress: Callable[[str], None]) -> DropletInfo:
+        """Until the droplet is active with a public IPv4. A 404 is waited out for
+        ``not_found_grace`` seconds (the API may not show a new droplet yet), unless its
+        create action errored: then DigitalOcean could not place it and removed it."""
         deadline = time.monotonic() + timeout
         last_status: str | None = None
+        unseen_since: float | None = None
         while True:
-            with self._library_errors():
-                droplet.load()
-            status = str(droplet.status)
-            if status != last_status:
-                progress(f"droplet {droplet.id} is {status}")
-                last_status = status
-            if status == "active" and droplet.ip_address:
-                progress(f"active at {droplet.ip_address}")
-                return _droplet_info(droplet)
-            if status in ("off", "archive"):
-                raise ProvisionFailed(
-                    f"droplet {droplet.id} went {status!r} while being created; try again or pick another region"
-                )
-            if action_id is not None and status == "new":
-                action = self._make(_Action, id=action_id)
+            try:
                 with self._library_errors():
-                    action.load_directly()
-                if action.status == "errored":
+                    droplet.load()
+            except ResourceGone:
+                if self._action_status(action_id) == "errored":
+                    raise _not_placed(droplet.id, region) from None
+                now = time.monotonic()
+                if unseen_since is None:
+                    unseen_since = now
+                    progress(f"droplet {droplet.id} is not visible to the API yet; waiting")
+                if now - unseen_since >= not_found_grace:
+                    raise ProvisionTimeout(
+                        f"droplet {droplet.id} was not visible to the DigitalOcean API after {not_found_grace:g}s; "
+                        "try again later"
+                    ) from None
+                last_status = None
+            else:
+                unseen_since = None
+                status = str(droplet.status)
+                if status != last_status:
+                    progress(f"droplet {droplet.id} is {status}")
+                    last_status = status
+                if status == "active" and droplet.ip_address:
+                    progress(f"active at {droplet.ip_address}")
+                    return droplet_info(droplet)
+                if status in ("off", "archive"):
                     raise ProvisionFailed(
-                        f"DigitalOcean could not create droplet {droplet.id} (its create action errored); "
-                        "try again or pick another region"
+                        f"droplet {droplet.id} went {status!r} while being created; try again or pick another region"
                     )
+                if status == "new" and self._action_status(action_id) == "errored":
+                    raise _not_placed(droplet.id, region)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ProvisionTimeout(
-                    f"droplet {droplet.id} was still {status!r} after {timeout:g}s; try again later or pick another region"
+                    f"droplet {droplet.id} was still {last_status or 'not visible'!r} after {timeout:g}s; "
+                    "try again later or pick another region"
                 )
             time.sleep(min(poll, remaining))
 
-    def _find_created(self, name: str, toolbox_tag: str) -> int | None:
-        """After a create whose answer was lost: the droplet it may have made anyway."""
-        try:
-            with self._library_errors():
-                raw = self._make(_Manager).get_all_droplets(tag_name=toolbox_tag)
-        except DigitalOceanError as exc:
-            log.warning("could not look for a half-created droplet %s: %s", name, exc)
-            return None
-        ids = [int(d.id) for d in raw if d.name == name]
-        return ids[0] if ids else None
+    def _find_created(self, name: str, toolbox_tag: str, wait: float, poll: float) -> int | None:
+        """After a create whose answer was lost: the droplet it may have made anyway. By name,
+        since its tags may not apply yet; one whose tags name another toolbox is not it."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                found = [d for d in self.named(name) if d.tagged(TOOLBOX_TAG) in (None, toolbox_tag.removeprefix(TOOLBOX_TAG))]
+                if found:
+                    return found[0].id
+            except DigitalOceanError as exc:
+                log.warning("could not look for a half-created droplet %s: %s", name, exc)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(poll)
 
-    def _clean_up(self, droplet_id: int | None, key_id: int | None, name: str, progress: Callable[[str], None]) -> str:
-        """Delete what a failed provision made; returns what could not be deleted ('' if all went)."""
+    def _clean_up(self, leftover: Leftover | None, action_id: int | None, key_id: int | None, name: str,
+                  keeper: Keeper | None, budget: float, poll: float, progress: Callable[[str], None]) -> str:
+        """Delete what a failed provision made; returns what could not be deleted ('' if all
+        went). The droplet is with the keeper before the first DELETE."""
         left: list[str] = []
 
         def say(line: str) -> None:
             with suppress(Exception):  # a failing progress sink must not stop the clean-up
                 progress(line)
 
-        if droplet_id is not None:
+        if leftover is not None:
+            if keeper is not None:
+                keeper.keep(leftover)
             try:
-                say(f"deleting droplet {droplet_id}")
-                with suppress(ResourceGone), self._library_errors():
-                    self._make(_Droplet, id=droplet_id).destroy()
+                say(f"deleting droplet {leftover.droplet_id}")
+                self.destroy(leftover.droplet_id, fresh=True, action_id=action_id, budget=budget, poll=poll,
+                             progress=say)
             except DigitalOceanError as exc:
-                log.warning("could not delete droplet %s after a failed provision: %s", droplet_id, exc)
-                left.append(f"droplet {droplet_id}")
+                log.warning("could not delete droplet %s after a failed provision: %s", leftover.droplet_id, exc)
+                if keeper is not None:
+                    keeper.settle(leftover, False, str(exc))
+                # Its SSH key stays with it: deleting the droplet later deletes the key too.
+                return str(exc) if isinstance(exc, NotDestroyed) else f"droplet {leftover.droplet_id} could not be deleted ({exc})"
+            if keeper is not None:
+                keeper.settle(leftover, True, "")
         if key_id is not None:
             try:
-                say(f"deleting SSH key tbx-{name}")
+                say(f"deleting SSH key {name}")
                 with suppress(ResourceGone), self._library_errors():
                     self._make(_SSHKey, id=key_id).destroy()
             except DigitalOceanError as exc:
-                log.warning("could not delete SSH key tbx-%s after a failed provision: %s", name, exc)
-                left.append(f"SSH key tbx-{name}")
+                log.warning("could not delete SSH key %s after a failed provision: %s", name, exc)
+                left.append(f"SSH key {name} could not be deleted")
         return " and ".join(left)

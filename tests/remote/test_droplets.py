@@ -58,6 +58,7 @@ def provision(api: DropletApi, lines: list[str] | None = None, **overrides: obje
         toolbox_id="tb0001",
         timeout=5,
         poll=0.02,
+        destroy_poll=0.05,
         progress=(lines.append if lines is not None else (lambda _line: None)),
     )
     args.update(overrides)
@@ -130,7 +131,7 @@ def test_provision_happy_path(sim: DigitalOceanSim, api: DropletApi) -> None:
     assert len(seen) == 1 and seen[0]["id"] == info.id
 
     (key,) = sim.keys.values()
-    assert key["name"] == "tbx-tb-one" and key["public_key"] == PUBLIC_KEY
+    assert key["name"] == "tb-one" and key["public_key"] == PUBLIC_KEY  # named like the droplet
     assert key["fingerprint"] == key_fingerprint(PUBLIC_KEY)
     droplet = sim.droplets[info.id]
     assert droplet["ssh_keys"] == [key["id"]]
@@ -138,7 +139,7 @@ def test_provision_happy_path(sim: DigitalOceanSim, api: DropletApi) -> None:
     assert droplet["user_data"] == cloud_init(9443)
     assert droplet["image"]["slug"] == "ubuntu-24-04-x64"
 
-    assert lines[0] == "registering SSH key tbx-tb-one"
+    assert lines[0] == "registering SSH key tb-one"
     assert lines[1] == "creating droplet tb-one (s-1vcpu-1gb in nyc3)"
     assert f"droplet {info.id} is new" in lines
     assert lines[-1] == "active at 127.0.0.7"
@@ -179,24 +180,29 @@ def test_unknown_region_and_size_list_the_valid_ones(sim: DigitalOceanSim, api: 
     assert sim.count("POST", "/v2") == 0
 
 
-def test_api_refusal_during_create_removes_the_key(sim: DigitalOceanSim, api: DropletApi) -> None:
+def test_api_refusal_during_create_removes_the_key(sim: DigitalOceanSim, api: DropletApi,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image is retired between the check and the create."""
+    monkeypatch.setattr(api, "check_image", lambda slug, region: None)
+    sim.retired.add("ubuntu-24-04-x64")
     with pytest.raises(DigitalOceanError, match="invalid image") as caught:
-        provision(api, image="windows-95")
+        provision(api)
     assert caught.value.status == 422
     assert_nothing_left(sim)
 
 
-def test_stuck_in_new_times_out_and_cleans_up(sim: DigitalOceanSim, api: DropletApi) -> None:
-    sim.stick_in_new = True
+def test_slow_in_new_times_out_and_cleans_up(sim: DigitalOceanSim, api: DropletApi) -> None:
+    """The clean-up waits for the create to end (the droplet refuses deletion until then)."""
+    sim.active_after = 1.0
     lines: list[str] = []
     started = time.monotonic()
     with pytest.raises(ProvisionTimeout, match=r"droplet \d+ was still 'new' after 0.4s") as caught:
         provision(api, lines, timeout=0.4)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 4
     assert_nothing_left(sim)
     (gone,) = sim.deleted
-    assert str(gone["id"]) in str(caught.value)
-    assert lines[-2:] == [f"deleting droplet {gone['id']}", "deleting SSH key tbx-tb-one"]
+    assert str(gone["id"]) in str(caught.value) and "could not be deleted" not in str(caught.value)
+    assert lines[-1] == "deleting SSH key tb-one" and f"deleting droplet {gone['id']}" in lines
 
 
 def test_creation_failed_halfway_is_cleaned_up(sim: DigitalOceanSim, api: DropletApi) -> None:
@@ -221,7 +227,7 @@ def test_a_failing_provision_hook_errors_the_droplet_and_it_is_cleaned_up(sim: D
 
 
 def test_keyboard_interrupt_cleans_up_then_propagates(sim: DigitalOceanSim, api: DropletApi) -> None:
-    sim.stick_in_new = True
+    sim.active_after = 0.5
 
     def progress(line: str) -> None:
         if line.endswith(" is new"):
@@ -243,7 +249,7 @@ def test_a_key_registered_before_is_reused_and_kept(sim: DigitalOceanSim, api: D
     assert answer.status_code == 201
     key_id = answer.json()["ssh_key"]["id"]
 
-    sim.stick_in_new = True
+    sim.active_after = 0.6
     with pytest.raises(ProvisionTimeout):
         provision(api, timeout=0.2)
     assert sim.deleted[0]["ssh_keys"] == [key_id]
@@ -280,7 +286,7 @@ def test_persistent_rate_limit_gives_up_after_the_retries(sim: DigitalOceanSim) 
     sim.retry_after = 0
     sim.rate_limit_next = 100
     api = DropletApi(TOKEN, endpoint=sim.endpoint, rate_limit_retries=2)
-    with pytest.raises(RateLimited, match="rate-limiting this API token; wait about 0s and try again"):
+    with pytest.raises(RateLimited, match="token is being rate-limited; wait a few seconds and try again"):
         api.sizes()
     assert sim.count("GET", "/v2/sizes") == 3
 
@@ -382,8 +388,9 @@ def test_the_token_never_appears_in_errors_logs_or_reprs(caplog: pytest.LogCaptu
             provision(api, name="tb-three", public_key=PUBLIC_KEY.replace("GKJl", "GKJn"))
         messages.append(str(caught.value))
         sim.stick_in_new, sim.droplet_limit = True, None
-        with pytest.raises(ProvisionTimeout) as caught:
-            provision(api, name="tb-four", timeout=0.1, public_key=PUBLIC_KEY.replace("GKJl", "GKJo"))
+        with pytest.raises(ProvisionTimeout) as caught:  # and it cannot be deleted: kept
+            provision(api, name="tb-four", timeout=0.1, public_key=PUBLIC_KEY.replace("GKJl", "GKJo"),
+                      destroy_budget=0.2, destroy_poll=0.05)
         messages.append(str(caught.value))
         api.destroy(info.id, key_fingerprint(PUBLIC_KEY))
         with pytest.raises(TokenRejected) as caught:

@@ -5,12 +5,28 @@ API's response shapes, pagination, bearer auth, rate-limit headers and error bod
     with DigitalOceanSim(token="dop_v1_test") as sim:
         api = DropletApi("dop_v1_test", endpoint=sim.endpoint)
 
-A droplet is "new" for ``active_after`` seconds, then the ``provision`` hook gives it its
-public IPv4 and it turns "active" (lazily, on the next request that looks at it). Faults
-are attributes: ``droplet_limit``, ``rate_limit_next``, ``stick_in_new``, ``fail_provision``.
+A droplet is "new" (and ``locked``) for ``active_after`` seconds, then the ``provision``
+hook gives it its public IPv4 and it turns "active" (lazily, on the next request that
+looks at it). Faults are attributes: ``droplet_limit``, ``rate_limit_next``,
+``limit_for()``, ``stick_in_new``, ``fail_provision``, and the real API's failure modes
+(DigitalOcean's OpenAPI description, its issue trackers, Terraform's provider):
+
+- ``hidden_for``: a new droplet answers 404 (to GET and DELETE) and is missing from
+  lists for a while: the API is eventually consistent right after a create;
+- ``tag_lag``: a new droplet is missing from ``?tag_name=`` lists for a while (found by
+  ``?name=`` and by id);
+- ``delete_while_busy``: a droplet whose create action still runs refuses DELETE with
+  422 "Droplet already has a pending event." (``refuse``, the default), or answers 204
+  and stays (``ignore``);
+- ``fail_placement``: the create action errors and DigitalOcean removes the droplet itself;
+- ``lose_create_answer``: the droplet is made but the answer is a 500;
+- ``retired``: image slugs that no longer resolve;
+- ``clock_skew``: the API's clock (its ``Date`` and ``ratelimit-reset`` headers) is
+  ahead of ours by that many seconds (behind when negative).
 
 ``droplets[id]`` is the droplet as the API returns it plus two keys the API never returns,
-``user_data`` and ``ssh_keys`` (as posted), so tests can assert on them.
+``user_data`` and ``ssh_keys`` (as posted), so tests can assert on them; ``create_bodies``
+is every ``POST /v2/droplets`` body as it arrived.
 """
 
 from __future__ import annotations
@@ -21,6 +37,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import re
 import threading
 import time
@@ -31,6 +48,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from tests.support.do_sim_data import APPLICATIONS, IMAGES, REGIONS, RETIRED, SIZES
+
+__all__ = ["IMAGES", "REGIONS", "RETIRED", "SIZES", "DigitalOceanSim", "md5_fingerprint"]
+
 Json = dict[str, Any]
 Reply = tuple[int, Json | None, dict[str, str]]
 
@@ -39,76 +60,6 @@ _PRIVATE = ("user_data", "ssh_keys")  # recorded on droplets, never returned
 
 def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _size(slug: str, vcpus: int, memory: int, disk: int, price: float, regions: list[str], available: bool = True) -> Json:
-    return {
-        "slug": slug,
-        "memory": memory,
-        "vcpus": vcpus,
-        "disk": disk,
-        "transfer": round(memory / 1024, 1),
-        "price_monthly": price,
-        "price_hourly": round(price / 672, 5),
-        "regions": regions,
-        "available": available,
-        "description": "Basic",
-    }
-
-
-_ALL = ["nyc1", "nyc3", "sfo3", "ams3", "fra1", "lon1", "sgp1", "tor1"]
-SIZES: list[Json] = [
-    _size("s-1vcpu-512mb-10gb", 1, 512, 10, 4.0, ["nyc1", "fra1"]),
-    _size("s-1vcpu-1gb", 1, 1024, 25, 6.0, _ALL),
-    _size("s-1vcpu-2gb", 1, 2048, 50, 12.0, _ALL),
-    _size("s-2vcpu-2gb", 2, 2048, 60, 18.0, _ALL),
-    _size("s-2vcpu-4gb", 2, 4096, 80, 24.0, _ALL),
-    _size("s-4vcpu-8gb", 4, 8192, 160, 48.0, _ALL),
-    _size("g-2vcpu-8gb", 2, 8192, 25, 63.0, ["nyc1", "nyc3", "fra1"]),
-    _size("s-8vcpu-16gb-old", 8, 16384, 320, 96.0, [], available=False),
-]
-_REGION_NAMES = {
-    "nyc1": "New York 1",
-    "nyc2": "New York 2",
-    "nyc3": "New York 3",
-    "sfo3": "San Francisco 3",
-    "ams3": "Amsterdam 3",
-    "fra1": "Frankfurt 1",
-    "lon1": "London 1",
-    "sgp1": "Singapore 1",
-    "tor1": "Toronto 1",
-}
-REGIONS: list[Json] = [
-    {
-        "name": name,
-        "slug": slug,
-        "features": ["backups", "ipv6", "metadata", "install_agent", "storage", "image_transfer"],
-        "available": slug != "nyc2",  # closed to new droplets, as nyc2 is on the real API
-        "sizes": [s["slug"] for s in SIZES if slug in s["regions"] and s["available"]],
-    }
-    for slug, name in _REGION_NAMES.items()
-]
-IMAGES: dict[str, Json] = {
-    slug: {
-        "id": 160000000 + i,
-        "name": name,
-        "distribution": dist,
-        "slug": slug,
-        "public": True,
-        "regions": _ALL,
-        "created_at": "2024-04-25T00:00:00Z",
-        "type": "base",
-        "min_disk_size": 7,
-        "size_gigabytes": 2.36,
-        "description": f"{dist} {name} x64",
-        "tags": [],
-        "status": "available",
-        "error_message": "",
-    }
-    for i, (slug, name, dist) in enumerate(
-        [("ubuntu-24-04-x64", "24.04 (LTS) x64", "Ubuntu"), ("debian-12-x64", "12 x64", "Debian")]
-    )
-}
 
 
 def md5_fingerprint(public_key: str) -> str | None:
@@ -124,7 +75,8 @@ def md5_fingerprint(public_key: str) -> str | None:
 
 
 def _error(status: int, api_id: str, message: str) -> Reply:
-    return status, {"id": api_id, "message": message, "request_id": str(uuid.uuid4())}, {}
+    request_id = str(uuid.uuid4())
+    return status, {"id": api_id, "message": message, "request_id": request_id}, {"x-request-id": request_id}
 
 
 def _not_found() -> Reply:
@@ -153,6 +105,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self.server.sim._serve(self, "DELETE")
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The ``Date`` header, by the API's clock.
+        return super().date_time_string(self.server.sim.clock() if timestamp is None else timestamp)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         pass
 
@@ -177,23 +133,39 @@ class DigitalOceanSim:
         self.actions: dict[int, Json] = {}
         self.deleted: list[Json] = []
         """Droplets as they were when DELETE removed them."""
+        self.removed: list[Json] = []
+        """Droplets DigitalOcean removed itself after a failed placement."""
+        self.create_bodies: list[Json] = []
+        self.refused_deletes = 0
+        self.ignored_deletes = 0
         self.requests: list[tuple[str, str]] = []
+        self.queries: list[tuple[str, str, dict[str, list[str]]]] = []
         self.hook_errors: list[BaseException] = []
         self.active_after = 0.5
         self.droplet_limit: int | None = None
         self.rate_limit_next = 0
-        self.retry_after = 1
-        """The Retry-After (whole seconds) of a simulated 429."""
+        self.retry_after: int | None = 1
+        """The Retry-After (whole seconds) of a counted 429 (``rate_limit_next``); None sends
+        none, as the hourly limit's 429 does."""
+        self.clock_skew = 0.0
+        self.hidden_for = 0.0
+        self.tag_lag = 0.0
+        self.delete_while_busy = "refuse"
         self.stick_in_new = False
         self.fail_provision = False
+        self.fail_placement = False
+        self.lose_create_answer = False
         self.max_per_page = 200
         self.sizes = copy.deepcopy(SIZES)
         self.regions = copy.deepcopy(REGIONS)
+        self.images = copy.deepcopy(IMAGES)
+        self.retired = set(RETIRED)
         self._lock = threading.RLock()
         self._ids = itertools.count(400000001)
         self._born: dict[int, float] = {}
-        self._phase: dict[int, str] = {}  # new | provisioning | active | errored | deleted
+        self._phase: dict[int, str] = {}  # new | provisioning | active | errored | deleted | removed
         self._create_action: dict[int, int] = {}
+        self._limited_until = 0.0
         self._remaining = 5000
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -230,6 +202,17 @@ class DigitalOceanSim:
 
     # -- helpers for tests and hooks
 
+    def clock(self) -> float:
+        """The API's time (epoch seconds)."""
+        return time.time() + self.clock_skew
+
+    def limit_for(self, seconds: float) -> None:
+        """The hourly quota is used up for ``seconds``: every request gets a 429 carrying only
+        the ``ratelimit-*`` headers (no Retry-After), ``ratelimit-reset`` the API's epoch
+        second when the oldest request expires."""
+        with self._lock:
+            self._limited_until = time.monotonic() + seconds
+
     def public_keys_of(self, droplet: Json) -> list[str]:
         """The public key lines of the SSH keys a droplet was created with."""
         with self._lock:
@@ -240,15 +223,24 @@ class DigitalOceanSim:
         with self._lock:
             return sum(1 for m, p in self.requests if m == method and p.startswith(prefix))
 
+    def create_raw(self, **body: Any) -> int:
+        """Make a droplet as another program would (no key, no hook wait): its id."""
+        status, reply, _ = self._create_droplet(payload={"region": "fra1", "size": "s-1vcpu-1gb",
+                                                         "image": "debian-12-x64", **body})
+        assert status == 202 and reply is not None, reply
+        return int(reply["droplet"]["id"])
+
     # -- HTTP
 
     def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(handler.path)
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
+        query = parse_qs(parts.query)
         with self._lock:
             self.requests.append((method, parts.path))
-        status, body, headers = self._answer(method, parts.path, parse_qs(parts.query), raw, handler.headers.get("Authorization"))
+            self.queries.append((method, parts.path, query))
+        status, body, headers = self._answer(method, parts.path, query, raw, handler.headers.get("Authorization"))
         data = b"" if body is None else json.dumps(body).encode()
         handler.send_response(status)
         if body is not None:
@@ -260,24 +252,36 @@ class DigitalOceanSim:
         if data:
             handler.wfile.write(data)
 
+    def _rate_limited(self) -> Reply | None:
+        now = time.monotonic()
+        if now < self._limited_until:
+            status, body, headers = _error(429, "too_many_requests", "API rate limit exceeded.")
+            reset = math.ceil(self.clock() + self._limited_until - now)
+            return status, body, {**headers, "ratelimit-limit": "5000", "ratelimit-remaining": "0",
+                                  "ratelimit-reset": str(reset)}
+        if self.rate_limit_next > 0:
+            self.rate_limit_next -= 1
+            status, body, headers = _error(429, "too_many_requests", "API rate limit exceeded.")
+            wait = self.retry_after or 0
+            headers.update({"ratelimit-limit": "5000", "ratelimit-remaining": "0",
+                            "ratelimit-reset": str(int(self.clock()) + wait)})
+            if self.retry_after is not None:
+                headers["Retry-After"] = str(self.retry_after)
+            return status, body, headers
+        return None
+
     def _answer(self, method: str, path: str, query: dict[str, list[str]], raw: bytes, auth: str | None) -> Reply:
         if auth != f"Bearer {self.token}":
             return _error(401, "Unauthorized", "Unable to authenticate you")
         with self._lock:
-            if self.rate_limit_next > 0:
-                self.rate_limit_next -= 1
-                status, body, _ = _error(429, "too_many_requests", "API Rate limit exceeded.")
-                return status, body, {
-                    "Retry-After": str(self.retry_after),
-                    "ratelimit-limit": "5000",
-                    "ratelimit-remaining": "0",
-                    "ratelimit-reset": str(int(time.time()) + self.retry_after),
-                }
+            limited = self._rate_limited()
+            if limited is not None:
+                return limited
             self._remaining = max(0, self._remaining - 1)
             limits = {
                 "ratelimit-limit": "5000",
                 "ratelimit-remaining": str(self._remaining),
-                "ratelimit-reset": str(int(time.time()) + 60),
+                "ratelimit-reset": str(int(self.clock()) + 60),
             }
         try:
             payload = json.loads(raw) if raw else {}
@@ -298,6 +302,8 @@ class DigitalOceanSim:
             ("GET", r"/v2/droplets/(?P<droplet_id>\d+)", self._get_droplet),
             ("DELETE", r"/v2/droplets/(?P<droplet_id>\d+)", self._delete_droplet),
             ("GET", r"/v2/actions/(?P<action_id>\d+)", self._get_action),
+            ("GET", r"/v2/images", self._list_images),
+            ("GET", r"/v2/images/(?P<ref>[^/]+)", self._get_image),
             ("GET", r"/v2/sizes", self._list_sizes),
             ("GET", r"/v2/regions", self._list_regions),
         ]
@@ -391,22 +397,43 @@ class DigitalOceanSim:
             del self.keys[key["id"]]
             return 204, None, {}
 
+    # -- images
+
+    def _usable_image(self, ref: str) -> Json | None:
+        image = next((i for i in self.images.values() if ref in (i["slug"], str(i["id"]))), None)
+        return None if image is None or image["slug"] in self.retired else image
+
+    def _list_images(self, query: dict[str, list[str]], **_: Any) -> Reply:
+        kind = query.get("type", [None])[0]
+        items = [copy.deepcopy(i) for i in self.images.values() if i["slug"] not in self.retired
+                 and (kind is None or (kind == "application") == (i["slug"] in APPLICATIONS))]
+        return self._page("/v2/images", "images", items, query)
+
+    def _get_image(self, ref: str, **_: Any) -> Reply:
+        image = self._usable_image(ref)
+        return (200, {"image": copy.deepcopy(image)}, {}) if image else _not_found()
+
     # -- droplets
 
     def _create_droplet(self, payload: Any, **_: Any) -> Reply:
         if not isinstance(payload, dict) or not payload.get("name"):
             return _error(422, "unprocessable_entity", "Name can't be blank")
+        with self._lock:
+            self.create_bodies.append(copy.deepcopy(payload))
         region = next((r for r in self.regions if r["slug"] == payload.get("region")), None)
         size = next((s for s in self.sizes if s["slug"] == payload.get("size")), None)
-        image = IMAGES.get(str(payload.get("image")))
+        image = self._usable_image(str(payload.get("image")))
         if region is None or not region["available"]:
             return _error(422, "unprocessable_entity", "Region is not available")
         if size is None or not size["available"]:
             return _error(422, "unprocessable_entity", "You specified an invalid size for Droplet creation.")
         if region["slug"] not in size["regions"]:
             return _error(422, "unprocessable_entity", "Size is not available in this region.")
-        if image is None:
+        if image is None or region["slug"] not in image["regions"]:
             return _error(422, "unprocessable_entity", "You specified an invalid image for Droplet creation.")
+        if "vpc_uuid" in payload and not isinstance(payload["vpc_uuid"], str):
+            # The spec types it as a string; leave it out for the region's default VPC.
+            return _error(422, "unprocessable_entity", "vpc_uuid must be a string")
         tags = payload.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) and re.fullmatch(r"[\w:-]{1,255}", t) for t in tags):
             return _error(422, "unprocessable_entity", "Tag names may only contain letters, numbers, colons, dashes and underscores")
@@ -423,7 +450,7 @@ class DigitalOceanSim:
                 "memory": size["memory"],
                 "vcpus": size["vcpus"],
                 "disk": size["disk"],
-                "locked": False,
+                "locked": True,
                 "status": "new",
                 "kernel": None,
                 "created_at": _now_iso(),
@@ -438,7 +465,7 @@ class DigitalOceanSim:
                 "networks": {"v4": [], "v6": []},
                 "region": copy.deepcopy(region),
                 "tags": list(tags),
-                "vpc_uuid": str(uuid.uuid4()),
+                "vpc_uuid": payload.get("vpc_uuid") or str(uuid.uuid4()),
                 "user_data": payload.get("user_data"),
                 "ssh_keys": list(ssh_keys),
             }
@@ -457,6 +484,8 @@ class DigitalOceanSim:
                 "region": copy.deepcopy(region),
                 "region_slug": region["slug"],
             }
+            if self.lose_create_answer:
+                return _error(500, "server_error", "Unexpected server-side error")
             href = f"{self.endpoint}actions/{action_id}"
             return 202, {
                 "droplet": self._public(droplet),
@@ -467,27 +496,52 @@ class DigitalOceanSim:
     def _public(droplet: Json) -> Json:
         return {k: copy.deepcopy(v) for k, v in droplet.items() if k not in _PRIVATE}
 
+    def _age(self, droplet_id: int) -> float:
+        return time.monotonic() - self._born.get(droplet_id, 0.0)
+
+    def _hidden(self, droplet_id: int) -> bool:
+        return self._age(droplet_id) < self.hidden_for
+
     def _list_droplets(self, query: dict[str, list[str]], **_: Any) -> Reply:
+        tag = query.get("tag_name", [None])[0]
+        name = query.get("name", [None])[0]
+        if tag is not None and name is not None:
+            return _error(400, "bad_request", "tag_name can not be combined with name")
         with self._lock:
             ids = list(self.droplets)
         for droplet_id in ids:
             self._advance(droplet_id)
-        tag = query.get("tag_name", [None])[0]
         with self._lock:
-            items = [self._public(d) for d in self.droplets.values() if tag is None or tag in d["tags"]]
+            items = [self._public(d) for d in self.droplets.values() if not self._hidden(d["id"])
+                     and (tag is None or (tag in d["tags"] and self._age(d["id"]) >= self.tag_lag))
+                     and (name is None or d["name"].lower() == name.lower())]
         return self._page("/v2/droplets", "droplets", items, query)
 
     def _get_droplet(self, droplet_id: str, **_: Any) -> Reply:
         self._advance(int(droplet_id))
         with self._lock:
             droplet = self.droplets.get(int(droplet_id))
-            return (200, {"droplet": self._public(droplet)}, {}) if droplet else _not_found()
+            if droplet is None or self._hidden(droplet["id"]):
+                return _not_found()
+            return 200, {"droplet": self._public(droplet)}, {}
+
+    def _busy(self, droplet_id: int) -> bool:
+        """Its create action is still running: the droplet is locked."""
+        return self._phase.get(droplet_id) in ("new", "provisioning")
 
     def _delete_droplet(self, droplet_id: str, **_: Any) -> Reply:
+        self._advance(int(droplet_id))
         with self._lock:
-            droplet = self.droplets.pop(int(droplet_id), None)
-            if droplet is None:
+            droplet = self.droplets.get(int(droplet_id))
+            if droplet is None or self._hidden(droplet["id"]):
                 return _not_found()
+            if self._busy(droplet["id"]) and self.delete_while_busy == "refuse":
+                self.refused_deletes += 1
+                return _error(422, "unprocessable_entity", "Droplet already has a pending event.")
+            if self._busy(droplet["id"]) and self.delete_while_busy == "ignore":
+                self.ignored_deletes += 1
+                return 204, None, {}
+            del self.droplets[droplet["id"]]
             self.deleted.append(droplet)
             # A droplet still in the provision hook is deprovisioned when the hook returns.
             in_hook = self._phase.get(droplet["id"]) == "provisioning"
@@ -524,11 +578,18 @@ class DigitalOceanSim:
             droplet = self.droplets.get(droplet_id)
             if droplet is None or self._phase.get(droplet_id) != "new" or self.stick_in_new:
                 return
-            if time.monotonic() - self._born[droplet_id] < self.active_after:
+            if self._age(droplet_id) < self.active_after:
+                return
+            if self.fail_placement:
+                # No room for it: the create action errors and DigitalOcean removes the droplet.
+                self._phase[droplet_id] = "removed"
+                self._finish_action(droplet_id, "errored")
+                self.removed.append(self.droplets.pop(droplet_id))
                 return
             if self.fail_provision:
                 # Creation failed halfway: the droplet exists, stays "new", its create action errored.
                 self._phase[droplet_id] = "errored"
+                droplet["locked"] = False
                 self._finish_action(droplet_id, "errored")
                 return
             self._phase[droplet_id] = "provisioning"
@@ -540,6 +601,7 @@ class DigitalOceanSim:
                 self.hook_errors.append(exc)
                 if self._phase.get(droplet_id) == "provisioning":
                     self._phase[droplet_id] = "errored"
+                    droplet["locked"] = False
                 self._finish_action(droplet_id, "errored")
             return
         with self._lock:
@@ -547,6 +609,7 @@ class DigitalOceanSim:
             if not deleted:
                 self._phase[droplet_id] = "active"
                 droplet["status"] = "active"
+                droplet["locked"] = False
                 droplet["networks"]["v4"] = [
                     {"ip_address": ip, "netmask": "255.255.255.0", "gateway": ip.rsplit(".", 1)[0] + ".1", "type": "public"}
                 ]
