@@ -14,6 +14,7 @@ page's web fonts or trackers are never fetched.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -47,9 +48,13 @@ class DevTools:
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
 
-        def wire_fds() -> None:  # the child's fd 3 reads commands, fd 4 writes answers
-            os.dup2(to_child_r, 3)
-            os.dup2(from_child_w, 4)
+        def wire_fds() -> None:
+            """The child's fd 3 reads commands, fd 4 writes answers. Both ends are first
+            copied above 10, so neither dup2 can overwrite the other, and dup2 then makes
+            them inheritable (a pipe that already sat at 3 would otherwise keep CLOEXEC)."""
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_child_r, from_child_w)]
+            for target, fd in zip((3, 4), high, strict=True):
+                os.dup2(fd, target)
 
         self._proc = subprocess.Popen(
             [found, *FLAGS, LOOPBACK_ONLY, "--remote-debugging-pipe", f"--user-data-dir={self._profile}", "about:blank"],
@@ -98,7 +103,10 @@ class DevTools:
             future.set_exception(DevToolsError("Chromium went away"))
 
     def new_page(self) -> Page:
-        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        """A tab in a browser context of its own: no cookies from earlier sign-ins, as a
+        fresh profile (the provider asks who is signing in every time)."""
+        context = self.send("Target.createBrowserContext", {"disposeOnDetach": True})["browserContextId"]
+        target = self.send("Target.createTarget", {"url": "about:blank", "browserContextId": context})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         return Page(self, session)
 
