@@ -142,13 +142,18 @@ def test_device_flow_with_a_strict_provider(workspace: Workspace, op: CertifiedP
     assert tokens.refresh_token and tokens.subject == "alice"
 
 
-def test_public_app_device_flow(workspace: Workspace, op: CertifiedProvider, devtools: DevTools) -> None:
+def test_public_app_device_flow_with_the_code_typed(workspace: Workspace, op: CertifiedProvider,
+                                                    devtools: DevTools) -> None:
+    """What the terminal shows: an address and a code, typed on the provider's page."""
     register(workspace, op, "public-app")
-    user = person(devtools)
-    connection, _ = svc.add_connection(
-        workspace, "oidc:op", None,
-        svc.SignIn(device=True, show_code=lambda grant: user(grant.verification_uri_complete or "")))
-    user.wait()
+    users = []
+
+    def show(grant: object) -> None:
+        users.append(person(devtools, "carol", user_code=grant.user_code))  # type: ignore[attr-defined]
+        users[0](grant.verification_uri)  # type: ignore[attr-defined]
+
+    connection, _ = svc.add_connection(workspace, "oidc:op", None, svc.SignIn(device=True, show_code=show))
+    assert "Sign-in Success" in users[0].wait() and connection.account == "carol@example.test"
     assert token_set(workspace, connection).refresh_token
 
 

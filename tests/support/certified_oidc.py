@@ -108,9 +108,22 @@ def confirm_device(approve: bool = True) -> Step:
     return Step("button[name=abort]", f"document.querySelector({json.dumps(button)}).click();")
 
 
-def person(devtools: DevTools, account: str = "alice", approve: bool = True) -> ChromiumUser:
-    """Someone at the browser who logs in as ``account`` and approves (or cancels) consent."""
-    return ChromiumUser(devtools, [login(account), consent(approve), confirm_device(approve)], SIGNED_IN)
+def type_code(user_code: str) -> Step:
+    """The device flow's first page when only its address was given: type the code."""
+    return Step("input[name=user_code]", (
+        f"document.querySelector('input[name=user_code]').value = {json.dumps(user_code)};"
+        "document.querySelector('form').submit();"
+    ))
+
+
+def person(devtools: DevTools, account: str = "alice", approve: bool = True,
+           user_code: str | None = None) -> ChromiumUser:
+    """Someone at the browser who logs in as ``account`` and approves (or cancels) consent;
+    with ``user_code``, types it where the device flow asks for it."""
+    steps = [login(account), consent(approve), confirm_device(approve)]
+    if user_code is not None:
+        steps.insert(0, type_code(user_code))
+    return ChromiumUser(devtools, steps, SIGNED_IN)
 
 
 @contextmanager
