@@ -161,6 +161,7 @@ async def test_the_app_modal_saves_the_client_authentication(seeded: Backend, tm
             await app.workers.wait_for_complete()
             await pilot.pause()
             assert app.screen is screen
+            assert "secret set · client_secret_post" in text_of(screen, "#apps-text")
     saved = ws.repos.oauth_apps.for_provider("oidc:corp")
     assert saved is not None and saved.auth_method == "client_secret_post" and saved.private_key is None
     assert ws.repos.secrets.get(saved.client_secret or "").value == SECRET  # type: ignore[union-attr]

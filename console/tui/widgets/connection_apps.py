@@ -39,7 +39,12 @@ class ConnectionApps(VerticalScroll):
         muted_style = colour(self.app, "text-muted")
         for app in sorted(apps, key=lambda a: a.provider):
             line = Text(f"client id {app.client_id}\n")
-            about = ["secret set" if app.client_secret else "public (no secret)"]
+            if app.private_key:
+                about = ["key set (private_key_jwt)"]
+            else:
+                about = ["secret set" if app.client_secret else "public (no secret)"]
+            if app.auth_method and not app.private_key:
+                about.append(app.auth_method)
             if app.hosts:
                 about.append(f"hosts {', '.join(sorted(app.hosts))}")
             if app.tenant:
