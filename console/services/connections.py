@@ -161,9 +161,10 @@ def reconnect(ws: Workspace, ref: str, how: SignIn) -> Connection:
     app = app_for(ws, connection.provider)
     tokens, account = _sign_in(ws, app, connection.scopes, how)
     if account != connection.account:
+        client_for(ws, app).revoke_quietly(tokens)  # issued to the wrong account: not kept, so not left live
         raise UsageError(
             f"signed in as {account}, but this connection is {connection.account}; sign in with that account, "
-            f"or add {account} as a new connection"
+            f"or add {account} as a new connection (nothing was saved)"
         )
     return _keep(ws, app, account, tokens, connection.scopes, connection)
 

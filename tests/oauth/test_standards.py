@@ -131,3 +131,18 @@ def test_removing_connections_leaves_no_lock_files(workspace: Workspace, provide
     assert lock_file(workspace, connection.id).exists()
     svc.remove(workspace, connection.id)
     assert not lock_file(workspace, connection.id).exists() and not left_behind.exists()
+
+
+def test_reconnect_as_another_account_keeps_nothing_and_revokes_it(workspace: Workspace, provider: LocalOAuthProvider,
+                                                                   browser: HeadlessChromium) -> None:
+    from console.errors import UsageError
+
+    oidc(workspace, provider)
+    connection, _ = svc.add_connection(workspace, "oidc:corp", None, browser_sign_in(browser))
+    kept = token_set(workspace, connection)
+    before = set(provider.live_refresh_tokens)
+    provider.user = "bob@example.test"
+    with pytest.raises(UsageError, match="signed in as bob@example.test.*nothing was saved"):
+        svc.reconnect(workspace, connection.id, browser_sign_in(browser))
+    assert provider.live_refresh_tokens == before  # bob's new tokens were revoked
+    assert token_set(workspace, connection).access_token == kept.access_token
