@@ -11,7 +11,7 @@ import click
 
 from console.cli.base import CliState, emit_json, json_option, note, pass_state
 from console.errors import TbxError, UsageError
-from console.gateway.clientconfig import CLIENTS, render
+from console.gateway.clientconfig import ALIASES, CLIENTS, base_url, client_name, render
 
 if TYPE_CHECKING:
     from console.gateway.process import GatewayInfo
@@ -23,7 +23,9 @@ def running_gateway(state: CliState, toolbox: str) -> GatewayInfo | None:
     """The gateway serving ``toolbox``, or None if none answers."""
     from console.gateway import process
 
-    return process.running(state.workspace().paths, toolbox, timeout=2.0)
+    # The paths, not the workspace: finding the gateway must not unlock the vault (a
+    # desktop client launching 'tbx connect' has no terminal to ask a passphrase on).
+    return process.running(state.paths, toolbox, timeout=2.0)
 
 
 def gateway_url(state: CliState, toolbox: str) -> str:
@@ -107,7 +109,8 @@ def register(cli: click.Group) -> None:
     @cli.command()
     @click.argument("agent")
     @click.option("--toolbox", default="local", show_default=True)
-    @click.option("--url", help="Gateway URL (default: the running local gateway's).")
+    @click.option("--url", help="Gateway URL, e.g. http://127.0.0.1:8765 (default: the gateway running here, "
+                                "found without opening the vault).")
     @pass_state
     def connect(state: CliState, agent: str, toolbox: str, url: str | None) -> None:
         """Stdio bridge to the gateway for clients that only launch stdio servers.
@@ -118,15 +121,22 @@ def register(cli: click.Group) -> None:
 
         token = os.environ.get(TOKEN_ENV)
         if not token:
-            raise UsageError(f"set {TOKEN_ENV} to agent {agent}'s token ('tbx client-config {agent}' writes it in)")
-        target = (url or gateway_url(state, toolbox)).rstrip("/")
+            raise UsageError(f"set {TOKEN_ENV} to agent {agent}'s token ('tbx client-config {agent} "
+                             f"--client claude-desktop --rotate' issues one and writes it into the config)")
+        if url is None:
+            info = running_gateway(state, toolbox)
+            if info is None:
+                raise UsageError(f"no gateway is serving toolbox {toolbox} here: pass --url with the gateway's "
+                                 f"address, or start one with 'tbx gateway serve'")
+            url = info.url
+        target = url.rstrip("/")
         if not target.endswith("/mcp"):
             target += "/mcp"
         asyncio.run(Bridge(target, token).run())
 
     @cli.command("client-config")
     @click.argument("agent")
-    @click.option("--client", type=click.Choice(CLIENTS), required=True)
+    @click.option("--client", type=click.Choice([*CLIENTS, *ALIASES]), required=True)
     @click.option("--toolbox", default="local", show_default=True)
     @click.option("--rotate", is_flag=True, help="Issue a new token and put it in the snippet (the old one stops working).")
     @pass_state
@@ -137,8 +147,8 @@ def register(cli: click.Group) -> None:
         ws = state.workspace()
         ws.repos.agents.require(agent)
         box = ws.repos.toolboxes.require(toolbox)
-        url = box.gateway_address or f"http://{ws.settings.gateway.host}:{ws.settings.gateway.port}"
+        url = box.gateway_address or base_url(ws.settings.gateway.host, ws.settings.gateway.port)
         token = rotate_token(ws, agent) if rotate else "PASTE-THE-TOKEN-OF-" + agent
-        click.echo(render(client, agent, url, token))
+        click.echo(render(client_name(client), agent, url, token))
         if not rotate:
             note(f"tokens are shown once; paste {agent}'s token, or run with --rotate to issue a new one here")

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -42,11 +43,50 @@ async def test_tbx_connect_bridges_a_stdio_client_to_the_gateway(stack: Stack) -
 def test_tbx_connect_without_a_token_says_what_to_set(stack: Stack) -> None:
     result = tbx(stack, "connect", "someone", "--url", stack.url, env={"TBX_AGENT_TOKEN": ""})
     assert result.exit_code == 2 and "set TBX_AGENT_TOKEN" in result.stderr
+    assert "'tbx client-config someone --client claude-desktop --rotate'" in result.stderr
+
+
+def bare_home(tmp_path: Path) -> dict[str, str]:
+    """What a desktop app hands the process it launches: a PATH and a HOME, nothing of ours."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return {"PATH": os.environ["PATH"], "HOME": str(home)}
+
+
+async def test_the_claude_desktop_config_runs_with_nothing_but_its_token(stack: Stack, tmp_path: Path) -> None:
+    """No vault, no TBX_HOME, no passphrase where Claude Desktop runs: the URL is in the config."""
+    name, _old = stack.agent("local", "local/time/get_current_time")
+    printed = tbx(stack, "client-config", name, "--client", "claude-desktop", "--rotate")
+    assert printed.exit_code == 0, printed.stderr
+    entry = json.loads(printed.stdout)["mcpServers"][f"toolbox-{name}"]
+    assert entry["args"][entry["args"].index("--url") + 1] == stack.url
+    params = StdioServerParameters(command=entry["command"], args=entry["args"],
+                                   env={**bare_home(tmp_path), **entry["env"]}, cwd=str(tmp_path))
+    async with Client(stdio_client(params), mode="legacy") as client:
+        assert await tool_names(client) == ["time__get_current_time"]
+        result = await client.call_tool("time__get_current_time", {"timezone": "UTC"})
+        assert not result.is_error
+
+
+def test_tbx_connect_without_a_url_or_a_gateway_names_the_option(tmp_path: Path) -> None:
+    env = {**bare_home(tmp_path), "TBX_AGENT_TOKEN": "not-asked-for", "TBX_HOME": str(tmp_path / "tbx")}
+    result = subprocess.run([sys.executable, "-m", "console", "connect", "bot"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == ("error: no gateway is serving toolbox local here: pass --url with the gateway's "
+                             "address, or start one with 'tbx gateway serve'\n")
+    assert "not-asked-for" not in result.stderr
+
+
+def test_the_old_client_name_claude_still_means_claude_desktop(stack: Stack) -> None:
+    name, _token = stack.agent("local")
+    old, new = (tbx(stack, "client-config", name, "--client", client) for client in ("claude", "claude-desktop"))
+    assert old.exit_code == 0 and old.stdout == new.stdout
 
 
 async def test_client_config_snippets_work_as_printed(stack: Stack) -> None:
     name, _old = stack.agent("local", "local/time")
-    for client in ("claude", "cursor", "vscode"):
+    for client in ("claude-desktop", "cursor", "vscode"):
         printed = tbx(stack, "client-config", name, "--client", client)
         assert printed.exit_code == 0 and "PASTE-THE-TOKEN-OF-" in printed.stdout
         assert "--rotate" in printed.stderr
@@ -56,9 +96,9 @@ async def test_client_config_snippets_work_as_printed(stack: Stack) -> None:
     token = snippet["headers"]["Authorization"].removeprefix("Bearer ")
     async with agent(stack.url, token) as client:
         assert "time__get_current_time" in await tool_names(client)
-    claude = json.loads(tbx(stack, "client-config", name, "--client", "claude").stdout)
+    claude = json.loads(tbx(stack, "client-config", name, "--client", "claude-desktop").stdout)
     entry = claude["mcpServers"][f"toolbox-{name}"]
-    assert entry["args"][-2:] == ["connect", name] and "TBX_AGENT_TOKEN" in entry["env"]
+    assert entry["args"][-4:] == ["connect", name, "--url", stack.url] and "TBX_AGENT_TOKEN" in entry["env"]
     vscode = json.loads(tbx(stack, "client-config", name, "--client", "vscode").stdout)
     assert vscode["servers"][f"toolbox-{name}"]["type"] == "http"
 

@@ -172,8 +172,8 @@ async def test_the_detail_shows_the_surface_with_reasons_and_the_client_config(s
         assert "✓ time/convert_time" in text and "allowed by the server-wide grant time/*" in text
         assert "✗ files/list_directory" in text and "no grant for files/list_directory or files/*" in text
         snippet = app.screen.query_one(ClientSnippet)
-        assert snippet.client == "claude"
-        assert json.loads(snippet.text() or "")["mcpServers"]["toolbox-claude-desktop"]["args"][-2:] == [
+        assert snippet.client == "claude-desktop"
+        assert json.loads(snippet.text() or "")["mcpServers"]["toolbox-claude-desktop"]["args"][-4:-2] == [
             "connect", "claude-desktop"]
         await pilot.press("right_square_bracket")
         cursor_config = json.loads(snippet.text() or "")["mcpServers"]["toolbox-claude-desktop"]

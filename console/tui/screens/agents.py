@@ -12,6 +12,7 @@ from textual.content import Content
 from textual.widgets import DataTable, Input
 
 from console.errors import TbxError
+from console.gateway.clientconfig import base_url
 from console.model import check_name
 from console.services import agents as agent_service
 from console.services.access import AccessReport, access_report
@@ -52,9 +53,9 @@ class AgentsScreen(ConsoleScreen):
         Binding("c", "copy_config", "Copy config", id="agent.copy_config",
                 tooltip="Copy the client config (token left as a placeholder)"),
         Binding("left_square_bracket", "client(-1)", "Client", id="agent.client_prev", show=False,
-                tooltip="Previous client: claude, cursor, vscode"),
+                tooltip="Previous client: claude-desktop, cursor, vscode"),
         Binding("right_square_bracket", "client(1)", "Client", id="agent.client_next",
-                tooltip="Next client: claude, cursor, vscode"),
+                tooltip="Next client: claude-desktop, cursor, vscode"),
         Binding("g", "grants", "Grants", id="agent.grants", show=False, tooltip="Show this agent on the Grants screen"),
     ]
     PALETTE: ClassVar[list[tuple[str, str]]] = [
@@ -137,7 +138,7 @@ class AgentsScreen(ConsoleScreen):
             return running.removesuffix("/mcp")
         box = self.ws.repos.toolboxes.by_name(self.console.toolbox_name)
         settings = self.ws.settings.gateway
-        return (box.gateway_address if box else None) or f"http://{settings.host}:{settings.port}"
+        return (box.gateway_address if box else None) or base_url(settings.host, settings.port)
 
     def _show_detail(self) -> None:
         agent = self._selected()
