@@ -7,6 +7,7 @@ and what goes back. Steps read and fill it; none of them sees the gateway itself
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,9 @@ class Exchange:
     decision: str = "allow"
     detail: dict[str, Any] = field(default_factory=dict)
     reply: Reply | None = None
+    events: Callable[[bytes], None] | None = None
+    """Where messages about this request go before its reply (progress), when the client
+    takes an event stream; the first one turns the response into that stream."""
 
     @property
     def is_request(self) -> bool:

@@ -24,8 +24,15 @@ from console.gateway.jsonrpc import JsonId, dumps, splice_id
 from console.runtime.attach import ChannelClosed, StdioChannel
 
 
+_CANCELLED = b'"notifications/cancelled"'
+
+
 class UpstreamFailed(Exception):
     """The server went away (or the call timed out) before answering."""
+
+
+class Cancelled(UpstreamFailed):
+    """The request was cancelled (by the server, or by its agent) before an answer."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,9 @@ class Forwarder:
                 self._on_notification(line)
             return
         matches = list(self._id_pattern.finditer(line))
+        if not matches and _CANCELLED in line:
+            self._server_cancelled(line)
+            return
         if len(matches) == 1:
             match = matches[0]
             number = int(match.group(1))
@@ -91,6 +101,22 @@ class Forwarder:
         future = self._pending.pop(number, None)
         if future is not None and not future.done():
             future.set_result(response)
+
+    def _server_cancelled(self, line: bytes) -> None:
+        """The server gave up one of our requests: its caller is told now, not at the timeout."""
+        try:
+            params = json.loads(line).get("params") or {}
+            rid, reason = params.get("requestId"), params.get("reason")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(rid, str) and rid.startswith(self.namespace) and rid[len(self.namespace):].isdigit():
+            why = f"the server cancelled it ({str(reason)[:200]})" if reason else "the server cancelled it"
+            self._fail(int(rid[len(self.namespace):]), Cancelled(why))
+
+    def _fail(self, number: int, error: UpstreamFailed) -> None:
+        future = self._pending.pop(number, None)
+        if future is not None and not future.done():
+            future.set_exception(error)
 
     def _closed(self, reason: str) -> None:
         pending, self._pending = self._pending, {}
@@ -135,7 +161,9 @@ class Forwarder:
         return f"{self.namespace}{number}"
 
     async def cancel(self, number: int, reason: str) -> None:
-        """Tell the server to stop working on a request whose caller gave up."""
+        """Tell the server to stop working on a request whose caller gave up (a caller
+        still waiting for it is answered now: the server will not)."""
+        self._fail(number, Cancelled(reason))
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                 "params": {"requestId": self.upstream_id(number), "reason": reason}}
         with contextlib.suppress(ChannelClosed):  # a server that is gone has nothing to cancel

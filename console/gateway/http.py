@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -141,16 +142,23 @@ class McpHttpApp:
             finally:
                 clock.body_read()
 
+        accept = x.headers.get(b"accept", b"")
+        events = x.events = _Events(send, self.pipeline) if b"text/event-stream" in accept else None
         try:
             reply = await self.pipeline.post(x, read_body)
         except asyncio.CancelledError:
+            if events is not None:
+                events.abandon()
             if not clock.hung_up:
                 raise
             task.uncancel()
             return  # the agent hung up: its call was cancelled upstream and recorded
         finally:
             clock.stop()
-        await respond(send, reply)
+        if events is not None:
+            await events.finish(reply)
+        else:
+            await respond(send, reply)
 
     @staticmethod
     def _check_post_headers(headers: dict[bytes, bytes]) -> None:
@@ -205,6 +213,53 @@ class McpHttpApp:
             gone.cancel()
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _event(message: bytes) -> bytes:
+    return b"event: message\ndata: " + message + b"\n\n"
+
+
+class _Events:
+    """A POST's response as an event stream (SSE), begun by the first message about the
+    request before its reply (progress): a request that streams nothing is answered
+    with plain JSON, as fast as before. Messages are masked like every reply; a client
+    slower than its server loses the oldest (progress is advisory), never the reply."""
+
+    LIMIT = 256
+
+    def __init__(self, send: Send, pipeline: Pipeline) -> None:
+        self._send, self._pipeline = send, pipeline
+        self._queue: deque[bytes] = deque(maxlen=self.LIMIT)
+        self._pump: asyncio.Task[None] | None = None
+        self.started = False
+
+    def __call__(self, message: bytes) -> None:
+        self._queue.append(message)
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self._queue:
+            message, _found = self._pipeline.snapshots.current.redactor.mask_json(self._queue.popleft())
+            if not self.started:
+                self.started = True
+                await self._send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no")]})
+            await self._send({"type": "http.response.body", "body": _event(message), "more_body": True})
+
+    async def finish(self, reply: Reply) -> None:
+        if self._pump is not None:
+            with contextlib.suppress(Exception):
+                await self._pump
+        if not self.started:
+            await respond(self._send, reply)
+            return
+        await self._send({"type": "http.response.body", "body": _event(reply.body), "more_body": False})
+
+    def abandon(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
 
 
 async def _hang_up(receive: Receive) -> None:

@@ -30,12 +30,13 @@ def negotiate(requested: Any) -> str:
     return requested if requested in SUPPORTED_VERSIONS else LATEST_VERSION
 
 
-def initialize_result(version: str, instructions: str) -> dict[str, Any]:
+def initialize_result(version: str, instructions: str, *, subscribe: bool = False) -> dict[str, Any]:
+    """``subscribe`` only where a server behind the endpoint supports it."""
     return {
         "protocolVersion": version,
         "capabilities": {
             "tools": {"listChanged": True},
-            "resources": {"subscribe": False, "listChanged": True},
+            "resources": {"subscribe": subscribe, "listChanged": True},
             "prompts": {"listChanged": True},
             "completions": {},
             "logging": {},
@@ -64,6 +65,9 @@ class Method:
     """The result of a method answered locally."""
     arguments: str | None = None
     """The params key holding the caller's arguments, digested into the audit record."""
+    shared: str | None = None
+    """The ``SharedUpstream`` step that answers it, for what agents share upstream (log
+    level, subscriptions) instead of a plain forward."""
 
     @property
     def forwarded(self) -> bool:
@@ -81,7 +85,8 @@ def _decide(x: Exchange, item: ItemRef | None, decision: Decision, refusal: str)
 
 
 def _forward_meta(params: dict[str, Any]) -> dict[str, Any]:
-    """What of the caller's ``_meta`` goes upstream (progress is not relayed yet)."""
+    """What of the caller's ``_meta`` goes upstream: its progress token is the gateway's
+    business (each call gets its own upstream, ``relay``)."""
     meta = params.get("_meta")
     if not isinstance(meta, dict):
         return {}
@@ -116,11 +121,19 @@ def _get_prompt(x: Exchange) -> None:
 
 
 def _read_resource(x: Exchange) -> None:
+    _resource(x, "resources/read")
+
+
+def _subscribe(x: Exchange) -> None:
+    _resource(x, "resources/subscribe")
+
+
+def _resource(x: Exchange, method: str) -> None:
     uri = x.params["uri"]
     item, decision = x.snapshot.surface.resolve_uri(x.identity.agent_id, x.endpoint, uri, time.time())  # type: ignore[union-attr]
     x.target = item.label(x.snapshot.toolbox) if item else f"resource:{_shown(uri)}"
     _decide(x, item, decision, f"resource {_shown(uri)!r} is not available")
-    x.upstream = ("resources/read", {"uri": uri, **_forward_meta(x.params)})
+    x.upstream = (method, {"uri": uri, **_forward_meta(x.params)})
 
 
 def _complete(x: Exchange) -> None:
@@ -181,7 +194,7 @@ def _nothing(x: Exchange) -> Any:
 
 METHODS: dict[str, Method] = {
     "ping": Method("ping", answer=_nothing),
-    "logging/setLevel": Method("logging.set-level", answer=_nothing),
+    "logging/setLevel": Method("logging.set-level", shared="set_level"),
     "tools/list": Method("tools.list", answer=_listing(ItemKind.TOOL, "tools")),
     "prompts/list": Method("prompts.list", answer=_listing(ItemKind.PROMPT, "prompts")),
     "resources/list": Method("resources.list", answer=_listing(ItemKind.RESOURCE, "resources")),
@@ -191,5 +204,7 @@ METHODS: dict[str, Method] = {
     "prompts/get": Method("prompt.get", authorize=_get_prompt, arguments="arguments"),
     "resources/read": Method("resource.read", authorize=_read_resource),
     "completion/complete": Method("completion.complete", authorize=_complete, arguments="argument"),
+    "resources/subscribe": Method("resource.subscribe", authorize=_subscribe, shared="subscribe"),
+    "resources/unsubscribe": Method("resource.unsubscribe", shared="unsubscribe"),
 }
 UNKNOWN = Method("rpc.unsupported")

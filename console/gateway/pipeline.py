@@ -30,7 +30,9 @@ from console.gateway.exchange import Exchange, Refused, Reply
 from console.gateway.forwarder import UpstreamFailed
 from console.gateway.methods import METHODS, UNKNOWN, Denied, Method, initialize_result, negotiate
 from console.gateway.methods import SUPPORTED_VERSIONS
+from console.gateway.relay import Relay
 from console.gateway.sessions import AgentSession, SessionStore
+from console.gateway.shared import SharedUpstream
 from console.gateway.snapshot import Snapshots
 from console.gateway.upstreams import Upstreams
 from console.policy import Reason
@@ -56,7 +58,7 @@ class AuditSink(Protocol):
 class Pipeline:
     def __init__(self, *, snapshots: Snapshots, sessions: SessionStore, upstreams: Upstreams, audit: AuditSink,
                  owner_key: bytes, settings: GatewaySettings, call_timeout: float,
-                 instructions: Callable[[str | None], str]) -> None:
+                 instructions: Callable[[str | None], str], relay: Relay, shared: SharedUpstream) -> None:
         self.snapshots = snapshots
         self.sessions = sessions
         self.upstreams = upstreams
@@ -65,6 +67,8 @@ class Pipeline:
         self.settings = settings
         self.call_timeout = call_timeout
         self.instructions = instructions
+        self.relay = relay
+        self.shared = shared
         self.unauthenticated: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()
         self._streams: Counter[str] = Counter()
@@ -103,7 +107,10 @@ class Pipeline:
             if method.forwarded:
                 await self._authorize_surely(x, method)
                 self._check_request(x, method)
-                await self._forward(x, method)
+                await (self._share(x, method) if method.shared else self._forward(x, method))
+            elif method.shared:
+                self._check_audit(x)
+                await self._share(x, method)
             else:
                 self._check_audit(x)
                 x.reply = Reply(200, rpc.result(x.request_id, method.answer(x)), JSON)  # type: ignore[misc]
@@ -234,7 +241,8 @@ class Pipeline:
                          "client": {k: str(client[k])[:100] for k in ("name", "version") if k in client}})
         if evicted:
             x.detail["evicted"] = len(evicted)
-        body = rpc.result(x.request_id, initialize_result(version, self.instructions(x.endpoint)))
+        body = rpc.result(x.request_id, initialize_result(version, self.instructions(x.endpoint),
+                                                          subscribe=self.shared.can_subscribe(x.endpoint)))
         x.reply = Reply(200, body, [*JSON, (b"mcp-session-id", session.id.encode())])
         return x.reply
 
@@ -368,13 +376,16 @@ class Pipeline:
                 session.in_flight[request_id] = (forwarder, number)
 
         name, params = x.upstream
+        progress = self._progress(x, params)
         try:
-            response = await forwarder.request(name, params, self.call_timeout, track)
+            response = await forwarder.request(name, progress or params, self.call_timeout, track)
         except UpstreamFailed as exc:
             raise self._unavailable(x, exc) from None
         finally:
             if session is not None:
                 session.in_flight.pop(request_id, None)  # type: ignore[arg-type]
+            if progress is not None:
+                self.relay.close_call(x.item.server_id, progress["_meta"]["progressToken"])
         line = response.for_caller(request_id)
         cap = self.settings.max_result_bytes
         if len(line) > cap:
@@ -382,6 +393,26 @@ class Pipeline:
                           code=rpc.INTERNAL_ERROR, reason="result-too-large", decision="error")
         x.detail["result_bytes"] = len(line)
         x.reply = Reply(200, line, JSON)
+
+    def _progress(self, x: Exchange, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The params with a gateway progress token in place of the agent's, when the
+        agent asked for progress and can be sent it (None otherwise)."""
+        meta = x.params.get("_meta")
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        if token is None or x.events is None:
+            return None
+        assert x.item is not None
+        upstream_token = self.relay.open_call(x.item.server_id, token, x.events)
+        x.detail["progress"] = True
+        return {**params, "_meta": {**(params.get("_meta") or {}), "progressToken": upstream_token}}
+
+    async def _share(self, x: Exchange, method: Method) -> None:
+        """A request about what agents share upstream (``shared``)."""
+        try:
+            answer = await getattr(self.shared, method.shared)(x)  # type: ignore[arg-type]
+        except UpstreamFailed as exc:
+            raise self._unavailable(x, exc) from None
+        x.reply = Reply(200, rpc.result(x.request_id, answer), JSON)
 
     @staticmethod
     def _unavailable(x: Exchange, exc: Exception) -> Refused:

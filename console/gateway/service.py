@@ -31,7 +31,9 @@ from console.gateway.http import Admission, McpHttpApp
 from console.gateway.pipeline import Pipeline
 from console.gateway.process import GatewayInfo
 from console.gateway.server import FD_RESERVE, ConnectionGuard, GatewayServer, build_server, raise_file_limit
+from console.gateway.relay import Relay
 from console.gateway.sessions import SessionStore
+from console.gateway.shared import SharedUpstream
 from console.gateway.snapshot import Snapshot, Snapshots
 from console.gateway.surface import SEPARATOR
 from console.gateway.upstreams import Upstreams
@@ -81,9 +83,14 @@ class Gateway:
                                   max_pending=self.settings.audit_pending_max,
                                   on_state_change=self._audit_state_changed)
         self.upstreams = Upstreams(self._session_wait, self._verify, min(10.0, self.runtime.start_timeout))
+        self.relay = Relay(self.sessions, self.snapshots)
+        self.upstreams.on_notification(self.relay.server_said)
+        self.shared = SharedUpstream(self.sessions, self.snapshots, self.upstreams, self.relay,
+                                     self.runtime.call_timeout)
         self.pipeline = Pipeline(snapshots=self.snapshots, sessions=self.sessions, upstreams=self.upstreams,
                                  audit=self.writer, owner_key=owner_key(ws), settings=self.settings,
-                                 call_timeout=self.runtime.call_timeout, instructions=self.instructions)
+                                 call_timeout=self.runtime.call_timeout, instructions=self.instructions,
+                                 relay=self.relay, shared=self.shared)
         self.admission = Admission()
         self.app = McpHttpApp(self.pipeline, self.admission, toolbox=self.toolbox.name,
                               max_body_bytes=self.settings.max_body_bytes,
@@ -211,9 +218,10 @@ class Gateway:
                 self.announce_changes()  # grants that expired since
                 for session in self.sessions.expire():
                     self.pipeline.session_ended(session, "idle")
-                summary = self.pipeline.summarise_refusals()
-                if summary is not None:
-                    self.writer.record(summary)
+                for summary in (self.pipeline.summarise_refusals(), self.relay.summary()):
+                    if summary is not None:
+                        self.writer.record(summary)
+                await self.shared.tidy()
                 await self._publish_problems()
             except Exception:  # one bad second must not stop the upkeep
                 log.exception("the gateway's upkeep failed")

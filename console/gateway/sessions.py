@@ -29,12 +29,14 @@ class AgentSession:
     created: float = field(default_factory=time.monotonic)
     last_seen: float = field(default_factory=time.monotonic)
     outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
-    """Server-to-client messages for the GET event stream (list_changed)."""
+    """Server-to-client messages for the GET event stream (list_changed, log messages, updates)."""
     visible: dict[str, frozenset[str]] = field(default_factory=dict)
     """Item kind -> exposed names last shown, to know when to say ``*/list_changed``."""
     in_flight: dict[str | int, tuple[object, int]] = field(default_factory=dict)
     """Agent request id -> (forwarder, upstream number), for cancellation."""
     ended: asyncio.Event = field(default_factory=asyncio.Event)
+    log_level: str | None = None
+    """The level the agent set with ``logging/setLevel``; None: it gets no log messages."""
 
     def notify(self, message: bytes) -> None:
         """Queue a notification; a client that never reads its stream loses old ones."""

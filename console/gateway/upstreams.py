@@ -38,6 +38,17 @@ class Upstream:
     verified_generation: int = 0
     """The snapshot generation that holds this session's verified definitions."""
     task: asyncio.Task[None] | None = None
+    log_level: str | None = None
+    """The level the gateway last set on this session (None: the server's default)."""
+
+    @property
+    def can_log(self) -> bool:
+        return self.session.client.server_capabilities.logging is not None
+
+    @property
+    def can_subscribe(self) -> bool:
+        resources = self.session.client.server_capabilities.resources
+        return bool(resources is not None and resources.subscribe)
 
 
 class Upstreams:
@@ -46,6 +57,16 @@ class Upstreams:
         self._verify = verify
         self.wait_seconds = wait_seconds
         self._entries: dict[str, Upstream] = {}
+        self._listeners: list[Callable[[str, bytes], None]] = []
+
+    def on_notification(self, listener: Callable[[str, bytes], None]) -> None:
+        """Told (server id, line) of every notification a live server writes."""
+        self._listeners.append(listener)
+
+    def live(self, server_id: str) -> Upstream | None:
+        """The server's current upstream, verified or not (None when it has none)."""
+        found = self._entries.get(server_id)
+        return found if found is not None and found.forwarder.alive else None
 
     def session_changed(self, server_id: str, session: Session | None) -> None:
         """The supervisor's listener: a server's session came up (or went away)."""
@@ -60,8 +81,13 @@ class Upstreams:
         self._start_verification(upstream)
 
     def _notified(self, upstream: Upstream, line: bytes) -> None:
-        if any(marker in line for marker in LIST_CHANGED) and self._entries.get(upstream.server_id) is upstream:
+        if self._entries.get(upstream.server_id) is not upstream:
+            return  # a session being replaced: nothing it says now is news
+        if any(marker in line for marker in LIST_CHANGED):
             self._start_verification(upstream)
+            return
+        for listener in self._listeners:
+            listener(upstream.server_id, line)
 
     def _start_verification(self, upstream: Upstream) -> None:
         upstream.verified.clear()

@@ -39,7 +39,15 @@ def _first(*problems: str | None) -> str | None:
 
 
 def _meta(params: dict[str, Any]) -> str | None:
-    return _object(params, "_meta")
+    problem = _object(params, "_meta")
+    meta = params.get("_meta")
+    if problem is None and isinstance(meta, dict) and "progressToken" in meta:
+        token = meta["progressToken"]
+        if isinstance(token, bool) or not isinstance(token, str | int):
+            return "params._meta.progressToken must be a string or an integer"
+        if isinstance(token, str) and len(token) > MAX_NAME:
+            return f"params._meta.progressToken is longer than {MAX_NAME} characters"
+    return problem
 
 
 def _listing(params: dict[str, Any]) -> str | None:
@@ -98,6 +106,8 @@ RULES: dict[str, Rule] = {
     "resources/read": _resource_read,
     "completion/complete": _completion,
     "logging/setLevel": _set_level,
+    "resources/subscribe": _resource_read,
+    "resources/unsubscribe": _resource_read,
 }
 
 

@@ -1,0 +1,147 @@
+"""What many agents share in one upstream session: its log level and its subscriptions.
+
+A server has one session with the gateway, so an agent's ``logging/setLevel`` or
+``resources/subscribe`` cannot simply be passed on: one agent would change what every
+other one gets. The gateway keeps each session's own wish and sets upstream what they
+add up to:
+
+- the log level of a server is the most verbose level any session entitled to it asked
+  for (``emergency`` once none asks: a server cannot be told to stop logging, only to
+  say less). Each session still only gets what it asked for (``relay``).
+- a URI is subscribed upstream while at least one session is subscribed to it, and
+  unsubscribed when the last one leaves (or its session ends).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from console.gateway import jsonrpc as rpc
+from console.gateway.exchange import Exchange, Refused
+from console.gateway.forwarder import UpstreamFailed
+from console.gateway.relay import LEVELS, Relay, severity, uses_server
+from console.gateway.sessions import SessionStore
+from console.gateway.snapshot import Snapshots
+from console.gateway.upstreams import Upstream, Upstreams
+
+log = logging.getLogger(__name__)
+QUIETEST = LEVELS[-1]
+
+
+class SharedUpstream:
+    def __init__(self, sessions: SessionStore, snapshots: Snapshots, upstreams: Upstreams, relay: Relay,
+                 timeout: float) -> None:
+        self.sessions, self.snapshots, self.upstreams, self.relay = sessions, snapshots, upstreams, relay
+        self.timeout = timeout
+
+    def can_subscribe(self, endpoint: str | None) -> bool:
+        """Whether ``resources/subscribe`` works on the endpoint (its server, or any, supports it)."""
+        surface = self.snapshots.current.surface
+        scope = [surface.server_ids.get(endpoint)] if endpoint else list(surface.server_names)
+        return any((u := self.upstreams.live(sid)) is not None and u.can_subscribe for sid in scope if sid)
+
+    # -- logging -----------------------------------------------------------------------
+
+    async def set_level(self, x: Exchange) -> dict[str, Any]:
+        session = x.session
+        assert session is not None and x.identity is not None
+        session.log_level = x.params["level"]
+        surface = x.snapshot.surface
+        now = time.time()
+        scope = [surface.server_ids.get(x.endpoint)] if x.endpoint else list(surface.server_names)
+        x.target = f"session:{x.endpoint or '/mcp'}"
+        x.detail["level"] = session.log_level
+        upstream: dict[str, str] = {}
+        for server_id in scope:
+            if server_id and uses_server(self.snapshots, x.identity.agent_id, server_id, now):
+                name = surface.server_names[server_id]
+                try:
+                    level = await self._settle(server_id, now)
+                except (UpstreamFailed, Refused) as exc:
+                    # The session's level holds whatever one server says: it filters what
+                    # the gateway relays, and the next setLevel tries again.
+                    x.detail.setdefault("upstream_failed", {})[name] = str(exc)[:200]
+                    continue
+                if level is not None:
+                    upstream[name] = level
+        x.detail["upstream"] = upstream
+        return {}
+
+    def wanted(self, server_id: str, now: float) -> str:
+        """The most verbose level a session entitled to the server asked for."""
+        name = self.snapshots.current.surface.server_names.get(server_id)
+        rank = severity(QUIETEST)
+        for session in self.sessions:
+            if session.log_level is not None and session.endpoint in (None, name) \
+                    and severity(session.log_level) < rank \
+                    and uses_server(self.snapshots, session.agent_id, server_id, now):
+                rank = severity(session.log_level)
+        return LEVELS[rank]
+
+    async def _settle(self, server_id: str, now: float) -> str | None:
+        """Set the server's level to what its sessions want, if it differs; the level now."""
+        upstream = self.upstreams.live(server_id)
+        if upstream is None or not upstream.can_log:
+            return None
+        level = self.wanted(server_id, now)
+        if level != upstream.log_level:
+            await self._ask(upstream, "logging/setLevel", {"level": level})
+            upstream.log_level = level
+        return level
+
+    # -- subscriptions -----------------------------------------------------------------
+
+    async def subscribe(self, x: Exchange) -> dict[str, Any]:
+        assert x.item is not None and x.session is not None
+        uri = x.params["uri"]
+        if self.relay.subscribe(x.item.server_id, uri, x.session):
+            try:
+                upstream = await self.upstreams.ready(x.item.server_id)
+                await self._ask(upstream, "resources/subscribe", {"uri": uri})
+            except (UpstreamFailed, Refused):
+                self.relay.unsubscribe(x.item.server_id, uri, x.session)
+                raise
+        x.detail["subscribers"] = self.relay.subscribed(x.item.server_id, uri)
+        return {}
+
+    async def unsubscribe(self, x: Exchange) -> dict[str, Any]:
+        """Only the session's own subscriptions: anything else is already "not subscribed"."""
+        assert x.session is not None
+        uri = x.params["uri"]
+        x.target = f"resource:{str(uri)[:200]}"
+        surface = x.snapshot.surface
+        for server_id in list(surface.server_names):
+            if self.relay.unsubscribe(server_id, uri, x.session):
+                await self._leave(server_id, uri)
+        return {}
+
+    async def tidy(self) -> None:
+        """Subscriptions of ended sessions, and log levels nobody wants any more."""
+        for server_id, uri in self.relay.stale_subscriptions():
+            await self._leave(server_id, uri)
+        now = time.time()
+        for server_id in list(self.snapshots.current.surface.server_names):
+            upstream = self.upstreams.live(server_id)
+            if upstream is not None and upstream.log_level is not None:
+                try:
+                    await self._settle(server_id, now)
+                except (UpstreamFailed, Refused) as exc:
+                    log.warning("setting the log level of %s failed: %s", server_id, exc)
+
+    async def _leave(self, server_id: str, uri: str) -> None:
+        upstream = self.upstreams.live(server_id)
+        if upstream is not None:
+            try:
+                await self._ask(upstream, "resources/unsubscribe", {"uri": uri})
+            except (UpstreamFailed, Refused) as exc:  # the agent is done with it either way
+                log.info("unsubscribing %s from %s failed: %s", server_id, uri, exc)
+
+    async def _ask(self, upstream: Upstream, method: str, params: dict[str, Any]) -> None:
+        response = await upstream.forwarder.request(method, params, self.timeout)
+        error = (response.decoded or json.loads(response.line)).get("error")
+        if isinstance(error, dict):
+            raise Refused(f"the server refused {method}: {str(error.get('message'))[:200]}",
+                          code=rpc.SERVER_UNAVAILABLE, reason="upstream-refused", decision="error")
