@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from console.cli.base import CliState, emit_json, json_option, note, pass_state
 from console.errors import TbxError, UsageError
-from console.gateway.clientconfig import ALIASES, CLIENTS, base_url, client_name, render
+from console.gateway.clientconfig import ALIASES, CLIENTS, base_url, build, client_name, default_file
 
 if TYPE_CHECKING:
     from console.gateway.process import GatewayInfo
@@ -136,19 +137,47 @@ def register(cli: click.Group) -> None:
 
     @cli.command("client-config")
     @click.argument("agent")
-    @click.option("--client", type=click.Choice([*CLIENTS, *ALIASES]), required=True)
+    @click.option("--client", type=click.Choice([*CLIENTS, *ALIASES]), required=True,
+                  help="The MCP client to configure ('claude' is the older name of claude-desktop).")
     @click.option("--toolbox", default="local", show_default=True)
-    @click.option("--rotate", is_flag=True, help="Issue a new token and put it in the snippet (the old one stops working).")
+    @click.option("--rotate", is_flag=True, help="Issue a new token and put it in the config (the old one stops working).")
+    @click.option("--write", "write_file", is_flag=True,
+                  help="Merge the entry into the client's config file (a backup first) and show the diff.")
+    @click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path),
+                  help="The config file --write merges into (default: the client's own).")
     @pass_state
-    def client_config(state: CliState, agent: str, client: str, toolbox: str, rotate: bool) -> None:
-        """Print a configuration snippet for Claude Desktop, Cursor or VS Code."""
+    def client_config(state: CliState, agent: str, client: str, toolbox: str, rotate: bool, write_file: bool,
+                      path: Path | None) -> None:
+        """Print (or --write) the config that connects a client to the gateway as AGENT.
+
+        Where the client can read the token from its environment (TBX_AGENT_TOKEN) or ask
+        for it (VS Code), the config says so instead of holding it; --rotate issues a new
+        token and puts it in where the config file is the user's own."""
+        from console.gateway import clientfile
         from console.services.agents import rotate_token
 
+        client = client_name(client)
+        if path is not None and not write_file:
+            raise UsageError("--file goes with --write")
         ws = state.workspace()
         ws.repos.agents.require(agent)
         box = ws.repos.toolboxes.require(toolbox)
         url = box.gateway_address or base_url(ws.settings.gateway.host, ws.settings.gateway.port)
-        token = rotate_token(ws, agent) if rotate else "PASTE-THE-TOKEN-OF-" + agent
-        click.echo(render(client_name(client), agent, url, token))
-        if not rotate:
-            note(f"tokens are shown once; paste {agent}'s token, or run with --rotate to issue a new one here")
+        target = None
+        if write_file:
+            target = path or default_file(client)
+            if target is None:
+                raise UsageError(f"{client} has no config file to write; run without --write and copy what it prints")
+            clientfile.merge(build(client, agent, url), target)  # refuse a file it cannot parse before rotating
+        config = build(client, agent, url, rotate_token(ws, agent) if rotate else None)
+        if target is None:
+            click.echo(config.text)
+        else:
+            change = clientfile.merge(config, target)
+            if not change.changed:
+                click.echo(f"{target} already has {config.key} as it should be; nothing written")
+            else:
+                click.echo(change.diff(), nl=False)
+                backup = clientfile.write(change)
+                click.echo(f"wrote {target}" + (f" (the previous one is in {backup})" if backup else ""))
+        note(config.token_note)

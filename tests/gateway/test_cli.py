@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -84,23 +85,60 @@ def test_the_old_client_name_claude_still_means_claude_desktop(stack: Stack) -> 
     assert old.exit_code == 0 and old.stdout == new.stdout
 
 
-async def test_client_config_snippets_work_as_printed(stack: Stack) -> None:
-    name, _old = stack.agent("local", "local/time")
-    for client in ("claude-desktop", "cursor", "vscode"):
+HTTP_URL_KEYS = {"claude-code": "url", "cursor": "url", "windsurf": "serverUrl", "gemini-cli": "httpUrl"}
+REFERENCES = ("${TBX_AGENT_TOKEN}", "${env:TBX_AGENT_TOKEN}")
+
+
+async def test_client_configs_reach_the_gateway_as_printed(stack: Stack) -> None:
+    """Each printed config, its token reference filled as the client fills it, lists the
+    agent's tools at the gateway; a rotated token is in the config where it may be."""
+    name, token = stack.agent("local", "local/time")
+    for client, url_key in HTTP_URL_KEYS.items():
         printed = tbx(stack, "client-config", name, "--client", client)
-        assert printed.exit_code == 0 and "PASTE-THE-TOKEN-OF-" in printed.stdout
-        assert "--rotate" in printed.stderr
+        assert printed.exit_code == 0 and token not in printed.output
+        entry = json.loads(printed.stdout)["mcpServers"][f"toolbox-{name}"]
+        assert entry[url_key] == f"{stack.url}/mcp"
+        reference = entry["headers"]["Authorization"].removeprefix("Bearer ")
+        assert reference in REFERENCES, (client, reference)
+        async with agent(entry[url_key].removesuffix("/mcp"), token) as client_session:
+            assert "time__get_current_time" in await tool_names(client_session)
     rotated = tbx(stack, "client-config", name, "--client", "cursor", "--rotate")
-    snippet = json.loads(rotated.stdout)["mcpServers"][f"toolbox-{name}"]
-    assert snippet["url"] == f"{stack.url}/mcp"
-    token = snippet["headers"]["Authorization"].removeprefix("Bearer ")
-    async with agent(stack.url, token) as client:
-        assert "time__get_current_time" in await tool_names(client)
-    claude = json.loads(tbx(stack, "client-config", name, "--client", "claude-desktop").stdout)
-    entry = claude["mcpServers"][f"toolbox-{name}"]
-    assert entry["args"][-4:] == ["connect", name, "--url", stack.url] and "TBX_AGENT_TOKEN" in entry["env"]
-    vscode = json.loads(tbx(stack, "client-config", name, "--client", "vscode").stdout)
-    assert vscode["servers"][f"toolbox-{name}"]["type"] == "http"
+    new = json.loads(rotated.stdout)["mcpServers"][f"toolbox-{name}"]["headers"]["Authorization"].removeprefix(
+        "Bearer ")
+    assert new != token and rotated.stderr == "note: the new token is in the config, shown once\n"
+    async with agent(stack.url, new) as client_session:
+        assert "time__get_current_time" in await tool_names(client_session)
+    vscode = tbx(stack, "client-config", name, "--client", "vscode", "--rotate")
+    newer = vscode.stderr.rsplit(" ", 1)[-1].strip()
+    assert newer not in vscode.stdout and json.loads(vscode.stdout)["inputs"][0]["password"] is True
+    async with agent(stack.url, newer) as client_session:
+        assert "time__get_current_time" in await tool_names(client_session)
+    codex = tbx(stack, "client-config", name, "--client", "codex")
+    assert tomllib.loads(codex.stdout)["mcp_servers"][f"toolbox-{name}"] == {
+        "url": f"{stack.url}/mcp", "bearer_token_env_var": "TBX_AGENT_TOKEN"}
+
+
+async def test_client_config_write_merges_once_and_refuses_what_it_cannot_parse(stack: Stack,
+                                                                                tmp_path: Path) -> None:
+    name, token = stack.agent("local")
+    path = tmp_path / "settings.json"
+    path.write_text('{"theme": "Dracula", "mcpServers": {"git": {"command": "uvx", "args": ["mcp-server-git"]}}}')
+    first = tbx(stack, "client-config", name, "--client", "gemini-cli", "--write", "--file", str(path))
+    assert first.exit_code == 0, first.stderr
+    assert f'+    "toolbox-{name}": {{' in first.stdout and first.stdout.endswith(
+        f"wrote {path} (the previous one is in {path}.tbx-backup)\n")
+    doc = json.loads(path.read_text())
+    assert doc["theme"] == "Dracula" and set(doc["mcpServers"]) == {"git", f"toolbox-{name}"}
+    again = tbx(stack, "client-config", name, "--client", "gemini-cli", "--write", "--file", str(path))
+    assert again.stdout == f"{path} already has toolbox-{name} as it should be; nothing written\n"
+    path.write_text('{"mcpServers": {}, // a comment\n}')
+    refused = tbx(stack, "client-config", name, "--client", "cursor", "--write", "--file", str(path), "--rotate")
+    assert refused.exit_code == 1 and refused.stdout == "" and refused.stderr.count("\n") == 1
+    assert refused.stderr.startswith(f"error: cannot parse {path} as JSON")
+    async with agent(stack.url, token) as client_session:  # not rotated: the refusal came first
+        await tool_names(client_session)
+    generic = tbx(stack, "client-config", name, "--client", "generic", "--write")
+    assert generic.exit_code == 2 and "generic has no config file to write" in generic.stderr
 
 
 def test_status_sees_the_running_gateway(stack: Stack) -> None:

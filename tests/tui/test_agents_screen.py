@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from textual.widgets import DataTable
+import pytest
+
+from textual.widgets import DataTable, Static
 
 from console.policy import hash_token
 from console.services.access import access_report
@@ -13,6 +16,7 @@ from console.tui.backend import Backend
 from console.tui.modals.agent_token import AgentTokenModal
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.modals.prompt import PromptModal
+from console.tui.modals.write_config import WriteConfigModal
 from console.tui.screens.agents import AgentsScreen
 from console.tui.screens.grants import GrantsScreen
 from console.tui.widgets.agent_surface import AgentSurface, surface_parts
@@ -175,10 +179,12 @@ async def test_the_detail_shows_the_surface_with_reasons_and_the_client_config(s
         assert snippet.client == "claude-desktop"
         assert json.loads(snippet.text() or "")["mcpServers"]["toolbox-claude-desktop"]["args"][-4:-2] == [
             "connect", "claude-desktop"]
-        await pilot.press("right_square_bracket")
+        await pilot.press("right_square_bracket", "right_square_bracket")
         cursor_config = json.loads(snippet.text() or "")["mcpServers"]["toolbox-claude-desktop"]
         assert cursor_config == {"url": "http://127.0.0.1:8765/mcp",
-                                 "headers": {"Authorization": "Bearer PASTE-THE-TOKEN-OF-claude-desktop"}}
+                                 "headers": {"Authorization": "Bearer ${env:TBX_AGENT_TOKEN}"}}
+        assert "Cursor reads claude-desktop's token from TBX_AGENT_TOKEN" in str(
+            snippet.query_one("#snippet-note", Static).render())
         await pilot.press("right_square_bracket")
         assert snippet.client == "vscode" and '"servers"' in (snippet.text() or "")
         await pilot.press("c")
@@ -188,6 +194,34 @@ async def test_the_detail_shows_the_surface_with_reasons_and_the_client_config(s
         assert "✗ git/git_log" in surface(app)
         assert "tool definition changed since approval" in surface(app)
         assert "toolbox-cursor" in (snippet.text() or "") and snippet.client == "vscode"
+
+
+async def test_w_writes_the_client_config_into_the_clients_file_after_showing_the_diff(
+        seeded: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = tmp_path / ".cursor" / "mcp.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps({"mcpServers": {"github": {"url": "https://api.githubcopilot.com/mcp/"}}}))
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        await pilot.press("right_square_bracket", "right_square_bracket", "w")
+        await pilot.pause()
+        modal = app.screen
+        assert isinstance(modal, WriteConfigModal)
+        assert '+    "toolbox-claude-desktop": {' in modal.change.diff()
+        await pilot.click("#yes")
+        await settle(app, pilot)
+        written = json.loads(config.read_text())["mcpServers"]
+        assert set(written) == {"github", "toolbox-claude-desktop"}
+        assert json.loads((tmp_path / ".cursor" / "mcp.json.tbx-backup").read_text())["mcpServers"].keys() == {
+            "github"}
+        assert any(f"wrote {config}" in n.message for n in app._notifications)
+        await pilot.press("w")
+        await pilot.pause()
+        assert isinstance(app.screen, AgentsScreen)
+        assert any("already has toolbox-claude-desktop" in n.message for n in app._notifications)
 
 
 async def test_palette_commands_and_the_way_to_the_grants(seeded: Backend) -> None:

@@ -12,7 +12,9 @@ from textual.content import Content
 from textual.widgets import DataTable, Input
 
 from console.errors import TbxError
-from console.gateway.clientconfig import base_url
+from console.gateway import clientfile
+from console.gateway.clientconfig import base_url, default_file
+from console.gateway.clientfile import Merge
 from console.model import check_name
 from console.services import agents as agent_service
 from console.services.access import AccessReport, access_report
@@ -20,6 +22,7 @@ from console.services.agents import AgentSummary
 from console.tui.modals.agent_token import AgentTokenModal
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.modals.prompt import PromptModal
+from console.tui.modals.write_config import WriteConfigModal
 from console.tui.screens.base import ConsoleScreen
 from console.tui.widgets.agent_surface import AgentSurface
 from console.tui.widgets.client_snippet import ClientSnippet
@@ -52,15 +55,18 @@ class AgentsScreen(ConsoleScreen):
         Binding("d", "remove", "Remove", id="agent.remove", tooltip="Delete the agent and its grants"),
         Binding("c", "copy_config", "Copy config", id="agent.copy_config",
                 tooltip="Copy the client config (token left as a placeholder)"),
+        Binding("w", "write_config", "Write config", id="agent.write_config",
+                tooltip="Merge the client config into the client's own config file (shows the diff first)"),
         Binding("left_square_bracket", "client(-1)", "Client", id="agent.client_prev", show=False,
-                tooltip="Previous client: claude-desktop, cursor, vscode"),
+                tooltip="Previous client (Claude Desktop, Claude Code, Cursor, VS Code, ...)"),
         Binding("right_square_bracket", "client(1)", "Client", id="agent.client_next",
-                tooltip="Next client: claude-desktop, cursor, vscode"),
+                tooltip="Next client (Claude Desktop, Claude Code, Cursor, VS Code, ...)"),
         Binding("g", "grants", "Grants", id="agent.grants", show=False, tooltip="Show this agent on the Grants screen"),
     ]
     PALETTE: ClassVar[list[tuple[str, str]]] = [
         ("agent: Add", "add"), ("agent: Rotate token", "rotate"), ("agent: Disable/enable", "toggle"),
         ("agent: Remove", "remove"), ("agent: Copy client config", "copy_config"),
+        ("agent: Write client config", "write_config"),
     ]
 
     def __init__(self) -> None:
@@ -178,6 +184,35 @@ class AgentsScreen(ConsoleScreen):
             return
         self.app.copy_to_clipboard(text)
         self.notify(f"{snippet.client} config for {snippet.agent} copied: paste its token where it says PASTE-…")
+
+    def action_write_config(self) -> None:
+        config = self.query_one(ClientSnippet).config()
+        if config is None:
+            self.notify("no agent selected", severity="warning")
+            return
+        path = default_file(config.client)
+        if path is None:
+            self.notify(f"{config.client} has no config file: copy the URL and header (c)", severity="warning")
+            return
+        try:
+            change = clientfile.merge(config, path)
+        except TbxError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if not change.changed:
+            self.notify(f"{path} already has {config.key}; nothing to write")
+            return
+        self.app.push_screen(WriteConfigModal(config.client, change),
+                             lambda yes: self._write_config(change) if yes else None)
+
+    @work(thread=True, exit_on_error=False, group="agent-write-config")
+    def _write_config(self, change: Merge) -> None:
+        try:
+            backup = clientfile.write(change)
+        except OSError as exc:
+            self.notify(f"cannot write {change.path}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"wrote {change.path}" + (f"; the previous one is {backup.name}" if backup else ""))
 
     async def action_grants(self) -> None:
         agent = self._selected()

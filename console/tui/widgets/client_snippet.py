@@ -1,4 +1,4 @@
-"""An agent's MCP client config (Claude Desktop, Cursor, VS Code), its token a placeholder."""
+"""An agent's MCP client config, one client at a time, its token a reference or a placeholder."""
 
 from __future__ import annotations
 
@@ -8,12 +8,7 @@ from textual.content import Content
 from textual.highlight import highlight
 from textual.widgets import Static
 
-from console.gateway.clientconfig import CLIENTS, render
-
-
-def placeholder(agent: str) -> str:
-    """What stands for the token: it is never kept, so it cannot be shown (rotate to get one)."""
-    return f"PASTE-THE-TOKEN-OF-{agent}"
+from console.gateway.clientconfig import CLIENTS, ClientConfig, build
 
 
 class ClientSnippet(Vertical):
@@ -38,11 +33,15 @@ class ClientSnippet(Vertical):
             yield Static("", id="snippet")
         yield Static("", id="snippet-note")
 
-    def text(self) -> str | None:
-        """The snippet as it would be copied, token placeholder included."""
+    def config(self) -> ClientConfig | None:
+        """The config as it would be copied: the token is never kept, so it cannot be in it."""
         if self.agent is None:
             return None
-        return render(self.client, self.agent, self.url, placeholder(self.agent))
+        return build(self.client, self.agent, self.url)
+
+    def text(self) -> str | None:
+        config = self.config()
+        return config.text if config else None
 
     def show(self, agent: str | None, url: str) -> None:
         self.agent, self.url = agent, url
@@ -54,15 +53,20 @@ class ClientSnippet(Vertical):
         return self.client
 
     def _draw(self) -> None:
-        tabs: list[tuple[str, str]] = []
-        for client in CLIENTS:
-            tabs += [(f" {client} ", "bold $foreground on $primary 40%" if client == self.client else "$foreground-muted"), (" ", "")]
-        tabs.append(("  [ ] switch client · c copy", "$foreground-muted"))
-        self.query_one("#clients", Static).update(Content.assemble(*tabs))
-        snippet = self.text()
+        # One client named at a time: eight tabs do not fit the panel at 80 columns.
+        position = f" {CLIENTS.index(self.client) + 1}/{len(CLIENTS)}"
+        self.query_one("#clients", Static).update(Content.assemble(
+            (f" {self.client} ", "bold $foreground on $primary 40%"), (position, "$foreground-muted"),
+            ("  [ ] switch", "$foreground-muted")))
+        config = self.config()
         self.query_one("#snippet", Static).update(
-            highlight(snippet, language="json") if snippet else Content.styled("no agent selected", "$foreground-muted"))
+            highlight(config.text, language=config.fmt if config.fmt != "text" else None) if config
+            else Content.styled("no agent selected", "$foreground-muted"))
         self.query_one("#snippet-note", Static).update(
-            "" if self.agent is None else
-            f"The token is shown only once. Paste {self.agent}'s token where it says PASTE-…, "
-            f"or rotate (r) to get a new one shown once with this config filled in.")
+            "" if config is None else tui_note(config.token_note))
+
+
+def tui_note(note: str) -> str:
+    """The CLI's note as the console says it: rotating is a key here, not a flag."""
+    note = note.replace("run with --rotate", "rotate (r)").replace("--rotate", "rotating (r)")
+    return note[:1].upper() + note[1:] + "."
