@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import os
 import shutil
 import subprocess
@@ -354,12 +355,15 @@ def test_import_builds_and_starts_each_server_for_real(tbx, workspace: Workspace
     try:
         first = tbx("server", "add", "local", "time")
         assert first.exit_code == 0, first.stderr
+        dry = tbx("import", str(config), "--dry-run")
+        assert "2 to add, 2 skipped" in dry.stdout
         result = tbx("import", str(config))
-        assert result.exit_code == 1, "the clashing 'time' entry fails; the others are added"
+        assert result.exit_code == 0, "the clashing 'time' entry is skipped as the dry run said; the others are added"
         assert "added clock" in result.stdout and "added memory" in result.stdout
-        assert "failed time: toolbox local already has a server named 'time'" in result.stderr
+        assert "skipped time: toolbox local already has a server named 'time'; pass --name time=NEW-NAME" in (
+            result.stdout)
         assert "skipped puppeteer:" in result.stdout
-        assert result.stdout.strip().endswith("2 added to toolbox local, 1 skipped, 1 failed")
+        assert result.stdout.strip().endswith("2 added to toolbox local, 2 skipped, 0 failed")
         assert_no_secret(result.stdout, result.stderr)
         listing = json.loads(tbx("server", "list", "--json").stdout)
         assert {s["name"]: s["health"] for s in listing} == {"clock": "healthy", "memory": "healthy", "time": "healthy"}
@@ -407,8 +411,115 @@ def test_unpinned_packages_are_resolved(tmp_path: Path) -> None:
     assert older.entry.source.package.version.startswith("2025.")
     assert older.resolved.startswith("'^2025.0.0', resolved to")
     assert older.entry.command == ["mcp-server-memory"]
-    # Two executables: npx runs the one named like the package.
-    assert planned["remote"].entry.command == ["mcp-remote", "https://mcp.example.com/sse"]
-    assert any("runs without network" in n for n in planned["remote"].notes)
+    # mcp-remote only relays a remote server: listed as one, never planned as a container.
+    assert "remote" not in planned and "through mcp-remote at mcp.example.com" in reasons(plan)["remote"]
     assert "npm cannot find @modelcontextprotocol/server-does-not-exist-tbx" in reasons(plan)["ghost"]
     assert "resolved to" in render_plan(plan)
+
+
+# -- Claude Code, remote servers, names the toolbox has (issue 19) --------------------------
+
+CLAUDE_CODE = FIXTURES / "claude-code" / ".mcp.json"
+CLAUDE_JSON = FIXTURES / "claude-code" / "claude.json"
+EVERY_FORMAT = [CLAUDE, CURSOR, VSCODE, SETTINGS, CLAUDE_CODE, CLAUDE_JSON]
+
+
+def test_claude_code_variables_are_filled_as_claude_code_fills_them(tmp_path: Path) -> None:
+    environ = {"TBX_TEST_GITHUB_TOKEN": CANARY, "TBX_TEST_TZ": "Asia/Kolkata"}
+    plan = plan_import(CLAUDE_CODE, environ=environ)
+    planned = items(plan)
+    assert plan.format == "Claude Desktop / Cursor / Claude Code (mcpServers)"
+    assert planned["github"].secrets == {"GITHUB_PERSONAL_ACCESS_TOKEN": CANARY}
+    assert planned["time"].entry.command == ["mcp-server-time", "--local-timezone=Asia/Kolkata"]
+    # ${VAR:-default} with VAR unset: the default.
+    assert planned["memory"].mounts[0].source == "/tmp"
+    assert reasons(plan)["git"] == ("${TBX_TEST_REPO_DIR} is not set in this environment and has no default "
+                                    "(${TBX_TEST_REPO_DIR:-...}); set it and import again")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    with_repo = items(plan_import(CLAUDE_CODE, environ={**environ, "TBX_TEST_REPO_DIR": str(repo)}))
+    assert with_repo["git"].entry.command == ["mcp-server-git", "--repository", "/mnt/repo"]
+    # An unset variable in an env value is asked for when the plan is applied.
+    [pending] = items(plan_import(CLAUDE_CODE, environ={}))["github"].inputs
+    assert pending.env == "GITHUB_PERSONAL_ACCESS_TOKEN" and "${TBX_TEST_GITHUB_TOKEN} is not set" in pending.label
+    assert_no_secret(render_plan(plan), json.dumps(plan.to_json()))
+
+
+def test_claude_json_brings_the_user_and_every_project_servers() -> None:
+    plan = plan_import(CLAUDE_JSON, environ={"HOME": "/home/alice"})
+    assert plan.format == "Claude Code ~/.claude.json (user and project servers)"
+    planned = items(plan)
+    # 'time' sits in the user scope and, alike, in a project: planned once.
+    assert list(planned) == ["time", "memory", "memory-2"]
+    assert planned["memory"].env == {"MEMORY_FILE_PATH": "/home/alice/.shop-memory.jsonl"}
+    assert "from project /home/alice/src/shop" in planned["memory"].notes
+    assert planned["memory-2"].key == "memory" and "from project /home/alice/src/blog" in planned["memory-2"].notes
+    [linear] = plan.skipped
+    assert linear.name == "linear (project /home/alice/src/shop)" and linear.remote
+    assert "- skipped linear (project /home/alice/src/shop): a remote server (sse at mcp.linear.app)" in render_plan(
+        plan)
+
+
+@pytest.mark.parametrize("path", EVERY_FORMAT, ids=lambda p: p.name)
+def test_remote_servers_are_listed_as_remote_in_every_format(path: Path, tmp_path: Path) -> None:
+    remote = {s.name for s in plan_import(path, environ={}).skipped if s.remote}
+    expected = {CLAUDE: set(), CURSOR: {"linear"}, VSCODE: {"docs-api"}, SETTINGS: {"remote-sse"},
+                CLAUDE_CODE: {"sentry", "atlassian"}, CLAUDE_JSON: {"linear (project /home/alice/src/shop)"}}
+    assert remote == expected[path]
+    if path in (CLAUDE, CURSOR, CLAUDE_CODE, CLAUDE_JSON):  # the mcpServers files (plain JSON)
+        data = json.loads(path.read_text())
+        data["mcpServers"]["bridged"] = {"command": "npx", "args": ["-y", "mcp-remote", "https://mcp.example.com/mcp"]}
+        copy = tmp_path / path.name
+        copy.write_text(json.dumps(data))
+        bridged = {s.name: s for s in plan_import(copy, environ={}).skipped}["bridged"]
+        assert bridged.remote and bridged.reason == (
+            "a remote server (through mcp-remote at mcp.example.com): tbx does not add remote servers yet; "
+            "connect agents to it directly")
+        listed = plan_import(copy, environ={}).to_json()["skipped"]
+        assert next(s for s in listed if s["name"] == "bridged")["remote"] is True
+
+
+@pytest.mark.parametrize("path", EVERY_FORMAT, ids=lambda p: p.name)
+def test_a_name_the_toolbox_has_is_skipped_with_the_way_to_rename_it(path: Path) -> None:
+    from console.catalog.importer import Naming
+
+    first = plan_import(path, environ={}).items[0]
+    clash = plan_import(path, environ={}, naming=Naming(existing=frozenset({first.name})))
+    assert first.name not in items(clash)
+    assert reasons(clash)[first.key] == (f"toolbox local already has a server named '{first.name}'; "
+                                         f"pass --name {shlex.quote(first.key)}=NEW-NAME or --prefix PREFIX")
+    renamed = plan_import(path, environ={}, naming=Naming(existing=frozenset({first.name}),
+                                                          rename={first.key: "renamed"}))
+    assert items(renamed)["renamed"].key == first.key
+    prefixed = plan_import(path, environ={}, naming=Naming(existing=frozenset({first.name}), prefix="desk-"))
+    assert all(name.startswith("desk-") for name in items(prefixed))
+    assert len(prefixed.items) == len(plan_import(path, environ={}).items)
+
+
+def test_dry_run_and_import_agree_on_a_name_the_toolbox_has(tbx, workspace: Workspace, tmp_path: Path) -> None:  # noqa: ANN001
+    from console.model import ServerInstance
+
+    toolbox = add_local(workspace, "local")
+    with workspace.change() as change:
+        change.repos.servers.put(ServerInstance(toolbox=toolbox.id, name="time", desired_state="stopped"))
+    config = write_config(tmp_path / "claude.json", {
+        "time": {"command": "uvx", "args": ["mcp-server-time==2026.10.19"]},
+        "linear": {"command": "npx", "args": ["-y", "mcp-remote", "https://mcp.linear.app/sse"]},
+    })
+    said = ("skipped time: toolbox local already has a server named 'time'; "
+            "pass --name time=NEW-NAME or --prefix PREFIX")
+    dry = tbx("import", str(config), "--dry-run")
+    assert dry.exit_code == 0 and "0 to add, 2 skipped" in dry.stdout and f"- {said}" in dry.stdout
+    real = tbx("import", str(config))
+    assert real.exit_code == 0 and real.stderr == "note: nothing to add\n"
+    assert f"- {said}" in real.stdout
+    renamed = tbx("import", str(config), "--dry-run", "--name", "time=clock")
+    assert renamed.exit_code == 0 and "+ clock  pypi:mcp-server-time==2026.10.19  (was 'time')" in renamed.stdout
+    prefixed = tbx("import", str(config), "--dry-run", "--prefix", "desktop-")
+    assert "+ desktop-time  pypi:mcp-server-time==2026.10.19" in prefixed.stdout
+    for args, error in [(("--name", "time"), "--name takes KEY=NAME"),
+                        (("--name", "time=Bad Name"), "--name time=Bad Name: bad server name"),
+                        (("--name", "nope=x"), f"--name nope=...: {config} has no server by that name"),
+                        (("--prefix", "-"), "--prefix '-' cannot start a server name")]:
+        refused = tbx("import", str(config), "--dry-run", *args)
+        assert refused.exit_code == 2 and error in refused.stderr and refused.stderr.count("\n") == 1, refused.stderr

@@ -4,6 +4,11 @@
   ``{"mcpServers": {name: {"command", "args", "env"} | {"url"}}}``
 - VS Code ``.vscode/mcp.json``: ``{"inputs": [...], "servers": {name: {"type", ...}}}``
 - VS Code user ``settings.json``: the same under ``"mcp": {...}``
+- Claude Code: a project's ``.mcp.json`` (``mcpServers``) and ``~/.claude.json``, whose
+  user servers sit in ``mcpServers`` and each project's in ``projects.<path>.mcpServers``.
+  Claude Code fills ``${VAR}`` and ``${VAR:-default}`` from the environment
+  (code.claude.com/docs/en/mcp, "Environment variable expansion in .mcp.json"); so do we
+  in every ``mcpServers`` file: no other client gives those forms another meaning.
 
 VS Code files are JSONC (comments, trailing commas), so every file is read as JSONC:
 plain JSON is a subset.
@@ -23,6 +28,7 @@ from console.catalog.jsonc import loads_jsonc
 from console.errors import TbxError
 
 VARIABLE = re.compile(r"\$\{([^}]*)\}")
+SHELL_VARIABLE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.S)
 WHOLE_INPUT = re.compile(r"^\$\{input:([^}]+)\}$")
 
 
@@ -34,14 +40,25 @@ class Unresolvable(Exception):
     """A ``${...}`` variable only the client could fill in; ``str()`` says which."""
 
 
+@dataclass(frozen=True)
+class ServerSpec:
+    key: str
+    """The server's name in the file."""
+    spec: Any
+    scope: str | None = None
+    """Where in the file it sits when that is not the top: ``project /path`` in ~/.claude.json."""
+
+
 @dataclass
 class ClientFile:
     path: Path
     format: str
     """Human name of the file's shape, for the plan."""
-    servers: dict[str, Any]
+    servers: list[ServerSpec]
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """VS Code ``inputs`` by id: ``{"type": "promptString", "description", "password"}``."""
+    shell_variables: bool = False
+    """``${VAR}`` and ``${VAR:-default}`` are filled from the environment (Claude Code)."""
 
     @property
     def workspace_folder(self) -> Path | None:
@@ -69,6 +86,14 @@ class ClientFile:
                 raise Unresolvable(f"${{{name}}} is not set in this environment")
             if name.startswith("input:"):
                 return match[0]
+            shell = SHELL_VARIABLE.match(name) if self.shell_variables else None
+            if shell is not None:
+                if shell[1] in env:
+                    return env[shell[1]]
+                if shell[2] is not None:
+                    return shell[2]
+                raise Unresolvable(f"${{{shell[1]}}} is not set in this environment and has no default "
+                                   f"(${{{shell[1]}:-...}}); set it and import again")
             raise Unresolvable(f"uses ${{{name}}}, which only the client can fill in")
 
         return VARIABLE.sub(one, value)
@@ -89,8 +114,12 @@ def read_client_file(path: Path) -> ClientFile:
         ) from None
     if not isinstance(data, dict):
         raise ImportFileError(f"{path} holds a JSON {type(data).__name__}, not an object; {_EXPECTED}")
+    if isinstance(data.get("projects"), dict):
+        return ClientFile(path, "Claude Code ~/.claude.json (user and project servers)", _claude_json(path, data),
+                          shell_variables=True)
     if "mcpServers" in data:
-        return ClientFile(path, "Claude Desktop / Cursor (mcpServers)", _servers(path, data, "mcpServers"))
+        return ClientFile(path, "Claude Desktop / Cursor / Claude Code (mcpServers)",
+                          _servers(path, data, "mcpServers"), shell_variables=True)
     if "servers" in data:
         return ClientFile(path, "VS Code mcp.json", _servers(path, data, "servers"), _inputs(path, data))
     mcp = data.get("mcp")
@@ -100,15 +129,32 @@ def read_client_file(path: Path) -> ClientFile:
     raise ImportFileError(f"{path} has no MCP servers; {_EXPECTED}")
 
 
-_EXPECTED = ('expected "mcpServers" (Claude Desktop, Cursor), "servers" (VS Code mcp.json) '
+_EXPECTED = ('expected "mcpServers" (Claude Desktop, Cursor, Claude Code), "servers" (VS Code mcp.json) '
              'or "mcp": {"servers": ...} (VS Code settings.json)')
 
 
-def _servers(path: Path, holder: dict[str, Any], label: str) -> dict[str, Any]:
+def _servers(path: Path, holder: dict[str, Any], label: str, scope: str | None = None) -> list[ServerSpec]:
     servers = holder[label.rsplit(".", 1)[-1]]
     if not isinstance(servers, dict):
         raise ImportFileError(f'{path}: "{label}" must be an object of servers by name; fix it and import again')
-    return servers
+    return [ServerSpec(str(key), spec, scope) for key, spec in servers.items()]
+
+
+def _claude_json(path: Path, data: dict[str, Any]) -> list[ServerSpec]:
+    """The user's servers, then each project's; a server that several projects hold alike
+    is planned once (Claude Code users copy the same one into many projects)."""
+    found = _servers(path, data, "mcpServers") if "mcpServers" in data else []
+    seen = {(s.key, json.dumps(s.spec, sort_keys=True)) for s in found}
+    for project, settings in data["projects"].items():
+        if not isinstance(settings, dict) or not settings.get("mcpServers"):
+            continue
+        for server in _servers(path, settings, f"projects.{project}.mcpServers", scope=f"project {project}"):
+            # The label above is for errors; the servers are read from this project's object.
+            fingerprint = (server.key, json.dumps(server.spec, sort_keys=True))
+            if fingerprint not in seen:
+                seen.add(fingerprint)
+                found.append(server)
+    return found
 
 
 def _inputs(path: Path, holder: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -89,6 +89,8 @@ class ImportItem:
 class Skipped:
     name: str
     reason: str
+    remote: bool = False
+    """A remote server: listed so it is not lost, never run here (tbx adds no remote servers yet)."""
 
 
 @dataclass
@@ -107,24 +109,59 @@ class ImportPlan:
         }
 
 
+@dataclass(frozen=True)
+class Naming:
+    """How imported servers are named next to those the toolbox has."""
+
+    existing: frozenset[str] = frozenset()
+    """The toolbox's server names: a planned name among them is skipped, saying how to rename."""
+    toolbox: str = "local"
+    rename: Mapping[str, str] = field(default_factory=dict)
+    """``--name KEY=NAME``: the file's key (or the name tbx made of it) to the name to use."""
+    prefix: str = ""
+
+
+class RemoteServer(Unsupported):
+    """The entry reaches a server over the network: nothing to run in a container."""
+
+
 def plan_import(
     path: Path,
     catalog: Catalog | None = None,
     registry: Registry | None = None,
     environ: Mapping[str, str] | None = None,
+    naming: Naming | None = None,
 ) -> ImportPlan:
-    """Read ``path`` and plan every server in it; unreadable files raise ``ImportFileError``."""
+    """Read ``path`` and plan every server in it; unreadable files raise ``ImportFileError``.
+
+    The plan is what the import does, dry run or not: a name the toolbox already has is
+    skipped here (with the way to rename it), never left to fail when the server is added."""
     client = read_client_file(path)
     if catalog is None:
         catalog = Catalog({e.id: e for e in load_builtin()})
-    planner = _Planner(client, catalog, registry or Registry(), environ)
+    naming = naming or Naming()
+    planner = _Planner(client, catalog, registry or Registry(), environ, naming)
     plan = ImportPlan(source=path, format=client.format)
-    for key, spec in client.servers.items():
+    for server in client.servers:
+        shown = server.key + (f" ({server.scope})" if server.scope else "")
         try:
-            plan.items.append(planner.plan(str(key), spec))
+            item = planner.plan(server.key, server.spec)
         except (Unsupported, Unresolvable, RegistryError) as exc:
-            plan.skipped.append(Skipped(str(key), str(exc)))
+            plan.skipped.append(Skipped(shown, str(exc), remote=isinstance(exc, RemoteServer)))
+            continue
+        if server.scope:
+            item.notes.append(f"from {server.scope}")
+        if item.name in naming.existing:
+            planner.taken.discard(item.name)
+            plan.skipped.append(Skipped(shown, f"toolbox {naming.toolbox} already has a server named '{item.name}'; "
+                                               f"pass --name {_quoted(server.key)}=NEW-NAME or --prefix PREFIX"))
+            continue
+        plan.items.append(item)
     return plan
+
+
+def _quoted(key: str) -> str:
+    return shlex.quote(key)
 
 
 def server_name(key: str, taken: set[str]) -> str:
@@ -140,17 +177,20 @@ def server_name(key: str, taken: set[str]) -> str:
 
 
 class _Planner:
-    def __init__(self, client: ClientFile, catalog: Catalog, registry: Registry, environ: Mapping[str, str] | None):
+    def __init__(self, client: ClientFile, catalog: Catalog, registry: Registry, environ: Mapping[str, str] | None,
+                 naming: Naming):
         self.client = client
         self.catalog = catalog
         self.registry = registry
         self.environ = environ
+        self.naming = naming
         self.taken: set[str] = set()
 
     def plan(self, key: str, spec: Any) -> ImportItem:
         if not isinstance(spec, dict):
             raise Unsupported("is not a JSON object")
         _refuse_remote(spec)
+        _refuse_remote_bridge(spec)
         command, args = self._command(spec)
         launch = parse_launch(command, args)
         _refuse_secret_args(launch.args)
@@ -165,7 +205,7 @@ class _Planner:
         notes = launch.notes + _field_notes(spec) + book.notes
         if known is None:
             notes.append("runs without network (package not in the catalog); give it egress if it calls the internet")
-        name = server_name(key, self.taken)
+        name = self._name(key)
         try:
             entry = CatalogEntry(
                 id=name,
@@ -189,6 +229,16 @@ class _Planner:
             problem = exc.errors()[0]
             raise Unsupported(f"cannot be described as a catalog entry: {problem['msg']}") from None
         return ImportItem(name, key, entry, item_env, secrets, inputs, book.mounts, resolved, notes)
+
+    def _name(self, key: str) -> str:
+        derived = server_name(key, set(self.taken))  # what tbx would call it, not claimed yet
+        wanted = self.naming.rename.get(key, self.naming.rename.get(derived))
+        if wanted is None:
+            return server_name(self.naming.prefix + key, self.taken)
+        if wanted in self.taken:
+            raise Unsupported(f"--name gives '{wanted}' to two servers; give each its own")
+        self.taken.add(wanted)
+        return wanted
 
     def _command(self, spec: dict[str, Any]) -> tuple[str, list[str]]:
         command = spec.get("command")
@@ -303,8 +353,27 @@ def _refuse_remote(spec: dict[str, Any]) -> None:
         # Only the host: a URL may carry a key in its query string.
         host = urlparse(str(url)).hostname if url else None
         where = f" at {host}" if host else ""
-        raise Unsupported(f"a remote server ({kind or 'url'}{where}): nothing to run in a container; "
-                          "connect agents to it directly")
+        raise RemoteServer(f"a remote server ({kind or 'url'}{where}): tbx does not add remote servers yet; "
+                           "connect agents to it directly")
+
+
+BRIDGE = re.compile(r"^mcp-remote(@\S*)?$")
+"""The npm package that only relays a remote server to stdio, pinned or not."""
+
+
+def _refuse_remote_bridge(spec: dict[str, Any]) -> None:
+    """``npx mcp-remote https://...``: a stdio command whose server is a URL. In a container
+    without network it could never reach it, so it is listed as the remote server it is."""
+    args = [str(a) for a in spec.get("args", [])] if isinstance(spec.get("args"), list) else []
+    words = [str(spec.get("command", "")), *args]
+    bridge = next((i for i, word in enumerate(words) if BRIDGE.match(Path(word).name)), None)
+    if bridge is None:
+        return
+    url = next((w for w in words[bridge + 1:] if w.startswith(("http://", "https://"))), None)
+    host = urlparse(url).hostname if url else None
+    where = f" at {host}" if host else ""
+    raise RemoteServer(f"a remote server (through mcp-remote{where}): tbx does not add remote servers yet; "
+                       "connect agents to it directly")
 
 
 def _refuse_secret_args(args: list[str]) -> None:

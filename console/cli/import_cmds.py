@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from console.catalog import load_catalog
-from console.catalog.importer import ImportItem, PendingInput, plan_import, render_plan
+from console.catalog.importer import ImportItem, Naming, PendingInput, plan_import, render_plan
 from console.cli.base import CliState, emit_json, interactive, json_option, note, pass_state
+from console.errors import TbxError, UsageError
+from console.model import check_name
 
 
 def _ask(item: ImportItem, pending: PendingInput) -> str | None:
@@ -19,21 +21,58 @@ def _ask(item: ImportItem, pending: PendingInput) -> str | None:
     return value or None
 
 
+def _naming(state: CliState, toolbox: str, names: tuple[str, ...], prefix: str) -> Naming:
+    """The toolbox's server names (when there is a vault to read them from: a dry run on a
+    machine without one still plans), and the renames asked for."""
+    rename: dict[str, str] = {}
+    for pair in names:
+        key, sep, name = pair.partition("=")
+        if not sep or not key or not name:
+            raise UsageError(f"--name takes KEY=NAME (the server's name in the file, then the name to give it), "
+                             f"not {pair!r}")
+        try:
+            rename[key] = check_name("server", name)
+        except TbxError as exc:
+            raise UsageError(f"--name {pair}: {exc}") from None
+    if prefix:
+        try:
+            check_name("server", prefix + "x")
+        except TbxError:
+            raise UsageError(f"--prefix {prefix!r} cannot start a server name (a-z, 0-9 and '-')") from None
+    existing: frozenset[str] = frozenset()
+    if state.paths.vault.exists():
+        ws = state.workspace()
+        box = ws.repos.toolboxes.by_name(toolbox)
+        if box is not None:
+            existing = frozenset(server.name for server in ws.repos.servers.in_toolbox(box.id))
+    return Naming(existing, toolbox, rename, prefix)
+
+
 def register(cli: click.Group) -> None:
     @cli.command("import")
     @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
     @click.option("--toolbox", default="local", show_default=True, help="Toolbox to add the servers to.")
     @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+    @click.option("--name", "names", multiple=True, metavar="KEY=NAME",
+                  help="Import the file's server KEY as NAME (for a name the toolbox already has); repeatable.")
+    @click.option("--prefix", default="", help="Put this before every imported server's name, e.g. 'desktop-'.")
     @json_option
     @pass_state
-    def import_(state: CliState, file: Path, toolbox: str, dry_run: bool, as_json: bool) -> None:
-        """Import servers from a Claude Desktop, Cursor or VS Code MCP config file.
+    def import_(state: CliState, file: Path, toolbox: str, dry_run: bool, names: tuple[str, ...], prefix: str,
+                as_json: bool) -> None:
+        """Import servers from a Claude Desktop, Claude Code, Cursor or VS Code MCP config file.
 
         Pins every package to an exact version, moves secret-looking env values into
         the vault and turns host paths into mounts. Servers that are not npx/uvx
-        packages (docker, local scripts, remote URLs) are skipped with the reason.
+        packages (docker, local scripts, remote servers) are skipped with the reason,
+        and so is a name the toolbox already has (--name or --prefix give another).
         """
-        plan = plan_import(file, catalog=load_catalog(state.paths))
+        naming = _naming(state, toolbox, names, prefix)
+        plan = plan_import(file, catalog=load_catalog(state.paths), naming=naming)
+        known = {s.key for s in plan.items} | {s.name for s in plan.items} | {
+            s.name.split(" (", 1)[0] for s in plan.skipped}
+        if unknown := sorted(set(naming.rename) - known):
+            raise UsageError(f"--name {unknown[0]}=...: {file} has no server by that name")
         if dry_run:
             if as_json:
                 emit_json(plan.to_json())
