@@ -12,6 +12,11 @@ alternate between the sides so machine drift hits both alike.
 2. Gateway CPU per call: the gateway process's user+system time over the thin client's
    calls, divided by their number. Aim: <= 0.5 ms.
 3. Throughput, 32 concurrent sessions, thin load generators.
+4. Progress streaming on and off, one session (httpx): a call without a progress token
+   (plain JSON) and with one, to `time` (nothing to stream: the token is only swapped)
+   and to server-everything's long-running operation with 0 s and 5 steps (five progress
+   events, then the result, as an event stream). The baseline strips the token, so its
+   "on" rows answer plain JSON without progress.
 
 Run: .venv/bin/python bench/gateway.py [--baseline REF]   (needs the test environment)
 """
@@ -48,6 +53,7 @@ from console.runtime.transport import channel_transport  # noqa: E402
 PASSPHRASE = "bench-passphrase-not-secret"
 CALLS = int(os.environ.get("BENCH_CALLS", "2000"))
 ROUNDS = 4
+PROGRESS_CALLS = int(os.environ.get("BENCH_PROGRESS_CALLS", "400"))
 SESSIONS = 32
 THROUGHPUT_SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 ARGS = {"timezone": "UTC"}
@@ -69,6 +75,10 @@ entry = load_catalog(ws.paths).get("time")
 server = servers.add_server(ws, "local", entry, limits=Limits(cpus=2.0, memory_mb=entry.limits.memory_mb,
                                                                pids=entry.limits.pids))
 approve(ws, "local", "time")
+everything = load_catalog(ws.paths).get("everything")
+servers.add_server(ws, "local", everything, limits=Limits(cpus=2.0, memory_mb=everything.limits.memory_mb,
+                                                          pids=everything.limits.pids))
+approve(ws, "local", "everything")
 print(json.dumps({"server": server.id}))
 """
 AGENTS = """
@@ -83,6 +93,7 @@ for i in range(int(sys.argv[1])):
     _agent, token = agents.add_agent(ws, f"bench-{i}")
     grants.grant(ws, f"bench-{i}", Target.parse("local"))
     grants.grant(ws, f"bench-{i}", Target.parse("local/time/get_current_time"))
+    grants.grant(ws, f"bench-{i}", Target.parse("local/everything/trigger-long-running-operation"))
     tokens.append(token)
 print(json.dumps(tokens))
 """
@@ -104,6 +115,8 @@ class Side:
     cpu_per_call: list[float] = field(default_factory=list)
     rate_direct: list[float] = field(default_factory=list)
     rate_gateway: list[float] = field(default_factory=list)
+    progress: dict[str, list[float]] = field(default_factory=dict)
+    """Progress mode row -> call latencies."""
 
     @property
     def env(self) -> dict[str, str]:
@@ -145,8 +158,9 @@ class Side:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(15)
-        subprocess.run([sys.executable, "-m", "console", "server", "remove", "local/time", "--yes"], cwd=self.code,
-                       env=self.env, capture_output=True, timeout=120)
+        for server in ("local/time", "local/everything"):
+            subprocess.run([sys.executable, "-m", "console", "server", "remove", server, "--yes"], cwd=self.code,
+                           env=self.env, capture_output=True, timeout=120)
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -294,6 +308,38 @@ async def throughput_round(side: Side, seconds: float) -> None:
     side.rate_gateway.append(calls / seconds)
 
 
+# -- progress streaming ---------------------------------------------------------------------------
+
+PROGRESS_ROWS = (
+    ("time, off", "time__get_current_time", ARGS, False),
+    ("time, on (token swapped)", "time__get_current_time", ARGS, True),
+    ("everything 5 steps, off", "everything__trigger-long-running-operation", {"duration": 0, "steps": 5}, False),
+    ("everything 5 steps, on (streamed)", "everything__trigger-long-running-operation",
+     {"duration": 0, "steps": 5}, True),
+)
+
+
+async def progress_round(side: Side, count: int) -> None:
+    headers = {"Authorization": f"Bearer {side.tokens[0]}", "Accept": "application/json, text/event-stream"}
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        init = await http.post(f"{side.url}/mcp", json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}})
+        http.headers["mcp-session-id"] = init.headers["mcp-session-id"]
+        http.headers["mcp-protocol-version"] = "2025-11-25"
+        for i in range(count + 20):
+            for label, name, arguments, with_token in PROGRESS_ROWS:
+                params: dict = {"name": name, "arguments": arguments}
+                if with_token:
+                    params["_meta"] = {"progressToken": f"p-{i}"}
+                started = time.perf_counter()
+                answer = await http.post(f"{side.url}/mcp", json={"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                                                                  "params": params})
+                elapsed = time.perf_counter() - started
+                assert answer.status_code == 200 and b'"result"' in answer.content, answer.content[:200]
+                if i >= 20:  # the first calls warm up
+                    side.progress.setdefault(label, []).append(elapsed)
+
+
 # -- report ------------------------------------------------------------------------------------
 
 
@@ -324,6 +370,18 @@ def report(sides: list[Side], baseline: str) -> None:
     for side in sides:
         d, g = statistics.median(side.rate_direct), statistics.median(side.rate_gateway)
         print(f"  {side.label:<7} direct {d:6.0f}/s, gateway {g:6.0f}/s: {g / d:.0%} of direct")
+    report_progress(sides)
+
+
+def report_progress(sides: list[Side]) -> None:
+    before, after = sides
+    print(f"4. progress streaming off and on, one session, httpx ({len(after.progress[PROGRESS_ROWS[0][0]])} calls "
+          f"per row and side; before strips the token: its 'on' rows stream nothing)")
+    print(f"  {'':<36}{'p50':>9}{'p99':>9}   {'p50':>9}{'p99':>9}")
+    print(f"  {'':<36}{'before':>18}   {'after':>18}")
+    for label, *_rest in PROGRESS_ROWS:
+        b, a = before.progress[label], after.progress[label]
+        print(f"  {label:<36}{pct(b, .5):7.2f}ms{pct(b, .99):7.2f}ms   {pct(a, .5):7.2f}ms{pct(a, .99):7.2f}ms")
 
 
 def main() -> None:
@@ -339,6 +397,7 @@ def main() -> None:
             for side in sides:
                 asyncio.run(sdk_round(side, CALLS // ROUNDS))
                 asyncio.run(thin_round(side, CALLS // ROUNDS))
+                asyncio.run(progress_round(side, PROGRESS_CALLS // ROUNDS))
         for _ in range(2):
             for side in sides:
                 asyncio.run(throughput_round(side, THROUGHPUT_SECONDS))

@@ -27,7 +27,7 @@ from console.gateway import jsonrpc as rpc
 from console.gateway import validate
 from console.gateway.auth import Identity, identify
 from console.gateway.exchange import Exchange, Refused, Reply
-from console.gateway.forwarder import UpstreamFailed
+from console.gateway.forwarder import Cancelled, UpstreamFailed
 from console.gateway.methods import METHODS, UNKNOWN, Denied, Method, initialize_result, negotiate
 from console.gateway.methods import SUPPORTED_VERSIONS
 from console.gateway.relay import Relay
@@ -418,7 +418,8 @@ class Pipeline:
     def _unavailable(x: Exchange, exc: Exception) -> Refused:
         server = x.item.server if x.item else "?"
         return Refused(f"server {server} did not complete the call: {exc}; try again",
-                       code=rpc.SERVER_UNAVAILABLE, reason="upstream-failed", decision="error")
+                       code=rpc.SERVER_UNAVAILABLE, reason="cancelled" if isinstance(exc, Cancelled) else
+                       "upstream-failed", decision="error")
 
     # -- mask --------------------------------------------------------------------------
 

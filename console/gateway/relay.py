@@ -107,6 +107,9 @@ class Relay:
         del self._subscribers[(server_id, uri)]
         return True
 
+    def subscriptions(self) -> list[tuple[str, str]]:
+        return list(self._subscribers)
+
     def subscribed(self, server_id: str, uri: str) -> int:
         return len(self._subscribers.get((server_id, uri), ()))
 
@@ -155,6 +158,7 @@ class Relay:
         name = surface.server_names.get(server_id)
         now = time.time()
         entitled: dict[str, bool] = {}
+        aggregate: bytes | None = None
         delivered = 0
         for session in self.sessions:
             level = session.log_level
@@ -163,9 +167,13 @@ class Relay:
             agent = session.agent_id
             if agent not in entitled:
                 entitled[agent] = uses_server(self.snapshots, agent, server_id, now)
-            if entitled[agent]:
-                session.notify(line)
-                delivered += 1
+            if not entitled[agent]:
+                continue
+            if session.endpoint is None:
+                # On /mcp several servers log into one stream: the logger says whose it is.
+                aggregate = aggregate or _logged_by(name or "?", params)
+            session.notify(line if session.endpoint else aggregate)  # type: ignore[arg-type]
+            delivered += 1
         self.counts["message.relayed" if delivered else "message.unheard"] += 1
 
     def _updated(self, server_id: str, line: bytes) -> None:
@@ -207,6 +215,12 @@ class Relay:
         counts, self.counts = dict(self.counts), Counter()
         return AuditEvent("gateway", "notifications.relayed", "gateway", "ok", None,
                           {"counts": counts, "total": sum(counts.values())})
+
+
+def _logged_by(server: str, params: dict[str, Any]) -> bytes:
+    logger = params.get("logger")
+    named = f"{server}/{logger}" if isinstance(logger, str) and logger else server
+    return dumps({"jsonrpc": "2.0", "method": "notifications/message", "params": {**params, "logger": named}})
 
 
 def _params(line: bytes) -> dict[str, Any] | None:

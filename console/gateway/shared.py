@@ -36,6 +36,9 @@ class SharedUpstream:
                  timeout: float) -> None:
         self.sessions, self.snapshots, self.upstreams, self.relay = sessions, snapshots, upstreams, relay
         self.timeout = timeout
+        self._subscribed_on: dict[tuple[str, str], Upstream] = {}
+        """(server, URI) -> the upstream session that holds the subscription: a restarted
+        server starts a new one, which knows nothing of it."""
 
     def can_subscribe(self, endpoint: str | None) -> bool:
         """Whether ``resources/subscribe`` works on the endpoint (its server, or any, supports it)."""
@@ -87,9 +90,10 @@ class SharedUpstream:
         if upstream is None or not upstream.can_log:
             return None
         level = self.wanted(server_id, now)
-        if level != upstream.log_level:
-            await self._ask(upstream, "logging/setLevel", {"level": level})
-            upstream.log_level = level
+        if level == upstream.log_level or (upstream.log_level is None and level == QUIETEST):
+            return upstream.log_level  # nothing to change (nobody asked this session for anything yet)
+        await self._ask(upstream, "logging/setLevel", {"level": level})
+        upstream.log_level = level
         return level
 
     # -- subscriptions -----------------------------------------------------------------
@@ -104,6 +108,7 @@ class SharedUpstream:
             except (UpstreamFailed, Refused):
                 self.relay.unsubscribe(x.item.server_id, uri, x.session)
                 raise
+            self._subscribed_on[(x.item.server_id, uri)] = upstream
         x.detail["subscribers"] = self.relay.subscribed(x.item.server_id, uri)
         return {}
 
@@ -119,19 +124,30 @@ class SharedUpstream:
         return {}
 
     async def tidy(self) -> None:
-        """Subscriptions of ended sessions, and log levels nobody wants any more."""
+        """Subscriptions of ended sessions, log levels nobody wants any more, and both
+        again on a server's new session (after a restart)."""
         for server_id, uri in self.relay.stale_subscriptions():
             await self._leave(server_id, uri)
+        for key in self.relay.subscriptions():
+            upstream = self.upstreams.live(key[0])
+            if upstream is not None and upstream.verified.is_set() and self._subscribed_on.get(key) is not upstream:
+                try:
+                    await self._ask(upstream, "resources/subscribe", {"uri": key[1]})
+                    self._subscribed_on[key] = upstream
+                except (UpstreamFailed, Refused) as exc:
+                    log.warning("subscribing %s to %s again failed: %s", key[0], key[1], exc)
         now = time.time()
+        asked = any(session.log_level is not None for session in self.sessions)
         for server_id in list(self.snapshots.current.surface.server_names):
             upstream = self.upstreams.live(server_id)
-            if upstream is not None and upstream.log_level is not None:
+            if upstream is not None and upstream.verified.is_set() and (upstream.log_level or asked):
                 try:
                     await self._settle(server_id, now)
                 except (UpstreamFailed, Refused) as exc:
                     log.warning("setting the log level of %s failed: %s", server_id, exc)
 
     async def _leave(self, server_id: str, uri: str) -> None:
+        self._subscribed_on.pop((server_id, uri), None)
         upstream = self.upstreams.live(server_id)
         if upstream is not None:
             try:

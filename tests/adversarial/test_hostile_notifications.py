@@ -14,7 +14,7 @@ import pytest
 from tests.adversarial.test_request_checks import server_log, tool
 from tests.gateway.conftest import Stack
 from tests.support.gateway import agent, eventually
-from tests.support.rawmcp import RawAgent, error_of, text_of
+from tests.support.rawmcp import INIT, RawAgent, error_of, text_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
 SECRET = "plover-XR4tq8Wn2Lk7"
@@ -135,6 +135,7 @@ async def test_a_server_flooding_log_messages_costs_itself_not_the_gateway(stack
         await eventually(some_heard, 5)
         await asyncio.sleep(0.5)
     assert 0 < len(heard) <= 256
+    assert {p.logger for p in heard} == {loud}  # on /mcp the logger names the server
     assert all(SECRET not in str(p.data) for p in heard)
     assert relay_counts(stack).get("message.dropped", 0) - before >= 4000
     stack.gateway.flush_audit()
@@ -178,6 +179,14 @@ async def test_subscriptions_only_to_granted_resources_and_no_unsolicited_update
                          ("resource.unsubscribe", "allow")]
 
 
+def test_subscribe_is_declared_only_where_a_server_supports_it(stack: Stack, loud: str) -> None:
+    _a, token = stack.agent("local", f"local/{loud}", "local/time")
+    for path, declared in ((f"/servers/{loud}/mcp", True), ("/servers/time/mcp", False)):
+        with RawAgent(stack.url, token, path) as raw:
+            answer = raw.post(INIT, session=False).json()
+        assert answer["result"]["capabilities"]["resources"]["subscribe"] is declared, path
+
+
 def test_malformed_subscriptions_and_tokens_are_refused(stack: Stack, loud: str) -> None:
     _a, token = stack.agent("local", f"local/{loud}")
     with RawAgent(stack.url, token) as raw:
@@ -189,3 +198,21 @@ def test_malformed_subscriptions_and_tokens_are_refused(stack: Stack, loud: str)
                                ("tools/call", {"name": f"{loud}__say", "_meta": {"progressToken": True}})):
             error = error_of(raw.request(method, params))
             assert error["code"] == -32602, (method, params, error)
+
+
+async def test_a_subscription_outlives_a_restart_of_its_server(stack: Stack) -> None:
+    """A restarted server knows nothing of the gateway's subscriptions: they are made again
+    on its new session."""
+    from console.services import servers
+
+    await asyncio.to_thread(stack.add_shapeshifter, "phoenix", {"tools": [tool("say")], "resources": [RESOURCE]})
+    _name, token = stack.agent("local", "local/phoenix")
+    async with agent(stack.url, token) as client:
+        await client.subscribe_resource(RESOURCE["uri"])
+        assert server_log(stack, "phoenix").count("got resources/subscribe") == 1
+        await asyncio.to_thread(servers.restart_server, stack.ws, "local/phoenix")
+
+        async def subscribed_again() -> bool:
+            return server_log(stack, "phoenix").count("got resources/subscribe") == 2
+
+        await eventually(subscribed_again, 20, step=0.5)
