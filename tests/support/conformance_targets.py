@@ -1,0 +1,151 @@
+"""What the conformance suite runs against: each server directly, and the same server
+through the gateway's per-server and aggregate endpoints, as an agent granted all of it.
+
+Two servers, each in the container image tbx builds for it:
+
+- ``everything``: npm ``@modelcontextprotocol/server-everything`` from the catalog;
+- ``conformance``: the suite's reference server as the Python SDK runs it in its own CI
+  (``tests/fixtures/servers/conformance``), built with the mcp SDK this project uses.
+
+Directly, a server serves Streamable HTTP itself from its container on the host's network
+(the engine here has no bridge to publish ports through), bound to loopback where it lets
+us choose. Through the gateway it is what every tbx server is: stdio in a container with
+network ``none``. The same image on both sides, so a difference is the gateway's.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import docker
+import httpx2
+from docker.types import Mount as DockerMount
+
+from console.catalog import load_catalog
+from console.catalog.model import CatalogEntry, PackageSource, Source
+from console.model import Mount
+from console.paths import Paths
+from console.runtime.images import ImageBuilder
+from console.services import servers
+from console.services.tools import approve
+from console.workspace import Workspace
+from tests.gateway.conftest import Stack, _stack
+from tests.support.auth_proxy import AuthProxy
+
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "servers" / "conformance"
+ENDPOINTS = ("direct", "per-server", "aggregate")
+
+
+@dataclass(frozen=True)
+class Target:
+    server: str
+    """Its name in the toolbox (and the catalog entry it comes from)."""
+    http_env: tuple[tuple[str, str], ...] = ()
+
+    def entry(self, paths: Paths) -> CatalogEntry:
+        if self.server == "everything":
+            return load_catalog(paths).get("everything")
+        return load_catalog(paths).get("time").model_copy(update={
+            "id": "conformance", "title": "MCP conformance reference server (test server)",
+            # The SDK the tests' agents use, so both ends of a run speak the same release.
+            "source": Source(package=PackageSource(kind="pypi", package="mcp", version=version("mcp"))),
+            "command": ["python3", "/ref/serve.py", "stdio"], "env": [], "mounts": [], "secrets": [],
+        })
+
+    def mounts(self) -> list[Mount]:
+        return [Mount(source=str(REFERENCE), target="/ref", read_only=True)] if self.server == "conformance" else []
+
+    def http_command(self, port: int) -> list[str]:
+        if self.server == "everything":
+            return ["mcp-server-everything", "streamableHttp"]  # its port comes from PORT
+        return ["python3", "/ref/serve.py", str(port)]
+
+
+TARGETS = (
+    # server-everything's HTTP transport calls the global crypto of Node >= 19; the image's
+    # Node 18 has it behind this flag (its stdio transport, the gateway's, does not use it).
+    Target("everything", (("NODE_OPTIONS", "--experimental-global-webcrypto"),)),
+    Target("conformance"),
+)
+
+
+@dataclass
+class Setup:
+    stack: Stack
+    urls: dict[tuple[str, str], str]
+    """(server, endpoint) -> the MCP URL the suite is given."""
+
+
+@contextmanager
+def conformance_setup(root: Path) -> Iterator[Setup]:
+    """Both servers directly and behind a gateway, an agent (and its proxy) per server."""
+    with ExitStack() as stack_exit:
+        proxies = {target.server: AuthProxy() for target in TARGETS}  # bound now: the gateway must know them
+        for proxy in proxies.values():
+            stack_exit.callback(proxy.stop)
+        ports = [proxy.port for proxy in proxies.values()]
+        hosts = [f"{name}:{port}" for port in ports for name in ("127.0.0.1", "localhost")]
+        settings = f"allowed_hosts = {json.dumps(hosts)}\nallowed_origins = {json.dumps([f'http://{h}' for h in hosts])}\n"
+        stack = stack_exit.enter_context(contextmanager(_stack)(root, ("everything",), settings))
+        urls: dict[tuple[str, str], str] = {}
+        for target in TARGETS:
+            if target.server != "everything":
+                servers.add_server(stack.ws, "local", target.entry(stack.paths), name=target.server,
+                                   mounts=target.mounts())
+                approve(stack.ws, "local", target.server)
+            _name, token = stack.agent("local", f"local/{target.server}")
+            proxy = proxies[target.server]
+            proxy.start(stack.url, token)
+            urls[target.server, "per-server"] = f"{proxy.url}/servers/{target.server}/mcp"
+            urls[target.server, "aggregate"] = f"{proxy.url}/mcp"
+            urls[target.server, "direct"] = stack_exit.enter_context(direct(stack.ws, target))
+        yield Setup(stack, urls)
+
+
+@contextmanager
+def direct(ws: Workspace, target: Target) -> Iterator[str]:
+    """The server's own Streamable HTTP endpoint, from its tbx image; yields its URL."""
+    client = docker.from_env()
+    image = ImageBuilder(client, ws.settings.runtime, ws.paths.cache_dir).ensure(target.entry(ws.paths))
+    port = _free_port()
+    container = client.containers.run(
+        image, target.http_command(port), detach=True, network_mode="host", user="10001:10001",
+        environment={"PORT": str(port), **dict(target.http_env)}, read_only=True, cap_drop=["ALL"],
+        security_opt=["no-new-privileges"], tmpfs={"/tmp": "rw,size=64m"},
+        mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in target.mounts()],
+        labels={"io.tbx.test": "conformance-direct"},
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        _wait_listening(url, container)
+        yield url
+    finally:
+        container.remove(force=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_listening(url: str, container: docker.models.containers.Container, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            httpx2.get(url, timeout=2.0)  # any HTTP answer: it is listening
+            return
+        except httpx2.HTTPError:
+            container.reload()
+            if container.status == "exited":
+                break
+            time.sleep(0.2)
+    logs = container.logs(tail=20).decode(errors="replace")
+    raise RuntimeError(f"{url} did not answer within {within}s; the server said:\n{logs}")
