@@ -193,3 +193,37 @@ async def test_an_agent_cancels_its_call_upstream(stack: Stack) -> None:
         assert "cancel" in reply["error"]["message"]
     [record] = records(stack, name, "tool.call")
     assert record["decision"] == "error"
+
+
+async def test_resource_and_prompt_list_changes_reach_the_sessions(stack: Stack) -> None:
+    """A server that gains a prompt and a resource while running: once the owner approves
+    them, the agent's session is told prompts/list_changed and resources/list_changed."""
+    from console.services.tools import approve
+
+    def item(kind: str, name: str) -> dict:
+        return {"uri": f"note://{name}", "name": name} if kind == "resources" else {"name": name}
+
+    def definitions(*names: str) -> str:
+        return json.dumps({"tools": [{"name": "echo", "description": "Echoes.", "inputSchema": {"type": "object"}}],
+                           **{kind: [item(kind, n) for n in names] for kind in ("resources", "prompts")}})
+
+    await asyncio.to_thread(stack.add_shapeshifter, "morph", json.loads(definitions("first")))
+    _name, token = stack.agent("local", "local/morph")
+    heard: list[str] = []
+
+    def on_message(message: object) -> None:
+        if isinstance(message, types.PromptListChangedNotification | types.ResourceListChangedNotification):
+            heard.append(message.method)
+
+    async with agent(stack.url, token, on_message=on_message) as client:
+        assert [p.name for p in (await client.list_prompts()).prompts] == ["morph__first"]
+        assert [str(r.uri) for r in (await client.list_resources()).resources] == ["note://first"]
+        stack.tools_file("morph").write_text(definitions("first", "second"))
+
+        async def approved_and_told() -> bool:
+            await asyncio.to_thread(approve, stack.ws, "local", "morph")
+            return {"notifications/prompts/list_changed", "notifications/resources/list_changed"} <= set(heard)
+
+        await eventually(approved_and_told, 20, step=0.5)
+        assert len((await client.list_prompts()).prompts) == 2
+        assert len((await client.list_resources()).resources) == 2
