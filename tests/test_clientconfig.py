@@ -181,3 +181,19 @@ def test_a_new_file_is_made_private(tmp_path: Path) -> None:
     assert clientfile.write(change) is None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text())["mcpServers"]["toolbox-bot"]["env"] == {TOKEN_ENV: TOKEN}
+
+
+def test_the_vscode_config_and_a_merged_file_pass_vscodes_own_schema(tmp_path: Path) -> None:
+    """VS Code cannot check a connection without an account: its published schema can."""
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent / "fixtures" / "clients" / "vscode-mcp.schema.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    assert not list(validator.iter_errors(parsed("vscode")))
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"servers": {"git": {"type": "stdio", "command": "uvx", "args": ["mcp-server-git"]}},
+                                "inputs": [{"type": "promptString", "id": "gh", "description": "GitHub"}]}))
+    merged = json.loads(clientfile.merge(build("vscode", "bot", URL, TOKEN), path).new)
+    assert not list(validator.iter_errors(merged))
+    # The schema does tell formats apart: the Cursor config is no VS Code config.
+    assert list(validator.iter_errors(parsed("cursor")))
