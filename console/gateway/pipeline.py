@@ -7,6 +7,11 @@ collaborator it needs (the snapshots, the sessions, the upstreams, the audit sin
 record step runs in a ``finally``: whatever a step decided — allow, deny, error, or the
 agent hanging up mid-call — the request leaves one record with the reason.
 
+What agents share upstream (a server's log level, its subscriptions) is decided by
+``shared.py``; what servers say besides answers (progress, log messages, resource updates)
+is routed by ``relay.py`` to the sessions entitled to it, and counted rather than recorded
+one by one, like the refusals below.
+
 Unauthenticated refusals are not recorded one by one (anyone who can reach the port
 could otherwise fill the disk and so switch the audit off); they are counted and
 summarised in one record per interval.
