@@ -99,9 +99,8 @@ def _claude_desktop(agent: str, url: str, token: str | None) -> ClientConfig:
     command, *prefix = shlex.split(tbx_command())
     entry = {"command": command, "args": [*prefix, "connect", agent, "--url", url],
              "env": {TOKEN_ENV: token if token is not None else placeholder(agent)}}
-    note = ("the new token is in the config, shown once" if token is not None else
-            f"tokens are shown once; paste {agent}'s token, or run with --rotate to issue a new one here")
-    return ClientConfig("claude-desktop", f"toolbox-{agent}", entry, "mcpServers", "json", note)
+    return ClientConfig("claude-desktop", f"toolbox-{agent}", entry, "mcpServers", "json",
+                        _paste_note(agent, token, "config"))
 
 
 def _claude_code(agent: str, url: str, token: str | None) -> ClientConfig:
@@ -175,14 +174,18 @@ def _gemini(agent: str, url: str, token: str | None) -> ClientConfig:
 def _generic(agent: str, url: str, token: str | None) -> ClientConfig:
     entry = {"url": f"{url}/mcp", "transport": "streamable-http",
              "headers": {"Authorization": _bearer(token, placeholder(agent))}}
-    note = ("the new token is in the header, shown once" if token is not None else
-            f"tokens are shown once; paste {agent}'s token, or run with --rotate to issue a new one here")
-    return ClientConfig("generic", f"toolbox-{agent}", entry, "servers", "text", note)
+    return ClientConfig("generic", f"toolbox-{agent}", entry, "servers", "text", _paste_note(agent, token, "header"))
+
+
+def _paste_note(agent: str, token: str | None, where: str) -> str:
+    if token is not None:
+        return f"the new token is in the {where}, shown once"
+    return f"tokens are shown once; paste {agent}'s token, or run with --rotate to issue a new one here"
 
 
 def _env_note(title: str, agent: str, token: str | None) -> str:
     if token is not None:
-        return "the new token is in the config, shown once"
+        return _paste_note(agent, token, "config")
     return f"{title} reads {agent}'s token from {TOKEN_ENV} in its environment; --rotate writes a new one in instead"
 
 
