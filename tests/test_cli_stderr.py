@@ -51,6 +51,7 @@ INVOKED: list[tuple[str, ...]] = [
     ("agent", "enable", "bot"),
     ("agent", "rotate", "bot"),
     ("client-config", "bot", "--client", "claude"),
+    ("client-config", "bot", "--client", "claude-desktop", "--write", "--file", "{tmp}/claude_desktop_config.json"),
     ("toolbox", "list"),
     ("server", "list", "local", "--no-ping"),
     ("tools", "list"),
