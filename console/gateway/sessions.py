@@ -37,6 +37,8 @@ class AgentSession:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     log_level: str | None = None
     """The level the agent set with ``logging/setLevel``; None: it gets no log messages."""
+    subscriptions: set[tuple[str, str]] = field(default_factory=set)
+    """(server id, URI) the session subscribed to."""
 
     def notify(self, message: bytes) -> None:
         """Queue a notification; a client that never reads its stream loses old ones."""

@@ -29,6 +29,9 @@ from console.gateway.upstreams import Upstream, Upstreams
 
 log = logging.getLogger(__name__)
 QUIETEST = LEVELS[-1]
+MAX_SUBSCRIPTIONS = 256
+"""Per session: a template grant matches endless URIs, and each one costs the gateway
+memory and the server a subscription."""
 
 
 class SharedUpstream:
@@ -101,6 +104,10 @@ class SharedUpstream:
     async def subscribe(self, x: Exchange) -> dict[str, Any]:
         assert x.item is not None and x.session is not None
         uri = x.params["uri"]
+        key = (x.item.server_id, uri)
+        if key not in x.session.subscriptions and len(x.session.subscriptions) >= MAX_SUBSCRIPTIONS:
+            raise Refused(f"this session holds {MAX_SUBSCRIPTIONS} subscriptions, the most it may; "
+                          f"unsubscribe from some first", code=rpc.INVALID_REQUEST, reason="too-many-subscriptions")
         if self.relay.subscribe(x.item.server_id, uri, x.session):
             try:
                 upstream = await self.upstreams.ready(x.item.server_id)
@@ -109,6 +116,7 @@ class SharedUpstream:
                 self.relay.unsubscribe(x.item.server_id, uri, x.session)
                 raise
             self._subscribed_on[(x.item.server_id, uri)] = upstream
+        x.session.subscriptions.add(key)
         x.detail["subscribers"] = self.relay.subscribed(x.item.server_id, uri)
         return {}
 
@@ -117,10 +125,11 @@ class SharedUpstream:
         assert x.session is not None
         uri = x.params["uri"]
         x.target = f"resource:{str(uri)[:200]}"
-        surface = x.snapshot.surface
-        for server_id in list(surface.server_names):
-            if self.relay.unsubscribe(server_id, uri, x.session):
-                await self._leave(server_id, uri)
+        for server_id, held in list(x.session.subscriptions):
+            if held == uri:
+                x.session.subscriptions.discard((server_id, uri))
+                if self.relay.unsubscribe(server_id, uri, x.session):
+                    await self._leave(server_id, uri)
         return {}
 
     async def tidy(self) -> None:

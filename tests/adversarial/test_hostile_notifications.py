@@ -20,12 +20,13 @@ pytestmark = [pytest.mark.docker, pytest.mark.filterwarnings("ignore::mcp.MCPDep
 SECRET = "plover-XR4tq8Wn2Lk7"
 RESOURCE = {"uri": "note://granted", "name": "granted"}
 HIDDEN = {"uri": "note://hidden", "name": "hidden"}
+MEMOS = {"uriTemplate": "memo://{id}", "name": "memos"}
 
 
 @pytest.fixture(scope="module")
 def loud(stack: Stack) -> str:
-    stack.add_shapeshifter("loud", {"tools": [tool("say"), tool("sleep")], "resources": [RESOURCE, HIDDEN]},
-                           secrets={"LEAK_VALUE": SECRET})
+    stack.add_shapeshifter("loud", {"tools": [tool("say"), tool("sleep")], "resources": [RESOURCE, HIDDEN],
+                                    "resourceTemplates": [MEMOS]}, secrets={"LEAK_VALUE": SECRET})
     return "loud"
 
 
@@ -185,6 +186,23 @@ def test_subscribe_is_declared_only_where_a_server_supports_it(stack: Stack, lou
         with RawAgent(stack.url, token, path) as raw:
             answer = raw.post(INIT, session=False).json()
         assert answer["result"]["capabilities"]["resources"]["subscribe"] is declared, path
+
+
+def test_subscriptions_per_session_are_bounded(stack: Stack, loud: str) -> None:
+    """A template grant matches endless URIs: one session holds at most 256 subscriptions."""
+    from console.gateway.shared import MAX_SUBSCRIPTIONS
+
+    _a, token = stack.agent("local", f"local/{loud}/template:{MEMOS['uriTemplate']}")
+    with RawAgent(stack.url, token) as raw:
+        raw.initialize()
+        for i in range(MAX_SUBSCRIPTIONS):
+            assert raw.request("resources/subscribe", {"uri": f"memo://{i}"}).json()["result"] == {}
+        assert raw.request("resources/subscribe", {"uri": "memo://0"}).json()["result"] == {}  # held already
+        refused = raw.request("resources/subscribe", {"uri": "memo://one-too-many"}).json()
+        assert "unsubscribe from some first" in refused["error"]["message"]
+        assert raw.request("resources/unsubscribe", {"uri": "memo://1"}).json()["result"] == {}
+        assert raw.request("resources/subscribe", {"uri": "memo://one-too-many"}).json()["result"] == {}
+    assert server_log(stack, loud).count("got resources/subscribe") >= MAX_SUBSCRIPTIONS + 1
 
 
 def test_malformed_subscriptions_and_tokens_are_refused(stack: Stack, loud: str) -> None:
