@@ -69,6 +69,16 @@ async def test_the_claude_desktop_config_runs_with_nothing_but_its_token(stack: 
         assert not result.is_error
 
 
+async def test_tbx_connect_finds_the_running_gateway_without_opening_the_vault(stack: Stack,
+                                                                             tmp_path: Path) -> None:
+    name, token = stack.agent("local", "local/time/get_current_time")
+    env = {**bare_home(tmp_path), "TBX_HOME": str(stack.paths.data_dir), "TBX_AGENT_TOKEN": token}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "console", "connect", name], env=env,
+                                   cwd=str(tmp_path))
+    async with Client(stdio_client(params), mode="legacy") as client:
+        assert await tool_names(client) == ["time__get_current_time"]
+
+
 def test_tbx_connect_without_a_url_or_a_gateway_names_the_option(tmp_path: Path) -> None:
     env = {**bare_home(tmp_path), "TBX_AGENT_TOKEN": "not-asked-for", "TBX_HOME": str(tmp_path / "tbx")}
     result = subprocess.run([sys.executable, "-m", "console", "connect", "bot"], env=env, cwd=tmp_path,
