@@ -197,3 +197,11 @@ def test_the_vscode_config_and_a_merged_file_pass_vscodes_own_schema(tmp_path: P
     assert not list(validator.iter_errors(merged))
     # The schema does tell formats apart: the Cursor config is no VS Code config.
     assert list(validator.iter_errors(parsed("cursor")))
+
+
+def test_the_bridge_command_survives_a_space_in_its_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shutil.which", lambda _name: None)
+    monkeypatch.setattr("sys.executable", "/Users/Ada Lovelace/venv/bin/python")
+    entry = parsed("claude-desktop")["mcpServers"]["toolbox-bot"]
+    assert entry["command"] == "/Users/Ada Lovelace/venv/bin/python"
+    assert entry["args"] == ["-m", "console", "connect", "bot", "--url", URL]

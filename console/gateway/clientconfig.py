@@ -42,8 +42,10 @@ def base_url(host: str, port: int, scheme: str = "http") -> str:
 
 
 def tbx_command() -> str:
-    """The absolute ``tbx`` to launch: desktop apps do not share the shell's PATH."""
-    return shutil.which("tbx") or f"{sys.executable} -m console"
+    """The absolute ``tbx`` to launch (desktop apps do not share the shell's PATH), as a
+    shell reads it: a path with a space in it stays one word."""
+    tbx = shutil.which("tbx")
+    return shlex.quote(tbx) if tbx else f"{shlex.quote(sys.executable)} -m console"
 
 
 @dataclass(frozen=True)
