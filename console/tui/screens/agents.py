@@ -54,7 +54,7 @@ class AgentsScreen(ConsoleScreen):
         Binding("x", "toggle", "On/off", id="agent.toggle", tooltip="Disable or enable the agent"),
         Binding("d", "remove", "Remove", id="agent.remove", tooltip="Delete the agent and its grants"),
         Binding("c", "copy_config", "Copy config", id="agent.copy_config",
-                tooltip="Copy the client config (token left as a placeholder)"),
+                tooltip="Copy the client config (the token a reference or a placeholder: it is never kept)"),
         Binding("w", "write_config", "Write config", id="agent.write_config",
                 tooltip="Merge the client config into the client's own config file (shows the diff first)"),
         Binding("left_square_bracket", "client(-1)", "Client", id="agent.client_prev", show=False,
