@@ -111,6 +111,14 @@ class OAuthSettings(BaseModel):
     """Tokens of running servers are refreshed this long before they expire."""
 
 
+class DropletSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(default="debian-12-x64", pattern=r"^[a-z0-9][a-z0-9.-]*$")
+    """The DigitalOcean image slug new droplet toolboxes start from (checked with the API
+    before anything is created; ``--image`` overrides it)."""
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -119,6 +127,7 @@ class Settings(BaseModel):
     runtime: RuntimeSettings = RuntimeSettings()
     gateway: GatewaySettings = GatewaySettings()
     oauth: OAuthSettings = OAuthSettings()
+    droplet: DropletSettings = DropletSettings()
 
 
 BASE_IMAGE_ENV = "TBX_BASE_IMAGE"

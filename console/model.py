@@ -103,6 +103,11 @@ class DesiredState(StrEnum):
     STOPPED = "stopped"
 
 
+AgentAsk = Literal["sampling", "elicitation", "roots"]
+"""A server-to-client request kind that the owner can allow per server."""
+AGENT_ASKS: tuple[AgentAsk, ...] = ("sampling", "elicitation", "roots")
+
+
 class ServerInstance(Record):
     id: str = Field(default_factory=lambda: new_id("srv"))
     toolbox: str
@@ -123,6 +128,10 @@ class ServerInstance(Record):
     limits: Limits = Field(default_factory=Limits)
     desired_state: DesiredState = DesiredState.STOPPED
     created: datetime = Field(default_factory=utcnow)
+    may_ask: list[AgentAsk] = Field(default_factory=list)
+    """Which requests the server may send the agent whose call it is serving (sampling,
+    elicitation, roots): the owner's decision, none by default. Its session declares
+    exactly these client capabilities."""
 
 
 class Trust(StrEnum):
@@ -356,6 +365,37 @@ class Connection(Record):
     last_error: str | None = None
     refreshed: datetime | None = None
     created: datetime = Field(default_factory=utcnow)
+
+
+class OrphanCause(StrEnum):
+    FAILED_ADD = "failed-add"
+    """Made for a toolbox whose add failed, and the clean-up could not delete it (yet)."""
+    FOUND = "found"
+    """Tagged ``tbx`` by this installation (or by none) and owned by no toolbox: a create
+    tbx did not live to finish, or a toolbox forgotten while its droplet ran on."""
+
+
+class Orphan(Record):
+    """A droplet tbx made that no toolbox owns: billed until it is destroyed or adopted.
+    Kept by its droplet id."""
+
+    droplet_id: int
+    name: str
+    region: str = ""
+    size: str = ""
+    price_monthly: float | None = None
+    cause: OrphanCause
+    toolbox_id: str | None = None
+    """The toolbox it was made for (its ``tbx-toolbox-`` tag): adopting it keeps that id."""
+    toolbox: str | None = None
+    """The name that toolbox was to have."""
+    droplet_key: str | None = None
+    """Fingerprint of the SSH key registered at DigitalOcean for it (deleted with it)."""
+    ssh_key: str | None = None
+    """Id of the vault secret that holds that key's private half: adopting needs no other key."""
+    error: str | None = None
+    """Why it is still there: the last failed attempt to delete it."""
+    found: datetime = Field(default_factory=utcnow)
 
 
 class Secret(Record):

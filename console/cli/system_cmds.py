@@ -97,7 +97,29 @@ def _vault_checks(state: CliState) -> list[Check]:
     result = ws.audit.verify(ws.audit_checkpoint)
     checks.append(Check("audit log", "ok" if result.ok else "fail", result.message,
                         "" if result.ok else "run 'tbx audit verify' and keep the log as evidence"))
+    checks.append(_droplets_check(ws))
     return checks
+
+
+def _droplets_check(ws: Workspace) -> Check:
+    """Droplets billed that no toolbox owns: those the vault keeps, and, with a DigitalOcean
+    token (tbx made droplets), those tagged tbx the API lists."""
+    from console.cli.toolbox_views import ORPHAN_HINT
+    from console.services import droplet_orphans as orphans
+    from console.services.remote_toolboxes import api_token, droplet_api
+
+    found, asked = orphans.orphans(ws), ""
+    if api_token(ws) is not None:
+        try:
+            found = orphans.scan(ws, droplet_api(ws, request_timeout=10, rate_limit_wait=5)).orphans
+            asked = " (DigitalOcean asked)"
+        except TbxError as exc:
+            return Check("droplets", "warn", f"could not ask DigitalOcean for droplets no toolbox owns: {exc}"
+                         + (f"; the vault keeps {len(found)}" if found else ""), "run 'tbx toolbox orphans' later")
+    if not found:
+        return Check("droplets", "ok", f"no droplet tbx made is left without a toolbox{asked}")
+    return Check("droplets", "warn", f"{len(found)} droplet(s) billed (${orphans.monthly(found):.2f}/month) that no "
+                 f"toolbox owns: {', '.join(orphans.describe(o) for o in found)}", ORPHAN_HINT)
 
 
 def register(cli: click.Group) -> None:
@@ -121,7 +143,7 @@ def register(cli: click.Group) -> None:
     @json_option
     @pass_state
     def doctor(state: CliState, as_json: bool) -> None:
-        """Check the Docker engine, keyring, vault and versions; say what to fix."""
+        """Check the Docker engine, keyring, vault, versions and billed droplets; say what to fix."""
         checks = run_checks(state)
         if as_json:
             emit_json([asdict(c) for c in checks])

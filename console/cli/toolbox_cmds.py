@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import click
-
-import os
 from pathlib import Path
 
-from console.cli.base import CliState, confirm_or_yes, emit_json, interactive, json_option, pass_state, print_table
+import click
+
+from console.cli.base import (
+    CliState,
+    confirm_or_yes,
+    emit_json,
+    interactive,
+    json_option,
+    note,
+    pass_state,
+    print_table,
+)
+from console.cli.orphan_cmds import SCAN_TIMEOUT, TOKEN_ENV, add_to, token_from_env
 from console.cli.server_cmds import progress_line
+from console.cli.toolbox_views import ORPHAN_HINT, orphan_json, print_added, print_orphans
 from console.errors import UsageError
 from console.services import remote_toolboxes as remote
 from console.services import toolboxes as svc
 
-TOKEN_ENV = "DIGITALOCEAN_TOKEN"
-
 
 def _ensure_token(ws) -> None:  # noqa: ANN001 - Workspace
     """The API token comes from the vault; the first time from $DIGITALOCEAN_TOKEN or a prompt."""
-    if os.environ.get(TOKEN_ENV):
-        if remote.api_token(ws) != os.environ[TOKEN_ENV]:
-            remote.set_api_token(ws, os.environ[TOKEN_ENV])
-        return
-    if remote.api_token(ws) is not None:
+    if token_from_env(ws) or remote.api_token(ws) is not None:
         return
     if not interactive():
         raise UsageError(f"no DigitalOcean API token: set {TOKEN_ENV} (it is then kept in the vault)")
@@ -31,10 +35,27 @@ def _ensure_token(ws) -> None:  # noqa: ANN001 - Workspace
     remote.set_api_token(ws, getpass.getpass("DigitalOcean API token (hidden): "))
 
 
+def _mention_orphans(ws) -> None:  # noqa: ANN001 - Workspace
+    """Before creating another droplet: say which ones are billed with no toolbox (one API call)."""
+    from console.errors import TbxError
+    from console.services.droplet_orphans import describe, scan
+
+    try:
+        found = scan(ws, remote.droplet_api(ws, request_timeout=SCAN_TIMEOUT)).orphans
+    except TbxError as exc:  # the create asks the API again and says what fails there
+        note(f"could not look for droplets no toolbox owns: {exc}")
+        return
+    if found:
+        note(f"{len(found)} droplet(s) billed that no toolbox owns: {', '.join(describe(o) for o in found)}; "
+             f"{ORPHAN_HINT}")
+
+
 def register(cli: click.Group) -> None:
     @cli.group()
     def toolbox() -> None:
-        """Register, list and remove toolboxes."""
+        """Register, list and remove toolboxes; find droplets no toolbox owns."""
+
+    add_to(toolbox)
 
     @toolbox.command("add")
     @click.argument("name")
@@ -43,16 +64,20 @@ def register(cli: click.Group) -> None:
     @click.option("--droplet", is_flag=True, help="A new DigitalOcean droplet, made for this toolbox.")
     @click.option("--region", default=None, help=f"--droplet: region slug (default {remote.DEFAULT_REGION}).")
     @click.option("--size", default=None, help=f"--droplet: size slug (default {remote.DEFAULT_SIZE}).")
+    @click.option("--image", default=None, metavar="SLUG",
+                  help="--droplet: image slug (default: [droplet] image in config.toml, else debian-12-x64).")
     @click.option("--yes", is_flag=True, help="--droplet: do not ask before creating a billed droplet.")
     @click.option("--ssh", "ssh_target", metavar="USER@HOST[:PORT]", help="A host that already runs Docker.")
     @click.option("--identity", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
                   help="--ssh: the private key that logs in (default ~/.ssh/id_ed25519).")
     @pass_state
     def add(state: CliState, name: str, local: bool, engine: str | None, droplet: bool, region: str | None,
-            size: str | None, yes: bool, ssh_target: str | None, identity: str | None) -> None:
-        """Register a toolbox: --local | --droplet [--region R --size S] | --ssh USER@HOST[:PORT]."""
+            size: str | None, image: str | None, yes: bool, ssh_target: str | None, identity: str | None) -> None:
+        """Register a toolbox: --local | --droplet [--region R --size S --image SLUG] | --ssh USER@HOST[:PORT]."""
         if sum((local, droplet, ssh_target is not None)) != 1:
             raise UsageError("say where the toolbox runs: exactly one of --local, --droplet, --ssh USER@HOST")
+        if (region or size or image) and not droplet:
+            raise UsageError("--region, --size and --image are for --droplet")
         ws = state.workspace()
         if local:
             created = svc.add_local(ws, name, engine)
@@ -61,9 +86,13 @@ def register(cli: click.Group) -> None:
         if droplet:
             _ensure_token(ws)
             region, size = region or remote.DEFAULT_REGION, size or remote.DEFAULT_SIZE
-            price = remote.droplet_api(ws).price(size)
-            confirm_or_yes(yes, f"Create droplet tbx-{name} ({size} in {region}, ${price:.2f}/month)?")
-            added = remote.add_droplet(ws, name, region=region, size=size, progress=progress_line)
+            image = image or ws.settings.droplet.image
+            api = remote.droplet_api(ws)
+            price = api.price(size)
+            api.check_image(image, region)  # before asking to pay for it
+            _mention_orphans(ws)
+            confirm_or_yes(yes, f"Create droplet tbx-{name} ({size} in {region}, {image}, ${price:.2f}/month)?")
+            added = remote.add_droplet(ws, name, region=region, size=size, image=image, progress=progress_line)
         else:
             key_path = Path(identity or Path.home() / ".ssh" / "id_ed25519")
             try:
@@ -71,12 +100,7 @@ def register(cli: click.Group) -> None:
             except OSError as exc:
                 raise UsageError(f"cannot read the SSH key {key_path}: {exc.strerror}; pass --identity FILE") from None
             added = remote.add_ssh(ws, name, ssh_target or "", key_text, progress=progress_line)
-        click.echo(f"toolbox {added.toolbox.name} added ({added.toolbox.kind.value} {added.toolbox.ssh_target})")
-        click.echo(f"  SSH host key   {added.host_fingerprint} (pinned)")
-        click.echo(f"  gateway        {added.gateway_url}/mcp")
-        click.echo(f"  TLS cert       {added.gateway_fingerprint}")
-        if added.price_monthly is not None:
-            click.echo(f"  price          ${added.price_monthly:.2f}/month")
+        print_added(added)
 
     @toolbox.command("options")
     @json_option
@@ -111,7 +135,7 @@ def register(cli: click.Group) -> None:
     @json_option
     @pass_state
     def list_(state: CliState, as_json: bool) -> None:
-        """List toolboxes."""
+        """List toolboxes, and droplets tbx made that no toolbox owns (kind "orphan" in --json)."""
         from console.remote.sshkeys import fingerprint
 
         from console.remote.push import record_late_landings
@@ -122,9 +146,10 @@ def register(cli: click.Group) -> None:
         toolboxes = sorted(ws.repos.toolboxes, key=lambda t: t.name)
         counts = {t.id: len(ws.repos.servers.in_toolbox(t.id)) for t in toolboxes}
         policy = {t.id: policy_status(ws, t) for t in toolboxes}
+        orphans = sorted(ws.repos.orphans, key=lambda o: (o.found, o.droplet_id))
         if as_json:
             emit_json([{**t.model_dump(mode="json"), "servers": counts[t.id], "policy": policy[t.id].to_json()}
-                       for t in toolboxes])
+                       for t in toolboxes] + [orphan_json(o) for o in orphans])
             return
         print_table(
             ["NAME", "KIND", "WHERE", "SERVERS", "GATEWAY", "HOST KEY", "POLICY"],
@@ -134,6 +159,9 @@ def register(cli: click.Group) -> None:
              for t in toolboxes],
             empty="no toolboxes yet: 'tbx toolbox add local --local'",
         )
+        if orphans:
+            click.echo("")
+            print_orphans(orphans)
 
     @toolbox.command()
     @click.argument("name")

@@ -67,6 +67,8 @@ from console.remote.do_model import (  # noqa: F401 - re-exported
 from console.remote.do_wire import _Account, _Action, _Droplet, _Image, _Manager, _SSHKey, _WireConfig
 
 log = logging.getLogger(__name__)
+KEPT = "it is kept: 'tbx toolbox orphans' lists it"
+"""What a failed create says of the droplet it could not delete, once a keeper has it."""
 INTERRUPTED_CLEANUP = 15.0
 """Seconds a clean-up after Ctrl-C keeps trying to delete the droplet: the user wants out,
 and the keeper has it anyway."""
@@ -258,15 +260,15 @@ class DropletApi:
                 if self._gone(droplet_id):
                     break
                 last = f"DigitalOcean accepted the DELETE of droplet {droplet_id} but still shows it"
-                say = f"droplet {droplet_id} is still there after its DELETE was accepted; asking again"
+                say = f"droplet {droplet_id} still there after its DELETE: asking again"
             except ResourceGone:
                 if accepted or not fresh or self._action_status(action_id) == "errored":
                     break
                 last = f"the DigitalOcean API does not show droplet {droplet_id} yet"
-                say = f"droplet {droplet_id} is not visible yet; asking again"
+                say = f"droplet {droplet_id} not visible to the API yet: asking again"
             except DropletBusy as exc:
                 last = str(exc)
-                say = f"droplet {droplet_id} is busy (its create still runs); waiting to delete it"
+                say = f"droplet {droplet_id} is busy (pending event): asking again"
             except (Unreachable, RateLimited) as exc:
                 last = say = str(exc)
             except DigitalOceanError as exc:
@@ -356,7 +358,7 @@ class DropletApi:
             left = self._clean_up(leftover, action_id, key_id if key_is_ours else None, name, keeper,
                                   budget, destroy_poll, progress)
             if left and isinstance(exc, DigitalOceanError):
-                where = "it is kept: 'tbx toolbox orphans' lists it" if keeper else f"delete it at {DROPLETS_PAGE}"
+                where = KEPT if keeper else f"delete it at {DROPLETS_PAGE}"
                 raise exc.again(f"{exc}; {left}; {where}") from exc
             raise
 
@@ -440,37 +442,46 @@ class DropletApi:
                 return None
             time.sleep(poll)
 
+    def destroy_kept(self, leftover: Leftover, keeper: Keeper | None, *, fresh: bool = True,
+                     action_id: int | None = None, budget: float = 180.0, poll: float = 1.0,
+                     progress: Callable[[str], None] = _ignore) -> str:
+        """Delete a droplet a failed create made, handing it to ``keeper`` first and telling it
+        how it ended; its SSH key (``leftover.key``) goes once it is gone, or stays with it.
+        Returns what is still there ('' when nothing)."""
+        if keeper is not None:
+            keeper.keep(leftover)
+        try:
+            progress(f"deleting droplet {leftover.droplet_id}")
+            self.destroy(leftover.droplet_id, fresh=fresh, action_id=action_id, budget=budget, poll=poll,
+                         progress=progress)
+        except DigitalOceanError as exc:
+            log.warning("could not delete droplet %s after a failed create: %s", leftover.droplet_id, exc)
+            if keeper is not None:
+                keeper.settle(leftover, False, str(exc))
+            return str(exc) if isinstance(exc, NotDestroyed) else f"droplet {leftover.droplet_id} could not be deleted ({exc})"
+        if keeper is not None:
+            keeper.settle(leftover, True, "")
+        return self._delete_key(leftover.key, leftover.name, progress) if leftover.key else ""
+
+    def _delete_key(self, ref: int | str, name: str, progress: Callable[[str], None]) -> str:
+        try:
+            progress(f"deleting SSH key {name}")
+            with suppress(ResourceGone), self._library_errors():
+                self._make(_SSHKey, id=ref).destroy()
+        except DigitalOceanError as exc:
+            log.warning("could not delete SSH key %s after a failed create: %s", name, exc)
+            return f"SSH key {name} could not be deleted"
+        return ""
+
     def _clean_up(self, leftover: Leftover | None, action_id: int | None, key_id: int | None, name: str,
                   keeper: Keeper | None, budget: float, poll: float, progress: Callable[[str], None]) -> str:
-        """Delete what a failed provision made; returns what could not be deleted ('' if all
-        went). The droplet is with the keeper before the first DELETE."""
-        left: list[str] = []
+        """Delete what a failed provision made; returns what could not be deleted ('' if all went).
+        ``leftover.key`` is set exactly when ``key_id`` is (the key is ours)."""
 
         def say(line: str) -> None:
             with suppress(Exception):  # a failing progress sink must not stop the clean-up
                 progress(line)
 
         if leftover is not None:
-            if keeper is not None:
-                keeper.keep(leftover)
-            try:
-                say(f"deleting droplet {leftover.droplet_id}")
-                self.destroy(leftover.droplet_id, fresh=True, action_id=action_id, budget=budget, poll=poll,
-                             progress=say)
-            except DigitalOceanError as exc:
-                log.warning("could not delete droplet %s after a failed provision: %s", leftover.droplet_id, exc)
-                if keeper is not None:
-                    keeper.settle(leftover, False, str(exc))
-                # Its SSH key stays with it: deleting the droplet later deletes the key too.
-                return str(exc) if isinstance(exc, NotDestroyed) else f"droplet {leftover.droplet_id} could not be deleted ({exc})"
-            if keeper is not None:
-                keeper.settle(leftover, True, "")
-        if key_id is not None:
-            try:
-                say(f"deleting SSH key {name}")
-                with suppress(ResourceGone), self._library_errors():
-                    self._make(_SSHKey, id=key_id).destroy()
-            except DigitalOceanError as exc:
-                log.warning("could not delete SSH key %s after a failed provision: %s", name, exc)
-                left.append(f"SSH key {name} could not be deleted")
-        return " and ".join(left)
+            return self.destroy_kept(leftover, keeper, action_id=action_id, budget=budget, poll=poll, progress=say)
+        return self._delete_key(key_id, name, say) if key_id is not None else ""

@@ -1,9 +1,11 @@
 """Remote toolboxes: a DigitalOcean droplet made for the purpose, or an SSH host adopted.
 
 Adding one is a sequence of steps that each make something outside the vault — a
-droplet, an SSH key at DigitalOcean, files and containers on the host. Nothing is
-recorded until all of them worked; a failure undoes what was made, so the user is
-never billed for a droplet the console has forgotten.
+droplet, an SSH key at DigitalOcean, files and containers on the host. The toolbox is
+not recorded until all of them worked; a failure undoes what was made, and a droplet
+that cannot be deleted is kept in the vault as an orphan (``droplet_orphans``), so the
+user is never billed for a droplet the console has forgotten. An orphan can be adopted:
+it becomes the toolbox it was meant to be.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from console.errors import AlreadyExists, NotFound, TbxError, UsageError
-from console.model import Secret, Toolbox, ToolboxKind, check_name
+from console.model import Orphan, Secret, Toolbox, ToolboxKind, check_name
 from console.workspace import Workspace
 
 if TYPE_CHECKING:  # asyncssh loads in ~0.1 s: only commands that use SSH pay for it
@@ -25,7 +27,6 @@ Progress = Callable[[str], None]
 DO_TOKEN_SECRET = "digitalocean/api-token"
 DEFAULT_REGION = "fra1"
 DEFAULT_SIZE = "s-1vcpu-1gb"
-DEFAULT_IMAGE = "debian-12-x64"
 
 
 def _quiet(_line: str) -> None:
@@ -50,13 +51,14 @@ def api_token(ws: Workspace) -> str | None:
     return found[0].value if found else None
 
 
-def droplet_api(ws: Workspace):  # noqa: ANN201 - DropletApi, imported lazily (requests)
+def droplet_api(ws: Workspace, **options: float):  # noqa: ANN201 - DropletApi, imported lazily (requests)
+    """``options``: DropletApi's timeouts (a scan at start-up waits less)."""
     from console.remote.droplets import DropletApi
 
     token = api_token(ws)
     if token is None:
         raise NotFound("no DigitalOcean API token in the vault: set DIGITALOCEAN_TOKEN or let 'tbx toolbox add --droplet' ask")
-    return DropletApi(token)
+    return DropletApi(token, **options)
 
 
 # -- adding ----------------------------------------------------------------------------
@@ -112,8 +114,12 @@ def _wait_for_docker(tunnel: Tunnel, timeout: float, progress: Progress, marker:
         time.sleep(2.0)
 
 
-def _finish(ws: Workspace, toolbox: Toolbox, key_text: str, tunnel: Tunnel, progress: Progress) -> Added:
-    """Deploy the gateway, then record the toolbox with its secrets in one change."""
+def _finish(ws: Workspace, toolbox: Toolbox, key_text: str, tunnel: Tunnel, progress: Progress,
+            adopted: Orphan | None = None) -> Added:
+    """Deploy the gateway, then record the toolbox with its secrets in one change (a record
+    of its droplet as an orphan goes in the same change)."""
+    from console.services.droplet_orphans import forget_in
+
     from console.remote.deploy import deploy_gateway, gateway_host
     from console.remote.policy import Mirror
     from console.remote.tls import fingerprint, self_signed
@@ -139,6 +145,11 @@ def _finish(ws: Workspace, toolbox: Toolbox, key_text: str, tunnel: Tunnel, prog
         change.repos.secrets.put(ssh_secret)
         change.repos.secrets.put(gateway_secret)
         change.repos.toolboxes.put(toolbox)
+        forget_in(change.repos, toolbox.droplet_id)
+        if adopted is not None:
+            change.record("droplet.adopt", f"droplet:{adopted.droplet_id}",
+                          detail={"toolbox": toolbox.name, "region": adopted.region, "size": adopted.size,
+                                  "price_monthly": adopted.price_monthly, "cause": adopted.cause.value})
         change.record("toolbox.add", f"toolbox:{toolbox.name}", detail={
             "kind": toolbox.kind.value, "ssh": toolbox.ssh_target, "droplet": toolbox.droplet_id,
             "region": toolbox.region, "size": toolbox.size, "host_key": tunnel.fingerprint,
@@ -169,14 +180,16 @@ def add_ssh(ws: Workspace, name: str, target: str, private_key: str, progress: P
 
 
 def add_droplet(ws: Workspace, name: str, *, region: str = DEFAULT_REGION, size: str = DEFAULT_SIZE,
-                image: str = DEFAULT_IMAGE, progress: Progress | None = None, ssh_timeout: float = 600,
-                api_timeout: float = 300) -> Added:
+                image: str | None = None, progress: Progress | None = None, ssh_timeout: float = 600,
+                api_timeout: float = 300, destroy_timeout: float = 180) -> Added:
     """Create a droplet with its own SSH key and cloud-init, wait for SSH and Docker,
-    run the gateway on it, record it. Any failure destroys the droplet and its key."""
-    from console.remote.cloudinit import READY_MARKER, cloud_init
-    from console.remote.droplets import key_fingerprint
-    from console.remote.links import socket_dir
+    run the gateway on it, record it. ``image`` None: the ``[droplet] image`` setting. Any
+    failure destroys the droplet and its key; a droplet that cannot be destroyed within
+    ``destroy_timeout`` seconds is kept as an orphan, and the error says so."""
+    from console.remote.cloudinit import cloud_init
+    from console.remote.droplets import Leftover, key_fingerprint
     from console.remote.sshkeys import generate_keypair
+    from console.services.droplet_orphans import VaultKeeper, creating, home_id, still_there
 
     progress = progress or _quiet
     _check_new(ws, name)
@@ -185,25 +198,78 @@ def add_droplet(ws: Workspace, name: str, *, region: str = DEFAULT_REGION, size:
     private_key, public_key = generate_keypair(f"tbx-{name}")
     toolbox = Toolbox(name=name, kind=ToolboxKind.DROPLET, region=region, size=size,
                       droplet_key=key_fingerprint(public_key))
-    droplet = api.provision(name=f"tbx-{name}", region=region, size=size, image=image, public_key=public_key,
-                            user_data=cloud_init(), toolbox_id=toolbox.id, timeout=api_timeout, progress=progress)
-    try:
-        if not droplet.ip:
-            raise TbxError(f"droplet {droplet.id} has no public IPv4 address")
-        toolbox.droplet_id = droplet.id
-        toolbox.ssh_target = f"root@{droplet.ip}"
-        with _wait_for_ssh(toolbox.ssh_target, private_key, socket_dir(), ssh_timeout, progress) as tunnel:
-            progress(f"host key {tunnel.fingerprint} (pinned)")
-            _wait_for_docker(tunnel, ssh_timeout, progress, marker=READY_MARKER)
-            added = _finish(ws, toolbox, private_key, tunnel, progress)
-        return Added(added.toolbox, added.host_fingerprint, added.gateway_url, added.gateway_fingerprint, price)
-    except BaseException:
-        progress(f"destroying droplet {droplet.id} after the failure")
+    keeper = VaultKeeper(ws, toolbox, price, private_key)
+    droplet_name = f"tbx-{name}"
+    with creating(ws, droplet_name, toolbox):
+        droplet = api.provision(name=droplet_name, region=region, size=size, image=image or ws.settings.droplet.image,
+                                public_key=public_key, user_data=cloud_init(), toolbox_id=toolbox.id, home=home_id(ws),
+                                timeout=api_timeout, destroy_budget=destroy_timeout, progress=progress, keeper=keeper)
         try:
-            api.destroy(droplet.id, toolbox.droplet_key)
-        finally:
-            _forget_mirror(ws, toolbox)
+            added = _bring_up(ws, toolbox, droplet, private_key, progress, ssh_timeout)
+        except BaseException as exc:
+            progress(f"destroying droplet {droplet.id} after the failure")
+            leftover = Leftover(droplet.id, droplet_name, region, size, toolbox.droplet_key, str(exc))
+            try:
+                left = api.destroy_kept(leftover, keeper, fresh=False, budget=destroy_timeout, progress=progress)
+            finally:
+                _forget_mirror(ws, toolbox)
+            if left and isinstance(exc, Exception):
+                raise still_there(exc, left) from exc
+            raise
+    return Added(added.toolbox, added.host_fingerprint, added.gateway_url, added.gateway_fingerprint, price)
+
+
+def _bring_up(ws: Workspace, toolbox: Toolbox, droplet, private_key: str, progress: Progress,  # noqa: ANN001
+              ssh_timeout: float, adopted: Orphan | None = None) -> Added:
+    """A droplet that is active: wait for SSH and Docker (cloud-init's ready marker), run the
+    gateway, record the toolbox."""
+    from console.remote.cloudinit import READY_MARKER
+    from console.remote.links import socket_dir
+
+    if not droplet.ip:
+        raise TbxError(f"droplet {droplet.id} has no public IPv4 address")
+    toolbox.droplet_id = droplet.id
+    toolbox.ssh_target = f"root@{droplet.ip}"
+    with _wait_for_ssh(toolbox.ssh_target, private_key, socket_dir(), ssh_timeout, progress) as tunnel:
+        progress(f"host key {tunnel.fingerprint} (pinned)")
+        _wait_for_docker(tunnel, ssh_timeout, progress, marker=READY_MARKER)
+        return _finish(ws, toolbox, private_key, tunnel, progress, adopted)
+
+
+def adopt_droplet(ws: Workspace, droplet_id: int, name: str, private_key: str | None = None,
+                  progress: Progress | None = None, ssh_timeout: float = 600) -> Added:
+    """Make an orphaned droplet the toolbox ``name``: with the SSH key tbx made for it (kept
+    with the orphan), else ``private_key`` (one that logs in as root). It keeps the toolbox
+    id its tag names when that id is free. A failure changes nothing: it stays an orphan."""
+    from console.remote.droplets import ResourceGone
+    from console.services.droplet_orphans import require
+
+    progress = progress or _quiet
+    _check_new(ws, name)
+    orphan = require(ws, droplet_id)
+    kept = ws.repos.secrets.get(orphan.ssh_key or "")
+    key_text = private_key or (kept.value if kept is not None else None)
+    if key_text is None:
+        raise UsageError(f"tbx has no SSH key for droplet {droplet_id} (it was found, not left by a failed add); "
+                         "pass --identity FILE with a key that logs in as root")
+    try:
+        droplet = droplet_api(ws).droplet(droplet_id)
+    except ResourceGone:
+        raise NotFound(f"DigitalOcean has no droplet {droplet_id} any more; 'tbx toolbox orphans' looks again") from None
+    if droplet.status != "active":
+        raise TbxError(f"droplet {droplet_id} is {droplet.status}, not active; power it on at "
+                       "cloud.digitalocean.com/droplets and try again")
+    toolbox_id = orphan.toolbox_id if orphan.toolbox_id and ws.repos.toolboxes.get(orphan.toolbox_id) is None else None
+    toolbox = Toolbox(name=name, kind=ToolboxKind.DROPLET, region=droplet.region, size=droplet.size,
+                      droplet_key=orphan.droplet_key, **({"id": toolbox_id} if toolbox_id else {}))
+    progress(f"adopting droplet {droplet_id} ({droplet.region}, {droplet.size}) as toolbox {name}")
+    try:
+        added = _bring_up(ws, toolbox, droplet, key_text, progress, ssh_timeout, adopted=orphan)
+    except BaseException:
+        _forget_mirror(ws, toolbox)
         raise
+    return Added(added.toolbox, added.host_fingerprint, added.gateway_url, added.gateway_fingerprint,
+                 droplet.price_monthly)
 
 
 def _forget_mirror(ws: Workspace, toolbox: Toolbox) -> None:
@@ -266,7 +332,8 @@ def remove_remote(ws: Workspace, name: str, progress: Progress | None = None) ->
         progress(f"could not pull the last audit records: {exc}")
     if toolbox.kind is ToolboxKind.DROPLET and toolbox.droplet_id is not None:
         progress(f"destroying droplet {toolbox.droplet_id}")
-        droplet_api(ws).destroy(toolbox.droplet_id, toolbox.droplet_key)
+        # Retried while the droplet is busy; if it still cannot be deleted, the toolbox stays.
+        droplet_api(ws).destroy(toolbox.droplet_id, toolbox.droplet_key, progress=progress)
     else:
         from console.remote.links import open_tunnel
         from console.runtime.containers import LABEL_TOOLBOX, Engine

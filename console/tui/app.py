@@ -163,6 +163,7 @@ class ConsoleApp(App[None]):
             self.call_after_refresh(self.run_worker, self.warm_up.run(), group="warm-up", exit_on_error=False)
             self.check_engine()
             self.check_gateway()
+            self.call_after_refresh(self.look_for_orphans)
             self.set_interval(1.0, self._poll_vault)
             self.set_interval(5.0, self.check_gateway)
             self.set_interval(5.0, self.check_landings)
@@ -261,6 +262,16 @@ class ConsoleApp(App[None]):
                        f"does; everything else works. 'tbx doctor' says what to fix.")
         self.call_from_thread(setattr, self, "engine_description", description)
         self.call_from_thread(setattr, self, "engine_missing", missing)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="orphans")
+    def look_for_orphans(self) -> None:
+        """Droplets billed that no toolbox owns: asked of DigitalOcean once, after the first
+        paint; new ones land in the vault (the Toolboxes screen follows its commits)."""
+        from console.services.droplet_orphans import look, offer
+
+        said = offer(look(self.backend.workspace))
+        if said:
+            self.notify(said, title="droplets no toolbox owns", severity="warning", timeout=30)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="gateway-status")
     def check_gateway(self) -> None:

@@ -17,6 +17,7 @@ from console.model import (
     Agent,
     Connection,
     OAuthApp,
+    Orphan,
     Secret,
     ServerInstance,
     Toolbox,
@@ -180,6 +181,14 @@ class Secrets(Repo[Secret]):
     table_name, model = "secrets", Secret
 
 
+class Orphans(Repo[Orphan]):
+    table_name, model = "orphans", Orphan
+
+    @staticmethod
+    def key_of(item: Orphan) -> str:
+        return str(item.droplet_id)
+
+
 class Meta:
     """Single named documents: the audit key and checkpoint, settings kept in the vault."""
 
@@ -214,4 +223,5 @@ class Repos:
         self.connections = Connections(db)
         self.oauth_apps = OAuthApps(db)
         self.secrets = Secrets(db)
+        self.orphans = Orphans(db)
         self.meta = Meta(db)

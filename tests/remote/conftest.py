@@ -124,3 +124,39 @@ def cloud(docker_engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:  #
 def cloud_ws(workspace: Workspace, cloud: Cloud) -> Workspace:
     remote.set_api_token(workspace, TOKEN)
     return workspace
+
+
+def kept_after_failed_add(ws: Workspace, cloud: Cloud, name: str) -> tuple[int, str]:
+    """Add droplet toolbox ``name`` and fail: its sshd does not come up (a slow cloud-init)
+    and a power cycle holds the droplet while the clean-up tries to delete it, so it is kept
+    as an orphan with its key. Returns the droplet's id and address."""
+    from console.errors import TbxError
+
+    sim = cloud.sim
+    address = f"127.{random.randint(20, 250)}.250.{random.randint(2, 250)}"
+    hook, sim.provision = sim.provision, lambda droplet: address
+
+    def progress(line: str) -> None:
+        if line.startswith("destroying droplet"):
+            sim.locked.update(sim.droplets)
+
+    try:
+        remote.add_droplet(ws, name, ssh_timeout=2, destroy_timeout=0.5, progress=progress)
+    except TbxError as exc:
+        assert "it is kept: 'tbx toolbox orphans' lists it" in str(exc), exc
+    else:
+        raise AssertionError("the add did not fail")
+    finally:
+        sim.provision = hook
+    sim.locked.clear()
+    [droplet_id] = [d for d in sim.droplets if sim.droplets[d]["name"] == f"tbx-{name}"]
+    return droplet_id, address
+
+
+def cloud_init_done(cloud: Cloud, droplet_id: int, address: str) -> None:
+    """The droplet's sshd comes up at last, cloud-init's ready marker written."""
+    sshd = Sshd(cloud.sim.public_keys_of(cloud.sim.droplets[droplet_id]), host=address, port=22)
+    sshd.start()
+    cloud.hosts[droplet_id] = sshd
+    Path(READY_MARKER).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    Path(READY_MARKER).touch()

@@ -18,6 +18,8 @@ looks at it). Faults are attributes: ``droplet_limit``, ``rate_limit_next``,
 - ``delete_while_busy``: a droplet whose create action still runs refuses DELETE with
   422 "Droplet already has a pending event." (``refuse``, the default), or answers 204
   and stays (``ignore``);
+- ``locked``: ids of droplets another action (a power cycle, a backup) holds: they refuse
+  DELETE the same way;
 - ``fail_placement``: the create action errors and DigitalOcean removes the droplet itself;
 - ``lose_create_answer``: the droplet is made but the answer is a 500;
 - ``retired``: image slugs that no longer resolve;
@@ -151,6 +153,7 @@ class DigitalOceanSim:
         self.hidden_for = 0.0
         self.tag_lag = 0.0
         self.delete_while_busy = "refuse"
+        self.locked: set[int] = set()
         self.stick_in_new = False
         self.fail_provision = False
         self.fail_placement = False
@@ -526,8 +529,8 @@ class DigitalOceanSim:
             return 200, {"droplet": self._public(droplet)}, {}
 
     def _busy(self, droplet_id: int) -> bool:
-        """Its create action is still running: the droplet is locked."""
-        return self._phase.get(droplet_id) in ("new", "provisioning")
+        """Its create action (or another) is still running: the droplet is locked."""
+        return self._phase.get(droplet_id) in ("new", "provisioning") or droplet_id in self.locked
 
     def _delete_droplet(self, droplet_id: str, **_: Any) -> Reply:
         self._advance(int(droplet_id))

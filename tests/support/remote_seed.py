@@ -3,7 +3,7 @@ SSH host, as a vault records them once added (nothing behind them answers)."""
 
 from __future__ import annotations
 
-from console.model import DesiredState, ServerInstance, Toolbox, ToolboxKind
+from console.model import DesiredState, Orphan, OrphanCause, ServerInstance, Toolbox, ToolboxKind
 from console.workspace import Workspace
 from tests.support.tui import WHEN
 
@@ -39,3 +39,13 @@ def seed_remote(ws: Workspace) -> tuple[Toolbox, Toolbox]:
                                      image="tbx/time:0123456789abcdef", desired_state=DesiredState.RUNNING,
                                      created=WHEN))
     return cloud, edge
+
+
+def seed_orphan(ws: Workspace) -> Orphan:
+    """A droplet whose add failed and whose clean-up could not delete it: ``tbx-stray``."""
+    with ws.change() as change:
+        return change.repos.orphans.put(Orphan(
+            droplet_id=412349999, name="tbx-stray", region="ams3", size="s-1vcpu-2gb", price_monthly=12.0,
+            cause=OrphanCause.FAILED_ADD, toolbox="stray", found=WHEN,
+            error="droplet 412349999 could not be deleted within 180s: DigitalOcean refused DELETE "
+                  "/v2/droplets/412349999 (Droplet already has a pending event)"))

@@ -11,7 +11,7 @@ from console.tui.backend import Backend
 from console.tui.modals.add_toolbox import AddToolboxModal
 from console.tui.widgets.toolbox_droplet_form import DropletOptions
 from tests.support.do_sim import REGIONS, SIZES
-from tests.support.remote_seed import seed_remote
+from tests.support.remote_seed import seed_orphan, seed_remote
 from tests.support.tui import still_app
 
 SIZE = (120, 36)
@@ -73,3 +73,9 @@ def test_a_revoke_that_did_not_land_is_red(snap_compare, seeded: Backend) -> Non
               error="cannot reach SSH at deploy@edge.example.org:2222: connection refused",
               failed_at=time.mktime((2026, 12, 6, 9, 30, 0, 0, 0, -1))).write(mirror_root(seeded.workspace, edge))
     assert snap_compare(still_app(seeded), terminal_size=SIZE, press=["down"])
+
+
+def test_a_droplet_no_toolbox_owns_is_red_with_its_price(snap_compare, seeded: Backend) -> None:  # noqa: ANN001
+    seed_remote(seeded.workspace)
+    seed_orphan(seeded.workspace)
+    assert snap_compare(still_app(seeded), terminal_size=SIZE, press=["end"])

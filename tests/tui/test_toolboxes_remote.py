@@ -27,9 +27,17 @@ from console.tui.app import ConsoleApp
 from console.tui.backend import Backend
 from console.tui.modals.add_toolbox import AddToolboxModal
 from console.tui.modals.confirm import ConfirmModal
+from console.tui.modals.prompt import PromptModal
 from console.tui.widgets.toolbox_detail import ToolboxDetail
 from console.tui.widgets.toolbox_link import ssh_fingerprint, tls_fingerprint
-from tests.remote.conftest import TOKEN, Cloud, cloud, wipe_toolbox  # noqa: F401 - the fixture
+from tests.remote.conftest import (  # noqa: F401 - the fixture
+    TOKEN,
+    Cloud,
+    cloud,
+    cloud_init_done,
+    kept_after_failed_add,
+    wipe_toolbox,
+)
 from tests.support.remote_seed import GATEWAY_CERT, HOST_FINGERPRINT, HOST_KEY, TLS_FINGERPRINT
 from tests.support.sshd import Sshd
 
@@ -177,6 +185,32 @@ async def test_removing_a_droplet_toolbox_destroys_the_droplet(home: Backend, cl
         assert [d["id"] for d in cloud.sim.deleted] == [box.droplet_id] and cloud.sim.droplets == {}
         await until(pilot, lambda: box.id not in app.links.tunnels and box.id not in app.supervisors, 5,
                     "the tunnel and supervisor to end")
+
+
+@pytest.mark.docker
+async def test_enter_on_a_kept_droplet_adopts_it_as_a_toolbox(home: Backend, cloud: Cloud) -> None:  # noqa: F811
+    ws = home.workspace
+    remote.set_api_token(ws, TOKEN)
+    droplet_id, address = kept_after_failed_add(ws, cloud, "cloud")
+    cloud_init_done(cloud, droplet_id, address)
+    key = f"orphan:{droplet_id}"
+    app = ConsoleApp(home)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: key in table.rows, 10, "the kept droplet's row")
+        assert cell(app, key, LINK) == "billed"
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PromptModal), 5, "the adopt question")
+        assert app.screen.query_one("#value").value == "cloud"  # the name it was to have
+        await pilot.click("#ok")
+        await until(pilot, lambda: cell(app, "cloud", LINK) == "up", 90, "the adopted toolbox with its link up")
+        assert key not in app.screen.query_one(DataTable).rows
+        assert "tbx-cloud: adopted as toolbox cloud" in activity(app)
+        box = ws.repos.toolboxes.require("cloud")
+        assert box.droplet_id == droplet_id and cell(app, "cloud", 6) == f"{address}:8443"
+        assert ws.repos.orphans.all() == []
+        assert any(n.message.startswith("toolbox cloud adopted: gateway https://") for n in app._notifications)
 
 
 @pytest.fixture

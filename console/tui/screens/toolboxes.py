@@ -3,7 +3,8 @@ servers' health, its gateway and what agents pin.
 
 Remote toolboxes are added, synced and removed in thread workers whose progress lines
 go to the activity log; the SSH link status comes from the app's long-lived tunnels
-(``app.link_signal``) and shows within a frame of changing.
+(``app.link_signal``) and shows within a frame of changing. Droplets tbx made that no
+toolbox owns are rows too, in red: billed until destroyed or adopted (``toolbox_orphans``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from console.model import Toolbox
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.modals.host_key import HostKeyModal, ThreadQuestions
 from console.tui.screens.base import ConsoleScreen
+from console.tui.screens.toolbox_orphans import OrphanRows
 from console.tui.widgets.activity_log import ActivityLog
 from console.tui.widgets.filter import FilterInput
 from console.tui.widgets.footer import ConsoleFooter
@@ -39,20 +41,22 @@ if TYPE_CHECKING:
 
 
 
-class ToolboxesScreen(ConsoleScreen):
+class ToolboxesScreen(OrphanRows, ConsoleScreen):
     RELOAD_ON_EVERY_VISIT = True  # health and links follow it only while in front
     CSS = """
     ToolboxesScreen #toolboxes { height: auto; max-height: 50%; }
     ToolboxesScreen ToolboxDetail { margin-top: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open", "Servers", id="toolbox.open", tooltip="Show this toolbox's servers"),
+        Binding("enter", "open", "Servers", id="toolbox.open",
+                tooltip="Show this toolbox's servers (a droplet no toolbox owns: adopt it as a toolbox)"),
         Binding("a", "add", "Add", id="toolbox.add",
                 tooltip="Add a toolbox: this machine, a new DigitalOcean droplet, or an SSH host"),
         Binding("s", "sync", "Sync", id="toolbox.sync",
                 tooltip="Push the policy to a remote toolbox's gateway and pull its audit records now"),
         Binding("d,delete", "remove", "Remove", id="toolbox.remove",
-                tooltip="Forget a toolbox and its servers (a droplet is destroyed; asks first)"),
+                tooltip="Forget a toolbox and its servers (a droplet is destroyed; asks first), or destroy a "
+                        "droplet no toolbox owns"),
         Binding("g", "gateway", "Gateway on/off", id="toolbox.gateway", tooltip="Start or stop the local gateway"),
         Binding("e", "engine", "Check engine", id="toolbox.engine", show=False,
                 tooltip="Check the local Docker engine again"),
@@ -70,6 +74,7 @@ class ToolboxesScreen(ConsoleScreen):
         """Name -> (syncing | removing, latest progress line)."""
         self.prices: dict[str, float] = {}
         """Droplet size -> monthly price, once read from the API."""
+        self.orphan_busy = {}
         self._questions: ThreadQuestions | None = None
         self._prices_asked = False
 
@@ -78,7 +83,7 @@ class ToolboxesScreen(ConsoleScreen):
         with Vertical():
             yield FilterInput("filter toolboxes", id="filter")
             yield FitTable(COLUMNS, id="toolboxes", cursor_type="row", zebra_stripes=True)
-            yield ActivityLog(lambda: bool(self.adding or self.busy))
+            yield ActivityLog(lambda: bool(self.adding or self.busy or self.orphan_busy))
             yield ToolboxDetail(id="detail")
         yield ConsoleFooter()
 
@@ -118,6 +123,7 @@ class ToolboxesScreen(ConsoleScreen):
         for name, (request, _line) in self.adding.items():
             if ws.repos.toolboxes.by_name(name) is None and (not wanted or wanted in name):
                 rows.append((f"+{name}", pending_row(self.console, name, request.kind, request.where, "adding")))
+        rows.extend(self.orphan_rows(wanted))
         self._show(rows, select)
         self._show_selected()
         if self.console.live and not self._prices_asked and any(b.droplet_id for b in ws.repos.toolboxes):
@@ -148,7 +154,8 @@ class ToolboxesScreen(ConsoleScreen):
                     table.add_row(*values, key=key)
                     added = True
             if added or select:
-                table.sort("name", key=lambda name: str(name))
+                # Orphaned droplets after the toolboxes.
+                table.sort("name", "kind", key=lambda cells: (str(cells[1]) == "orphan", str(cells[0])))
                 if selected in table.rows:
                     table.move_cursor(row=table.get_row_index(selected), animate=False)
 
@@ -165,9 +172,18 @@ class ToolboxesScreen(ConsoleScreen):
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._show_selected()
 
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        # The focused table takes enter (its select_cursor) before the screen's binding sees it.
+        event.stop()
+        self.action_open()
+
     def _show_selected(self) -> None:
         detail = self.query_one(ToolboxDetail)
         name = self._selected()
+        orphan = self.orphan_at(name)
+        if orphan is not None:
+            self.show_orphan(detail, orphan)
+            return
         box = self.ws.repos.toolboxes.by_name(name) if name else None
         if box is None:
             pending = self.adding.get((name or "").removeprefix("+"))
@@ -213,6 +229,10 @@ class ToolboxesScreen(ConsoleScreen):
     # -- keys --------------------------------------------------------------------------------
 
     def action_open(self) -> None:
+        orphan = self.orphan_at(self._selected())
+        if orphan is not None:
+            self.adopt_orphan(orphan)
+            return
         box = self._selected_box()
         if box is not None:
             self.console.toolbox_name = box.name
@@ -335,6 +355,10 @@ class ToolboxesScreen(ConsoleScreen):
             self.notify(note)
 
     def action_remove(self) -> None:
+        orphan = self.orphan_at(self._selected())
+        if orphan is not None:
+            self.destroy_orphan(orphan)
+            return
         box = self._selected_box()
         if box is None or box.name in self.busy:
             return

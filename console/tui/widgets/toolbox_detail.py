@@ -16,7 +16,7 @@ from textual.widgets import Static
 from console.tui.widgets.toolbox_link import LINK_COLOUR, link_word, ssh_fingerprint, tls_fingerprint
 
 if TYPE_CHECKING:
-    from console.model import Toolbox
+    from console.model import Orphan, Toolbox
     from console.remote.push_state import PolicyStatus
     from console.tui.app import ConsoleApp
     from console.tui.remote_links import LinkState
@@ -100,6 +100,18 @@ class ToolboxDetail(Static):
     ToolboxDetail { height: auto; padding: 0 1; border: round $panel-lighten-2; border-title-color: $text-muted; }
     """
 
+    def show_orphan(self, orphan: Orphan, hint: str, busy: str = "") -> None:
+        """A droplet no toolbox owns."""
+        from console.tui.widgets.orphan_row import orphan_lines
+
+        self.border_title = f"{orphan.name} · orphaned droplet"
+        self._lines(orphan_lines(orphan, busy), hint)
+
+    def _lines(self, rows: list[tuple[str, list[Part]]], hint: str) -> None:
+        lines = [Content.assemble((f"{label:<{LABEL_WIDTH}}", MUTED), *parts) for label, parts in rows]
+        lines.append(Content.assemble(" " * LABEL_WIDTH, (hint, MUTED)))
+        self.update(Content("\n").join(lines))
+
     def show(self, box: Toolbox | None, facts: DetailFacts | None, hint: str) -> None:
         app: ConsoleApp = self.app  # type: ignore[assignment]
         if box is None or facts is None:
@@ -107,7 +119,4 @@ class ToolboxDetail(Static):
             self.update(Content.assemble((hint, MUTED)))
             return
         self.border_title = f"{box.name} · {box.kind.value}"
-        lines = [Content.assemble((f"{label:<{LABEL_WIDTH}}", MUTED), *parts)
-                 for label, parts in facts_lines(box, facts, live=app.live)]
-        lines.append(Content.assemble(" " * LABEL_WIDTH, (hint, MUTED)))
-        self.update(Content("\n").join(lines))
+        self._lines(facts_lines(box, facts, live=app.live), hint)

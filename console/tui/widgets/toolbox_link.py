@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 LINK_COLOUR = {
     "up": "success", "connecting": "warning", "reconnecting": "warning", "down": "error", "refused": "error",
     "adding": "warning", "removing": "warning", "syncing": "warning",
+    "billed": "error", "destroying": "warning", "adopting": "warning",
 }
 LINK_WIDTH = 12
 """The LINK column's fixed width: a status change never resizes the table."""
