@@ -12,7 +12,7 @@ import click
 
 from console.cli.base import CliState, confirm_or_yes, emit_json, interactive, json_option, pass_state, print_table
 from console.errors import UsageError
-from console.model import Limits, Mount
+from console.model import AGENT_ASKS, AgentAsk, Limits, Mount
 from console.services.items import plural
 
 
@@ -141,6 +141,29 @@ def register(cli: click.Group) -> None:
     _simple("start", "Start a server (re-creating its container if needed).")
     _simple("stop", "Stop a server; it stays stopped until started.")
     _simple("restart", "Restart a server and discover its tools again.")
+
+    def _switch(verb: str, allowed: bool, helptext: str) -> None:
+        @server.command(verb, help=helptext)
+        @click.argument("target", metavar="TOOLBOX/SERVER")
+        @click.argument("kind", type=click.Choice(AGENT_ASKS))
+        @json_option
+        @pass_state
+        def command(state: CliState, target: str, kind: AgentAsk, as_json: bool) -> None:
+            from console.services.server_asks import set_may_ask
+
+            switch = set_may_ask(state.workspace(), target, kind, allowed)
+            if as_json:
+                emit_json(switch.to_json())
+                return
+            now = "may now ask" if allowed else "may no longer ask"
+            line = f"{switch.server} {now} agents for {kind}" if switch.changed else \
+                f"{switch.server}: {kind} was already {'allowed' if allowed else 'denied'}"
+            restarted = f"; restarted: {_describe(switch.restarted)}" if switch.restarted else ""
+            click.echo(f"{line} (allowed: {', '.join(switch.may_ask) or 'nothing'}){restarted}")
+
+    _switch("allow", True, "Let a server ask the agent whose call it serves for sampling, elicitation or roots "
+                           "(restarts it if running, so its session declares it).")
+    _switch("deny", False, "Stop a server asking agents for sampling, elicitation or roots (the default).")
 
     @server.command()
     @click.argument("target", metavar="TOOLBOX/SERVER")

@@ -59,12 +59,17 @@ class Forwarder:
         self._counter = itertools.count(1)
         self._pending: dict[int, asyncio.Future[RawResponse]] = {}
         self._on_notification: Callable[[bytes], None] | None = None
+        self._on_request: Callable[[bytes], None] | None = None
         channel.on_stdout(self._inbound)
         channel.on_close(self._closed)
 
     def on_notification(self, listener: Callable[[bytes], None]) -> None:
         """Told every notification line the server writes (not the SDK session's replies)."""
         self._on_notification = listener
+
+    def on_request(self, listener: Callable[[bytes], None]) -> None:
+        """Told every request line the server writes (the SDK session answers them)."""
+        self._on_request = listener
 
     @property
     def alive(self) -> bool:
@@ -76,8 +81,13 @@ class Forwarder:
 
     def _inbound(self, line: bytes) -> None:
         if self._marker not in line:
-            if self._on_notification is not None and b'"notifications/' in line and b'"method"' in line:
-                self._on_notification(line)
+            if b'"method"' not in line:
+                return
+            if b'"notifications/' in line:
+                if self._on_notification is not None:
+                    self._on_notification(line)
+            elif self._on_request is not None and b'"id"' in line:
+                self._on_request(line)
             return
         matches = list(self._id_pattern.finditer(line))
         if not matches and _CANCELLED in line:

@@ -31,6 +31,7 @@ from console.gateway.http import Admission, McpHttpApp
 from console.gateway.pipeline import Pipeline
 from console.gateway.process import GatewayInfo
 from console.gateway.server import FD_RESERVE, ConnectionGuard, GatewayServer, build_server, raise_file_limit
+from console.gateway.client_requests import AgentAsks
 from console.gateway.relay import Relay
 from console.gateway.sessions import SessionStore
 from console.gateway.shared import SharedUpstream
@@ -85,12 +86,14 @@ class Gateway:
         self.upstreams = Upstreams(self._session_wait, self._verify, min(10.0, self.runtime.start_timeout))
         self.relay = Relay(self.sessions, self.snapshots)
         self.upstreams.on_notification(self.relay.server_said)
+        self.asks = AgentAsks(self.snapshots, self.writer.record, timeout=self.runtime.call_timeout)
+        self.upstreams.on_undeclared_request(self.asks.undeclared)
         self.shared = SharedUpstream(self.sessions, self.snapshots, self.upstreams, self.relay,
                                      self.runtime.call_timeout)
         self.pipeline = Pipeline(snapshots=self.snapshots, sessions=self.sessions, upstreams=self.upstreams,
                                  audit=self.writer, owner_key=owner_key(ws), settings=self.settings,
                                  call_timeout=self.runtime.call_timeout, instructions=self.instructions,
-                                 relay=self.relay, shared=self.shared)
+                                 relay=self.relay, shared=self.shared, asks=self.asks)
         self.admission = Admission()
         self.app = McpHttpApp(self.pipeline, self.admission, toolbox=self.toolbox.name,
                               max_body_bytes=self.settings.max_body_bytes,
@@ -218,7 +221,7 @@ class Gateway:
                 self.announce_changes()  # grants that expired since
                 for session in self.sessions.expire():
                     self.pipeline.session_ended(session, "idle")
-                for summary in (self.pipeline.summarise_refusals(), self.relay.summary()):
+                for summary in (self.pipeline.summarise_refusals(), self.relay.summary(), self.asks.summary()):
                     if summary is not None:
                         self.writer.record(summary)
                 await self.shared.tidy()
@@ -251,6 +254,7 @@ class Gateway:
                                      start_timeout=self.runtime.start_timeout)
         self.supervisor.on_change(self._health_changed)
         self.supervisor.on_session(self.upstreams.session_changed)
+        self.supervisor.ask_for = self.asks.asker
         loop = asyncio.get_running_loop()
         handled = self._handle_signals(loop)
         loop.set_exception_handler(_quiet_resource_errors())

@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(eq=False)
@@ -39,6 +40,8 @@ class AgentSession:
     """The level the agent set with ``logging/setLevel``; None: it gets no log messages."""
     subscriptions: set[tuple[str, str]] = field(default_factory=set)
     """(server id, URI) the session subscribed to."""
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    """What the client declared in ``initialize``: only what it declared may be asked of it."""
 
     def notify(self, message: bytes) -> None:
         """Queue a notification; a client that never reads its stream loses old ones."""

@@ -62,6 +62,10 @@ class Surface:
             srv["name"]: srv["id"] for srv in tables.get("servers", {}).values() if srv["toolbox"] == toolbox_id
         }
         self.server_names = {sid: name for name, sid in self.server_ids.items()}
+        self.may_ask: dict[str, frozenset[str]] = {
+            srv["id"]: frozenset(srv["may_ask"]) for srv in tables.get("servers", {}).values()
+            if srv["toolbox"] == toolbox_id and srv.get("may_ask")}
+        """Server id -> the requests the owner allows it to send agents (none when absent)."""
         self.wire: dict[tuple[str, str], dict[str, Any]] = {}
         """(server id, ref) -> the definition agents are shown (a listing sets its exposed name)."""
         self.resources: dict[str, list[str]] = {}

@@ -25,6 +25,8 @@ Verify = Callable[[str, Session], Awaitable[int]]
 """Re-discover a server over its session and record it; returns the snapshot generation
 that includes the outcome."""
 SessionWait = Callable[[str, float], Awaitable[Session]]
+ASK_MARKERS = (("sampling", b'"sampling/createMessage"'), ("elicitation", b'"elicitation/create"'),
+               ("roots", b'"roots/list"'))
 LIST_CHANGED = (b"notifications/tools/list_changed", b"notifications/prompts/list_changed",
                 b"notifications/resources/list_changed")
 
@@ -58,6 +60,12 @@ class Upstreams:
         self.wait_seconds = wait_seconds
         self._entries: dict[str, Upstream] = {}
         self._listeners: list[Callable[[str, bytes], None]] = []
+        self._undeclared: Callable[[str, bytes], None] | None = None
+
+    def on_undeclared_request(self, listener: Callable[[str, bytes], None]) -> None:
+        """Told (server id, line) of a request a live server sends although its session did
+        not declare that capability (the SDK refuses it; this is for the record)."""
+        self._undeclared = listener
 
     def on_notification(self, listener: Callable[[str, bytes], None]) -> None:
         """Told (server id, line) of every notification a live server writes."""
@@ -77,6 +85,7 @@ class Upstreams:
             return
         upstream = Upstream(server_id, session, Forwarder(session.channel))
         upstream.forwarder.on_notification(lambda line: self._notified(upstream, line))
+        upstream.forwarder.on_request(lambda line: self._requested(upstream, line))
         self._entries[server_id] = upstream
         self._start_verification(upstream)
 
@@ -88,6 +97,13 @@ class Upstreams:
             return
         for listener in self._listeners:
             listener(upstream.server_id, line)
+
+    def _requested(self, upstream: Upstream, line: bytes) -> None:
+        if self._undeclared is None or self._entries.get(upstream.server_id) is not upstream:
+            return
+        if not any(marker in line and kind not in upstream.session.asks for kind, marker in ASK_MARKERS):
+            return
+        self._undeclared(upstream.server_id, line)
 
     def _start_verification(self, upstream: Upstream) -> None:
         upstream.verified.clear()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,23 @@ CLIENT_INFO = types.Implementation(name="toolbox-console", version=__version__)
 
 Capture = Callable[[str, bytes], None]
 """Called with ``"sent"`` or ``"received"`` and the exact line that crossed the stream."""
+Ask = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Answers a server's request of one kind (``sampling``, ``elicitation``, ``roots``), given
+its params as JSON (``_meta`` included), with the result as JSON; raises ``AskRefused``."""
+ASK_RESULTS: dict[str, tuple[Any, ...]] = {
+    "sampling": (types.CreateMessageResult, types.CreateMessageResultWithTools),
+    "elicitation": (types.ElicitResult,),
+    "roots": (types.ListRootsResult,),
+}
+
+
+class AskRefused(Exception):
+    """A server's request gets this JSON-RPC error instead of an answer; ``reason`` is
+    what an audit record says of it."""
+
+    def __init__(self, message: str, reason: str = "refused", code: int = types.INVALID_REQUEST) -> None:
+        super().__init__(message)
+        self.reason, self.code = reason, code
 
 
 class ServerUnavailable(TbxError):
@@ -80,6 +98,8 @@ async def _paginate(fetch: Callable[[str | None], Awaitable[Any]], attr: str, li
 class Session:
     channel: StdioChannel
     client: Client
+    asks: frozenset[str] = frozenset()
+    """The server-to-client requests this session declared (``mcp_session``)."""
 
     async def discover(self) -> Discovery:
         caps = self.client.server_capabilities
@@ -155,6 +175,40 @@ class _Tapped:
             self._capture("received", line)
 
 
+def ask_callbacks(asks: Collection[str], ask: Ask | None) -> dict[str, Any]:
+    """The SDK client's callbacks for the request kinds in ``asks`` (the SDK declares a
+    client capability exactly when its callback is given). Without ``ask`` (a session no
+    agent works through: discovery, ``tbx call``) each such request is refused."""
+
+    async def answer(kind: str, params: dict[str, Any]) -> Any:
+        if ask is None:
+            return types.ErrorData(code=types.INVALID_REQUEST, message=f"no agent to ask for {kind} on this session")
+        try:
+            result = await ask(kind, params)
+        except AskRefused as exc:
+            return types.ErrorData(code=exc.code, message=str(exc))
+        for model in ASK_RESULTS[kind]:
+            with contextlib.suppress(ValueError):
+                return model.model_validate(result)
+        return types.ErrorData(code=types.INTERNAL_ERROR, message=f"the agent's {kind} answer is not valid")
+
+    def params_of(params: Any) -> dict[str, Any]:
+        return _dump(params) if params is not None else {}
+
+    async def sampling(context: Any, params: Any) -> Any:
+        return await answer("sampling", params_of(params))
+
+    async def elicitation(context: Any, params: Any) -> Any:
+        return await answer("elicitation", params_of(params))
+
+    async def roots(context: Any) -> Any:
+        return await answer("roots", {"_meta": context.meta} if isinstance(context.meta, dict) else {})
+
+    given = {"sampling": ("sampling_callback", sampling), "elicitation": ("elicitation_callback", elicitation),
+             "roots": ("list_roots_callback", roots)}
+    return dict(given[kind] for kind in asks if kind in given)
+
+
 def stderr_tail(channel: StdioChannel, redactor: Redactor, lines: int = 3) -> str:
     tail = [line for line in list(channel.recent_stderr)[-lines:] if line.strip()]
     return redactor.redact(" | ".join(tail)) if tail else "no output on stderr"
@@ -170,6 +224,8 @@ async def mcp_session(
     before_initialize: Callable[[], Awaitable[None]] | None = None,
     label: str = "server",
     capture: Capture | None = None,
+    asks: Collection[str] = (),
+    ask: Ask | None = None,
 ) -> AsyncIterator[Session]:
     """Attach, (optionally start the container), initialize, and yield the session.
 
@@ -177,6 +233,8 @@ async def mcp_session(
     started with nothing it writes missed. A server that does not finish initialize
     within ``timeout`` has its stream closed under it, which ends the handshake.
     ``capture`` sees this session's JSON-RPC lines exactly as written and read.
+    ``asks`` are the server-to-client requests the session declares (the owner allowed
+    them); ``ask`` answers them (see ``ask_callbacks``).
     """
     redactor = redactor or Redactor()
     async with attached(endpoint, container) as channel:
@@ -195,10 +253,11 @@ async def mcp_session(
         guard = asyncio.create_task(watchdog())
         try:
             tapped = _Tapped(channel, capture) if capture is not None else channel
-            async with Client(channel_transport(tapped), mode="legacy", client_info=CLIENT_INFO) as client:  # type: ignore[arg-type]
+            async with Client(channel_transport(tapped), mode="legacy", client_info=CLIENT_INFO,  # type: ignore[arg-type]
+                              **ask_callbacks(asks, ask)) as client:
                 entered = True
                 guard.cancel()
-                yield Session(channel, client)
+                yield Session(channel, client, frozenset(asks))
         except Exception as exc:
             if entered:
                 raise

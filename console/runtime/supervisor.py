@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from console.runtime import streams
 from console.runtime.containers import LABEL_MANAGED, LABEL_SERVER
 from console.runtime.enginehttp import Endpoint, EngineError, containers_with_labels, inspect
-from console.runtime.session import ServerUnavailable, Session, mcp_session, stderr_tail
+from console.runtime.session import Ask, ServerUnavailable, Session, mcp_session, stderr_tail
 from console.trust.redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class WatchedServer:
     label: str
     want_running: bool
     redactor: Redactor = field(default_factory=Redactor)
+    asks: tuple[str, ...] = ()
+    """Server-to-client requests its session declares (``ServerInstance.may_ask``)."""
 
 
 class Supervisor:
@@ -71,6 +73,8 @@ class Supervisor:
         self._events_task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Health], None]] = []
         self._session_listeners: list[Callable[[str, Session | None], None]] = []
+        self.ask_for: Callable[[str], Ask] | None = None
+        """Who answers a server's sampling, elicitation and roots requests (the gateway)."""
 
     # -- public ------------------------------------------------------------------------
 
@@ -211,7 +215,8 @@ class Supervisor:
         server = self._servers[server_id]
         try:
             async with mcp_session(self.endpoint, container_id, timeout=self.start_timeout,
-                                   redactor=server.redactor, label=f"server {server.label}") as session:
+                                   redactor=server.redactor, label=f"server {server.label}", asks=server.asks,
+                                   ask=self.ask_for(server_id) if self.ask_for else None) as session:
                 self._sessions[server_id] = session
                 self._tell_session(server_id, session)  # before waiters wake: they find it ready
                 self._ready[server_id].set()

@@ -164,7 +164,7 @@ def call_tool(ws: Workspace, target: str, arguments: dict[str, Any], timeout: fl
     limit = timeout or ws.settings.runtime.call_timeout
     async def run(endpoint: Endpoint, state: ContainerState) -> CallOutcome:
         async with mcp_session(endpoint, state.id, redactor=redactor, label=f"server {ref.label}",
-                               capture=capture) as session:
+                               capture=capture, asks=ref.server.may_ask) as session:
             started = time.perf_counter()
             try:
                 result = await asyncio.wait_for(session.call_tool(tool, arguments), limit)

@@ -188,6 +188,7 @@ async def _boot(
         redactor=redactor,
         before_initialize=start_container,
         label=f"server {ref.label}",
+        asks=ref.server.may_ask,  # what it offers depends on what its client may be asked
     ) as session:
         return await session.discover()
 

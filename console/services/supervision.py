@@ -11,7 +11,8 @@ from console.workspace import Workspace
 def watched_server(ws: Workspace, toolbox_name: str, server: ServerInstance) -> WatchedServer:
     """A server as the supervisor sees it, with a redactor for its own secrets."""
     return WatchedServer(server.id, f"{toolbox_name}/{server.name}",
-                         server.desired_state is DesiredState.RUNNING, server_redactor(ws, server))
+                         server.desired_state is DesiredState.RUNNING, server_redactor(ws, server),
+                         tuple(server.may_ask))
 
 
 def watched_servers(ws: Workspace, toolbox_id: str) -> list[WatchedServer]:
