@@ -25,7 +25,7 @@ os.environ.setdefault("TBX_CACHE_DIR", str(REPO / ".testenv/cache"))
 
 from bench.baseline import worktree  # noqa: E402
 from tests.support import conformance_suite as suite  # noqa: E402
-from tests.support.conformance_targets import ENDPOINTS, conformance_setup  # noqa: E402
+from tests.support.conformance_targets import ENDPOINTS, conformance_setup, measure  # noqa: E402
 from tests.support.sharedkeys import shared_keyring_home  # noqa: E402
 
 HARNESS = ("bench/conformance.py", "tests/support/auth_proxy.py", "tests/support/conformance_suite.py",
@@ -42,7 +42,7 @@ def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-conformance-") as tmp, shared_keyring_home(Path(tmp)), \
             conformance_setup(Path(tmp)) as setup:
-        results = suite.measure(setup.urls)
+        results = measure(setup)
     print(suite.tables(results, ENDPOINTS))
     print(f"\n({time.monotonic() - started:.0f} s, gateway of {REPO})")
     return 0

@@ -29,6 +29,7 @@ def test_results_are_read_per_scenario_with_the_first_failure_as_the_reason(tmp_
     }
     assert found["tools-call-simple-text"].ok and not found["server-sse-polling"].ok
     assert Run(found).score() == "1/2 (3/5 checks)"
+    assert Run.from_json(Run(found).to_json()) == Run(found)  # how a direct run is cached
 
 
 def outcome(**passed: bool) -> Run:

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support import conformance_suite as suite
 from tests.support import npm_tools
-from tests.support.conformance_targets import ENDPOINTS, conformance_setup
+from tests.support.conformance_targets import ENDPOINTS, conformance_setup, measure
 from tests.support.sharedkeys import shared_keyring_home
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -73,7 +73,7 @@ def results(tmp_path_factory: pytest.TempPathFactory, docker_engine) -> suite.Re
         npm_tools.require(toolset)
     root = tmp_path_factory.mktemp("conformance")
     with shared_keyring_home(root), conformance_setup(Path(root)) as setup:
-        measured = suite.measure(setup.urls)
+        measured = measure(setup)
     print(suite.tables(measured, ENDPOINTS))  # the tables, with pytest -s
     return measured
 

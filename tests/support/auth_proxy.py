@@ -33,6 +33,7 @@ class AuthProxy:
         self._sock.bind(("127.0.0.1", 0))  # bound now: the gateway must know the port before it starts
         self.port: int = self._sock.getsockname()[1]
         self._server: uvicorn.Server | None = None
+        self._client: httpx2.AsyncClient | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -44,8 +45,7 @@ class AuthProxy:
         config = uvicorn.Config(self._app, interface="asgi3", proxy_headers=False, server_header=False, date_header=False, log_level="warning", lifespan="off",
                                 timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="auth-proxy", daemon=True)
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), name="auth-proxy", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -60,6 +60,14 @@ class AuthProxy:
             self._thread.join(10)
         self._sock.close()
 
+    async def _serve(self) -> None:
+        assert self._server is not None
+        try:
+            await self._server.serve(sockets=[self._sock])
+        finally:
+            if self._client is not None:
+                await self._client.aclose()
+
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = b""
         while True:
@@ -70,27 +78,28 @@ class AuthProxy:
         headers = [(k, v) for k, v in scope["headers"] if k not in HOP_BY_HOP]
         headers.append((b"authorization", self._authorization))
         query = f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else ""
-        async with httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None)) as client:
-            request = client.build_request(scope["method"], f"{self._upstream}{scope['path']}{query}",
-                                           headers=headers, content=body)
-            try:
-                answer = await client.send(request, stream=True)
-            except httpx2.HTTPError as exc:
-                await _reply(send, 502, str(exc).encode())
-                return
-            try:
-                await send({"type": "http.response.start", "status": answer.status_code,
-                            "headers": [(k.lower(), v) for k, v in answer.headers.raw
-                                        if k.lower() not in HOP_BY_HOP - {b"content-length"}]})
-                # A closed stream on the suite's side ends the upstream one too, as a direct
-                # connection would: the gateway sees the disconnect.
-                pump = asyncio.ensure_future(_pump(answer, send))
-                gone = asyncio.ensure_future(_disconnected(receive))
-                await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
-                for task in (pump, gone):
-                    task.cancel()
-            finally:
-                await answer.aclose()
+        if self._client is None:  # one client, made on the proxy's loop (a client per request costs ~30 ms)
+            self._client = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=None))
+        request = self._client.build_request(scope["method"], f"{self._upstream}{scope['path']}{query}",
+                                             headers=headers, content=body)
+        try:
+            answer = await self._client.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            await _reply(send, 502, str(exc).encode())
+            return
+        try:
+            await send({"type": "http.response.start", "status": answer.status_code,
+                        "headers": [(k.lower(), v) for k, v in answer.headers.raw
+                                    if k.lower() not in HOP_BY_HOP - {b"content-length"}]})
+            # A closed stream on the suite's side ends the upstream one too, as a direct
+            # connection would: the gateway sees the disconnect.
+            pump = asyncio.ensure_future(_pump(answer, send))
+            gone = asyncio.ensure_future(_disconnected(receive))
+            await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (pump, gone):
+                task.cancel()
+        finally:
+            await answer.aclose()
 
 
 async def _pump(answer: httpx2.Response, send: Any) -> None:

@@ -59,6 +59,13 @@ class Run:
     def passing(self) -> set[str]:
         return {name for name, scenario in self.scenarios.items() if scenario.ok}
 
+    def to_json(self) -> str:
+        return json.dumps({name: [s.passed, s.failed, s.reason] for name, s in self.scenarios.items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> Run:
+        return cls({name: Scenario(name, *fields) for name, fields in json.loads(text).items()})
+
     def score(self) -> str:
         passed = sum(s.passed for s in self.scenarios.values())
         total = passed + sum(s.failed for s in self.scenarios.values())
@@ -158,7 +165,3 @@ def tables(results: Results, endpoints: tuple[str, ...]) -> str:
                     lines.append(f"  lost {leg.label()} {endpoint}: {name}: {reason}")
     return "\n".join(lines)
 
-
-def measure(urls: dict[tuple[str, str], str], legs: tuple[Leg, ...] = LEGS) -> Results:
-    """Every leg against every (server, endpoint) URL."""
-    return {(server, endpoint, leg): run(leg, url) for (server, endpoint), url in urls.items() for leg in legs}

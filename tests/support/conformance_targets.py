@@ -15,6 +15,7 @@ network ``none``. The same image on both sides, so a difference is the gateway's
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import time
@@ -37,6 +38,8 @@ from console.services import servers
 from console.services.tools import approve
 from console.workspace import Workspace
 from tests.gateway.conftest import Stack, _stack
+from tests.support import conformance_suite as suite
+from tests.support import npm_tools
 from tests.support.auth_proxy import AuthProxy
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "servers" / "conformance"
@@ -76,25 +79,58 @@ TARGETS = (
 )
 
 
+class Direct:
+    """A server reached directly. Its results depend only on the image, the reference
+    server's source and the suite, so they are kept under that content key and the
+    container starts only when a leg is not known yet."""
+
+    def __init__(self, ws: Workspace, target: Target, exits: ExitStack) -> None:
+        self._ws, self._target, self._exits = ws, target, exits
+        self._url: str | None = None
+        self.image = ImageBuilder(docker.from_env(), ws.settings.runtime, ws.paths.cache_dir).ensure(
+            target.entry(ws.paths))
+        source = hashlib.sha256()  # the reference server's code is mounted, not in its image
+        for part in sorted(REFERENCE.rglob("*.py")) if target.mounts() else []:
+            source.update(part.read_bytes())
+        self._identity = json.dumps([docker.from_env().images.get(self.image).id, source.hexdigest(),
+                                     target.http_command(0), target.http_env])
+
+    def url(self) -> str:
+        if self._url is None:
+            self._url = self._exits.enter_context(direct(self.image, self._target))
+        return self._url
+
+    def run(self, leg: suite.Leg) -> suite.Run:
+        key = hashlib.sha256(f"{self._identity}{npm_tools.toolset_dir(leg.toolset).name}{leg.spec}".encode())
+        cached = self._ws.paths.cache_dir / "conformance" / f"{key.hexdigest()[:24]}.json"
+        if cached.exists():
+            return suite.Run.from_json(cached.read_text(encoding="utf-8"))
+        measured = suite.run(leg, self.url())
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(measured.to_json(), encoding="utf-8")
+        return measured
+
+
 @dataclass
 class Setup:
     stack: Stack
-    urls: dict[tuple[str, str], str]
-    """(server, endpoint) -> the MCP URL the suite is given."""
+    gateway: dict[tuple[str, str], str]
+    """(server, endpoint) -> the gateway URL the suite is given, through the agent's proxy."""
+    direct: dict[str, Direct]
 
 
 @contextmanager
 def conformance_setup(root: Path) -> Iterator[Setup]:
     """Both servers directly and behind a gateway, an agent (and its proxy) per server."""
-    with ExitStack() as stack_exit:
+    with ExitStack() as exits:
         proxies = {target.server: AuthProxy() for target in TARGETS}  # bound now: the gateway must know them
         for proxy in proxies.values():
-            stack_exit.callback(proxy.stop)
+            exits.callback(proxy.stop)
         ports = [proxy.port for proxy in proxies.values()]
         hosts = [f"{name}:{port}" for port in ports for name in ("127.0.0.1", "localhost")]
         settings = f"allowed_hosts = {json.dumps(hosts)}\nallowed_origins = {json.dumps([f'http://{h}' for h in hosts])}\n"
-        stack = stack_exit.enter_context(contextmanager(_stack)(root, ("everything",), settings))
-        urls: dict[tuple[str, str], str] = {}
+        stack = exits.enter_context(contextmanager(_stack)(root, ("everything",), settings))
+        setup = Setup(stack, {}, {})
         for target in TARGETS:
             if target.server != "everything":
                 servers.add_server(stack.ws, "local", target.entry(stack.paths), name=target.server,
@@ -103,17 +139,27 @@ def conformance_setup(root: Path) -> Iterator[Setup]:
             _name, token = stack.agent("local", f"local/{target.server}")
             proxy = proxies[target.server]
             proxy.start(stack.url, token)
-            urls[target.server, "per-server"] = f"{proxy.url}/servers/{target.server}/mcp"
-            urls[target.server, "aggregate"] = f"{proxy.url}/mcp"
-            urls[target.server, "direct"] = stack_exit.enter_context(direct(stack.ws, target))
-        yield Setup(stack, urls)
+            setup.gateway[target.server, "per-server"] = f"{proxy.url}/servers/{target.server}/mcp"
+            setup.gateway[target.server, "aggregate"] = f"{proxy.url}/mcp"
+            setup.direct[target.server] = Direct(stack.ws, target, exits)
+        yield setup
+
+
+def measure(setup: Setup, legs: tuple[suite.Leg, ...] = suite.LEGS) -> suite.Results:
+    """Every leg against every server, directly and at each gateway endpoint."""
+    results: suite.Results = {}
+    for server, reached in setup.direct.items():
+        for leg in legs:
+            results[server, "direct", leg] = reached.run(leg)
+            for endpoint in ENDPOINTS[1:]:
+                results[server, endpoint, leg] = suite.run(leg, setup.gateway[server, endpoint])
+    return results
 
 
 @contextmanager
-def direct(ws: Workspace, target: Target) -> Iterator[str]:
+def direct(image: str, target: Target) -> Iterator[str]:
     """The server's own Streamable HTTP endpoint, from its tbx image; yields its URL."""
     client = docker.from_env()
-    image = ImageBuilder(client, ws.settings.runtime, ws.paths.cache_dir).ensure(target.entry(ws.paths))
     port = _free_port()
     container = client.containers.run(
         image, target.http_command(port), detach=True, network_mode="host", user="10001:10001",
