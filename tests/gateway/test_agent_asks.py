@@ -8,20 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
-import httpx2
 import mcp_types as types
 import pytest
 from click.testing import CliRunner
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from console.cli import cli
 from console.services.tools import approve
 from tests.gateway.conftest import Stack, _stack
+from tests.support.asking import asking_agent
 from tests.support.gateway import eventually
 from tests.support.sharedkeys import shared_keyring_home
 
@@ -39,16 +37,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, docker_engine) -> Iterator[S
 
 def tbx(stack: Stack, *args: str) -> Any:
     return CliRunner().invoke(cli, list(args), env={**os.environ, "TBX_HOME": str(stack.paths.data_dir)})
-
-
-@asynccontextmanager
-async def asking_agent(stack: Stack, token: str, endpoint: str = "/mcp", **callbacks: Any) -> AsyncIterator[Client]:
-    """An agent whose client declares exactly the callbacks it is given."""
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30.0) as http,
-        Client(streamable_http_client(stack.url + endpoint, http_client=http), mode="legacy", **callbacks) as client,
-    ):
-        yield client
 
 
 def sampler(seen: list[str], reply: str, gate: asyncio.Event | None = None):  # noqa: ANN201
@@ -78,7 +66,7 @@ async def allowed(stack: Stack, token: str, *tools: str) -> None:
     """The restarted server's new tools, approved, reach the agent's listing."""
     async def listed() -> bool:
         approve(stack.ws, "local", "everything")
-        async with asking_agent(stack, token, SERVER_EP) as probe:
+        async with asking_agent(stack.url, token, SERVER_EP) as probe:
             return set(tools) <= await names(probe)
     await eventually(listed, 60, step=1.0)
 
@@ -106,7 +94,7 @@ def switched_on(stack: Stack) -> str:
 
 
 async def _listed(stack: Stack, token: str) -> set[str]:
-    async with asking_agent(stack, token, SERVER_EP) as probe:
+    async with asking_agent(stack.url, token, SERVER_EP) as probe:
         return await names(probe)
 
 
@@ -122,8 +110,8 @@ async def test_each_kind_reaches_the_calling_agent_through_both_endpoints(stack:
 
     callbacks = {"sampling_callback": sampler(prompts, "forty-two"), "elicitation_callback": elicitation,
                  "list_roots_callback": roots}
-    async with (asking_agent(stack, token, **callbacks) as aggregate,
-                asking_agent(stack, token, SERVER_EP, **callbacks) as direct):
+    async with (asking_agent(stack.url, token, **callbacks) as aggregate,
+                asking_agent(stack.url, token, SERVER_EP, **callbacks) as direct):
         sampled = await aggregate.call_tool(f"everything__{SAMPLE}", {"prompt": "the answer?", "maxTokens": 5})
         assert not sampled.is_error and "forty-two" in text(sampled) and "test-model" in text(sampled)
         sampled = await direct.call_tool(SAMPLE, {"prompt": "and again?"})
@@ -143,7 +131,7 @@ async def test_each_kind_reaches_the_calling_agent_through_both_endpoints(stack:
 
 async def test_an_agent_that_did_not_declare_the_capability_is_not_asked(stack: Stack, switched_on: str) -> None:
     name, token = stack.agent("local", "local/everything")
-    async with asking_agent(stack, token, SERVER_EP) as plain:
+    async with asking_agent(stack.url, token, SERVER_EP) as plain:
         result = await plain.call_tool(SAMPLE, {"prompt": "anyone?"})
     assert result.is_error and "did not declare the sampling capability" in text(result)
     [record] = [r for r in records(stack, "server.sampling") if r["agent"] == name]
@@ -159,8 +147,8 @@ async def test_with_two_calls_in_flight_neither_agent_gets_the_others_request(st
     seen_a: list[str] = []
     seen_b: list[str] = []
     gate = asyncio.Event()
-    async with (asking_agent(stack, token_a, SERVER_EP, sampling_callback=sampler(seen_a, "for a", gate)) as a,
-                asking_agent(stack, token_b, sampling_callback=sampler(seen_b, "for b")) as b):
+    async with (asking_agent(stack.url, token_a, SERVER_EP, sampling_callback=sampler(seen_a, "for a", gate)) as a,
+                asking_agent(stack.url, token_b, sampling_callback=sampler(seen_b, "for b")) as b):
         first = asyncio.ensure_future(a.call_tool(SAMPLE, {"prompt": "secret of a"}))
 
         async def a_asked() -> bool:
