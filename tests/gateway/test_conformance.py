@@ -3,9 +3,11 @@
 Each suite release and protocol version runs against server-everything and against the
 suite's reference server, directly and through the gateway's per-server and aggregate
 endpoints, as an agent granted the whole server. A scenario that passes directly must
-pass through the gateway, except those named below: the gaps still open (issue 17, items
-2 and 3) and the differences the gateway makes on purpose. Both lists are exact: a
-scenario that starts passing must leave its list, so the lists only shrink.
+pass through the gateway, except those named below: the gaps still open (issue 17,
+item 3) and the differences the gateway makes on purpose. Both lists are exact: a
+scenario that starts passing must leave its list, so the lists only shrink. The owner
+lets both servers ask agents for sampling, elicitation and roots (``tbx server allow``),
+as a client connected directly would be asked.
 
 ``bench/conformance.py`` prints the same measurement as tables.
 """
@@ -36,9 +38,6 @@ NEW_ERA = frozenset({
 })
 
 KNOWN_GAPS: suite.Expected = {
-    # Item 2: the upstream session declares no sampling or elicitation, so the server
-    # never asks (and the owner's per-server allow does not exist yet).
-    ("conformance", "per-server", V2025): SERVER_TO_CLIENT,
     # Item 3: a 2026-07-28 client's stateless requests get "missing Mcp-Session-Id".
     ("conformance", "per-server", V2026): NEW_ERA,
     ("conformance", "aggregate", V2026): NEW_ERA,

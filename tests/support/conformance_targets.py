@@ -31,10 +31,11 @@ from docker.types import Mount as DockerMount
 
 from console.catalog import load_catalog
 from console.catalog.model import CatalogEntry, PackageSource, Source
-from console.model import Mount
+from console.model import AGENT_ASKS, Mount
 from console.paths import Paths
 from console.runtime.images import ImageBuilder
 from console.services import servers
+from console.services.server_asks import set_may_ask
 from console.services.tools import approve
 from console.workspace import Workspace
 from tests.gateway.conftest import Stack, _stack
@@ -135,7 +136,11 @@ def conformance_setup(root: Path) -> Iterator[Setup]:
             if target.server != "everything":
                 servers.add_server(stack.ws, "local", target.entry(stack.paths), name=target.server,
                                    mounts=target.mounts())
-                approve(stack.ws, "local", target.server)
+            # The owner lets it ask agents for everything, as a direct client would be asked;
+            # the server offers its sampling/elicitation tools only then, so approve after.
+            for kind in AGENT_ASKS:
+                set_may_ask(stack.ws, f"local/{target.server}", kind, True)
+            approve(stack.ws, "local", target.server)
             _name, token = stack.agent("local", f"local/{target.server}")
             proxy = proxies[target.server]
             proxy.start(stack.url, token)
