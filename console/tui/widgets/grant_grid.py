@@ -48,6 +48,8 @@ class Row:
     """The item's trust as the policy sees it: ``approved`` only while its pin matches."""
     item: ItemKind = ItemKind.TOOL
     """The kind of item on an item row."""
+    asks: str = ""
+    """On a server row: what the owner lets the server ask agents for (sampling, ...)."""
 
     @property
     def path(self) -> str:
@@ -169,7 +171,7 @@ def row_label(row: Row, toolbox: str) -> tuple[str, str]:
     if row.kind is Kind.TOOLBOX:
         return f"toolbox {toolbox}: access", ""
     if row.kind is Kind.SERVER:
-        return f"{row.server}/*", "all items"
+        return f"{row.server}/*", f"all items · may ask {row.asks}" if row.asks else "all items"
     return f"  {row.tool}", "" if row.trust == "approved" else row.trust
 
 
@@ -236,17 +238,18 @@ class GrantGrid:
 
     @staticmethod
     def _rows(tables: Mapping[str, Mapping[str, Mapping[str, Any]]], box_id: str) -> list[Row]:
-        servers = sorted(((doc["id"], doc["name"]) for doc in list(tables.get("servers", {}).values())
+        servers = sorted(((doc["id"], doc["name"], ", ".join(doc.get("may_ask") or ()))
+                          for doc in list(tables.get("servers", {}).values())
                           if doc.get("toolbox") == box_id and "name" in doc), key=lambda s: s[1])
-        items: dict[str, list[tuple[int, str, ItemKind, str]]] = {sid: [] for sid, _name in servers}
+        items: dict[str, list[tuple[int, str, ItemKind, str]]] = {sid: [] for sid, _name, _asks in servers}
         for doc in list(tables.get("tools", {}).values()):
             found = items.get(doc.get("server", ""))
             if found is not None and "name" in doc:
                 kind = ItemKind(doc.get("kind", ItemKind.TOOL))
                 found.append((KIND_ORDER[kind], doc["name"], kind, item_trust(doc)))
         rows = [Row(TOOLBOX_KEY, Kind.TOOLBOX, "", "", "", "")]
-        for sid, name in servers:
-            rows.append(Row(f"{sid}|{WILDCARD}", Kind.SERVER, sid, name, WILDCARD, ""))
+        for sid, name, asks in servers:
+            rows.append(Row(f"{sid}|{WILDCARD}", Kind.SERVER, sid, name, WILDCARD, "", asks=asks))
             for _order, item, kind, trust in sorted(items[sid]):
                 ref = item_ref(kind, item)
                 rows.append(Row(f"{sid}|{ref}", Kind.TOOL, sid, name, ref, trust, kind))

@@ -36,6 +36,8 @@ def config_table(app: App, server: ServerInstance) -> Table:
     grid.add_row("catalog", server.catalog_id or muted(app, "imported (own spec)"))
     grid.add_row("command", Text(" ".join(spec.get("command", [])) or "-"))
     grid.add_row("network", "none (stdio only)" if server.network == "none" else "egress (can reach the internet)")
+    grid.add_row("may ask", Text(f"{', '.join(server.may_ask)} (of the agent whose call it serves)")
+                 if server.may_ask else muted(app, "nothing of agents (tbx server allow … sampling|elicitation|roots)"))
     limits = server.limits
     grid.add_row("limits", f"{limits.cpus:g} CPU · {limits.memory_mb} MiB memory · {limits.pids} processes")
     env = Text()
