@@ -31,11 +31,10 @@ from docker.types import Mount as DockerMount
 
 from console.catalog import load_catalog
 from console.catalog.model import CatalogEntry, PackageSource, Source
-from console.model import AGENT_ASKS, Mount
+from console.model import Mount
 from console.paths import Paths
 from console.runtime.images import ImageBuilder
 from console.services import servers
-from console.services.server_asks import set_may_ask
 from console.services.tools import approve
 from console.workspace import Workspace
 from tests.gateway.conftest import Stack, _stack
@@ -136,11 +135,8 @@ def conformance_setup(root: Path) -> Iterator[Setup]:
             if target.server != "everything":
                 servers.add_server(stack.ws, "local", target.entry(stack.paths), name=target.server,
                                    mounts=target.mounts())
-            # The owner lets it ask agents for everything, as a direct client would be asked;
-            # the server offers its sampling/elicitation tools only then, so approve after.
-            for kind in AGENT_ASKS:
-                set_may_ask(stack.ws, f"local/{target.server}", kind, True)
-            approve(stack.ws, "local", target.server)
+            allow_asks(stack.ws, f"local/{target.server}")
+            approve(stack.ws, "local", target.server)  # after: what it offers depends on what it may ask
             _name, token = stack.agent("local", f"local/{target.server}")
             proxy = proxies[target.server]
             proxy.start(stack.url, token)
@@ -148,6 +144,19 @@ def conformance_setup(root: Path) -> Iterator[Setup]:
             setup.gateway[target.server, "aggregate"] = f"{proxy.url}/mcp"
             setup.direct[target.server] = Direct(stack.ws, target, exits)
         yield setup
+
+
+def allow_asks(ws: Workspace, server: str) -> None:
+    """The owner lets the server ask agents for sampling, elicitation and roots, as a client
+    connected directly would be asked. A gateway from before that switch (issue 17, part 2;
+    ``bench/conformance.py --baseline``) has none, and its servers never ask."""
+    try:
+        from console.model import AGENT_ASKS
+        from console.services.server_asks import set_may_ask
+    except ImportError:
+        return
+    for kind in AGENT_ASKS:
+        set_may_ask(ws, server, kind, True)
 
 
 def measure(setup: Setup, legs: tuple[suite.Leg, ...] = suite.LEGS) -> suite.Results:
