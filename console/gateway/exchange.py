@@ -26,10 +26,12 @@ class Refused(Exception):
 
     def __init__(self, message: str, *, status: int = 200, code: int = rpc.INVALID_REQUEST,
                  reason: str = "invalid-request", decision: str = "deny",
-                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+                 headers: list[tuple[bytes, bytes]] | None = None, data: Any = None) -> None:
         super().__init__(message)
         self.status, self.code, self.reason, self.decision = status, code, reason, decision
         self.headers = headers or []
+        self.data = data
+        """The JSON-RPC error's ``data`` (what a client may act on: the supported versions)."""
 
 
 @dataclass
@@ -48,6 +50,9 @@ class Exchange:
     started: float = field(default_factory=time.perf_counter)
     identity: Identity | None = None
     session: AgentSession | None = None
+    protocol: str | None = None
+    """The version of a stateless (2026-07-28) request, which has no session; None for a
+    session's request (its version is the session's)."""
     body: bytes = b""
     """The JSON-RPC message as it arrived."""
     message: dict[str, Any] | None = None
@@ -63,6 +68,8 @@ class Exchange:
     decision: str = "allow"
     detail: dict[str, Any] = field(default_factory=dict)
     reply: Reply | None = None
+    listening: AgentSession | None = None
+    """The session behind the notification stream a ``subscriptions/listen`` opened."""
     events: Callable[[bytes], None] | None = None
     """Where messages about this request go before its reply (progress), when the client
     takes an event stream; the first one turns the response into that stream."""
@@ -78,7 +85,8 @@ class Exchange:
         if refusal.decision == "error":
             self.detail.setdefault("error", str(refusal))
         # Masked like any reply: an error message may echo what a server said.
-        body, _found = self.snapshot.redactor.mask_json(rpc.error(self.request_id, refusal.code, str(refusal)))
+        body, _found = self.snapshot.redactor.mask_json(rpc.error(self.request_id, refusal.code, str(refusal),
+                                                                 refusal.data))
         self.reply = Reply(refusal.status, body, [(b"content-type", b"application/json"), *refusal.headers])
         return self.reply
 

@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from console import __version__
+from console.gateway import era2026
 from console.gateway import jsonrpc as rpc
 from console.gateway.exchange import Exchange, Refused, Reply
 from console.gateway.pipeline import Pipeline
@@ -103,8 +105,16 @@ class McpHttpApp:
                    endpoint: str | None) -> None:
         x = self.pipeline.exchange(endpoint, headers)
         method = scope["method"]
-        if method == "POST":
+        if (duplicate := era2026.duplicated(scope["headers"])) is not None:
+            self.pipeline.unauthenticated[duplicate.reason] += 1
+            await respond(send, x.refuse(duplicate))
+        elif method == "POST":
             await self._post(x, receive, send)
+        elif era2026.header_version(headers) in era2026.VERSIONS:
+            # 2026-07-28 has no standing stream and no session to delete: subscriptions/listen is a POST.
+            self.pipeline.unauthenticated["bad-http-method"] += 1
+            await respond(send, plain_refusal(405, f"2026-07-28 is spoken in POSTs only, not {method}",
+                                              [(b"allow", b"POST")]))
         elif method == "GET":
             if "text/event-stream" not in headers.get(b"accept", b"").decode("latin-1"):
                 await respond(send, plain_refusal(406, "GET opens an event stream: send Accept: text/event-stream"))
@@ -155,7 +165,12 @@ class McpHttpApp:
             return  # the agent hung up: its call was cancelled upstream and recorded
         finally:
             clock.stop()
-        if events is not None:
+        if x.listening is not None:
+            try:
+                await self._stream(x.listening, receive, send, self.pipeline.listener.framed)
+            finally:
+                self.pipeline.listen_closed(x.listening)
+        elif events is not None:
             await events.finish(reply)
         else:
             await respond(send, reply)
@@ -187,8 +202,11 @@ class McpHttpApp:
             if not message.get("more_body"):
                 return b"".join(chunks)
 
-    async def _stream(self, session: AgentSession, receive: Receive, send: Send) -> None:
-        """Server-to-client messages (``*/list_changed``) as an SSE stream, masked."""
+    async def _stream(self, session: AgentSession, receive: Receive, send: Send,
+                      frame: Callable[[AgentSession, bytes], bytes | None] | None = None) -> None:
+        """Server-to-client messages (``*/list_changed``) as an SSE stream, masked;
+        ``frame`` words (or drops) each one for a ``subscriptions/listen`` stream, whose
+        session lives as long as the stream does."""
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]})
         await send({"type": "http.response.body", "body": b": stream open\n\n", "more_body": True})
@@ -199,8 +217,13 @@ class McpHttpApp:
                 getter = asyncio.ensure_future(session.outbox.get())
                 done, _ = await asyncio.wait({getter, gone, ended}, timeout=KEEPALIVE_SECONDS,
                                              return_when=asyncio.FIRST_COMPLETED)
+                if frame is not None:
+                    session.last_seen = time.monotonic()
                 if getter in done:
-                    message, _found = self.pipeline.snapshots.current.redactor.mask_json(getter.result())
+                    raw = getter.result() if frame is None else frame(session, getter.result())
+                    if raw is None:
+                        continue
+                    message, _found = self.pipeline.snapshots.current.redactor.mask_json(raw)
                     payload = b"event: message\ndata: " + message + b"\n\n"
                 else:
                     getter.cancel()

@@ -30,18 +30,29 @@ def negotiate(requested: Any) -> str:
     return requested if requested in SUPPORTED_VERSIONS else LATEST_VERSION
 
 
-def initialize_result(version: str, instructions: str, *, subscribe: bool = False) -> dict[str, Any]:
+SERVER_INFO = {"name": "toolbox-console", "title": "Toolbox Console gateway", "version": __version__}
+ENVELOPE = "io.modelcontextprotocol/"
+"""The prefix of the keys the protocol reserves in ``_meta`` (2026-07-28's per-request
+version, client capabilities and info): the gateway's business with its agent, never
+passed to a server, which has its own session with the gateway."""
+
+
+def server_capabilities(*, subscribe: bool) -> dict[str, Any]:
     """``subscribe`` only where a server behind the endpoint supports it."""
     return {
+        "tools": {"listChanged": True},
+        "resources": {"subscribe": subscribe, "listChanged": True},
+        "prompts": {"listChanged": True},
+        "completions": {},
+        "logging": {},
+    }
+
+
+def initialize_result(version: str, instructions: str, *, subscribe: bool = False) -> dict[str, Any]:
+    return {
         "protocolVersion": version,
-        "capabilities": {
-            "tools": {"listChanged": True},
-            "resources": {"subscribe": subscribe, "listChanged": True},
-            "prompts": {"listChanged": True},
-            "completions": {},
-            "logging": {},
-        },
-        "serverInfo": {"name": "toolbox-console", "title": "Toolbox Console gateway", "version": __version__},
+        "capabilities": server_capabilities(subscribe=subscribe),
+        "serverInfo": SERVER_INFO,
         "instructions": instructions,
     }
 
@@ -85,12 +96,12 @@ def _decide(x: Exchange, item: ItemRef | None, decision: Decision, refusal: str)
 
 
 def _forward_meta(params: dict[str, Any]) -> dict[str, Any]:
-    """What of the caller's ``_meta`` goes upstream: its progress token is the gateway's
-    business (each call gets its own upstream, ``relay``)."""
+    """What of the caller's ``_meta`` goes upstream: its progress token and envelope are
+    the gateway's business (each call gets its own upstream token, ``relay``)."""
     meta = params.get("_meta")
     if not isinstance(meta, dict):
         return {}
-    kept = {k: v for k, v in meta.items() if k != "progressToken"}
+    kept = {k: v for k, v in meta.items() if k != "progressToken" and not str(k).startswith(ENVELOPE)}
     return {"_meta": kept} if kept else {}
 
 

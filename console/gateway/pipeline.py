@@ -29,13 +29,13 @@ from typing import Any, Protocol
 from console.audit import AuditEvent
 from console.config import GatewaySettings
 from console.gateway import jsonrpc as rpc
-from console.gateway import validate
+from console.gateway import era2026, validate
 from console.gateway.auth import Identity, identify
-from console.gateway.client_requests import AgentAsks
 from console.gateway.exchange import Exchange, Refused, Reply
 from console.gateway.forwarder import Cancelled, UpstreamFailed
 from console.gateway.methods import METHODS, UNKNOWN, Denied, Method, initialize_result, negotiate
 from console.gateway.methods import SUPPORTED_VERSIONS
+from console.gateway.listen import Listener
 from console.gateway.relay import Relay
 from console.gateway.sessions import AgentSession, SessionStore
 from console.gateway.shared import SharedUpstream
@@ -64,12 +64,10 @@ class AuditSink(Protocol):
 class Pipeline:
     def __init__(self, *, snapshots: Snapshots, sessions: SessionStore, upstreams: Upstreams, audit: AuditSink,
                  owner_key: bytes, settings: GatewaySettings, call_timeout: float,
-                 instructions: Callable[[str | None], str], relay: Relay, shared: SharedUpstream,
-                 asks: AgentAsks) -> None:
+                 instructions: Callable[[str | None], str], relay: Relay, shared: SharedUpstream) -> None:
         self.snapshots = snapshots
         self.sessions = sessions
         self.upstreams = upstreams
-        self.asks = asks
         self.audit = audit
         self.owner_key = owner_key
         self.settings = settings
@@ -77,6 +75,8 @@ class Pipeline:
         self.instructions = instructions
         self.relay = relay
         self.shared = shared
+        self.modern = era2026.methods(instructions, shared.can_subscribe)
+        self.listener = Listener(sessions, shared)
         self.unauthenticated: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()
         self._streams: Counter[str] = Counter()
@@ -99,13 +99,16 @@ class Pipeline:
             if x.method == "initialize":
                 method = OPEN
                 return self._initialize(x)
-            self._find_session(x)
+            if era2026.is_modern(x):
+                era2026.admit(x)  # a stateless request: its envelope instead of a session
+            else:
+                self._find_session(x)
             if not x.is_request:
                 recorded = False  # notifications and replies to us are not decisions
                 self._notification(x)
                 x.reply = ACCEPTED
                 return x.reply
-            method = METHODS.get(x.method, UNKNOWN)
+            method = (self.modern if x.protocol else METHODS).get(x.method, UNKNOWN)
             if method is UNKNOWN:
                 raise Refused(f"method {_shown(x.method)!r} is not supported", code=rpc.METHOD_NOT_FOUND,
                               reason="unsupported-method", decision="error")
@@ -119,6 +122,8 @@ class Pipeline:
             elif method.shared:
                 self._check_audit(x)
                 await self._share(x, method)
+            elif method is era2026.LISTEN:
+                await self._listen(x)
             else:
                 self._check_audit(x)
                 x.reply = Reply(200, rpc.result(x.request_id, method.answer(x)), JSON)  # type: ignore[misc]
@@ -131,6 +136,8 @@ class Pipeline:
             x.detail["reason"] = "client-disconnected"
             raise
         finally:
+            if x.protocol is not None:
+                era2026.finish(x, forwarded=method.forwarded)  # the same Reply object goes back
             if admitted:
                 self._release(x)
             if recorded:
@@ -157,12 +164,7 @@ class Pipeline:
             return None
         try:
             self._find_session(x)
-            agent = x.identity.agent_id  # type: ignore[union-attr]
-            if self._streams[agent] >= self.settings.max_streams_per_agent:
-                raise Refused(f"too many open event streams for this agent "
-                              f"(at most {self.settings.max_streams_per_agent}); close one first",
-                              status=429, reason="too-many-streams")
-            self._streams[agent] += 1
+            self._count_stream(x)
             return x.session
         except Refused as refusal:
             x.refuse(refusal)
@@ -170,10 +172,36 @@ class Pipeline:
         finally:
             self._record(x, STREAM)
 
+    def _count_stream(self, x: Exchange) -> None:
+        agent = x.identity.agent_id  # type: ignore[union-attr]
+        if self._streams[agent] >= self.settings.max_streams_per_agent:
+            raise Refused(f"too many open event streams for this agent "
+                          f"(at most {self.settings.max_streams_per_agent}); close one first",
+                          status=429, reason="too-many-streams")
+        self._streams[agent] += 1
+
+    def listen_closed(self, session: AgentSession) -> None:
+        self.listener.close(session)
+        self.stream_closed(session)
+
     def stream_closed(self, session: AgentSession) -> None:
         self._streams[session.agent_id] -= 1
         if self._streams[session.agent_id] <= 0:
             del self._streams[session.agent_id]
+
+    async def _listen(self, x: Exchange) -> None:
+        """``subscriptions/listen``: the reply is the stream the HTTP layer runs next."""
+        if b"text/event-stream" not in x.headers.get(b"accept", b""):
+            raise Refused("subscriptions/listen answers with an event stream: accept text/event-stream",
+                          status=406, reason="bad-accept")
+        self._check_audit(x)
+        self._count_stream(x)
+        try:
+            await self.listener.open(x)
+        except BaseException:
+            self._streams[x.identity.agent_id] -= 1  # type: ignore[union-attr]
+            raise
+        x.reply = Reply(200)
 
     # -- authenticate ------------------------------------------------------------------
 
@@ -244,8 +272,6 @@ class Pipeline:
         version = negotiate(x.params.get("protocolVersion"))
         session, evicted = self.sessions.create(identity.agent_id, x.endpoint, version, identity.on_behalf)
         x.session = session
-        capabilities = x.params.get("capabilities")
-        session.capabilities = capabilities if isinstance(capabilities, dict) else {}
         client = x.params.get("clientInfo") or {}
         x.detail.update({"protocol": version, "on_behalf": identity.on_behalf,
                          "client": {k: str(client[k])[:100] for k in ("name", "version") if k in client}})
@@ -282,19 +308,11 @@ class Pipeline:
                                      self._agent_name(session.agent_id), {"why": why}))
 
     def _notification(self, x: Exchange) -> None:
-        if not x.method and x.session is not None:
-            self._answer(x)
-        elif x.method == "notifications/cancelled":
+        if x.method == "notifications/cancelled" and x.session is not None:
             entry = x.session.in_flight.pop(x.params.get("requestId"), None)  # type: ignore[union-attr,arg-type]
             if entry is not None:
                 forwarder, number = entry
                 asyncio.get_running_loop().create_task(forwarder.cancel(number, "the agent cancelled"))  # type: ignore[attr-defined]
-
-    def _answer(self, x: Exchange) -> None:
-        """An agent's response to a request the gateway relayed to it (``client_requests``)."""
-        why = self.asks.answered(x.session, x.message, len(x.body), self.settings.max_result_bytes)  # type: ignore[arg-type]
-        if why is not None:
-            raise Refused(why, status=400, reason="unknown-answer")
 
     def _admit(self, x: Exchange) -> None:
         agent = x.identity.agent_id  # type: ignore[union-attr]
@@ -361,6 +379,8 @@ class Pipeline:
 
     def _check_request(self, x: Exchange, method: Method) -> None:
         self._check_audit(x)
+        if x.protocol is not None:
+            era2026.check_params(x)
         redactor = x.snapshot.redactor
         if method.arguments is not None:
             x.detail["arguments"] = argument_digest(x.params.get(method.arguments) or {}, redactor)
@@ -395,15 +415,11 @@ class Pipeline:
 
         name, params = x.upstream
         progress = self._progress(x, params)
-        server_id = x.item.server_id
-        asking = self.asks.call_started(server_id, session, x.events, progress and progress["_meta"]["progressToken"]) \
-            if self.asks.may_ask(server_id) else None
         try:
             response = await forwarder.request(name, progress or params, self.call_timeout, track)
         except UpstreamFailed as exc:
             raise self._unavailable(x, exc) from None
         finally:
-            self.asks.call_ended(server_id, asking)
             if session is not None:
                 session.in_flight.pop(request_id, None)  # type: ignore[arg-type]
             if progress is not None:

@@ -85,8 +85,10 @@ class RunningGateway:
 
 @asynccontextmanager
 async def agent(url: str, token: str, endpoint: str = "/mcp",
-                on_message: Callable[[Any], Any] | None = None, verify: Any = True) -> AsyncIterator[Client]:
-    """An MCP client of an agent, the way agents connect: Streamable HTTP, bearer token."""
+                on_message: Callable[[Any], Any] | None = None, verify: Any = True,
+                mode: str = "legacy") -> AsyncIterator[Client]:
+    """An MCP client of an agent, the way agents connect: Streamable HTTP, bearer token;
+    ``mode`` as the SDK's Client takes it (``"2026-07-28"``, ``"auto"``: the stateless era)."""
 
     async def handler(message: Any) -> None:
         if on_message is not None:
@@ -94,7 +96,7 @@ async def agent(url: str, token: str, endpoint: str = "/mcp",
 
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30.0, verify=verify) as http,
-        Client(streamable_http_client(url + endpoint, http_client=http), mode="legacy",
+        Client(streamable_http_client(url + endpoint, http_client=http), mode=mode,
                message_handler=handler) as client,
     ):
         yield client

@@ -72,3 +72,30 @@ def error_of(response: httpx2.Response) -> dict:
 
 def text_of(reply: dict) -> str:
     return "".join(part.get("text", "") for part in reply["result"]["content"])
+
+
+NEW_ERA = "2026-07-28"
+
+
+def envelope(version: str = NEW_ERA) -> dict[str, Any]:
+    """The ``_meta`` of a 2026-07-28 request."""
+    return {"io.modelcontextprotocol/protocolVersion": version, "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}}
+
+
+def stateless(url: str, token: str | None, method: str, params: dict | None = None, *, meta: Any = None,
+              headers: dict[str, str | None] | None = None, request_id: Any = 1) -> httpx2.Response:
+    """One 2026-07-28 request as the era spells it: the envelope in ``_meta`` (``meta``
+    replaces it) and the headers that repeat it (``headers`` overrides them; None drops one)."""
+    params = dict(params or {})
+    sent: dict[str, str | None] = {"content-type": "application/json", "accept": ACCEPT,
+                                   "mcp-protocol-version": NEW_ERA, "mcp-method": method}
+    if token:
+        sent["authorization"] = f"Bearer {token}"
+    if isinstance(params.get("name") or params.get("uri"), str):
+        sent["mcp-name"] = params.get("name") or params["uri"]
+    sent.update(headers or {})
+    body = {"jsonrpc": "2.0", "id": request_id, "method": method,
+            "params": {**params, "_meta": envelope() if meta is None else meta}}
+    return httpx2.post(url, content=json.dumps(body), timeout=30,
+                       headers={k: v for k, v in sent.items() if v is not None})

@@ -1,0 +1,133 @@
+"""MCP 2026-07-28 on the same endpoints: the SDK Client pinned to the stateless era as the
+agent, through /mcp and /servers/NAME/mcp, against the real server-everything in a
+container (which speaks the handshake era: the gateway bridges them). Access, masking
+and audit are the handshake era's, request by request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from mcp import MCPError
+
+from tests.gateway.conftest import Stack, _stack
+from tests.support.gateway import agent, eventually
+from tests.support.rawmcp import stateless
+from tests.support.sharedkeys import shared_keyring_home
+
+pytestmark = [pytest.mark.docker, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
+NEW = "2026-07-28"
+TOGGLE = "toggle-subscriber-updates"
+DOC = "demo://resource/static/document/architecture.md"
+GRANTS = ("local", "local/everything/echo", "local/everything/get-sum", f"local/everything/resource:{DOC}",
+          "local/everything/prompt:simple-prompt")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, docker_engine) -> Iterator[Stack]:  # noqa: ANN001
+    root = tmp_path_factory.mktemp("era2026")
+    with shared_keyring_home(root):
+        yield from _stack(root, ("everything",))
+
+
+def records(stack: Stack, name: str) -> list[dict]:
+    stack.gateway.flush_audit()
+    return [r for r in stack.ws.audit.records() if r.get("agent") == name and r["actor"].startswith("agent:")]
+
+
+@pytest.mark.parametrize(("endpoint", "prefix"), [("/mcp", "everything__"), ("/servers/everything/mcp", "")])
+async def test_a_new_era_agent_uses_what_it_is_granted(stack: Stack, endpoint: str, prefix: str) -> None:
+    """Discover, list, call, read, get a prompt; everything else is refused as in the
+    handshake era; no request opens a session; each leaves one audit record."""
+    name, token = stack.agent(*GRANTS)
+    async with agent(stack.url, token, endpoint, mode="auto") as client:
+        assert client.protocol_version == NEW  # the Client discovered the era and chose it
+        assert client.server_info is not None and client.server_info.name == "toolbox-console"
+        tools = await client.list_tools(cache_mode="bypass")
+        assert sorted(t.name for t in tools.tools) == [f"{prefix}echo", f"{prefix}get-sum"]
+        assert tools.cache_scope == "private" and tools.ttl_ms > 0
+        echoed = await client.call_tool(f"{prefix}echo", {"message": "new era"})
+        assert echoed.is_error is False and "new era" in echoed.content[0].text
+        assert echoed.result_type == "complete"
+        assert [r.uri for r in (await client.list_resources(cache_mode="bypass")).resources] == [DOC]
+        read = await client.read_resource(DOC, cache_mode="bypass")
+        assert read.contents and read.cache_scope == "private"
+        prompt = await client.get_prompt(f"{prefix}simple-prompt")
+        assert prompt.messages
+        with pytest.raises(MCPError, match="not granted"):
+            await client.call_tool(f"{prefix}get-env", {})
+        with pytest.raises(MCPError):
+            await client.read_resource("demo://resource/static/document/extension.md", cache_mode="bypass")
+    assert stack.gateway.call(lambda gw: [s for s in gw.sessions if gw.pipeline._agent_name(s.agent_id) == name]) == []
+    mine = records(stack, name)
+    assert [r["action"] for r in mine] == ["server.discover", "tools.list", "tool.call", "resources.list",
+                                           "resource.read", "prompt.get", "tool.call", "resource.read"]
+    assert all(r["detail"]["protocol"] == NEW and r["detail"]["endpoint"] == ("everything" if prefix == "" else "/mcp")
+               for r in mine)
+    assert [r["decision"] for r in mine][-2:] == ["deny", "deny"]
+
+
+async def test_a_pinned_client_needs_no_discover_and_old_clients_are_unchanged(stack: Stack) -> None:
+    """The Client pinned to 2026-07-28 sends straight away; the handshake-era Client still
+    gets a session and its own version, side by side with it on the same endpoint."""
+    _name, token = stack.agent("local", "local/everything/echo")
+    async with agent(stack.url, token, mode=NEW) as new, agent(stack.url, token) as old:
+        assert (await new.call_tool("everything__echo", {"message": "a"})).content[0].text.endswith("a")
+        assert (await old.call_tool("everything__echo", {"message": "b"})).content[0].text.endswith("b")
+        assert old.protocol_version == "2025-11-25"
+        assert [t.name for t in (await old.list_tools()).tools] == ["everything__echo"]
+
+
+def test_the_stateless_era_is_masked_like_the_other(stack: Stack) -> None:
+    """A server that leaks its secret: the 2026-07-28 reply is masked like a session's."""
+    secret = "era-secret-Qx81-Zt77-kk"
+    stack.add_shapeshifter("leaky26", [{"name": "leak", "description": "Leaks.", "inputSchema": {"type": "object"}}],
+                           secrets={"LEAK_VALUE": secret})
+    _name, token = stack.agent("local", "local/leaky26")
+    reply = stateless(stack.url + "/servers/leaky26/mcp", token, "tools/call", {"name": "leak", "arguments": {}})
+    assert reply.status_code == 200, reply.text
+    assert secret not in reply.text and "LEAK_VALUE›" in reply.text
+    assert reply.json()["result"]["resultType"] == "complete"
+
+
+
+async def test_listen_streams_list_changes_and_updates_of_granted_resources(stack: Stack) -> None:
+    """subscriptions/listen: the acknowledgement honors only the URIs the agent may read;
+    a grant made while it listens arrives as tools/list_changed; server-everything's
+    updates of the subscribed URI arrive tagged with the subscription; hanging up ends
+    the stream's session and lets the server's subscription go."""
+    from console.services import grants
+    from console.services.grants import Target
+    from mcp.client.subscriptions import ResourceUpdated, ToolsListChanged
+
+    name, token = stack.agent(*GRANTS)
+    forbidden = "demo://resource/static/document/extension.md"
+    events: list[object] = []
+    async with (agent(stack.url, token, mode=NEW) as client,
+                client.listen(tools_list_changed=True, resource_subscriptions=[DOC, forbidden]) as sub):
+        assert sub.honored.tools_list_changed is True and sub.honored.resource_subscriptions == [DOC]
+        assert not sub.honored.prompts_list_changed
+        grants.grant(stack.ws, name, Target.parse(f"local/everything/{TOGGLE}"))
+        await client.call_tool(f"everything__{TOGGLE}", {})
+        try:
+            async with asyncio.timeout(15):
+                async for event in sub:
+                    events.append(event)
+                    if {type(e) for e in events} >= {ToolsListChanged, ResourceUpdated}:
+                        break
+        finally:
+            await client.call_tool(f"everything__{TOGGLE}", {})
+    assert ToolsListChanged() in events and ResourceUpdated(DOC) in events
+    assert ResourceUpdated(forbidden) not in events
+
+    def subscribed(gw) -> int:  # noqa: ANN001
+        return gw.relay.subscribed(gw.snapshot.surface.server_ids["everything"], DOC)
+
+    await eventually(lambda: _async(stack.gateway.call(subscribed) == 0), 5)
+    [record] = [r for r in records(stack, name) if r["action"] == "subscriptions.listen"]
+    assert record["detail"]["subscribed"] == 1 and record["detail"]["refused"] == 1
+
+
+async def _async(value: object) -> object:
+    return value
