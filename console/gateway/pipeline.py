@@ -31,6 +31,7 @@ from console.config import GatewaySettings
 from console.gateway import jsonrpc as rpc
 from console.gateway import era2026, validate
 from console.gateway.auth import Identity, identify
+from console.gateway.client_requests import AgentAsks
 from console.gateway.exchange import Exchange, Refused, Reply
 from console.gateway.forwarder import Cancelled, UpstreamFailed
 from console.gateway.methods import METHODS, UNKNOWN, Denied, Method, initialize_result, negotiate
@@ -64,10 +65,12 @@ class AuditSink(Protocol):
 class Pipeline:
     def __init__(self, *, snapshots: Snapshots, sessions: SessionStore, upstreams: Upstreams, audit: AuditSink,
                  owner_key: bytes, settings: GatewaySettings, call_timeout: float,
-                 instructions: Callable[[str | None], str], relay: Relay, shared: SharedUpstream) -> None:
+                 instructions: Callable[[str | None], str], relay: Relay, shared: SharedUpstream,
+                 asks: AgentAsks) -> None:
         self.snapshots = snapshots
         self.sessions = sessions
         self.upstreams = upstreams
+        self.asks = asks
         self.audit = audit
         self.owner_key = owner_key
         self.settings = settings
@@ -272,6 +275,8 @@ class Pipeline:
         version = negotiate(x.params.get("protocolVersion"))
         session, evicted = self.sessions.create(identity.agent_id, x.endpoint, version, identity.on_behalf)
         x.session = session
+        capabilities = x.params.get("capabilities")
+        session.capabilities = capabilities if isinstance(capabilities, dict) else {}
         client = x.params.get("clientInfo") or {}
         x.detail.update({"protocol": version, "on_behalf": identity.on_behalf,
                          "client": {k: str(client[k])[:100] for k in ("name", "version") if k in client}})
@@ -308,11 +313,19 @@ class Pipeline:
                                      self._agent_name(session.agent_id), {"why": why}))
 
     def _notification(self, x: Exchange) -> None:
-        if x.method == "notifications/cancelled" and x.session is not None:
+        if not x.method and x.session is not None:
+            self._answer(x)
+        elif x.method == "notifications/cancelled" and x.session is not None:
             entry = x.session.in_flight.pop(x.params.get("requestId"), None)  # type: ignore[union-attr,arg-type]
             if entry is not None:
                 forwarder, number = entry
                 asyncio.get_running_loop().create_task(forwarder.cancel(number, "the agent cancelled"))  # type: ignore[attr-defined]
+
+    def _answer(self, x: Exchange) -> None:
+        """An agent's response to a request the gateway relayed to it (``client_requests``)."""
+        why = self.asks.answered(x.session, x.message, len(x.body), self.settings.max_result_bytes)  # type: ignore[arg-type]
+        if why is not None:
+            raise Refused(why, status=400, reason="unknown-answer")
 
     def _admit(self, x: Exchange) -> None:
         agent = x.identity.agent_id  # type: ignore[union-attr]
@@ -415,11 +428,15 @@ class Pipeline:
 
         name, params = x.upstream
         progress = self._progress(x, params)
+        server_id = x.item.server_id
+        asking = self.asks.call_started(server_id, session, x.events, progress and progress["_meta"]["progressToken"]) \
+            if self.asks.may_ask(server_id) else None
         try:
             response = await forwarder.request(name, progress or params, self.call_timeout, track)
         except UpstreamFailed as exc:
             raise self._unavailable(x, exc) from None
         finally:
+            self.asks.call_ended(server_id, asking)
             if session is not None:
                 session.in_flight.pop(request_id, None)  # type: ignore[arg-type]
             if progress is not None:
