@@ -87,17 +87,18 @@ class Direct:
     def __init__(self, ws: Workspace, target: Target, exits: ExitStack) -> None:
         self._ws, self._target, self._exits = ws, target, exits
         self._url: str | None = None
-        self.image = ImageBuilder(docker.from_env(), ws.settings.runtime, ws.paths.cache_dir).ensure(
-            target.entry(ws.paths))
+        self._client = docker.from_env()
+        exits.callback(self._client.close)
+        self.image = ImageBuilder(self._client, ws.settings.runtime, ws.paths.cache_dir).ensure(target.entry(ws.paths))
         source = hashlib.sha256()  # the reference server's code is mounted, not in its image
         for part in sorted(REFERENCE.rglob("*.py")) if target.mounts() else []:
             source.update(part.read_bytes())
-        self._identity = json.dumps([docker.from_env().images.get(self.image).id, source.hexdigest(),
+        self._identity = json.dumps([self._client.images.get(self.image).id, source.hexdigest(),
                                      target.http_command(0), target.http_env])
 
     def url(self) -> str:
         if self._url is None:
-            self._url = self._exits.enter_context(direct(self.image, self._target))
+            self._url = self._exits.enter_context(direct(self._client, self.image, self._target))
         return self._url
 
     def run(self, leg: suite.Leg) -> suite.Run:
@@ -171,9 +172,8 @@ def measure(setup: Setup, legs: tuple[suite.Leg, ...] = suite.LEGS) -> suite.Res
 
 
 @contextmanager
-def direct(image: str, target: Target) -> Iterator[str]:
+def direct(client: docker.DockerClient, image: str, target: Target) -> Iterator[str]:
     """The server's own Streamable HTTP endpoint, from its tbx image; yields its URL."""
-    client = docker.from_env()
     port = _free_port()
     container = client.containers.run(
         image, target.http_command(port), detach=True, network_mode="host", user="10001:10001",
