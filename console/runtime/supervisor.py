@@ -126,6 +126,11 @@ class Supervisor:
                 self._start_watcher(server.server_id)
         elif known is not None and known.want_running != server.want_running:
             self._wake[server.server_id].set()
+        live = self._sessions.get(server.server_id)
+        if live is not None and live.asks != frozenset(server.asks):
+            # The owner changed what the server may ask agents for: a session declares its
+            # client capabilities once, at initialize, so it is made again.
+            asyncio.get_running_loop().create_task(live.channel.aclose())
 
     def unwatch(self, server_id: str) -> None:
         task = self._tasks.pop(server_id, None)

@@ -177,3 +177,23 @@ async def test_denied_again_the_server_no_longer_offers_it_and_the_change_is_aud
                if r["action"] in ("server.allow", "server.deny")]
     assert changes == [("server.allow", "sampling"), ("server.allow", "elicitation"), ("server.allow", "roots"),
                        ("server.deny", "sampling")]
+
+
+async def test_the_gateway_makes_the_session_again_when_the_switch_moves_under_it(
+        stack: Stack, switched_on: str) -> None:
+    """A change the gateway reads from the vault before the server restarts (or without a
+    restart: another console's write) still gets a session that declares it."""
+    box = stack.ws.repos.toolboxes.require("local")
+    server = stack.ws.repos.servers.by_name(box.id, "everything")
+    assert server is not None
+    with stack.ws.change() as change:
+        server.may_ask = ["elicitation"]
+        change.repos.servers.put(server)
+
+    def declared() -> frozenset[str] | None:
+        upstream = stack.gateway.call(lambda g: g.upstreams.live(server.id))
+        return upstream.session.asks if upstream is not None else None
+
+    async def made_again() -> bool:
+        return declared() == frozenset({"elicitation"})
+    await eventually(made_again, 30, step=0.2)
