@@ -105,7 +105,7 @@ class McpHttpApp:
                    endpoint: str | None) -> None:
         x = self.pipeline.exchange(endpoint, headers)
         method = scope["method"]
-        if (duplicate := era2026.duplicated(scope["headers"])) is not None:
+        if (duplicate := era2026.duplicated(scope["headers"], headers)) is not None:
             self.pipeline.unauthenticated[duplicate.reason] += 1
             await respond(send, x.refuse(duplicate))
         elif method == "POST":
