@@ -6,8 +6,9 @@ names nobody; the gateway decides who, if anyone, is asked:
 1. the owner allowed the server this kind of request (``ServerInstance.may_ask``, read
    from the snapshot at the moment it arrives: a switch turned off counts at once);
 2. it belongs to exactly one agent's call: the call whose gateway progress token the
-   request carries, else the server's only call in flight. No call, or several and no
-   way to tell, is refused: a guess could show one agent what another one's call is about;
+   request carries (a token no call in flight holds is refused), else the server's only
+   call in flight. No call, or several and no way to tell, is refused: a guess could show
+   one agent what another one's call is about;
 3. that agent's session declared the capability, may still use the server, and is
    streaming its call's response (the request travels on that stream, like progress).
 
@@ -142,8 +143,11 @@ class AgentAsks:
         calls = list(self._calls.get(server_id, {}).values())
         meta = params.get("_meta")
         token = meta.get("progressToken") if isinstance(meta, dict) else None
-        if isinstance(token, str):
-            calls = [c for c in calls if c.progress_token == token] or calls
+        if token is not None:
+            calls = [c for c in calls if c.progress_token == token]
+            if not calls:  # it names a call, and not one in flight here: no other is a safe guess
+                raise _refused(f"the {kind} request names progress token {str(token)[:60]!r}, no call in flight "
+                               f"on server {name}", "unattributed")
         if not calls:
             raise _refused(f"no agent's call is in flight on server {name}: nobody to ask for {kind}", "unattributed")
         if len(calls) > 1:

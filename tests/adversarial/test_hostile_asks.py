@@ -76,9 +76,10 @@ class Raw:
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
         return await self.http.post(self.url, content=content, headers=self.headers())
 
-    def stream(self, server: str, lines: list[dict], wait: float) -> Any:
+    def stream(self, server: str, lines: list[dict], wait: float, meta: dict | None = None) -> Any:
         body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                "params": {"name": f"{server}__say", "arguments": {"lines": lines, "wait": wait}}}
+                "params": {"name": f"{server}__say", "arguments": {"lines": lines, "wait": wait}, **(
+                    {"_meta": meta} if meta else {})}}
         return self.http.stream("POST", self.url, content=json.dumps(body).encode(), headers=self.headers())
 
 
@@ -117,6 +118,40 @@ async def test_only_the_session_asked_may_answer_and_only_once(stack: Stack, ask
     [record] = [r for r in asks(stack, asker) if r["agent"] == name]
     assert record["decision"] == "allow" and record["detail"]["outcome"] == "answered"
     assert "the real one" not in json.dumps(record)
+
+
+async def test_calls_in_flight_at_once_each_get_their_own_when_the_request_says_whose(
+        stack: Stack, asker: str) -> None:
+    """A server that puts the call's progress token in its request's _meta says whose it
+    is: two agents' calls in flight at once (both using the same token of their own) each
+    get only their own request; one naming no call in flight goes to nobody."""
+    names = {}
+    async with httpx2.AsyncClient(timeout=15) as http:
+        sessions = []
+        for who in ("a", "b"):
+            name, token = stack.agent("local", f"local/{asker}")
+            names[who] = name
+            sessions.append(await Raw(http, stack.url + "/mcp", token).initialize({"sampling": {}}))
+
+        async def ask_and_answer(raw: Raw, who: str) -> tuple[str, str]:
+            forged = {**sampling(f"{who}-x", "guessed"), "params": {**sampling("", "guessed")["params"],
+                                                                   "_meta": {"progressToken": "tbxp-0-1"}}}
+            own = {**sampling(f"{who}-1", f"for {who}"),
+                   "params": {**sampling("", f"for {who}")["params"], "_meta": {"progressToken": "$TOKEN"}}}
+            async with raw.stream(asker, [own, forged], wait=1.5, meta={"progressToken": "same"}) as response:
+                seen = messages(response)
+                request = await anext(seen)
+                assert (await raw.post(answer(request["id"], f"answer of {who}"))).status_code == 202
+                rest = [m async for m in seen]
+            assert [m.get("id") for m in rest] == [7]  # the forged one never came
+            return request["params"]["messages"][0]["content"]["text"], rest[-1]["result"]["content"][0]["text"]
+
+        got = await asyncio.gather(ask_and_answer(sessions[0], "a"), ask_and_answer(sessions[1], "b"))
+    assert got == [("for a", "said"), ("for b", "said")]
+    records = asks(stack, asker)
+    assert {(r["agent"], r["detail"]["outcome"]) for r in records if r["agent"] in names.values()} == {
+        (names["a"], "answered"), (names["b"], "answered")}
+    assert sum(1 for r in records[-4:] if r["agent"] is None and r["detail"]["outcome"] == "unattributed") == 2
 
 
 async def test_invalid_and_oversized_answers_do_not_reach_the_server(stack: Stack, asker: str) -> None:
