@@ -42,6 +42,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from console.gateway import jsonrpc as rpc
 from console.gateway.exchange import Exchange, Refused
+from console.gateway.sessions import AgentSession
 from console.gateway.methods import ENVELOPE, METHODS, SERVER_INFO, Method, server_capabilities
 
 VERSIONS = tuple(MODERN_PROTOCOL_VERSIONS)
@@ -175,6 +176,17 @@ def methods(instructions: Callable[[str | None], str], can_subscribe: Callable[[
     table["server/discover"] = Method("server.discover", answer=discover)
     table["subscriptions/listen"] = LISTEN
     return table
+
+
+def stand_in(x: Exchange) -> AgentSession:
+    """What stands for a stateless call where a server's request is matched to the call
+    that caused it (``client_requests``): without it the call would not be counted in
+    flight, and "the server's only call in flight" could name another agent's. It
+    declares no capability, so the server's request is refused: this era would carry it
+    as an input-required result, which the gateway does not relay yet."""
+    identity = x.identity
+    assert identity is not None and x.protocol is not None
+    return AgentSession(f"stateless-{id(x)}", identity.agent_id, x.endpoint, x.protocol, identity.on_behalf)
 
 
 def finish(x: Exchange, *, forwarded: bool) -> None:

@@ -429,7 +429,8 @@ class Pipeline:
         name, params = x.upstream
         progress = self._progress(x, params)
         server_id = x.item.server_id
-        asking = self.asks.call_started(server_id, session, x.events, progress and progress["_meta"]["progressToken"]) \
+        asker = session if session is not None else era2026.stand_in(x)
+        asking = self.asks.call_started(server_id, asker, x.events, progress and progress["_meta"]["progressToken"]) \
             if self.asks.may_ask(server_id) else None
         try:
             response = await forwarder.request(name, progress or params, self.call_timeout, track)

@@ -12,6 +12,9 @@ import pytest
 from mcp import MCPError
 
 from tests.gateway.conftest import Stack, _stack
+from tests.gateway.test_agent_asks import SAMPLE, SERVER_EP, allowed, sampler, tbx
+from tests.gateway.test_agent_asks import records as _records
+from tests.support.asking import asking_agent
 from tests.support.gateway import agent, eventually
 from tests.support.rawmcp import stateless
 from tests.support.sharedkeys import shared_keyring_home
@@ -131,3 +134,31 @@ async def test_listen_streams_list_changes_and_updates_of_granted_resources(stac
 
 async def _async(value: object) -> object:
     return value
+
+
+async def test_a_server_request_during_a_stateless_call_goes_to_nobody_else(stack: Stack) -> None:
+    """Input-required results are not relayed yet, so a server's sampling request during a
+    2026-07-28 call is refused; it must still count as a call in flight: otherwise the one
+    handshake-era call also in flight would be "the server's only call" and its agent
+    would be shown the other agent's prompt. (Runs last: it restarts server-everything.)"""
+    out = await asyncio.to_thread(tbx, stack, "server", "allow", "local/everything", "sampling")
+    assert out.exit_code == 0, out.output
+    name_a, token_a = stack.agent("local", "local/everything")
+    name_b, token_b = stack.agent("local", "local/everything")
+    await allowed(stack, token_a, SAMPLE)
+    seen_a: list[str] = []
+    gate = asyncio.Event()
+    async with (asking_agent(stack.url, token_a, SERVER_EP, sampling_callback=sampler(seen_a, "for a", gate)) as a,
+                agent(stack.url, token_b, mode=NEW) as b):
+        first = asyncio.ensure_future(a.call_tool(SAMPLE, {"prompt": "secret of a"}))
+        await eventually(lambda: _async(bool(seen_a)), 10)
+        second = asyncio.ensure_future(b.call_tool(f"everything__{SAMPLE}", {"prompt": "secret of b"}))
+        done, _ = await asyncio.wait({second}, timeout=10)
+        gate.set()
+        assert second in done, "the stateless call waited on another agent's answer"
+        await first
+    assert seen_a == ["Resource trigger-sampling-request context: secret of a"]
+    assert second.result().is_error
+    outcomes = {(r["agent"], r["detail"]["outcome"]) for r in _records(stack, "server.sampling")}
+    assert (name_a, "answered") in outcomes and not any(agent == name_b and outcome == "answered"
+                                                        for agent, outcome in outcomes)
