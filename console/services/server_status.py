@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import mcp_types as types
@@ -41,15 +41,19 @@ class ServerStatus:
     """Tools that are not exposable (pending, changed or blocked)."""
     image: str | None
     error: str | None
+    may_ask: list[str] = field(default_factory=list)
+    """What the owner lets the server ask agents for (``tbx server allow``)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-async def ping_server(endpoint: Endpoint, state: ContainerState, label: str) -> tuple[float | None, str | None]:
-    """MCP ping round trip in ms, or the reason there is none."""
+async def ping_server(endpoint: Endpoint, state: ContainerState, label: str,
+                      asks: Sequence[str] = ()) -> tuple[float | None, str | None]:
+    """MCP ping round trip in ms, or the reason there is none. The session declares what
+    the server may ask (a server may take the last initialize's capabilities as its client's)."""
     try:
-        async with mcp_session(endpoint, state.id, timeout=PING_TIMEOUT, label=label) as session:
+        async with mcp_session(endpoint, state.id, timeout=PING_TIMEOUT, label=label, asks=asks) as session:
             started = time.perf_counter()
             await asyncio.wait_for(session.ping(), PING_TIMEOUT)
             return (time.perf_counter() - started) * 1000, None
@@ -58,14 +62,14 @@ async def ping_server(endpoint: Endpoint, state: ContainerState, label: str) -> 
 
 
 async def _ping_all(
-    endpoint: Endpoint, targets: list[tuple[ContainerState | None, str]]
+    endpoint: Endpoint, targets: list[tuple[ContainerState | None, str, Sequence[str]]]
 ) -> list[tuple[float | None, str | None]]:
-    async def probe(state: ContainerState | None, label: str) -> tuple[float | None, str | None]:
+    async def probe(state: ContainerState | None, label: str, asks: Sequence[str]) -> tuple[float | None, str | None]:
         if state is None or not state.running:
             return None, None
-        return await ping_server(endpoint, state, label)
+        return await ping_server(endpoint, state, label, asks)
 
-    return list(await asyncio.gather(*(probe(state, label) for state, label in targets)))
+    return list(await asyncio.gather(*(probe(*target) for target in targets)))
 
 
 def _health(desired: DesiredState, state: ContainerState | None, ping_ms: float | None) -> str:
@@ -94,7 +98,7 @@ def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True) ->
         try:
             states = {c.labels.get("io.tbx.server"): c for c in engine.managed(box.id)}
             endpoint = Endpoint.parse(engine.endpoint)
-            targets = [(states.get(s.id), f"{box.name}/{s.name}") for s in servers]
+            targets = [(states.get(s.id), f"{box.name}/{s.name}", s.may_ask) for s in servers]
             pings = asyncio.run(_ping_all(endpoint, targets)) if ping else [(None, None)] * len(servers)
         finally:
             engine.close()
@@ -110,7 +114,7 @@ def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True) ->
                 toolbox=box.name, name=server.name, server_id=server.id, desired=server.desired_state.value,
                 state=state.status if state else "missing", health=health,
                 restarts=state.restart_count if state else 0, ping_ms=ping_ms,
-                tools=counts[0], pending=counts[1], image=server.image, error=error,
+                tools=counts[0], pending=counts[1], image=server.image, error=error, may_ask=list(server.may_ask),
             ))
     return result
 

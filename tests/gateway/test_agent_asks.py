@@ -177,6 +177,10 @@ async def test_denied_again_the_server_no_longer_offers_it_and_the_change_is_aud
                if r["action"] in ("server.allow", "server.deny")]
     assert changes == [("server.allow", "sampling"), ("server.allow", "elicitation"), ("server.allow", "roots"),
                        ("server.deny", "sampling")]
+    listed = await asyncio.to_thread(tbx, stack, "server", "list", "--json")
+    [status] = json.loads(listed.output)
+    assert status["may_ask"] == ["elicitation", "roots"] and status["health"] == "healthy"
+    assert ELICIT in await _listed(stack, switched_on)  # the ping's session declared them too
 
 
 async def test_the_gateway_makes_the_session_again_when_the_switch_moves_under_it(
