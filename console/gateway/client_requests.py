@@ -127,9 +127,14 @@ class AgentAsks:
             self._check_agent(server_id, kind, params, call)
             answer = await self._relay(server_id, kind, params, call, detail)
         except AskRefused as refusal:
-            detail.update(outcome=refusal.reason, error=str(refusal)[:300])
+            # The message may quote the agent's own error: masked like anything recorded.
+            detail.update(outcome=refusal.reason, error=self.snapshots.current.redactor.redact(str(refusal)[:300]))
             decision = "error" if detail["outcome"] in ("timeout", "agent-error", "invalid-answer") else "deny"
             self._audit(server_id, agent, decision, detail, started)
+            raise
+        except asyncio.CancelledError:  # the server's session went away while the agent was asked
+            detail["outcome"] = "cancelled"
+            self._audit(server_id, agent, "error", detail, started)
             raise
         detail["outcome"] = "answered"
         self._audit(server_id, agent, "allow", detail, started)
@@ -199,7 +204,7 @@ class AgentAsks:
             raise _refused(f"the agent declined: {str(text)[:200]}", "agent-error",
                            code if isinstance(code, int) and not isinstance(code, bool) else types.INTERNAL_ERROR)
         result = message.get("result")
-        if not _valid(kind, result):
+        if not _valid(kind, result, tools=bool(params.get("tools"))):
             raise _refused(f"the agent's {kind} answer does not match its schema", "invalid-answer",
                            types.INTERNAL_ERROR)
         if kind == "elicitation":
@@ -276,10 +281,11 @@ def _refused(message: str, reason: str, code: int = types.INVALID_REQUEST) -> As
     return AskRefused(message, reason, code)
 
 
-def _valid(kind: str, result: Any) -> bool:
+def _valid(kind: str, result: Any, *, tools: bool) -> bool:
+    """The result fits the kind; a sampling answer uses tools only when it was offered them."""
     if not isinstance(result, dict):
         return False
-    for model in ASK_RESULTS[kind]:
+    for model in ASK_RESULTS[kind] if tools or kind != "sampling" else ASK_RESULTS[kind][:1]:
         try:
             model.model_validate(result)
         except ValueError:

@@ -158,18 +158,23 @@ async def test_invalid_and_oversized_answers_do_not_reach_the_server(stack: Stac
     name, token = stack.agent("local", f"local/{asker}")
     async with httpx2.AsyncClient(timeout=15) as http:
         mine = await Raw(http, stack.url + "/mcp", token).initialize({"sampling": {}})
-        async with mine.stream(asker, [sampling("s-2"), sampling("s-3")], wait=2.0) as response:
+        async with mine.stream(asker, [sampling("s-2"), sampling("s-3"), sampling("s-5")], wait=2.0) as response:
             seen = messages(response)
-            first, second = await anext(seen), await anext(seen)
+            first, second, third = await anext(seen), await anext(seen), await anext(seen)
             invalid = {"jsonrpc": "2.0", "id": first["id"], "result": {"role": "assistant"}}
             assert (await mine.post(invalid)).status_code == 202
+            # A tool call the server never offered tools for (valid only with tools).
+            unoffered = {"jsonrpc": "2.0", "id": third["id"], "result": {
+                "role": "assistant", "model": "m", "stopReason": "toolUse",
+                "content": [{"type": "tool_use", "id": "t1", "name": "rm", "input": {"path": "/"}}]}}
+            assert (await mine.post(unoffered)).status_code == 202
             huge = await mine.post(answer(second["id"], "x" * (RESULT_CAP + 1)))
             assert huge.status_code == 400 and f"over {RESULT_CAP} bytes" in huge.text
             [m async for m in seen]
     outcomes = sorted(r["detail"]["outcome"] for r in asks(stack, asker) if r["agent"] == name)
-    assert outcomes == ["agent-error", "invalid-answer"]
+    assert outcomes == ["agent-error", "invalid-answer", "invalid-answer"]
     log = server_log(stack, asker)
-    assert "answered s-2" in log and "answered s-3" in log  # as errors: the server is not left waiting
+    assert "answered s-2" in log and "answered s-3" in log and "answered s-5" in log  # as errors: the server is not left waiting
     assert "x" * 1000 not in log
 
 
