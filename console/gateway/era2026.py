@@ -42,8 +42,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from console.gateway import jsonrpc as rpc
 from console.gateway.exchange import Exchange, Refused
-from console.gateway.sessions import AgentSession
 from console.gateway.methods import ENVELOPE, METHODS, SERVER_INFO, Method, server_capabilities
+from console.gateway.sessions import AgentSession
 
 VERSIONS = tuple(MODERN_PROTOCOL_VERSIONS)
 MAX_META_BYTES = 16 * 1024
