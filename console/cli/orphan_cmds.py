@@ -9,8 +9,7 @@ import click
 
 from console.cli.base import CliState, confirm_or_yes, emit_json, json_option, pass_state
 from console.cli.server_cmds import progress_line
-from console.cli.toolbox_views import orphan_json, print_added, print_orphans
-from console.errors import UsageError
+from console.cli.toolbox_views import orphan_json, print_added, print_orphans, read_key
 
 SCAN_TIMEOUT = 15.0
 """Seconds one request of a scan may take: it asks, it does not create."""
@@ -65,12 +64,7 @@ def add_to(toolbox: click.Group) -> None:
         """Make a droplet no toolbox owns the toolbox NAME (its gateway is deployed again)."""
         from console.services.remote_toolboxes import adopt_droplet
 
-        key_text = None
-        if identity:
-            try:
-                key_text = Path(identity).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise UsageError(f"cannot read the SSH key {identity}: {exc.strerror}") from None
+        key_text = read_key(Path(identity)) if identity else None
         print_added(adopt_droplet(state.workspace(), droplet_id, name, key_text, progress=progress_line))
 
     @toolbox.command("destroy-orphan")

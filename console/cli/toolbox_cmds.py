@@ -18,7 +18,7 @@ from console.cli.base import (
 )
 from console.cli.orphan_cmds import SCAN_TIMEOUT, TOKEN_ENV, add_to, token_from_env
 from console.cli.server_cmds import progress_line
-from console.cli.toolbox_views import ORPHAN_HINT, orphan_json, print_added, print_orphans
+from console.cli.toolbox_views import ORPHAN_HINT, orphan_json, print_added, print_orphans, read_key
 from console.errors import UsageError
 from console.services import remote_toolboxes as remote
 from console.services import toolboxes as svc
@@ -94,11 +94,7 @@ def register(cli: click.Group) -> None:
             confirm_or_yes(yes, f"Create droplet tbx-{name} ({size} in {region}, {image}, ${price:.2f}/month)?")
             added = remote.add_droplet(ws, name, region=region, size=size, image=image, progress=progress_line)
         else:
-            key_path = Path(identity or Path.home() / ".ssh" / "id_ed25519")
-            try:
-                key_text = key_path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise UsageError(f"cannot read the SSH key {key_path}: {exc.strerror}; pass --identity FILE") from None
+            key_text = read_key(Path(identity or Path.home() / ".ssh" / "id_ed25519"))
             added = remote.add_ssh(ws, name, ssh_target or "", key_text, progress=progress_line)
         print_added(added)
 

@@ -1,18 +1,28 @@
-"""How ``tbx toolbox`` commands print toolboxes added and droplets no toolbox owns."""
+"""How ``tbx toolbox`` commands print toolboxes added and droplets no toolbox owns, and
+read the SSH keys they are given."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from console.cli.base import print_table
+from console.errors import UsageError
 
 if TYPE_CHECKING:
     from console.model import Orphan
     from console.services.remote_toolboxes import Added
 
 ORPHAN_HINT = "'tbx toolbox destroy-orphan ID' destroys one, 'tbx toolbox adopt ID NAME' makes it a toolbox"
+
+
+def read_key(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read the SSH key {path}: {exc.strerror}; pass --identity FILE") from None
 
 
 def print_added(added: Added) -> None:

@@ -228,6 +228,13 @@ class DropletApi:
             droplet.load()
         return droplet_info(droplet)
 
+    def wait_active(self, droplet_id: int, region: str, *, timeout: float = 300, poll: float = 2.0,
+                    progress: Callable[[str], None] = _ignore) -> DropletInfo:
+        """Until a droplet made earlier (by a create that did not live to wait) is active."""
+        droplet = self._make(_Droplet, id=int(droplet_id))
+        return self._wait_active(droplet, None, region, timeout=timeout, poll=poll, not_found_grace=timeout,
+                                 progress=progress)
+
     def _action_status(self, action_id: int | None) -> str | None:
         if action_id is None:
             return None
@@ -284,8 +291,8 @@ class DropletApi:
             time.sleep(min(backoff(attempt, poll), remaining))
             attempt += 1
         if key_fingerprint:
-            with suppress(ResourceGone), self._library_errors():
-                self._make(_SSHKey, id=key_fingerprint).destroy()
+            # The droplet is gone: a key left behind costs nothing and must not say otherwise.
+            self._delete_key(key_fingerprint, key_fingerprint, _ignore)
 
     def _gone(self, droplet_id: int) -> bool:
         try:
@@ -469,7 +476,7 @@ class DropletApi:
             with suppress(ResourceGone), self._library_errors():
                 self._make(_SSHKey, id=ref).destroy()
         except DigitalOceanError as exc:
-            log.warning("could not delete SSH key %s after a failed create: %s", name, exc)
+            log.warning("could not delete SSH key %s: %s", name, exc)
             return f"SSH key {name} could not be deleted"
         return ""
 

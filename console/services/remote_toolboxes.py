@@ -252,11 +252,14 @@ def adopt_droplet(ws: Workspace, droplet_id: int, name: str, private_key: str | 
     if key_text is None:
         raise UsageError(f"tbx has no SSH key for droplet {droplet_id} (it was found, not left by a failed add); "
                          "pass --identity FILE with a key that logs in as root")
+    api = droplet_api(ws)
     try:
-        droplet = droplet_api(ws).droplet(droplet_id)
+        droplet = api.droplet(droplet_id)
     except ResourceGone:
         raise NotFound(f"DigitalOcean has no droplet {droplet_id} any more; 'tbx toolbox orphans' looks again") from None
-    if droplet.status != "active":
+    if droplet.status == "new":  # its create still runs (tbx stopped while waiting for it)
+        droplet = api.wait_active(droplet_id, droplet.region, timeout=ssh_timeout, progress=progress)
+    elif droplet.status != "active":
         raise TbxError(f"droplet {droplet_id} is {droplet.status}, not active; power it on at "
                        "cloud.digitalocean.com/droplets and try again")
     toolbox_id = orphan.toolbox_id if orphan.toolbox_id and ws.repos.toolboxes.get(orphan.toolbox_id) is None else None

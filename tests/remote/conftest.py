@@ -57,6 +57,24 @@ def passphrase_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     return True
 
 
+SIM_TOKEN = "dop_v1_test"
+
+
+@pytest.fixture
+def sim() -> Iterator[DigitalOceanSim]:
+    """The DigitalOcean simulator alone (no sshd behind its droplets), droplets active in 0.1 s."""
+    with DigitalOceanSim(token=SIM_TOKEN) as s:
+        s.active_after = 0.1
+        yield s
+
+
+@pytest.fixture
+def api(sim: DigitalOceanSim):  # noqa: ANN201 - DropletApi
+    from console.remote.droplets import DropletApi
+
+    return DropletApi(SIM_TOKEN, endpoint=sim.endpoint, request_timeout=5)
+
+
 @dataclass
 class Cloud:
     sim: DigitalOceanSim

@@ -7,7 +7,6 @@ handed to the keeper: nothing billed is forgotten."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -23,9 +22,10 @@ from console.remote.droplets import (
     QuotaExceeded,
     RateLimited,
 )
+from tests.remote.conftest import SIM_TOKEN
 from tests.support.do_sim import DigitalOceanSim
 
-TOKEN = "dop_v1_test"
+TOKEN = SIM_TOKEN  # what the sim and api fixtures use (tests/remote/conftest.py)
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl tbx@test"
 
 
@@ -41,18 +41,6 @@ class Keeper:
 
     def settle(self, leftover: Leftover, destroyed: bool, error: str) -> None:
         self.settled.append((leftover.droplet_id, destroyed, error))
-
-
-@pytest.fixture
-def sim() -> Iterator[DigitalOceanSim]:
-    with DigitalOceanSim(token=TOKEN) as s:
-        s.active_after = 0.1
-        yield s
-
-
-@pytest.fixture
-def api(sim: DigitalOceanSim) -> DropletApi:
-    return DropletApi(TOKEN, endpoint=sim.endpoint, request_timeout=5)
 
 
 def provision(api: DropletApi, keeper: Keeper | None = None, **overrides: object):  # noqa: ANN201

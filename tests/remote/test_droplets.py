@@ -6,7 +6,6 @@ import logging
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,23 +27,12 @@ from console.remote.droplets import (
     key_fingerprint,
     retry_delay,
 )
+from tests.remote.conftest import SIM_TOKEN
 from tests.support.do_sim import DigitalOceanSim
 
-TOKEN = "dop_v1_test"
+TOKEN = SIM_TOKEN  # what the sim and api fixtures use (tests/remote/conftest.py)
 CANARY = "dop_v1_canary-7f3a9c1e-DO-NOT-LEAK-5b2d"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl tbx@test"
-
-
-@pytest.fixture
-def sim() -> Iterator[DigitalOceanSim]:
-    with DigitalOceanSim(token=TOKEN) as s:
-        s.active_after = 0.1
-        yield s
-
-
-@pytest.fixture
-def api(sim: DigitalOceanSim) -> DropletApi:
-    return DropletApi(TOKEN, endpoint=sim.endpoint, request_timeout=5)
 
 
 def provision(api: DropletApi, lines: list[str] | None = None, **overrides: object):  # noqa: ANN201

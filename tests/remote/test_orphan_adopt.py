@@ -54,6 +54,7 @@ def test_a_found_droplet_is_adopted_from_the_cli_with_the_users_key(tbx, memory_
     identity.chmod(0o600)
     key = requests.post(f"{sim.endpoint}account/keys", json={"name": "mine", "public_key": public},
                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5).json()["ssh_key"]
+    sim.active_after = 4.0  # still being created when it is adopted: adopting waits for it
     droplet_id = sim.create_raw(name="tbx-far", tags=["tbx"], ssh_keys=[key["id"]])  # a tbx that died mid-add
 
     env = {"DIGITALOCEAN_TOKEN": TOKEN}
@@ -65,6 +66,7 @@ def test_a_found_droplet_is_adopted_from_the_cli_with_the_users_key(tbx, memory_
 
     adopted = tbx("toolbox", "adopt", str(droplet_id), "far", "--identity", str(identity))
     assert adopted.exit_code == 0, adopted.stderr
+    assert f"droplet {droplet_id} is new" in adopted.stderr and f"droplet {droplet_id} is active" in adopted.stderr
     assert "SSH host key   SHA256:" in adopted.stdout and "price          $6.00/month" in adopted.stdout
     listed = json.loads(tbx("toolbox", "list", "--json").stdout)
     assert [(e["name"], e["kind"], e.get("droplet_id")) for e in listed if e["name"] == "far"] == [

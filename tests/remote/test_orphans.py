@@ -19,17 +19,15 @@ from console.remote.droplets import ProvisionTimeout
 from console.services import droplet_orphans as orphans
 from console.services import remote_toolboxes as remote
 from console.workspace import Workspace
-from tests.support.do_sim import DigitalOceanSim
+from tests.support.do_sim import DigitalOceanSim, found_by_tbx
 
 TOKEN = "dop_v1_orphans_6c1f0e9d8b7a"
 
 
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[DigitalOceanSim]:
-    with DigitalOceanSim(token=TOKEN) as s:
-        s.active_after = 0.1
-        monkeypatch.setenv("DIGITALOCEAN_END_POINT", s.endpoint)
-        monkeypatch.setenv("DIGITALOCEAN_TOKEN", TOKEN)
+    monkeypatch.setenv("DIGITALOCEAN_TOKEN", TOKEN)
+    with found_by_tbx(monkeypatch, TOKEN) as s:
         yield s
 
 

@@ -44,7 +44,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -628,3 +629,13 @@ class DigitalOceanSim:
         except Exception as exc:
             with self._lock:
                 self.hook_errors.append(exc)
+
+
+@contextmanager
+def found_by_tbx(monkeypatch: Any, token: str) -> Iterator[DigitalOceanSim]:
+    """A started simulator that tbx finds through ``DIGITALOCEAN_END_POINT`` (``monkeypatch``
+    is pytest's), droplets active in 0.05 s."""
+    with DigitalOceanSim(token=token) as sim:
+        sim.active_after = 0.05
+        monkeypatch.setenv("DIGITALOCEAN_END_POINT", sim.endpoint)
+        yield sim

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from textual import events
+from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 
 from console.audit import AuditEvent
@@ -186,3 +189,13 @@ class StillConsoleApp(ConsoleApp):
 def still_app(backend: Backend) -> ConsoleApp:
     """The console with nothing live: the same screen every time, for snapshots."""
     return StillConsoleApp(backend, live=False)
+
+
+async def until(pilot: Pilot, check: Callable[[], object], seconds: float, what: str) -> None:
+    """Let the app run until ``check()`` holds; fail after ``seconds`` naming ``what``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")

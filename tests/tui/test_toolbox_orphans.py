@@ -5,11 +5,9 @@ simulator through the real client."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import DataTable, Log
 
 from console.model import Orphan, OrphanCause
@@ -20,7 +18,8 @@ from console.tui.backend import Backend
 from console.tui.modals.confirm import ConfirmModal
 from console.tui.modals.prompt import PromptModal
 from console.tui.widgets.toolbox_detail import ToolboxDetail
-from tests.support.do_sim import DigitalOceanSim
+from tests.support.do_sim import DigitalOceanSim, found_by_tbx
+from tests.support.tui import until
 
 SIZE = (120, 36)
 TOKEN = "dop_v1_console_orphans_41d9"
@@ -28,19 +27,8 @@ TOKEN = "dop_v1_console_orphans_41d9"
 
 @pytest.fixture
 def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[DigitalOceanSim]:
-    with DigitalOceanSim(token=TOKEN) as s:
-        s.active_after = 0.05
-        monkeypatch.setenv("DIGITALOCEAN_END_POINT", s.endpoint)
+    with found_by_tbx(monkeypatch, TOKEN) as s:
         yield s
-
-
-async def until(pilot: Pilot, check: Callable[[], object], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
 
 
 def rows(app: ConsoleApp) -> list[str]:

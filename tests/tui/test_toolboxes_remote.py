@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import random
 import re
-import time
-from collections.abc import Callable
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Log, Select
 
 from console.config import load_settings
@@ -40,18 +37,10 @@ from tests.remote.conftest import (  # noqa: F401 - the fixture
 )
 from tests.support.remote_seed import GATEWAY_CERT, HOST_FINGERPRINT, HOST_KEY, TLS_FINGERPRINT
 from tests.support.sshd import Sshd
+from tests.support.tui import until
 
 SIZE = (120, 36)
 LINK = 3
-
-
-async def until(pilot: Pilot, check: Callable[[], object], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
 
 
 def cell(app: ConsoleApp, name: str, column: int) -> str:
