@@ -90,6 +90,8 @@ NOT_INVOKED = {
     ("server", "edit"): "makes the server's container again through the Docker engine (tests/test_server_edit.py)",
     ("server", "logs"): "needs the Docker engine",
     ("server", "remove"): "removes a container through the Docker engine",
+    ("server", "allow"): "asks the Docker engine whether to restart the server (tests/gateway/test_agent_asks.py)",
+    ("server", "deny"): "asks the Docker engine whether to restart the server (tests/gateway/test_agent_asks.py)",
     ("call",): "needs a running gateway",
     ("connect",): "a stdio bridge to a running gateway",
     ("gateway", "serve"): "runs until interrupted (tests/gateway run it)",

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from console.cli.base import CliState, confirm_or_yes, emit_json, interactive, json_option, pass_state, print_table
+from console.cli.base import (CliState, confirm_or_yes, emit_json, interactive, json_option, note, pass_state,
+                              print_table)
 from console.errors import UsageError
 from console.model import AGENT_ASKS, AgentAsk, Limits, Mount
 from console.services.items import plural
@@ -160,6 +161,8 @@ def register(cli: click.Group) -> None:
                 f"{switch.server}: {kind} was already {'allowed' if allowed else 'denied'}"
             restarted = f"; restarted: {_describe(switch.restarted)}" if switch.restarted else ""
             click.echo(f"{line} (allowed: {', '.join(switch.may_ask) or 'nothing'}){restarted}")
+            if switch.unreached:
+                note(f"not restarted ({switch.unreached}); its next session declares it")
 
     _switch("allow", True, "Let a server ask the agent whose call it serves for sampling, elicitation or roots "
                            "(restarts it if running, so its session declares it).")

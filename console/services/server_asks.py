@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from console.model import AGENT_ASKS, AgentAsk, DesiredState
-from console.services.servers import DiscoveryOutcome, resolve, restart_server
+from console.errors import TbxError
+from console.model import AGENT_ASKS, AgentAsk
+from console.services.servers import DiscoveryOutcome, ServerRef, engine_for, resolve, restart_server
 from console.workspace import Workspace
 
 
@@ -26,10 +27,13 @@ class AskSwitch:
     may_ask: tuple[AgentAsk, ...]
     """Everything the server may ask agents for now."""
     restarted: DiscoveryOutcome | None = None
+    unreached: str | None = None
+    """Why a server that may be running was not restarted (its engine did not answer)."""
 
     def to_json(self) -> dict[str, object]:
         return {"server": self.server, "kind": self.kind, "allowed": self.allowed, "changed": self.changed,
-                "may_ask": list(self.may_ask), "restarted": self.restarted is not None}
+                "may_ask": list(self.may_ask), "restarted": self.restarted is not None,
+                **({"unreached": self.unreached} if self.unreached else {})}
 
 
 def set_may_ask(ws: Workspace, target: str, kind: AgentAsk, allowed: bool) -> AskSwitch:
@@ -44,7 +48,21 @@ def set_may_ask(ws: Workspace, target: str, kind: AgentAsk, allowed: bool) -> As
             change.repos.servers.put(server)
             change.record(f"server.{'allow' if allowed else 'deny'}", f"server:{ref.label}",
                           detail={"kind": kind, "may_ask": server.may_ask})
-        running = server.desired_state is DesiredState.RUNNING
         may_ask = tuple(server.may_ask)
-    restarted = restart_server(ws, target) if changed and running else None
-    return AskSwitch(ref.label, kind, allowed, changed, may_ask, restarted)
+    if not changed:
+        return AskSwitch(ref.label, kind, allowed, changed, may_ask)
+    try:
+        running = _running(ws, ref)
+    except TbxError as exc:
+        # The switch holds: the server's next session declares it, whenever that starts.
+        return AskSwitch(ref.label, kind, allowed, changed, may_ask, unreached=str(exc))
+    return AskSwitch(ref.label, kind, allowed, changed, may_ask, restart_server(ws, target) if running else None)
+
+
+def _running(ws: Workspace, ref: ServerRef) -> bool:
+    engine = engine_for(ws, ref.toolbox)
+    try:
+        state = engine.find(ref.server.id)
+    finally:
+        engine.close()
+    return state is not None and state.running
