@@ -182,11 +182,14 @@ def stand_in(x: Exchange) -> AgentSession:
     """What stands for a stateless call where a server's request is matched to the call
     that caused it (``client_requests``): without it the call would not be counted in
     flight, and "the server's only call in flight" could name another agent's. It
-    declares no capability, so the server's request is refused: this era would carry it
-    as an input-required result, which the gateway does not relay yet."""
+    declares what the agent's envelope declared; what it is asked goes back to the agent
+    as an input-required result (``mrtr``)."""
     identity = x.identity
     assert identity is not None and x.protocol is not None
-    return AgentSession(f"stateless-{id(x)}", identity.agent_id, x.endpoint, x.protocol, identity.on_behalf)
+    session = AgentSession(f"stateless-{id(x)}", identity.agent_id, x.endpoint, x.protocol, identity.on_behalf)
+    declared = x.params["_meta"].get(CLIENT_CAPABILITIES_META_KEY)
+    session.capabilities = declared if isinstance(declared, dict) else {}
+    return session
 
 
 def finish(x: Exchange, *, forwarded: bool) -> None:
@@ -204,11 +207,12 @@ def finish(x: Exchange, *, forwarded: bool) -> None:
     result = message.get("result")
     if not isinstance(result, dict):
         return
-    if forwarded:
-        for key in ("resultType", "inputRequests", "requestState"):
-            if result.pop(key, None) is not None:
-                x.detail["forged_result_type"] = True
-    result["resultType"] = "complete"
+    if "input_required" not in x.detail:  # the gateway's own input-required result stays as it is
+        if forwarded:
+            for key in ("resultType", "inputRequests", "requestState"):
+                if result.pop(key, None) is not None:
+                    x.detail["forged_result_type"] = True
+        result["resultType"] = "complete"
     ttl = CACHEABLE.get(x.method)
     if ttl is not None:
         result.setdefault("ttlMs", ttl)

@@ -33,10 +33,11 @@ from console.gateway import era2026, validate
 from console.gateway.auth import Identity, identify
 from console.gateway.client_requests import AgentAsks
 from console.gateway.exchange import Exchange, Refused, Reply
-from console.gateway.forwarder import Cancelled, UpstreamFailed
+from console.gateway.forwarder import Cancelled, RawResponse, UpstreamFailed
 from console.gateway.methods import METHODS, UNKNOWN, Denied, Method, initialize_result, negotiate
 from console.gateway.methods import SUPPORTED_VERSIONS
 from console.gateway.listen import Listener
+from console.gateway.mrtr import InputRequests, InputRequired
 from console.gateway.relay import Relay
 from console.gateway.sessions import AgentSession, SessionStore
 from console.gateway.shared import SharedUpstream
@@ -80,6 +81,7 @@ class Pipeline:
         self.shared = shared
         self.modern = era2026.methods(instructions, shared.can_subscribe)
         self.listener = Listener(sessions, shared)
+        self.input_requests = InputRequests(keep_seconds=call_timeout)
         self.unauthenticated: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()
         self._streams: Counter[str] = Counter()
@@ -121,7 +123,12 @@ class Pipeline:
             if method.forwarded:
                 await self._authorize_surely(x, method)
                 self._check_request(x, method)
-                await (self._share(x, method) if method.shared else self._forward(x, method))
+                if method.shared:
+                    await self._share(x, method)
+                elif x.protocol is not None and "requestState" in x.params:
+                    await self._resume(x)
+                else:
+                    await self._forward(x, method)
             elif method.shared:
                 self._check_audit(x)
                 await self._share(x, method)
@@ -429,19 +436,49 @@ class Pipeline:
         name, params = x.upstream
         progress = self._progress(x, params)
         server_id = x.item.server_id
-        asker = session if session is not None else era2026.stand_in(x)
-        asking = self.asks.call_started(server_id, asker, x.events, progress and progress["_meta"]["progressToken"]) \
+        # A stateless call has no stream to carry a server's request: it becomes an
+        # input-required result (``mrtr``), asked of a stand-in for the session.
+        asker, asked = (session, None) if session is not None else (era2026.stand_in(x), asyncio.Queue[bytes]())
+        asking = self.asks.call_started(server_id, asker, x.events if asked is None else asked.put_nowait,
+                                        progress and progress["_meta"]["progressToken"]) \
             if self.asks.may_ask(server_id) else None
+
+        async def call() -> RawResponse:
+            try:
+                return await forwarder.request(name, progress or params, self.call_timeout, track)
+            finally:
+                self.asks.call_ended(server_id, asking)
+                if session is not None:
+                    session.in_flight.pop(request_id, None)  # type: ignore[arg-type]
+                if progress is not None:
+                    self.relay.close_call(server_id, progress["_meta"]["progressToken"])
+
         try:
-            response = await forwarder.request(name, progress or params, self.call_timeout, track)
+            parkable = asked is not None and asking is not None
+            response = await (self.input_requests.call(x, asker, asked, call()) if parkable else call())  # type: ignore[arg-type]
         except UpstreamFailed as exc:
             raise self._unavailable(x, exc) from None
-        finally:
-            self.asks.call_ended(server_id, asking)
-            if session is not None:
-                session.in_flight.pop(request_id, None)  # type: ignore[arg-type]
-            if progress is not None:
-                self.relay.close_call(x.item.server_id, progress["_meta"]["progressToken"])
+        except InputRequired as needed:
+            x.reply = Reply(200, rpc.result(request_id, needed.result), JSON)
+            return
+        self._answered(x, response)
+
+    async def _resume(self, x: Exchange) -> None:
+        """A stateless call's retry with the agent's input: the call it continues answers."""
+        def answer(session: AgentSession, message: dict[str, Any], size: int) -> str | None:
+            return self.asks.answered(session, message, size, self.settings.max_result_bytes)
+
+        try:
+            response = await self.input_requests.resume(x, answer)
+        except UpstreamFailed as exc:
+            raise self._unavailable(x, exc) from None
+        except InputRequired as needed:
+            x.reply = Reply(200, rpc.result(x.request_id, needed.result), JSON)
+            return
+        self._answered(x, response)
+
+    def _answered(self, x: Exchange, response: RawResponse) -> None:
+        request_id = x.request_id
         line = response.for_caller(request_id)
         cap = self.settings.max_result_bytes
         if len(line) > cap:

@@ -6,15 +6,19 @@ with its HTTP status, reaches no server, and leaves one audit record."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-from console.services import agents
+from console.catalog import load_catalog
+from console.services import agents, server_asks, servers
+from console.services.tools import approve
 from tests.gateway.conftest import Stack
 from tests.support.rawmcp import RawAgent, envelope, error_of, stateless, text_of
 
 pytestmark = pytest.mark.docker
 HEADER_MISMATCH, UNSUPPORTED = -32020, -32022
+SAMPLE = "trigger-sampling-request"
 CALL = {"name": "time__get_current_time", "arguments": {"timezone": "UTC"}}
 
 
@@ -175,3 +179,51 @@ def test_parameter_headers_must_agree_with_the_arguments(stack: Stack, sent: str
     assert reply.status_code == status, reply.text
     if status == 400:
         assert error_of(reply)["code"] == HEADER_MISMATCH and "Mcp-Param-Region" in error_of(reply)["message"]
+
+
+@pytest.fixture(scope="module")
+def asker(stack: Stack) -> str:
+    """server-everything, allowed to ask agents for sampling (its sampling tool offered)."""
+    name = "asker26"
+    servers.add_server(stack.ws, "local", load_catalog(stack.paths).get("everything"), name=name)
+    server_asks.set_may_ask(stack.ws, f"local/{name}", "sampling", True)
+    _agent, token = stack.agent("local", f"local/{name}")
+
+    def offered() -> bool:
+        approve(stack.ws, "local", name)
+        reply = stateless(f"{stack.url}/servers/{name}/mcp", token, "tools/list")
+        return reply.status_code == 200 and SAMPLE in str(reply.json())
+
+    deadline = time.monotonic() + 90
+    while not offered():
+        assert time.monotonic() < deadline, "server-everything never offered its sampling tool"
+        time.sleep(1)
+    return name
+
+
+def test_a_request_state_is_its_agents_and_its_calls_alone(stack: Stack, asker: str) -> None:
+    """An input-required result's requestState, presented by another agent, with other
+    arguments, or made up, is refused alike, and takes nothing from the call waiting on it:
+    its own agent then retries and gets the result."""
+    url = f"{stack.url}/servers/{asker}/mcp"
+    _owner, token = stack.agent("local", f"local/{asker}")
+    _thief, thief = stack.agent("local", f"local/{asker}")
+    meta = {**envelope(), "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}}
+    call = {"name": SAMPLE, "arguments": {"prompt": "mine", "maxTokens": 5}}
+    first = stateless(url, token, "tools/call", call, meta=meta)
+    assert first.status_code == 200, first.text
+    result = first.json()["result"]
+    assert result["resultType"] == "input_required"
+    [(key, asked)] = result["inputRequests"].items()
+    assert asked["method"] == "sampling/createMessage" and "mine" in json.dumps(asked["params"])
+    answer = {key: {"role": "assistant", "content": {"type": "text", "text": "sampled"}, "model": "m"}}
+    retry = {**call, "inputResponses": answer, "requestState": result["requestState"]}
+    refused = [stateless(url, thief, "tools/call", retry, meta=meta),
+               stateless(url, token, "tools/call", {**retry, "arguments": {"prompt": "other", "maxTokens": 5}},
+                         meta=meta),
+               stateless(url, token, "tools/call", {**retry, "requestState": "made-up"}, meta=meta)]
+    assert {r.status_code for r in refused} == {400}
+    assert len({error_of(r)["message"] for r in refused}) == 1
+    done = stateless(url, token, "tools/call", retry, meta=meta)
+    assert done.status_code == 200, done.text
+    assert done.json()["result"]["resultType"] == "complete" and "sampled" in done.text

@@ -136,16 +136,37 @@ async def _async(value: object) -> object:
     return value
 
 
-async def test_a_server_request_during_a_stateless_call_goes_to_nobody_else(stack: Stack) -> None:
-    """Input-required results are not relayed yet, so a server's sampling request during a
-    2026-07-28 call is refused; it must still count as a call in flight: otherwise the one
-    handshake-era call also in flight would be "the server's only call" and its agent
-    would be shown the other agent's prompt. (Runs last: it restarts server-everything.)"""
-    out = await asyncio.to_thread(tbx, stack, "server", "allow", "local/everything", "sampling")
+@pytest.fixture(scope="module")
+def sampling(stack: Stack) -> None:
+    """The owner lets server-everything ask agents for sampling (it restarts: these tests run last)."""
+    out = tbx(stack, "server", "allow", "local/everything", "sampling")
     assert out.exit_code == 0, out.output
+    _name, token = stack.agent("local", "local/everything")
+    asyncio.run(allowed(stack, token, SAMPLE))
+
+
+async def test_a_server_request_reaches_a_new_era_agent_as_input_required(stack: Stack, sampling: None) -> None:
+    """server-everything asks for sampling during a 2026-07-28 call: the agent gets an
+    input-required result, its SDK client samples and retries with the answer and the
+    requestState, and the retry's reply is the call's result, through both endpoints."""
+    name, token = stack.agent("local", "local/everything")
+    seen: list[str] = []
+    for endpoint, prefix in (("/mcp", "everything__"), (SERVER_EP, "")):
+        async with agent(stack.url, token, endpoint, mode=NEW, sampling_callback=sampler(seen, "sampled!")) as client:
+            result = await client.call_tool(f"{prefix}{SAMPLE}", {"prompt": f"via {endpoint}", "maxTokens": 5})
+        assert not result.is_error and "sampled!" in str(result.content), result
+    assert seen == [f"Resource trigger-sampling-request context: via {ep}" for ep in ("/mcp", SERVER_EP)]
+    calls = [r for r in records(stack, name) if r["action"] == "tool.call"]
+    assert [r["detail"].get("input_required") for r in calls] == [["sampling/createMessage"], None] * 2
+    assert [r["detail"].get("resumed") for r in calls] == [None, True] * 2
+
+
+async def test_a_server_request_during_a_stateless_call_goes_to_nobody_else(stack: Stack, sampling: None) -> None:
+    """A stateless call counts as a call in flight where a server's request is matched to
+    its call: otherwise the one handshake-era call also in flight would be "the server's
+    only call" and its agent would be shown the other agent's prompt."""
     name_a, token_a = stack.agent("local", "local/everything")
     name_b, token_b = stack.agent("local", "local/everything")
-    await allowed(stack, token_a, SAMPLE)
     seen_a: list[str] = []
     gate = asyncio.Event()
     async with (asking_agent(stack.url, token_a, SERVER_EP, sampling_callback=sampler(seen_a, "for a", gate)) as a,

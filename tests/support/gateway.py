@@ -86,7 +86,7 @@ class RunningGateway:
 @asynccontextmanager
 async def agent(url: str, token: str, endpoint: str = "/mcp",
                 on_message: Callable[[Any], Any] | None = None, verify: Any = True,
-                mode: str = "legacy") -> AsyncIterator[Client]:
+                mode: str = "legacy", **callbacks: Any) -> AsyncIterator[Client]:
     """An MCP client of an agent, the way agents connect: Streamable HTTP, bearer token;
     ``mode`` as the SDK's Client takes it (``"2026-07-28"``, ``"auto"``: the stateless era)."""
 
@@ -97,7 +97,7 @@ async def agent(url: str, token: str, endpoint: str = "/mcp",
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30.0, verify=verify) as http,
         Client(streamable_http_client(url + endpoint, http_client=http), mode=mode,
-               message_handler=handler) as client,
+               message_handler=handler, **callbacks) as client,
     ):
         yield client
 
