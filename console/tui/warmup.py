@@ -30,6 +30,8 @@ class WarmUp:
     def __init__(self, app: App) -> None:
         self.app = app
         self.last_input = 0.0
+        self.making: str | None = None
+        """The mode whose screen is being made at this moment."""
 
     def noticed_input(self) -> None:
         self.last_input = time.monotonic()
@@ -40,8 +42,14 @@ class WarmUp:
             await asyncio.to_thread(importlib.import_module, spec.target.partition(":")[0])
         for spec in SCREENS:
             await self.quiet()
+            if not self._open():
+                return
             if not self._made(spec.mode):
-                await self._make(spec.mode)
+                self.making = spec.mode
+                try:
+                    await self._make(spec.mode)
+                finally:
+                    self.making = None
         # What now lives as long as the console stays out of the full collections too.
         gc.freeze()
 
@@ -53,6 +61,11 @@ class WarmUp:
     # Textual makes a mode's screen on its first switch and has no public call to make it
     # sooner; these two lines are the switch's own first half (tests/tui/test_responsive.py
     # fails if a Textual release changes them).
+    def _open(self) -> bool:
+        """False once the console is shutting down: its screens are being closed one stack
+        at a time, and a stack made now would change the dict Textual is walking."""
+        return bool(self.app._running)
+
     def _made(self, mode: str) -> bool:
         return bool(self.app._screen_stacks.get(mode))
 

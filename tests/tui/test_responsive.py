@@ -5,6 +5,7 @@ the lines in view. bench/tui.py measures the same in a real terminal."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -197,9 +198,12 @@ async def test_a_long_agent_surface_draws_only_the_lines_in_view(
         table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[0]) == "agent-000"))
         surface = screen.query_one(AgentSurface)
         deadline = time.monotonic() + 90
-        while surface.virtual_size.height < 1000:
+        heights: list[int] = []
+        # laid out in full: a height still growing (a busy machine) moves the end after 'end'
+        while len(heights) < 3 or heights[-1] < 1000 or len(set(heights[-3:])) > 1:
             assert time.monotonic() < deadline, "the surface was not laid out"
             await pilot.pause(0.1)
+            heights.append(surface.virtual_size.height)
         lines = surface.text.splitlines()
         drawn.clear()
         surface.refresh()
@@ -212,3 +216,33 @@ async def test_a_long_agent_surface_draws_only_the_lines_in_view(
         in_view = [surface.render_line(y).text.strip() for y in range(surface.size.height)]
         assert [line for line in in_view if line][-1] == lines[-1].strip()
 
+
+
+async def test_quitting_while_screens_are_made_ahead_closes_cleanly(seeded: Backend,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Textual closes the screens one mode at a time, awaiting each; the warm-up used to make
+    the next screen in between, and the dict of modes changed under Textual's loop
+    ('dictionary changed size during iteration' as the console quit)."""
+    app = ConsoleApp(seeded, live=True)
+    closed: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        deadline = time.monotonic() + 180
+        # the making has begun; a key pressed now holds the warm-up in its quiet wait
+        while not any(app.warm_up._made(spec.mode) for spec in SCREENS[1:]):
+            assert time.monotonic() < deadline, "the warm-up never began making screens"
+            await pilot.pause(0.01)
+        app.warm_up.noticed_input()
+        while app.warm_up.making is not None:
+            await pilot.pause(0.01)
+            app.warm_up.noticed_input()
+        made = {spec.mode for spec in SCREENS if app.warm_up._made(spec.mode)}
+        assert made != {spec.mode for spec in SCREENS}, "every screen was made before the quit: nothing to race"
+        prune = app._prune
+
+        async def slow_prune(*nodes: object, parent: object = None) -> object:
+            closed.append(type(nodes[0]).__name__)
+            await asyncio.sleep(0.5)  # longer than the warm-up's quiet spell: it gets its chance
+            return await prune(*nodes, parent=parent)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(app, "_prune", slow_prune)
+    assert closed  # the screens were closed one by one, and the quit raised nothing
