@@ -127,6 +127,7 @@ def cloud(docker_engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:  #
         if toolbox_id:
             wipe_toolbox(toolbox_id)
 
+    before = _gateway_containers()
     with DigitalOceanSim(token=TOKEN, provision=provision, deprovision=deprovision) as sim:
         sim.active_after = 0.2
         cloud.sim = sim
@@ -136,6 +137,16 @@ def cloud(docker_engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:  #
         finally:
             for droplet_id in list(cloud.hosts):
                 deprovision({"id": droplet_id, "tags": sim.droplets.get(droplet_id, {}).get("tags", [])})
+            # A droplet adopted without a tbx-toolbox- tag (made by hand, or by a tbx that died
+            # mid-add) ran a gateway its tags cannot name: what this test started goes too.
+            for toolbox_id in _gateway_containers() - before:
+                wipe_toolbox(toolbox_id)
+
+
+def _gateway_containers() -> set[str]:
+    """The toolboxes whose gateway container this machine's engine holds."""
+    client = docker.from_env()
+    return {c.labels[LABEL_GATEWAY_OF] for c in client.containers.list(all=True, filters={"label": LABEL_GATEWAY_OF})}
 
 
 @pytest.fixture
