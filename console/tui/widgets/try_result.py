@@ -93,10 +93,19 @@ class ResultView(SteppedTabs, Vertical):
     def clear(self, text: str) -> None:
         """No outcome: ``text`` where the verdict goes, nothing in the result or the exchange."""
         self.outcome = None
+        if not self.query("#verdict"):
+            # TabbedContent mounts its panes after this widget: a screen made ahead of its
+            # first visit (console/tui/warmup.py) can fill its form before they exist.
+            self.call_after_refresh(self._clear_once_mounted, text)
+            return
         self.show_running(text)
         self.query_one("#result-body", Static).update("")
         self.query_one("#exchange", Static).update(Text("the JSON-RPC messages of the last call appear here",
                                                         style="dim"))
+
+    def _clear_once_mounted(self, text: str) -> None:
+        if self.outcome is None:  # nothing was shown meanwhile
+            self.clear(text)
 
     def show_running(self, text: str) -> None:
         status = self.query_one("#verdict", Static)
