@@ -308,6 +308,14 @@ class ToolboxGrant(Record):
         return f"{self.agent}|{self.toolbox}"
 
 
+class GrantMode(StrEnum):
+    ALLOW = "allow"
+    ASK = "ask"
+    """Each call waits until the owner allows it (``console.gateway.approvals``)."""
+    DENY = "deny"
+    """The owner's "always deny" of one item: it beats a server-wide grant."""
+
+
 class ToolGrant(Record):
     agent: str
     server: str
@@ -315,6 +323,11 @@ class ToolGrant(Record):
     """An item's ref (``item_ref``: a tool name, ``prompt:NAME``...), or ``*`` for every
     item of every kind of the server."""
     expires: datetime | None = None
+    mode: GrantMode = GrantMode.ALLOW
+    """Grants stored before modes existed load as allow."""
+    allow_until: datetime | None = None
+    """An ask grant's calls go through without asking until then (the owner's "allow for
+    N minutes"); it asks again afterwards."""
     created: datetime = Field(default_factory=utcnow)
 
     @property

@@ -2,9 +2,12 @@
 
 An agent may see and use item T of server S in toolbox B only if:
   the agent exists and is enabled; it holds a toolbox grant for B (the kill switch);
-  it holds an unexpired grant for (S, T) or (S, *); T is approved and its live
+  it holds an unexpired grant for (S, T) or (S, *) that is not "always deny"; T is approved and its live
   definition still matches the approved pin; S is running.
-Everything else is denied, and every decision says why.
+Everything else is denied, and every decision says why. A grant in ask mode allows too,
+one call at a time: the decision says ``ask`` and the gateway holds each call until the
+owner decides it (``console.gateway.approvals``). An allow grant beats an ask grant where
+both are live (the owner's "allow for N minutes" is one, or an ask grant's ``allow_until``).
 
 Items are tools, resources, resource templates and prompts, all named by their ref
 (``console.model.item_ref``: ``get_time``, ``prompt:greet``, ``resource:file:///a``...).
@@ -22,12 +25,12 @@ import hmac
 import math
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from console.model import WILDCARD, ItemKind, Trust, item_ref, split_ref
+from console.model import WILDCARD, GrantMode, ItemKind, Trust, item_ref, split_ref
 
 Tables = Mapping[str, Mapping[str, Mapping[str, Any]]]
 NEVER = math.inf
@@ -56,6 +59,7 @@ class Reason(StrEnum):
     TOOL_CHANGED = "tool-changed"
     TOOL_BLOCKED = "tool-blocked"
     SERVER_NOT_RUNNING = "server-not-running"
+    OWNER_DENIED = "denied-by-owner"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class Decision:
     """The grant that gives access: the item's own ref or ``*``."""
     expires: float = NEVER
     """When that grant ends (POSIX seconds), ``inf`` for never."""
+    ask: bool = False
+    """Allowed once the owner approves the call: the grant is in ask mode."""
 
 
 _DENIED = {reason: Decision(False, reason) for reason in Reason if reason is not Reason.ALLOWED}
@@ -85,6 +91,8 @@ class _AgentEntry:
     toolboxes: set[str]
     grants: dict[str, dict[str, float]]
     """server id -> item ref or ``*`` -> expiry (POSIX seconds, ``inf`` for never)."""
+    modes: dict[str, dict[str, tuple[GrantMode, float]]] = field(default_factory=dict)
+    """server id -> ref -> (mode, allow_until) of the grants that are not plain allow."""
 
 
 # -- what one cell of the rule means ----------------------------------------------------
@@ -134,6 +142,27 @@ def grant_standing(ref: str, own: float, wide: float, now: float) -> Decision:
     if expires <= now:
         return Decision(False, Reason.GRANT_EXPIRED, via, expires)
     return Decision(True, Reason.ALLOWED, via, expires)
+
+
+def moded(standing: Decision, ref: str, expiries: Mapping[str, float],
+          modes: Mapping[str, tuple[GrantMode, float]], now: float) -> Decision:
+    """What the modes of an agent's grants on a server make of an allowing ``standing``:
+    an "always deny" of the item stands whatever else is held; an ask grant asks unless
+    the other live grant (the item's own or ``*``) allows outright."""
+    def mode(grant: str) -> GrantMode:
+        found = modes.get(grant)
+        if found is None or expiries.get(grant, NOT_HELD) <= now:
+            return GrantMode.ALLOW
+        return GrantMode.ALLOW if found[0] is GrantMode.ASK and found[1] > now else found[0]
+
+    if GrantMode.DENY in (mode(ref), mode(standing.via or ref)):
+        return _DENIED[Reason.OWNER_DENIED]
+    if mode(standing.via or ref) is not GrantMode.ASK:
+        return standing
+    other = WILDCARD if standing.via == ref else ref
+    if expiries.get(other, NOT_HELD) > now and mode(other) is GrantMode.ALLOW:
+        return Decision(True, Reason.ALLOWED, other, expiries[other])
+    return Decision(True, Reason.ALLOWED, standing.via, standing.expires, ask=True)
 
 
 class CompiledPolicy:
@@ -187,6 +216,10 @@ class CompiledPolicy:
             if entry is not None:
                 tools = entry.grants.setdefault(grant["server"], {})
                 tools[grant["tool"]] = expiry(grant.get("expires"))
+                mode = grant.get("mode") or GrantMode.ALLOW
+                if mode != GrantMode.ALLOW:
+                    entry.modes.setdefault(grant["server"], {})[grant["tool"]] = (
+                        GrantMode(mode), expiry(grant["allow_until"]) if grant.get("allow_until") else NOT_HELD)
         return policy
 
     # -- the hot path ------------------------------------------------------------------
@@ -220,6 +253,11 @@ class CompiledPolicy:
         standing = grant_standing(tool, grants.get(tool, NOT_HELD), grants.get(WILDCARD, NOT_HELD), now)
         if not standing.allowed:
             return _DENIED[standing.reason]
+        modes = agent.modes.get(server_id)
+        if modes:
+            standing = moded(standing, tool, grants, modes, now)
+            if not standing.allowed:
+                return standing
         trust = self.tool_reason.get((server_id, tool))
         if trust is None:
             return _DENIED[Reason.UNKNOWN_TOOL]
@@ -261,6 +299,9 @@ class CompiledPolicy:
             case Reason.ALLOWED:
                 grant = f"server-wide grant {server}/*" if decision.via == WILDCARD else f"grant {target}"
                 until = "" if decision.expires == NEVER else f" until {_iso(decision.expires)}"
+                if decision.ask:
+                    return (f"asks the owner: each call waits for approval (ask {grant}{until}); {kind} approved; "
+                            f"server running")
                 return f"allowed by the {grant}{until}; {kind} approved; server running"
             case Reason.UNKNOWN_AGENT:
                 return f"no agent {agent_name!r}"
@@ -284,6 +325,8 @@ class CompiledPolicy:
                 return f"{kind} is blocked"
             case Reason.SERVER_NOT_RUNNING:
                 return f"server {server} is not running"
+            case Reason.OWNER_DENIED:
+                return f"the owner always denies {target}"
         return decision.reason.value
 
 

@@ -129,4 +129,4 @@ def test_access_says_why_and_what_to_run_word_for_word(tbx, memory_keyring, tbx_
     assert (report["agent"], report["enabled"]) == ("bot", True)
     assert [((box["name"], box["granted"]), [[t[f] for f in FIELDS] for t in box["tools"]])
             for box in report["toolboxes"]] == [(box, [list(t) for t in tools]) for box, tools in BOT_JSON]
-    assert all(list(t) == FIELDS for box in report["toolboxes"] for t in box["tools"])
+    assert all(list(t) == [*FIELDS, "ask"] and t["ask"] is False for box in report["toolboxes"] for t in box["tools"])

@@ -32,12 +32,13 @@ def register(cli: click.Group) -> None:
     @click.argument("agent")
     @click.argument("target", metavar="TOOLBOX[/SERVER[/ITEM]]")
     @click.option("--for", "duration", metavar="DURATION", help="Let the grant expire, e.g. 30m, 8h, 7d.")
+    @click.option("--ask", is_flag=True, help="Hold each call until the owner approves it ('tbx approvals').")
     @json_option
     @pass_state
-    def grant_cmd(state: CliState, agent: str, target: str, duration: str | None, as_json: bool) -> None:
+    def grant_cmd(state: CliState, agent: str, target: str, duration: str | None, ask: bool, as_json: bool) -> None:
         """Give an agent a toolbox, a whole server, or one tool, resource, template or prompt."""
         span = parse_duration(duration) if duration else None
-        _show(grant(state.workspace(), agent, Target.parse(target), span), as_json)
+        _show(grant(state.workspace(), agent, Target.parse(target), span, ask=ask), as_json)
 
     @cli.command("revoke", epilog=TARGET_HELP)
     @click.argument("agent")
@@ -73,5 +74,5 @@ def register(cli: click.Group) -> None:
                 if items:
                     click.echo(f"  {heading}:")
                 for t in items:
-                    mark = "allow" if t.allowed else "deny "
+                    mark = ("ask  " if t.ask else "allow") if t.allowed else "deny "
                     click.echo(f"    {mark}  {f'{t.server}/{t.tool}':<{width}}  {t.why}")

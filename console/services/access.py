@@ -24,6 +24,8 @@ class ToolAccess:
     kind: str = ItemKind.TOOL.value
     name: str = ""
     """The tool or prompt name, the resource URI or the template."""
+    ask: bool = False
+    """Allowed one call at a time, each approved by the owner (an ask grant)."""
 
 
 @dataclass
@@ -74,7 +76,8 @@ def access_report(ws: Workspace, agent_name: str, *, everything: bool = False) -
                 kind, name = split_ref(ref)
                 section.tools.append(
                     ToolAccess(server.name, ref, decision.allowed, decision.reason.value,
-                               explain(policy, decision, agent.id, server.id, ref), expires, kind.value, name)
+                               explain(policy, decision, agent.id, server.id, ref), expires, kind.value, name,
+                               decision.ask)
                 )
         if granted or section.tools or everything:
             report.toolboxes.append(section)

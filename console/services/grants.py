@@ -1,4 +1,4 @@
-"""Granting and revoking: ``AGENT TOOLBOX[/SERVER[/ITEM]] [--for DURATION]``.
+"""Granting and revoking: ``AGENT TOOLBOX[/SERVER[/ITEM]] [--for DURATION] [--ask]``.
 
 ITEM is a tool name, ``*`` (every item of every kind of the server), ``prompt:NAME``,
 ``resource:URI`` or ``template:URITEMPLATE`` (``tool:NAME`` names a tool whose name
@@ -9,6 +9,10 @@ A toolbox grant is the kill switch: revoking it cuts every tool grant inside the
 toolbox at once without deleting them, and granting it again brings them back. So a
 tool grant never opens its toolbox implicitly; the outcome says when the toolbox is
 still closed.
+
+A server or item grant allows, or asks: each call under an ask grant waits for the
+owner's decision, whose "allow for N minutes" and "always deny" are grants too
+(``allow_for``, ``always_deny``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import datetime, timedelta
 from console.errors import NotFound, UsageError
 from console.model import (
     WILDCARD,
+    GrantMode,
     ItemKind,
     ServerInstance,
     Toolbox,
@@ -115,14 +120,15 @@ def _resolve(repos: Repos, target: Target) -> tuple[Toolbox, ServerInstance | No
     return toolbox, server
 
 
-def grant(ws: Workspace, agent_name: str, target: Target, duration: timedelta | None = None) -> Outcome:
+def grant(ws: Workspace, agent_name: str, target: Target, duration: timedelta | None = None, *,
+          ask: bool = False) -> Outcome:
     with ws.change() as change:
         repos = change.repos
         agent = repos.agents.require(agent_name)
         toolbox, server = _resolve(repos, target)
         if server is None:
-            if duration is not None:
-                raise UsageError("--for applies to server and tool grants; toolbox access has no expiry")
+            if duration is not None or ask:
+                raise UsageError("--for and --ask apply to server and tool grants; toolbox access is on or off")
             existing = repos.toolbox_grants.get(f"{agent.id}|{toolbox.id}")
             if existing:
                 return Outcome(False, f"{agent.name} already has access to toolbox {toolbox.name}")
@@ -139,15 +145,15 @@ def grant(ws: Workspace, agent_name: str, target: Target, duration: timedelta | 
         key = f"{agent.id}|{server.id}|{tool}"
         existing_grant = repos.tool_grants.get(key)
         label = f"{toolbox.name}/{server.name}/{tool}"
-        if existing_grant and existing_grant.expires is None and expires is None:
-            return Outcome(False, f"{agent.name} already holds {label}")
-        repos.tool_grants.put(ToolGrant(agent=agent.id, server=server.id, tool=tool, expires=expires))
-        change.record(
-            "grant.update" if existing_grant else "grant.tool",
-            _audited(toolbox, server, tool),
-            agent=agent.name,
-            detail={"expires": expires.isoformat() if expires else None},
-        )
+        mode = GrantMode.ASK if ask else GrantMode.ALLOW
+        if existing_grant and existing_grant.expires is None and expires is None and existing_grant.mode is mode:
+            return Outcome(False, f"{agent.name} already holds {label}" + (" (ask)" if ask else ""))
+        repos.tool_grants.put(ToolGrant(agent=agent.id, server=server.id, tool=tool, expires=expires, mode=mode))
+        detail: dict[str, object] = {"expires": expires.isoformat() if expires else None}
+        if ask or (existing_grant and existing_grant.mode is not mode):
+            detail["mode"] = mode.value
+        change.record("grant.update" if existing_grant else "grant.tool", _audited(toolbox, server, tool),
+                      agent=agent.name, detail=detail)
         notes = []
         if not repos.toolbox_grants.get(f"{agent.id}|{toolbox.id}"):
             notes.append(
@@ -156,7 +162,51 @@ def grant(ws: Workspace, agent_name: str, target: Target, duration: timedelta | 
             )
         verb = "extended" if existing_grant else "granted"
         until = f" until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
-        return Outcome(True, f"{verb} {agent.name} {label}{until}", notes, expires)
+        asking = "; each call waits for the owner's approval ('tbx approvals')" if ask else ""
+        return Outcome(True, f"{verb} {agent.name} {label}{until}{asking}", notes, expires)
+
+
+def allow_for(ws: Workspace, agent_id: str, server_id: str, ref: str, duration: timedelta,
+              actor: str = "owner") -> datetime:
+    """The owner's "allow for N minutes" of a held call: the agent uses the item without
+    asking until the returned time, and is asked again afterwards. An ask grant of the
+    item's own keeps its mode with an ``allow_until``; under a server-wide ask grant the
+    item gets a time-bound allow grant of its own (which beats the ask while live)."""
+    until = utcnow() + duration
+    with ws.change(actor=actor) as change:
+        repos = change.repos
+        key = f"{agent_id}|{server_id}|{ref}"
+        own = repos.tool_grants.get(key)
+        if own is not None and own.mode is GrantMode.ASK:
+            own.allow_until = until
+            repos.tool_grants.put(own)
+        else:
+            repos.tool_grants.put(ToolGrant(agent=agent_id, server=server_id, tool=ref, expires=until))
+        change.record("grant.allow-for", _grant_target(repos, server_id, ref), agent=_agent_name(repos, agent_id),
+                      detail={"until": until.isoformat()})
+    return until
+
+
+def always_deny(ws: Workspace, agent_id: str, server_id: str, ref: str, actor: str = "owner") -> None:
+    """The owner's "always deny": the item's own grant becomes a deny, which beats a
+    server-wide grant; ``tbx revoke`` of the item takes it away."""
+    with ws.change(actor=actor) as change:
+        repos = change.repos
+        repos.tool_grants.put(ToolGrant(agent=agent_id, server=server_id, tool=ref, mode=GrantMode.DENY))
+        change.record("grant.deny", _grant_target(repos, server_id, ref), agent=_agent_name(repos, agent_id))
+
+
+def _grant_target(repos: Repos, server_id: str, ref: str) -> str:
+    server = repos.servers.get(server_id)
+    toolbox = repos.toolboxes.get(server.toolbox) if server else None
+    if server is None or toolbox is None:
+        return f"tool:?/{server_id}/{ref}"
+    return _audited(toolbox, server, ref)
+
+
+def _agent_name(repos: Repos, agent_id: str) -> str:
+    agent = repos.agents.get(agent_id)
+    return agent.name if agent else agent_id
 
 
 def revoke(ws: Workspace, agent_name: str, target: Target) -> Outcome:
@@ -227,6 +277,7 @@ def grant_holders(repos: Repos, server_id: str, ref: str | None = None) -> list[
     opened = {g.agent for g in repos.toolbox_grants.where(lambda doc: doc["toolbox"] == server.toolbox)}
     ids = {g.agent for g in repos.tool_grants.where(lambda doc: doc["server"] == server_id)
            if (ref is None or g.tool in (ref, WILDCARD)) and (g.expires is None or g.expires > now)
+           and g.mode is not GrantMode.DENY
            and g.agent in opened}
     agents = (repos.agents.get(i) for i in ids)
     return sorted(agent.name for agent in agents if agent is not None and not agent.disabled)
