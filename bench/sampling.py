@@ -122,6 +122,10 @@ class Bench:
         self.token = json.loads(self.run(AGENT))
         direct_server = json.loads(self.run(SERVERS))["direct"]
         self.direct = docker.from_env().containers.list(filters={"label": f"io.tbx.server={direct_server}"})[0].id
+        self.start_gateway()
+
+    def start_gateway(self) -> None:
+        """``tbx gateway serve`` for toolbox ``local`` in its own process; ``self.url`` its address."""
         self.proc = subprocess.Popen([sys.executable, "-m", "console", "gateway", "serve", "--toolbox", "local",
                                       "--port", "0"], cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)

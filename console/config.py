@@ -89,6 +89,12 @@ class GatewaySettings(BaseModel):
     """Requests one agent may have in progress at once; more get HTTP 429."""
     max_streams_per_agent: int = Field(default=16, ge=1, le=10_000)
     """Open event streams (GET) per agent."""
+    approval_timeout_seconds: float = Field(default=120.0, gt=0, le=86_400)
+    """A call under an ask grant not decided by the owner within this is refused."""
+    approval_progress_seconds: float = Field(default=10.0, gt=0, le=300)
+    """How often a held call whose agent asked for progress is told it still waits."""
+    max_pending_approvals: int = Field(default=256, ge=1, le=100_000)
+    """Calls held for the owner at once, all agents together; more are refused."""
 
 
 class TuiSettings(BaseModel):

@@ -27,6 +27,7 @@ COMMANDS = {
     "import": "import_cmds",
     "audit": "audit_cmds",
     "connection": "connection_cmds",
+    "approvals": "approvals_cmds",
 }
 """Each top-level command and the module that registers it. A command imports only its
 own module: a script's ``tbx revoke`` is not kept waiting by the scanner's patterns, the

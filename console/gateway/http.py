@@ -72,6 +72,8 @@ class McpHttpApp:
         self.toolbox = toolbox
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
+        self.control: Any = None
+        """The owner's door (``approvals_http.ApprovalControl``): its paths go there, not to MCP."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,6 +88,14 @@ class McpHttpApp:
         if path == "/healthz":
             await respond(send, Reply(200, rpc.dumps({"ok": True, "version": __version__, "toolbox": self.toolbox}),
                                       JSON_HEADERS))
+            return
+        if self.control is not None and self.control.handles(path):
+            try:
+                await self.control(scope, headers, receive, send)
+            except Exception:  # as for MCP requests: a bug costs one request
+                log.exception("approvals request failed")
+                with contextlib.suppress(Exception):
+                    await respond(send, plain_refusal(500, "internal error"))
             return
         if path in ("/mcp", "/mcp/"):
             endpoint = None

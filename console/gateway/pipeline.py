@@ -1,6 +1,6 @@
 """Every agent request through the same steps, with exactly one audit record each.
 
-    authenticate → parse → session → authorize → check → forward → mask → record
+    authenticate → parse → session → authorize → check → hold → forward → mask → record
 
 Each step is a small method with a narrow view: the request's ``Exchange`` plus the one
 collaborator it needs (the snapshots, the sessions, the upstreams, the audit sink). The
@@ -30,6 +30,7 @@ from console.audit import AuditEvent
 from console.config import GatewaySettings
 from console.gateway import jsonrpc as rpc
 from console.gateway import era2026, validate
+from console.gateway.approvals import Approvals
 from console.gateway.auth import Identity, identify
 from console.gateway.client_requests import AgentAsks
 from console.gateway.exchange import Exchange, Refused, Reply
@@ -67,11 +68,12 @@ class Pipeline:
     def __init__(self, *, snapshots: Snapshots, sessions: SessionStore, upstreams: Upstreams, audit: AuditSink,
                  owner_key: bytes, settings: GatewaySettings, call_timeout: float,
                  instructions: Callable[[str | None], str], relay: Relay, shared: SharedUpstream,
-                 asks: AgentAsks) -> None:
+                 asks: AgentAsks, approvals: Approvals | None = None) -> None:
         self.snapshots = snapshots
         self.sessions = sessions
         self.upstreams = upstreams
         self.asks = asks
+        self.approvals = approvals
         self.audit = audit
         self.owner_key = owner_key
         self.settings = settings
@@ -128,6 +130,7 @@ class Pipeline:
                 elif x.protocol is not None and "requestState" in x.params:
                     await self._resume(x)
                 else:
+                    await self._hold(x)
                     await self._forward(x, method)
             elif method.shared:
                 self._check_audit(x)
@@ -410,6 +413,13 @@ class Pipeline:
             x.detail["found"] = leaked
             raise Refused("the call was blocked: its request carries a credential; the owner was notified",
                           code=rpc.CALL_BLOCKED, reason="secret-in-request")
+
+    # -- hold for the owner ------------------------------------------------------------
+
+    async def _hold(self, x: Exchange) -> None:
+        """A call under an ask grant waits here for the owner's decision (``approvals``)."""
+        if self.approvals is not None and self.approvals.asks(x):
+            await self.approvals.hold(x)
 
     # -- forward -----------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from typing import Any
 
 from console.gateway import jsonrpc as rpc
 from console.gateway import process
+from console.gateway.approvals import Approvals
+from console.gateway.approvals_http import ApprovalControl
 from console.gateway.audit_writer import AuditWriter
 from console.gateway.auth import owner_key
 from console.gateway.filewatch import FileWatch
@@ -90,14 +92,20 @@ class Gateway:
         self.upstreams.on_undeclared_request(self.asks.undeclared)
         self.shared = SharedUpstream(self.sessions, self.snapshots, self.upstreams, self.relay,
                                      self.runtime.call_timeout)
+        self.approvals = Approvals(self.snapshots, self.writer.record, self._approval_grant,
+                                   timeout=self.settings.approval_timeout_seconds,
+                                   progress_every=self.settings.approval_progress_seconds,
+                                   max_pending=self.settings.max_pending_approvals)
         self.pipeline = Pipeline(snapshots=self.snapshots, sessions=self.sessions, upstreams=self.upstreams,
                                  audit=self.writer, owner_key=owner_key(ws), settings=self.settings,
                                  call_timeout=self.runtime.call_timeout, instructions=self.instructions,
-                                 relay=self.relay, shared=self.shared, asks=self.asks)
+                                 relay=self.relay, shared=self.shared, asks=self.asks, approvals=self.approvals)
         self.admission = Admission()
         self.app = McpHttpApp(self.pipeline, self.admission, toolbox=self.toolbox.name,
                               max_body_bytes=self.settings.max_body_bytes,
                               body_timeout=self.settings.body_timeout_seconds)
+        self.app.control = ApprovalControl(self.approvals, self.pipeline.owner_key,
+                                           lambda reason: self.pipeline.unauthenticated.update([reason]))
 
     @property
     def snapshot(self) -> Snapshot:
@@ -150,6 +158,15 @@ class Gateway:
                     if LIST_CHANGED[kind] not in said:
                         said.add(LIST_CHANGED[kind])
                         session.notify(LIST_CHANGED[kind])
+
+    async def _approval_grant(self, agent_id: str, server_id: str, ref: str, allow_for: Any) -> None:
+        """The grant an owner's decision on a held call makes ("allow for N minutes", "always deny")."""
+        from console.services.grants import allow_for as allow_while, always_deny
+
+        if allow_for is None:
+            await asyncio.to_thread(always_deny, self.ws, agent_id, server_id, ref)
+        else:
+            await asyncio.to_thread(allow_while, self.ws, agent_id, server_id, ref, allow_for)
 
     # -- upstream ----------------------------------------------------------------------
 
@@ -284,6 +301,7 @@ class Gateway:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            self.approvals.close("the gateway stopped")
             self._end_sessions("gateway stopped")
             await self.upstreams.close()
             if self.url:
@@ -300,6 +318,7 @@ class Gateway:
 
     def stop(self) -> None:
         """Stop serving (safe to call from a signal handler on the loop, or repeatedly)."""
+        self.approvals.close("the gateway is stopping")  # held calls are answered before their sessions end
         self._end_sessions("gateway stopped")  # open event streams end, so the server can
         if self.server is not None:
             self.server.should_exit = True
