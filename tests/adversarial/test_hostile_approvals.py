@@ -15,13 +15,13 @@ import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from console.gateway.approvals_client import GatewayApprovals, gateways
 from console.gateway.approvals_http import mint_control_token
 from console.gateway.auth import mint_owner_token, owner_key
 from console.services import grants
 from console.services.grants import Target
 from tests.gateway.conftest import Stack
-from tests.support.gateway import agent, eventually
+from tests.support.approvals import held, owner
+from tests.support.gateway import agent
 from tests.support.rawmcp import ACCEPT, INIT
 
 pytestmark = [pytest.mark.docker, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
@@ -34,22 +34,6 @@ def asking(stack: Stack) -> tuple[str, str, str]:
     grants.grant(stack.ws, name, Target.parse("local/time/get_current_time"), ask=True)
     stack.ws.refresh()
     return name, stack.ws.repos.agents.require(name).id, token
-
-
-def owner(stack: Stack) -> GatewayApprovals:
-    return gateways(stack.ws, "local", who="test")[0]
-
-
-async def held(stack: Stack, agent_name: str, count: int = 1) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-
-    async def check() -> bool:
-        nonlocal found
-        found = [p for p in (await asyncio.to_thread(owner(stack).pending))[1] if p["agent"] == agent_name]
-        return len(found) == count
-
-    await eventually(check, 20, 0.05)
-    return found
 
 
 async def control(stack: Stack, method: str, path: str, token: str | None, body: Any = None) -> httpx2.Response:

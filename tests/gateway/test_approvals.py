@@ -16,10 +16,11 @@ from click.testing import CliRunner
 from mcp.shared.exceptions import MCPError
 
 from console.cli import cli
-from console.gateway.approvals_client import GatewayApprovals, gateways
 from console.services import grants
 from console.services.grants import Target
 from tests.gateway.conftest import Stack, _stack
+from tests.support.approvals import held as held_by
+from tests.support.approvals import owner
 from tests.support.gateway import agent, eventually
 from tests.support.sharedkeys import shared_keyring_home
 
@@ -52,22 +53,13 @@ async def run_tbx(stack: Stack, *args: str) -> Any:
     return result
 
 
-def owner(stack: Stack) -> GatewayApprovals:
-    return gateways(stack.ws, "local", who="test")[0]
+async def listed(stack: Stack) -> list[dict[str, Any]]:
+    """The held calls as ``tbx approvals list --json`` says."""
+    return json.loads((await run_tbx(stack, "approvals", "list", "--json")).stdout)
 
 
 async def held(stack: Stack, agent_name: str, count: int = 1) -> list[dict[str, Any]]:
-    """The agent's held calls once there are ``count`` of them, as ``tbx approvals list --json`` says."""
-    found: list[dict[str, Any]] = []
-
-    async def check() -> bool:
-        nonlocal found
-        listed = json.loads((await run_tbx(stack, "approvals", "list", "--json")).stdout)
-        found = [p for p in listed if p["agent"] == agent_name]
-        return len(found) == count
-
-    await eventually(check, 20, 0.1)
-    return found
+    return await held_by(stack, agent_name, count, listed)
 
 
 def records(stack: Stack, agent_name: str, prefix: str) -> list[dict]:
@@ -104,6 +96,16 @@ async def test_a_held_call_is_shown_then_allowed_and_its_result_delivered(stack:
     assert called["detail"]["arguments"]["sha256"] == pending["sha256"]
     listed = (await run_tbx(stack, "audit", "list", "--agent", name, "--action", "approval")).stdout
     assert "approval.request" in listed and "approval.allow" in listed
+
+
+async def test_a_stateless_2026_call_is_held_the_same_way(stack: Stack) -> None:
+    name, token = asking_agent(stack)
+    async with agent(stack.url, token, mode="2026-07-28") as client:
+        call = asyncio.ensure_future(client.call_tool("everything__echo", {"message": "modern"}))
+        (pending,) = await held(stack, name)
+        assert pending["arguments"] == {"message": "modern"}
+        await run_tbx(stack, "approvals", "allow", pending["id"])
+        assert (await asyncio.wait_for(call, 20)).content[0].text.endswith("modern")  # type: ignore[union-attr]
 
 
 async def test_a_denied_call_is_refused_and_never_reaches_the_server(stack: Stack) -> None:
