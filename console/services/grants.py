@@ -121,7 +121,9 @@ def _resolve(repos: Repos, target: Target) -> tuple[Toolbox, ServerInstance | No
 
 
 def grant(ws: Workspace, agent_name: str, target: Target, duration: timedelta | None = None, *,
-          ask: bool = False) -> Outcome:
+          ask: bool | None = None) -> Outcome:
+    """``ask`` makes the grant ask (True) or allow (False); None keeps the mode of the grant
+    held (a new grant allows): a new expiry does not change what the grant is."""
     with ws.change() as change:
         repos = change.repos
         agent = repos.agents.require(agent_name)
@@ -145,12 +147,15 @@ def grant(ws: Workspace, agent_name: str, target: Target, duration: timedelta | 
         key = f"{agent.id}|{server.id}|{tool}"
         existing_grant = repos.tool_grants.get(key)
         label = f"{toolbox.name}/{server.name}/{tool}"
-        mode = GrantMode.ASK if ask else GrantMode.ALLOW
+        if ask is None:
+            mode = existing_grant.mode if existing_grant else GrantMode.ALLOW
+        else:
+            mode = GrantMode.ASK if ask else GrantMode.ALLOW
         if existing_grant and existing_grant.expires is None and expires is None and existing_grant.mode is mode:
-            return Outcome(False, f"{agent.name} already holds {label}" + (" (ask)" if ask else ""))
+            return Outcome(False, f"{agent.name} already holds {label}" + (" (ask)" if mode is GrantMode.ASK else ""))
         repos.tool_grants.put(ToolGrant(agent=agent.id, server=server.id, tool=tool, expires=expires, mode=mode))
         detail: dict[str, object] = {"expires": expires.isoformat() if expires else None}
-        if ask or (existing_grant and existing_grant.mode is not mode):
+        if mode is not GrantMode.ALLOW or (existing_grant and existing_grant.mode is not mode):
             detail["mode"] = mode.value
         change.record("grant.update" if existing_grant else "grant.tool", _audited(toolbox, server, tool),
                       agent=agent.name, detail=detail)
@@ -162,7 +167,7 @@ def grant(ws: Workspace, agent_name: str, target: Target, duration: timedelta | 
             )
         verb = "extended" if existing_grant else "granted"
         until = f" until {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
-        asking = "; each call waits for the owner's approval ('tbx approvals')" if ask else ""
+        asking = "; each call waits for the owner's approval ('tbx approvals')" if mode is GrantMode.ASK else ""
         return Outcome(True, f"{verb} {agent.name} {label}{until}{asking}", notes, expires)
 
 

@@ -23,7 +23,7 @@ from console.tui.commands import ConsoleCommands
 from console.tui.messages import VaultChanged, VaultCommitted
 from console.tui.modals.error import ErrorModal
 from console.tui.remote_links import LinkChanged, LinkState, RemoteLinks
-from console.tui.screens import SCREENS
+from console.tui.screens import APPROVALS, SCREENS
 from console.tui.themes import DEFAULT_THEME, load_themes, shipped_themes_dir
 from console.tui.warmup import WarmUp
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from textual.timer import Timer
 
     from console.runtime.supervisor import Health, Supervisor
+    from console.tui.approvals_feed import ApprovalsFeed
     from console.workspace import Commit, Workspace
 
 REMOTE_SYNC_DELAY = 0.3
@@ -46,10 +47,10 @@ class ConsoleApp(App[None]):
     TITLE = "Toolbox Console"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     COMMAND_PALETTE_BINDING = "colon"
-    MODES: ClassVar[dict[str, object]] = {spec.mode: spec.factory() for spec in SCREENS}  # type: ignore[misc]
+    MODES: ClassVar[dict[str, object]] = {spec.mode: spec.factory() for spec in (*SCREENS, APPROVALS)}  # type: ignore[misc]
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(spec.key, f"goto('{spec.mode}')", spec.title, id=f"nav.{spec.mode}", show=False,
-                  tooltip=f"Switch to {spec.title}") for spec in SCREENS),
+                  tooltip=f"Switch to {spec.title}") for spec in (*SCREENS, APPROVALS)),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key and its binding id"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave the console (servers and the gateway keep running)"),
         Binding("escape", "back", "Back", id="app.back", show=False, tooltip="Close what is open, or go back"),
@@ -62,6 +63,10 @@ class ConsoleApp(App[None]):
     gateway_description: reactive[str] = reactive("")
     gateway_problem: reactive[str] = reactive("")
     """Why the running gateway does not work as it should (shown in red), or empty."""
+    approvals_waiting: reactive[int] = reactive(0)
+    """Calls held for the owner by the local gateway (the header counts them)."""
+    approvals_version: reactive[int] = reactive(0)
+    """Counts changes to ``approvals`` (the Approvals screen follows it)."""
 
     def __init__(self, backend: Backend | None = None, *, live: bool = True) -> None:
         """``live=False`` turns off everything that polls (engine, gateway, supervisor,
@@ -84,6 +89,9 @@ class ConsoleApp(App[None]):
         """Makes the screens not shown yet, after the first paint, while nobody types."""
         self.debug_log: Path | None = None
         """Where this run logs (``tbx --debug``): named in a notification at start."""
+        self.approvals: list[dict[str, object]] = []
+        """The held calls as the gateway last listed them, oldest first."""
+        self.approvals_feed: ApprovalsFeed | None = None
 
     # -- start-up ----------------------------------------------------------------------
 
@@ -165,11 +173,36 @@ class ConsoleApp(App[None]):
             self.check_gateway()
             self.call_after_refresh(self.look_for_orphans)
             self.set_interval(1.0, self._poll_vault)
+            self.follow_approvals()
             self.set_interval(5.0, self.check_gateway)
             self.set_interval(5.0, self.check_landings)
             self.supervise()
         else:
             self.engine_description = "engine: not checked"
+
+    # -- calls waiting for the owner -----------------------------------------------------
+
+    def follow_approvals(self) -> None:
+        """Follow the local gateway's held calls: the header's counter, a bell and a toast
+        for each new one on whatever screen is in front, the Approvals screen's list."""
+        from console.tui.approvals_feed import ApprovalsFeed
+
+        self.approvals_feed = ApprovalsFeed(self.backend)
+        self.run_worker(self.approvals_feed.run(self._approvals_changed), group="approvals", exclusive=True,
+                        exit_on_error=False)
+
+    def _approvals_changed(self, pending: list[dict[str, object]]) -> None:
+        known = {call["id"] for call in self.approvals}
+        self.approvals = pending
+        self.approvals_waiting = len(pending)
+        self.approvals_version += 1
+        new = [call for call in pending if call["id"] not in known]
+        if new:
+            self.bell()
+            first = new[0]
+            more = f" (and {len(new) - 1} more)" if len(new) > 1 else ""
+            self.notify(f"{first['agent']} wants {first['target']}{more}: 0 shows what and decides",
+                        title="A call waits for you", severity="warning", timeout=10)
 
     # -- navigation --------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from console.tui.screens import SCREENS
+from console.tui.screens import APPROVALS, SCREENS
 
 if TYPE_CHECKING:
     from console.tui.app import ConsoleApp
@@ -21,7 +21,7 @@ class ConsoleCommands(Provider):
     def _commands(self) -> list[tuple[str, str, object]]:
         app: ConsoleApp = self.app  # type: ignore[assignment]
         commands: list[tuple[str, str, object]] = []
-        for spec in SCREENS:
+        for spec in (*SCREENS, APPROVALS):
             commands.append((f"go: {spec.title}", f"Switch to {spec.title} ({spec.key})",
                              partial(app.goto, spec.mode)))
             module, _sep, name = spec.target.partition(":")

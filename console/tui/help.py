@@ -13,7 +13,7 @@ from textual.keys import format_key
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Label, Static
 
-from console.tui.screens import SCREENS
+from console.tui.screens import APPROVALS, SCREENS
 from console.tui.widgets.fit_table import Col, Cut, FitTable
 
 
@@ -62,7 +62,7 @@ class HelpScreen(ModalScreen[None]):
         table = self.query_one("#keys", DataTable)
         keymap = getattr(self.app, "_keymap", {})
         sections: list[tuple[str, type]] = [("everywhere", type(self.app)), ("everywhere", Screen)]
-        for spec in SCREENS:
+        for spec in (*SCREENS, APPROVALS):
             module, _sep, name = spec.target.partition(":")
             try:
                 sections.append((f"{spec.key} {spec.title}", getattr(importlib.import_module(module), name)))

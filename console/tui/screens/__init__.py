@@ -35,3 +35,5 @@ SCREENS: tuple[ScreenSpec, ...] = (
     ScreenSpec("try", "7", "Try", "console.tui.screens.try_tool:TryScreen"),
     ScreenSpec("connections", "8", "Connections", "console.tui.screens.connections:ConnectionsScreen"),
 )
+APPROVALS = ScreenSpec("approvals", "0", "Approvals", "console.tui.screens.approvals:ApprovalsScreen")
+"""Calls waiting for the owner: no tab of its own (the header counts them when there are any)."""

@@ -25,7 +25,7 @@ from textual.containers import Vertical
 from textual.widgets import Input, Static
 
 from console.errors import TbxError
-from console.model import WILDCARD
+from console.model import WILDCARD, GrantMode
 from console.services import grants as grant_service
 from console.services.grants import Outcome, Target
 from console.tui.modals.confirm import ConfirmModal
@@ -65,12 +65,14 @@ class GrantsScreen(ConsoleScreen):
         Binding("space", "toggle", "Grant/revoke", id="grant.toggle",
                 tooltip="Grant or revoke the cell under the cursor (toolbox access asks first)"),
         Binding("e", "expiry", "Expiry", id="grant.expiry", tooltip="Make the cell's grant expire (30m, 8h, 7d)"),
+        Binding("k", "ask", "Ask/allow", id="grant.ask", show=False,
+                tooltip="Make the cell's grant ask the owner for each call, or allow again (grants it asking)"),
         Binding("t", "transpose", "Transpose", id="grant.transpose", tooltip="Swap rows and columns"),
         Binding("x", "revoke_all", "Revoke all", id="grant.revoke_all",
                 tooltip="Revoke everything the cursor's agent holds in this toolbox"),
     ]
     PALETTE: ClassVar[list[tuple[str, str]]] = [
-        ("grant: Grant/revoke cell", "toggle"), ("grant: Set expiry", "expiry"),
+        ("grant: Grant/revoke cell", "toggle"), ("grant: Set expiry", "expiry"), ("grant: Ask/allow cell", "ask"),
         ("grant: Transpose matrix", "transpose"), ("grant: Revoke all for agent", "revoke_all"),
     ]
 
@@ -178,6 +180,24 @@ class GrantsScreen(ConsoleScreen):
         call = (lambda: grant_service.revoke(self.ws, agent.name, target)) if present else \
             (lambda: grant_service.grant(self.ws, agent.name, target))
         self._submit(Job([Edit(agent.id, row.server_id, tool, not present)], [call]))
+
+    def action_ask(self) -> None:
+        """The third state of a cell: held, each call waiting for the owner; k again allows."""
+        found = self._current()
+        if found is None:
+            return
+        grid, row, agent = found
+        if row.kind is Kind.TOOLBOX:
+            self.notify("toolbox access is on or off: make a server or tool grant ask", severity="warning")
+            return
+        tool = WILDCARD if row.kind is Kind.SERVER else row.tool
+        present, expires = grid.grant(agent.id, row.server_id, tool)
+        ask = not present or grid.mode(agent.id, row.server_id, tool) is not GrantMode.ASK
+        duration = expires - utc_now() if present and expires is not None and expires > utc_now() else None
+        target = Target(grid.toolbox, row.server, tool)
+        mode = GrantMode.ASK if ask else GrantMode.ALLOW
+        self._submit(Job([Edit(agent.id, row.server_id, tool, True, expires if duration else None, mode)],
+                         [lambda: grant_service.grant(self.ws, agent.name, target, duration, ask=ask)]))
 
     def _access(self, grid: GrantGrid, agent: AgentCol, on: bool) -> None:
         target = Target(grid.toolbox)

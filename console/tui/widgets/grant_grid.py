@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from console.model import WILDCARD, ItemKind, item_ref
-from console.policy import NEVER, NOT_HELD, Reason, expiry, grant_standing, item_trust
+from console.model import WILDCARD, GrantMode, ItemKind, item_ref
+from console.policy import NEVER, NOT_HELD, Decision, Reason, expiry, grant_standing, item_trust, moded
 from console.services.items import KIND_ORDER
 
 TOOLBOX_KEY = "toolbox"
@@ -73,6 +73,8 @@ class Mark(StrEnum):
     GRANTED = "granted"
     VIA = "via"
     EXPIRED = "expired"
+    DENIED = "denied"
+    """The owner's "always deny" of the item."""
     NONE = "none"
 
 
@@ -87,6 +89,8 @@ class Cell:
     disabled: bool = False
     wide: bool = False
     """An expired cell whose deciding grant was the server's ``*`` (a live one is ``Mark.VIA``)."""
+    ask: bool = False
+    """Granted in ask mode: each call waits for the owner."""
 
     @property
     def granted(self) -> bool:
@@ -107,6 +111,8 @@ class Edit:
     tool: str
     present: bool
     expires: datetime | None = None
+    mode: GrantMode | None = None
+    """The grant's mode once changed; None keeps the one held (allow for a new grant)."""
 
 
 def _when(expires: float) -> datetime | None:
@@ -139,7 +145,9 @@ def cell_text(cell: Cell, now: datetime) -> str:
         return "·"
     if cell.mark is Mark.EXPIRED:
         return "✗ expired"
-    glyph = "✓*" if cell.mark is Mark.VIA else "✓"
+    if cell.mark is Mark.DENIED:
+        return "⊘ never"
+    glyph = ("✓*" if cell.mark is Mark.VIA else "✓") + ("?" if cell.ask else "")
     if cell.ineffective:
         glyph += "!"
     when = expiry_text(cell.expires, now)
@@ -191,7 +199,8 @@ class GrantGrid:
     """The rows, agents and grants of one toolbox; ``rows``/``agents`` are the filtered view."""
 
     def __init__(self, toolbox_id: str, toolbox: str, rows: list[Row], agents: list[AgentCol],
-                 access: set[str], grants: dict[str, float]) -> None:
+                 access: set[str], grants: dict[str, float],
+                 modes: dict[str, tuple[GrantMode, float]] | None = None) -> None:
         self.toolbox_id, self.toolbox = toolbox_id, toolbox
         self.all_rows, self.all_agents = rows, agents
         self.rows, self.agents = rows, agents
@@ -203,6 +212,8 @@ class GrantGrid:
 
         Flat and keyed by strings the vault already holds, so a rebuild allocates almost
         nothing the garbage collector has to track."""
+        self.modes = modes if modes is not None else {}
+        """The same keys -> (mode, allow_until) for the grants that do not simply allow (few)."""
         self.filter_text = ""
         self._sources: tuple[object, ...] = ()
         self._clock: tuple[datetime | None, float] = (None, 0.0)
@@ -232,7 +243,10 @@ class GrantGrid:
                   if doc.get("toolbox") == box["id"]}
         grants = {key: expiry(doc.get("expires")) for key, doc in list(tables.get("tool_grants", {}).items())
                   if doc.get("server") in server_ids}
-        grid = cls(box["id"], toolbox, rows, agents, access, grants)
+        modes = {key: (GrantMode(doc["mode"]), expiry(doc["allow_until"]) if doc.get("allow_until") else NOT_HELD)
+                 for key, doc in list(tables.get("tool_grants", {}).items())
+                 if doc.get("mode", GrantMode.ALLOW) != GrantMode.ALLOW and doc.get("server") in server_ids}
+        grid = cls(box["id"], toolbox, rows, agents, access, grants, modes)
         grid._sources = sources
         return grid
 
@@ -280,11 +294,29 @@ class GrantGrid:
         if not standing.allowed:
             return Cell(Mark.EXPIRED, _when(standing.expires), inactive, disabled=disabled,
                         wide=standing.via == WILDCARD and row.kind is Kind.TOOL)
+        if self.modes:
+            standing = self._moded(standing, row, agent, own, wide, moment)
+            if not standing.allowed:
+                return Cell(Mark.DENIED, None, inactive, disabled=disabled)
         # The cell shows its own grant while that is in force, even where the server's *
         # outlasts it: that is the grant space revokes.
         if standing.via == row.tool or grant_standing(row.tool, own, NOT_HELD, moment).allowed:
-            return Cell(Mark.GRANTED, _when(own), inactive, not row.effective, disabled)
-        return Cell(Mark.VIA, _when(standing.expires), inactive, not row.effective, disabled)
+            return Cell(Mark.GRANTED, _when(own), inactive, not row.effective, disabled, ask=standing.ask)
+        return Cell(Mark.VIA, _when(standing.expires), inactive, not row.effective, disabled, ask=standing.ask)
+
+    def _moded(self, standing: Decision, row: Row, agent: AgentCol, own: float, wide: float,
+               moment: float) -> Decision:
+        """What the modes of the grants deciding the cell make of it (``policy.moded``)."""
+        modes = {}
+        if (found := self.modes.get(f"{agent.id}|{row.key}")) is not None:
+            modes[row.tool] = found
+        if row.kind is Kind.TOOL and (found := self.modes.get(f"{agent.id}|{row.server_id}|{WILDCARD}")) is not None:
+            modes[WILDCARD] = found
+        return moded(standing, row.tool, {row.tool: own, WILDCARD: wide}, modes, moment) if modes else standing
+
+    def mode(self, agent_id: str, server_id: str, tool: str) -> GrantMode:
+        """The mode of exactly this grant (allow for one not held)."""
+        return self.modes.get(f"{agent_id}|{server_id}|{tool}", (GrantMode.ALLOW, NOT_HELD))[0]
 
     def explain(self, row: Row, agent: AgentCol, now: datetime) -> str:
         """One line about a cell, for the status line under the matrix."""
@@ -296,6 +328,7 @@ class GrantGrid:
             target = f"{self.toolbox}/{row.path}"
             until = f" until {cell.expires:%Y-%m-%d %H:%M} UTC" if cell.expires else ""
             text = {
+                Mark.DENIED: f"{agent.name} is always denied {target} (the owner's 'never'; space revokes it)",
                 Mark.GRANTED: f"{agent.name} holds {target}{until}",
                 Mark.VIA: f"{agent.name} reaches {target} through {self.toolbox}/{row.server}/*{until}",
                 Mark.EXPIRED: (f"{agent.name} reached {target} through {self.toolbox}/{row.server}/*, which "
@@ -303,6 +336,8 @@ class GrantGrid:
                                f"{agent.name}'s grant for {target} expired{until.replace('until', 'at')}"),
                 Mark.NONE: f"{agent.name} holds no grant for {target}",
             }[cell.mark]
+            if cell.ask:
+                text += " — asks: each call waits for the owner's approval (k: allow without asking)"
             if cell.granted and cell.inactive:
                 text += " — inactive: no toolbox access (kill switch off)"
             if cell.granted and cell.ineffective:
@@ -389,11 +424,17 @@ class GrantGrid:
             return before
         key = f"{edit.agent}|{edit.server}|{edit.tool}"
         present, expires = self.grant(edit.agent, edit.server, edit.tool)
+        mode = self.mode(edit.agent, edit.server, edit.tool)
         if edit.present:
             self.grants[key] = expiry(edit.expires)
+            if edit.mode is GrantMode.ALLOW:
+                self.modes.pop(key, None)
+            elif edit.mode is not None:
+                self.modes[key] = (edit.mode, NOT_HELD)
         else:
             self.grants.pop(key, None)
-        return Edit(edit.agent, edit.server, edit.tool, present, expires)
+            self.modes.pop(key, None)
+        return Edit(edit.agent, edit.server, edit.tool, present, expires, mode)
 
     def agent_named(self, name: str) -> AgentCol | None:
         return next((a for a in self.all_agents if a.name == name), None)

@@ -42,7 +42,7 @@ from console.tui.widgets.grant_grid import (
 )
 
 _MARK_STYLE = {Mark.ON: "on", Mark.OFF: "off", Mark.GRANTED: "granted", Mark.VIA: "via",
-               Mark.EXPIRED: "expired", Mark.NONE: "none"}
+               Mark.EXPIRED: "expired", Mark.DENIED: "expired", Mark.NONE: "none"}
 
 
 class GrantMatrix(ScrollView, can_focus=True):
@@ -390,6 +390,8 @@ class GrantMatrix(ScrollView, can_focus=True):
                 names.append("warn")
             if cell.inactive:
                 names.append("inactive")
+            if cell.ask:
+                names.append("tag")  # waits for the owner: the warning colour
         if on_cursor:
             names.append("cursor")
         style = self._style(*names)

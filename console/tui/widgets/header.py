@@ -81,6 +81,8 @@ class ConsoleHeader(Widget):
     ConsoleHeader #nav.tight { padding-left: 1; }
     ConsoleHeader #nav.tight .tab { padding: 0; margin-right: 1; }
     ConsoleHeader .tab.current { color: $text; background: $primary 40%; text-style: bold; }
+    ConsoleHeader #approvals { display: none; width: auto; padding: 0 1; background: $warning 40%; color: $text; }
+    ConsoleHeader #approvals.shown { display: block; }
     ConsoleHeader #status { width: 1fr; content-align: right middle; padding: 0 1; color: $text-muted; }
     ConsoleHeader #banner { display: none; background: $error 30%; color: $text; padding: 0 1; }
     ConsoleHeader #banner.shown { display: block; }
@@ -95,6 +97,7 @@ class ConsoleHeader(Widget):
             for spec in SCREENS:
                 yield Static(f"{spec.key} {spec.title}", id=f"tab-{spec.mode}",
                              classes="tab current" if spec.mode == self.current else "tab")
+            yield Static("", id="approvals")
             yield Static("", id="status")
         yield Static("", id="banner")
 
@@ -103,9 +106,17 @@ class ConsoleHeader(Widget):
         self.watch(self.app, "engine_description", self.refresh_status, init=False)
         self.watch(self.app, "gateway_description", self.refresh_status, init=False)
         self.watch(self.app, "gateway_problem", self.refresh_status, init=False)
+        if hasattr(self.app, "approvals_waiting"):  # the console's; a test's own app may have none
+            self.watch(self.app, "approvals_waiting", self.refresh_approvals)
 
     def on_resize(self) -> None:
         self.refresh_status()
+
+    def refresh_approvals(self, waiting: int = 0) -> None:
+        """How many calls wait for the owner; nothing while none does."""
+        counter = self.query_one("#approvals", Static)
+        counter.update(f"0 {waiting} waiting" if waiting else "")
+        counter.set_class(bool(waiting), "shown")
 
     def refresh_status(self, *_args: object) -> None:
         app = self.app
