@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from mcp.shared.exceptions import MCPError
 from console.cli import cli
 from console.services import grants
 from console.services.grants import Target
-from tests.gateway.conftest import Stack, _stack
+from tests.gateway.conftest import Stack, _stack, subprocess_env
 from tests.support.approvals import held as held_by
 from tests.support.approvals import owner
 from tests.support.gateway import agent, eventually
@@ -215,3 +216,29 @@ async def test_a_gateway_that_stops_refuses_the_held_calls_and_says_why(stack: S
     stack.gateway.start()  # a gateway again, which the module's finalizer stops
     (decided,) = records(stack, name, "approval.deny")
     assert decided["detail"]["outcome"] == "gateway-stopped"
+
+
+async def test_approvals_watch_prompts_for_each_held_call_in_a_terminal(stack: Stack) -> None:
+    name, token = asking_agent(stack)
+    watch = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "console", "approvals", "watch", "--toolbox", "local", "--wait", "2",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**subprocess_env(), "TBX_HOME": str(stack.paths.data_dir)})
+    assert watch.stdin is not None and watch.stdout is not None
+    try:
+        async with agent(stack.url, token) as client:
+            call = asyncio.ensure_future(client.call_tool("everything__echo", {"message": "watched"}))
+            said = b""
+            while b"[a]llow" not in said:
+                said += await asyncio.wait_for(watch.stdout.read(200), 30)
+            assert f"{name} wants tool:local/everything/echo".encode() in said and b'"watched"' in said
+            watch.stdin.write(b"a\n")
+            await watch.stdin.drain()
+            assert (await asyncio.wait_for(call, 20)).content[0].text.endswith("watched")  # type: ignore[union-attr]
+            while b"allowed" not in said:
+                said += await asyncio.wait_for(watch.stdout.read(200), 10)
+    finally:
+        watch.kill()
+        await watch.wait()
+    (decided,) = records(stack, name, "approval.allow")
+    assert decided["detail"]["decider"].startswith("owner:")
