@@ -132,7 +132,7 @@ class Approvals:
         self._bump()
         self.record(AuditEvent(f"agent:{pending.agent}", "approval.request", pending.target, "ok", pending.agent,
                                {"id": pending.id, "sha256": pending.sha256,
-                                "arguments": argument_digest(pending.arguments, x.snapshot.redactor)}))
+                                "preview": argument_digest(pending.arguments, x.snapshot.redactor)["preview"]}))
         keepalive = self._keep_alive(x, pending)
         try:
             verdict = await asyncio.wait_for(asyncio.shield(pending.future), self.timeout)
@@ -202,7 +202,7 @@ class Approvals:
 
     async def changed(self, since: int, wait: float) -> int:
         """The version once it passes ``since``, or after ``wait`` seconds."""
-        if self.version == since:
+        if self.version == since and self.closed is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), wait)
         return self.version
@@ -238,6 +238,7 @@ class Approvals:
         for pending in list(self.pending.values()):
             if not pending.future.done():
                 self._settle(pending, Verdict(False, "gateway", "gateway-stopped", why))
+        self._bump()  # watchers waiting for a change are answered now, not when the server gives up on them
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -117,11 +117,14 @@ class ConsoleHeader(Widget):
         counter = self.query_one("#approvals", Static)
         counter.update(f"0 {waiting} waiting" if waiting else "")
         counter.set_class(bool(waiting), "shown")
+        self.refresh_status()  # the tabs and status make room for it
 
     def refresh_status(self, *_args: object) -> None:
         app = self.app
         forms = status_forms(getattr(app, "engine_description", ""), getattr(app, "gateway_description", ""))
-        layout = nav_layout(self.size.width or app.size.width, self.current, forms)
+        waiting = getattr(app, "approvals_waiting", 0)
+        room = (self.size.width or app.size.width) - (len(f"0 {waiting} waiting") + 2 if waiting else 0)
+        layout = nav_layout(room, self.current, forms)
         for spec, label in zip(SCREENS, layout.labels, strict=True):
             self.query_one(f"#tab-{spec.mode}", Static).update(label)
         self.query_one("#nav").set_class(not layout.padded, "tight")
