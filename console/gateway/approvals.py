@@ -73,6 +73,8 @@ class Pending:
     """The arguments as they will be forwarded, secrets masked: what the owner is shown."""
     sha256: str
     description: str
+    caller: tuple[str, Any] | None = None
+    """(session id, request id) of the held request: only that session can cancel it."""
     created: float = field(default_factory=time.time)
     future: asyncio.Future[Verdict] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -167,7 +169,15 @@ class Approvals:
                        agent=policy.names(x.identity.agent_id, item.server_id)[0], toolbox=snapshot.toolbox,
                        server=item.server, server_id=item.server_id, kind=item.kind.value, name=item.name,
                        ref=item.ref, target=item.label(snapshot.toolbox), arguments=json.loads(masked),
-                       sha256=digest, description=str(wire.get("description") or "")[:2000])
+                       sha256=digest, description=str(wire.get("description") or "")[:2000],
+                       caller=(x.session.id, x.request_id) if x.session is not None else None)
+
+    def cancelled(self, session_id: str, request_id: Any) -> None:
+        """The agent cancelled a call of its session while it waited: it is refused, never
+        forwarded, whatever the owner would have decided."""
+        for pending in list(self.pending.values()):
+            if pending.caller == (session_id, request_id) and not pending.future.done():
+                self._settle(pending, Verdict(False, "agent", "cancelled", "the agent cancelled the call"))
 
     def _still_allowed(self, x: Exchange) -> None:
         """A grant revoked (or the agent disabled) while the call waited wins over the approval."""

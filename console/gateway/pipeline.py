@@ -330,6 +330,8 @@ class Pipeline:
             if entry is not None:
                 forwarder, number = entry
                 asyncio.get_running_loop().create_task(forwarder.cancel(number, "the agent cancelled"))  # type: ignore[attr-defined]
+            elif self.approvals is not None:  # a call still waiting for the owner
+                self.approvals.cancelled(x.session.id, x.params.get("requestId"))
 
     def _answer(self, x: Exchange) -> None:
         """An agent's response to a request the gateway relayed to it (``client_requests``)."""

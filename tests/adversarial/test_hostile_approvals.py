@@ -43,6 +43,20 @@ async def control(stack: Stack, method: str, path: str, token: str | None, body:
         return await http.request(method, stack.url + path, headers=headers, content=content)
 
 
+async def session(http: httpx2.AsyncClient, token: str) -> dict[str, str]:
+    """A session of the agent, by hand: the headers of its requests."""
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json", "accept": ACCEPT}
+    opened = await http.post("/mcp", json=INIT, headers=headers)
+    headers["mcp-session-id"] = opened.headers["mcp-session-id"]
+    await http.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
+    return headers
+
+
+def tool_call(number: int, timezone: str = "UTC") -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": number, "method": "tools/call",
+            "params": {"name": TOOL, "arguments": {"timezone": timezone}}}
+
+
 async def refused_call(call: Awaitable[Any]) -> str:
     with pytest.raises(MCPError) as err:
         await asyncio.wait_for(call, 20)
@@ -130,18 +144,9 @@ async def test_malformed_decisions_are_refused_and_change_nothing(stack: Stack) 
 
 async def test_an_agent_cannot_hold_more_calls_than_it_may_have_in_flight(stack: Stack) -> None:
     name, _agent_id, token = asking(stack)
-    headers = {"authorization": f"Bearer {token}", "content-type": "application/json", "accept": ACCEPT}
     async with httpx2.AsyncClient(timeout=30, base_url=stack.url) as http:
-        opened = await http.post("/mcp", json=INIT, headers=headers)
-        headers["mcp-session-id"] = opened.headers["mcp-session-id"]
-        await http.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
-
-        async def call(number: int) -> httpx2.Response:
-            return await http.post("/mcp", headers=headers, json={
-                "jsonrpc": "2.0", "id": number, "method": "tools/call",
-                "params": {"name": TOOL, "arguments": {"timezone": "UTC"}}})
-
-        flood = [asyncio.ensure_future(call(n)) for n in range(10)]
+        headers = await session(http, token)
+        flood = [asyncio.ensure_future(http.post("/mcp", headers=headers, json=tool_call(n))) for n in range(10)]
         pending = await held(stack, name, 4)  # max_inflight_per_agent = 4 in this package
         await asyncio.sleep(0.3)
         over = [task.result() for task in flood if task.done()]
@@ -153,3 +158,28 @@ async def test_an_agent_cannot_hold_more_calls_than_it_may_have_in_flight(stack:
         answers = await asyncio.gather(*flood)
         assert time.monotonic() - started < 10
         assert sum("the owner denied the call" in r.text for r in answers) == 4
+
+
+async def test_only_the_calling_session_cancels_a_held_call_and_it_is_never_forwarded(stack: Stack) -> None:
+    name, _agent_id, token = asking(stack)
+    _thief, _thief_id, thief_token = asking(stack)
+    async with httpx2.AsyncClient(timeout=30, base_url=stack.url) as http:
+        mine, theirs = await session(http, token), await session(http, thief_token)
+        call = asyncio.ensure_future(http.post("/mcp", headers=mine, json=tool_call(7)))
+        (pending,) = await held(stack, name)
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
+        assert (await http.post("/mcp", headers=theirs, json=cancel)).status_code == 202  # its own id 7: nothing
+        stolen = {**theirs, "mcp-session-id": mine["mcp-session-id"]}
+        assert (await http.post("/mcp", headers=stolen, json=cancel)).status_code == 404  # another's session
+        assert [p["id"] for p in await held(stack, name)] == [pending["id"]] and not call.done()
+        assert (await http.post("/mcp", headers=mine, json=cancel)).status_code == 202
+        answer = await asyncio.wait_for(call, 10)
+        assert "the agent cancelled the call" in answer.text
+        assert (await asyncio.to_thread(owner(stack).pending))[1] == [] or all(
+            p["agent"] != name for p in (await asyncio.to_thread(owner(stack).pending))[1])
+    late = await control(stack, "POST", f"/approvals/{pending['id']}", owner(stack).token,
+                         {"decision": "allow", "sha256": pending["sha256"]})
+    assert late.status_code == 404  # the owner's allow comes too late to send it
+    stack.gateway.flush_audit()
+    (called,) = [r for r in stack.ws.audit.records() if r.get("agent") == name and r["action"] == "tool.call"]
+    assert called["detail"]["reason"] == "approval-cancelled" and "result_bytes" not in called["detail"]
