@@ -117,12 +117,16 @@ class AgentAsks:
             return await self.ask(server_id, kind, params)
         return ask
 
-    async def ask(self, server_id: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def ask(self, server_id: str, kind: str, params: dict[str, Any],
+                  call_key: int | None = None) -> dict[str, Any]:
+        """Ask the agent whose call this is; ``call_key`` names the call (what ``call_started``
+        returned) where the gateway knows it: a server of the 2026-07-28 era asks in the
+        result of the very call (``upstream_input``)."""
         started = time.perf_counter()
         detail: dict[str, Any] = {"kind": kind}
         agent: str | None = None
         try:
-            call = self._attribute(server_id, kind, params)
+            call = self._attribute(server_id, kind, params, call_key)
             agent = call.session.agent_id
             self._check_agent(server_id, kind, params, call)
             answer = await self._relay(server_id, kind, params, call, detail)
@@ -140,11 +144,16 @@ class AgentAsks:
         self._audit(server_id, agent, "allow", detail, started)
         return answer
 
-    def _attribute(self, server_id: str, kind: str, params: dict[str, Any]) -> _Call:
+    def _attribute(self, server_id: str, kind: str, params: dict[str, Any], call_key: int | None) -> _Call:
         surface = self.snapshots.current.surface
         name = surface.server_names.get(server_id, "?")
         if kind not in surface.may_ask.get(server_id, ()):
             raise _refused(f"the owner has not allowed server {name} to ask agents for {kind}", "not-allowed")
+        if call_key is not None:
+            known = self._calls.get(server_id, {}).get(call_key)
+            if known is None:
+                raise _refused(f"the call that needs {kind} has ended", "unattributed")
+            return known
         calls = list(self._calls.get(server_id, {}).values())
         meta = params.get("_meta")
         token = meta.get("progressToken") if isinstance(meta, dict) else None

@@ -14,10 +14,11 @@ module only says what differs:
 - how its replies look (``finish``): every result says ``resultType``, cacheable ones
   carry ``ttlMs``/``cacheScope``, and errors get the HTTP status the era assigns.
 
-Servers behind the gateway speak the handshake era (one upstream session each), so a
-result that comes from one is "complete" by construction: a server of that era cannot
-ask the agent for input that way, and one that claims to is not believed (it would let
-a server ask an agent for sampling behind its owner's per-server policy).
+A result that reaches ``finish`` from a server is "complete": a server of the handshake
+era cannot ask the agent for input that way, and one that claims to is not believed (it
+would let a server ask an agent for sampling behind its owner's per-server policy); a
+server of the new era that asks for input was asked on the agent's behalf already, under
+that policy (``upstream_input``).
 """
 
 from __future__ import annotations
@@ -167,7 +168,6 @@ def methods(instructions: Callable[[str | None], str], can_subscribe: Callable[[
     def discover(x: Exchange) -> dict[str, Any]:
         x.target = f"gateway:{x.endpoint or '/mcp'}"
         capabilities = server_capabilities(subscribe=can_subscribe(x.endpoint))
-        del capabilities["logging"]  # log levels are per request in this era: not relayed yet
         return {"supportedVersions": list(VERSIONS), "capabilities": capabilities,
                 "instructions": instructions(x.endpoint),
                 "_meta": {SERVER_INFO_META_KEY: SERVER_INFO}}
@@ -209,9 +209,13 @@ def finish(x: Exchange, *, forwarded: bool) -> None:
         return
     if "input_required" not in x.detail:  # the gateway's own input-required result stays as it is
         if forwarded:
-            for key in ("resultType", "inputRequests", "requestState"):
-                if result.pop(key, None) is not None:
-                    x.detail["forged_result_type"] = True
+            # A server's own input-required result was asked of the agent by the gateway
+            # (``upstream_input``); one still here is a claim the gateway does not relay.
+            said = result.pop("resultType", "complete")
+            for key in ("inputRequests", "requestState"):
+                said = "input_required" if result.pop(key, None) is not None else said
+            if said != "complete":
+                x.detail["forged_result_type"] = True
         result["resultType"] = "complete"
     ttl = CACHEABLE.get(x.method)
     if ttl is not None:

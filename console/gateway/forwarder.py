@@ -51,8 +51,11 @@ class RawResponse:
 
 
 class Forwarder:
-    def __init__(self, channel: StdioChannel) -> None:
+    def __init__(self, channel: StdioChannel, envelope: dict[str, Any] | None = None) -> None:
         self.channel = channel
+        self.envelope = envelope
+        """What every request carries in ``_meta`` to a server of the 2026-07-28 era
+        (None: the handshake era, whose session says it once)."""
         self.namespace = f"tbxg-{secrets.token_hex(4)}-"
         self._marker = self.namespace.encode("ascii")
         self._id_pattern = re.compile(rb'"id"\s*:\s*"' + re.escape(self._marker) + rb'(\d+)"')
@@ -90,8 +93,13 @@ class Forwarder:
                 self._on_request(line)
             return
         matches = list(self._id_pattern.finditer(line))
-        if not matches and _CANCELLED in line:
-            self._server_cancelled(line)
+        if not matches:
+            if _CANCELLED in line:
+                self._server_cancelled(line)
+            elif b'"notifications/' in line and self._on_notification is not None:
+                # A frame of our own listen stream (2026-07-28): it names our request in
+                # its _meta, not as its id.
+                self._on_notification(line)
             return
         if len(matches) == 1:
             match = matches[0]
@@ -138,15 +146,18 @@ class Forwarder:
         self,
         method: str,
         params: dict[str, Any] | None,
-        timeout: float,
+        timeout: float | None,
         track: Callable[[int], None] | None = None,
     ) -> RawResponse:
-        """Send one request and wait for its response line. ``track`` learns the
-        request's number first, so the caller can cancel it if its agent gives up."""
+        """Send one request and wait for its response line (``timeout`` None: as long as
+        it takes, for a stream the gateway ends itself). ``track`` learns the request's
+        number first, so the caller can cancel it if its agent gives up."""
         number = next(self._counter)
         if track is not None:
             track(number)
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": f"{self.namespace}{number}", "method": method}
+        if self.envelope is not None:
+            params = {**(params or {}), "_meta": {**((params or {}).get("_meta") or {}), **self.envelope}}
         if params is not None:
             message["params"] = params
         future: asyncio.Future[RawResponse] = asyncio.get_running_loop().create_future()

@@ -17,13 +17,14 @@ import json
 import time
 from typing import Any
 
+from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY as SUBSCRIPTION_ID
+
 from console.gateway import jsonrpc as rpc
 from console.gateway.exchange import Exchange, Refused
 from console.gateway.forwarder import UpstreamFailed
 from console.gateway.sessions import AgentSession, SessionStore
 from console.gateway.shared import MAX_SUBSCRIPTIONS, SharedUpstream
 
-SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
 KINDS = {"toolsListChanged": b"notifications/tools/list_changed",
          "promptsListChanged": b"notifications/prompts/list_changed",
          "resourcesListChanged": b"notifications/resources/list_changed"}

@@ -108,6 +108,14 @@ class InputRequests:
         x.detail["input_required"] = sorted(r["method"] for r in requests.values())
         raise InputRequired({"resultType": "input_required", "inputRequests": requests, "requestState": state})
 
+    async def close(self) -> None:
+        """The gateway stops: calls parked for their agents end upstream too (their agents,
+        coming back, would find nothing to resume anyway)."""
+        parked, self._parked = list(self._parked.values()), {}
+        for waiting in parked:
+            waiting.task.cancel()
+        await asyncio.gather(*(waiting.task for waiting in parked), return_exceptions=True)
+
     def _forget(self, state: str, task: asyncio.Task[RawResponse]) -> None:
         """A parked call ended: its agent may still come back for the result a moment."""
         if not task.cancelled():

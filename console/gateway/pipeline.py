@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from console.audit import AuditEvent
 from console.config import GatewaySettings
 from console.gateway import jsonrpc as rpc
-from console.gateway import era2026, validate
+from console.gateway import era2026, upstream_input, validate
 from console.gateway.approvals import Approvals
 from console.gateway.auth import Identity, identify
 from console.gateway.client_requests import AgentAsks
@@ -446,6 +446,7 @@ class Pipeline:
                 session.in_flight[request_id] = (forwarder, number)
 
         name, params = x.upstream
+        params, listener = await self.shared.hear_logs(x, upstream, params)
         progress = self._progress(x, params)
         server_id = x.item.server_id
         # A stateless call has no stream to carry a server's request: it becomes an
@@ -456,14 +457,23 @@ class Pipeline:
             if self.asks.may_ask(server_id) else None
 
         async def call() -> RawResponse:
+            sent = progress or params
             try:
-                return await forwarder.request(name, progress or params, self.call_timeout, track)
+                response = await forwarder.request(name, sent, self.call_timeout, track)
+                if not upstream.modern:
+                    return response
+                return await upstream_input.complete(
+                    x.item.server, response,  # type: ignore[union-attr]
+                    lambda again: forwarder.request(name, {**sent, **again}, self.call_timeout, track),
+                    lambda kind, asked_for: self.asks.ask(server_id, kind, asked_for, asking))
             finally:
                 self.asks.call_ended(server_id, asking)
                 if session is not None:
                     session.in_flight.pop(request_id, None)  # type: ignore[arg-type]
                 if progress is not None:
                     self.relay.close_call(server_id, progress["_meta"]["progressToken"])
+                if listener is not None:
+                    self.relay.unlisten(server_id, listener)
 
         try:
             parkable = asked is not None and asking is not None

@@ -8,7 +8,9 @@ agent by itself; the gateway decides:
   (server, token): a server can only speak about its own calls, and an agent's own
   token is put back only on its own stream. A token nobody holds is dropped (counted).
 - ``notifications/message`` goes to every session of an agent entitled to the server
-  (it may use at least one of its items, now) that set a level, at that level.
+  (it may use at least one of its items, now) that set a level, at that level; and to
+  the stateless requests (2026-07-28) in flight on the server that asked for a level
+  in their ``_meta``, on their own response stream (``LogListener``).
 - ``notifications/resources/updated`` goes to the sessions subscribed to that URI whose
   agent may still read it: grants change live, so entitlement is checked per update.
 
@@ -30,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.audit import AuditEvent
+from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY as SUBSCRIPTION_ID
+
 from console.gateway.jsonrpc import dumps
 from console.gateway.sessions import AgentSession, SessionStore
 from console.gateway.snapshot import Snapshots
@@ -47,6 +51,17 @@ class _Call:
     """A call waiting for progress: the agent's own token and where its events go."""
 
     agent_token: str | int
+    sink: Sink
+
+
+@dataclass(eq=False)
+class LogListener:
+    """A stateless request (2026-07-28) that asked for the server's log messages while it
+    runs (``io.modelcontextprotocol/logLevel``): they go on its own response stream."""
+
+    agent_id: str
+    endpoint: str | None
+    level: str
     sink: Sink
 
 
@@ -70,6 +85,8 @@ class Relay:
         self._numbers = itertools.count(1)
         self._calls: dict[tuple[str, str], _Call] = {}
         self._subscribers: dict[tuple[str, str], set[AgentSession]] = {}
+        self._listeners: dict[str, set[LogListener]] = {}
+        """Server id -> the stateless requests in flight there that asked for its logs."""
         self._budget: dict[str, tuple[int, int]] = {}
         """Server id -> (second, messages relayed in it)."""
         self.counts: Counter[str] = Counter()
@@ -86,6 +103,21 @@ class Relay:
 
     def close_call(self, server_id: str, token: str) -> None:
         self._calls.pop((server_id, token), None)
+
+    # -- log messages of stateless requests ---------------------------------------------
+
+    def listen(self, server_id: str, listener: LogListener) -> None:
+        self._listeners.setdefault(server_id, set()).add(listener)
+
+    def unlisten(self, server_id: str, listener: LogListener) -> None:
+        listeners = self._listeners.get(server_id)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self._listeners[server_id]
+
+    def listening(self, server_id: str) -> list[LogListener]:
+        return list(self._listeners.get(server_id, ()))
 
     # -- subscriptions -----------------------------------------------------------------
 
@@ -160,19 +192,21 @@ class Relay:
         entitled: dict[str, bool] = {}
         aggregate: bytes | None = None
         delivered = 0
-        for session in self.sessions:
-            level = session.log_level
-            if level is None or rank < severity(level) or session.endpoint not in (None, name):
+        hearers: list[AgentSession | LogListener] = [*self.sessions, *self._listeners.get(server_id, ())]
+        for hearer in hearers:
+            level = hearer.log_level if isinstance(hearer, AgentSession) else hearer.level
+            if level is None or rank < severity(level) or hearer.endpoint not in (None, name):
                 continue
-            agent = session.agent_id
+            agent = hearer.agent_id
             if agent not in entitled:
                 entitled[agent] = uses_server(self.snapshots, agent, server_id, now)
             if not entitled[agent]:
                 continue
-            if session.endpoint is None:
+            if hearer.endpoint is None:
                 # On /mcp several servers log into one stream: the logger says whose it is.
                 aggregate = aggregate or _logged_by(name or "?", params)
-            session.notify(line if session.endpoint else aggregate)  # type: ignore[arg-type]
+            said = line if hearer.endpoint else aggregate
+            hearer.notify(said) if isinstance(hearer, AgentSession) else hearer.sink(said)  # type: ignore[arg-type]
             delivered += 1
         self.counts["message.relayed" if delivered else "message.unheard"] += 1
 
@@ -183,6 +217,12 @@ class Relay:
         if not subscribers:
             self.counts["updated.unknown"] += 1
             return
+        meta = params.get("_meta") if params else None
+        if isinstance(meta, dict) and SUBSCRIPTION_ID in meta:
+            # From the gateway's own listen stream with a server of the 2026-07-28 era:
+            # its id is the gateway's business (an agent's listen stream gets its own).
+            line = dumps({"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {
+                **params, "_meta": {k: v for k, v in meta.items() if k != SUBSCRIPTION_ID}}})  # type: ignore[dict-item]
         surface = self.snapshots.current.surface
         now = time.time()
         for session in list(subscribers):

@@ -303,6 +303,7 @@ class Gateway:
                     await task
             self.approvals.close("the gateway stopped")
             self._end_sessions("gateway stopped")
+            await self.pipeline.input_requests.close()
             await self.upstreams.close()
             if self.url:
                 with contextlib.suppress(Exception):  # a failing flush leaves records pending for __aexit__

@@ -22,7 +22,9 @@ from typing import Any
 from console.gateway import jsonrpc as rpc
 from console.gateway.exchange import Exchange, Refused
 from console.gateway.forwarder import UpstreamFailed
-from console.gateway.relay import LEVELS, Relay, severity, uses_server
+from mcp_types import LOG_LEVEL_META_KEY
+
+from console.gateway.relay import LEVELS, LogListener, Relay, severity, uses_server
 from console.gateway.sessions import SessionStore
 from console.gateway.snapshot import Snapshots
 from console.gateway.upstreams import Upstream, Upstreams
@@ -77,7 +79,8 @@ class SharedUpstream:
         return {}
 
     def wanted(self, server_id: str, now: float) -> str:
-        """The most verbose level a session entitled to the server asked for."""
+        """The most verbose level a session entitled to the server (or a stateless request
+        in flight there) asked for."""
         name = self.snapshots.current.surface.server_names.get(server_id)
         rank = severity(QUIETEST)
         for session in self.sessions:
@@ -85,7 +88,36 @@ class SharedUpstream:
                     and severity(session.log_level) < rank \
                     and uses_server(self.snapshots, session.agent_id, server_id, now):
                 rank = severity(session.log_level)
+        for listener in self.relay.listening(server_id):
+            rank = min(rank, severity(listener.level))
         return LEVELS[rank]
+
+    async def hear_logs(self, x: Exchange, upstream: Upstream,
+                        params: dict[str, Any]) -> tuple[dict[str, Any], LogListener | None]:
+        """The call's params, and its listener, for the log messages its agent asked for.
+
+        A stateless request asks in its own ``_meta`` and hears them on its response
+        stream while it runs; a session asked with ``logging/setLevel``. A server of the
+        handshake era is set to the most verbose level anyone wants; one of the new era
+        logs per request, so the level goes along with the call.
+        """
+        level = _requested_level(x)
+        if level is None:
+            return params, None
+        assert x.item is not None and x.identity is not None
+        listener = None
+        if x.session is None and x.events is not None:
+            listener = LogListener(x.identity.agent_id, x.endpoint, level, x.events)
+            self.relay.listen(x.item.server_id, listener)
+            x.detail["log_level"] = level
+        if upstream.modern:
+            return {**params, "_meta": {**(params.get("_meta") or {}), LOG_LEVEL_META_KEY: level}}, listener
+        if listener is not None:
+            try:
+                await self._settle(x.item.server_id, time.time())
+            except (UpstreamFailed, Refused) as exc:  # the call goes on; it may hear less
+                x.detail["log_level_failed"] = str(exc)[:200]
+        return params, listener
 
     async def _settle(self, server_id: str, now: float) -> str | None:
         """Set the server's level to what its sessions want, if it differs; the level now."""
@@ -111,7 +143,7 @@ class SharedUpstream:
         if self.relay.subscribe(x.item.server_id, uri, x.session):
             try:
                 upstream = await self.upstreams.ready(x.item.server_id)
-                await self._ask(upstream, "resources/subscribe", {"uri": uri})
+                await self._hold(upstream, uri)
             except (UpstreamFailed, Refused):
                 self.relay.unsubscribe(x.item.server_id, uri, x.session)
                 raise
@@ -141,7 +173,7 @@ class SharedUpstream:
             upstream = self.upstreams.live(key[0])
             if upstream is not None and upstream.verified.is_set() and self._subscribed_on.get(key) is not upstream:
                 try:
-                    await self._ask(upstream, "resources/subscribe", {"uri": key[1]})
+                    await self._hold(upstream, key[1])
                     self._subscribed_on[key] = upstream
                 except (UpstreamFailed, Refused) as exc:
                     log.warning("subscribing %s to %s again failed: %s", key[0], key[1], exc)
@@ -158,11 +190,24 @@ class SharedUpstream:
     async def _leave(self, server_id: str, uri: str) -> None:
         self._subscribed_on.pop((server_id, uri), None)
         upstream = self.upstreams.live(server_id)
-        if upstream is not None:
+        if upstream is not None and upstream.listen is not None:
+            upstream.listen.want(self._held(server_id))
+        elif upstream is not None:
             try:
                 await self._ask(upstream, "resources/unsubscribe", {"uri": uri})
             except (UpstreamFailed, Refused) as exc:  # the agent is done with it either way
                 log.info("unsubscribing %s from %s failed: %s", server_id, uri, exc)
+
+    async def _hold(self, upstream: Upstream, uri: str) -> None:
+        """Subscribe the server to the URI: a request of its own in the handshake era; in
+        the 2026-07-28 era, the gateway's listen stream with it asks for it too."""
+        if upstream.listen is not None:
+            upstream.listen.want(self._held(upstream.server_id))
+        else:
+            await self._ask(upstream, "resources/subscribe", {"uri": uri})
+
+    def _held(self, server_id: str) -> set[str]:
+        return {uri for held_by, uri in self.relay.subscriptions() if held_by == server_id}
 
     async def _ask(self, upstream: Upstream, method: str, params: dict[str, Any]) -> None:
         response = await upstream.forwarder.request(method, params, self.timeout)
@@ -170,3 +215,15 @@ class SharedUpstream:
         if isinstance(error, dict):
             raise Refused(f"the server refused {method}: {str(error.get('message'))[:200]}",
                           code=rpc.SERVER_UNAVAILABLE, reason="upstream-refused", decision="error")
+
+
+def _requested_level(x: Exchange) -> str | None:
+    """The level the request's agent wants log messages at (None: it wants none)."""
+    if x.session is not None:
+        return x.session.log_level
+    meta = x.params.get("_meta")
+    level = meta.get(LOG_LEVEL_META_KEY) if isinstance(meta, dict) else None
+    if level is not None and level not in LEVELS:
+        raise Refused(f"_meta[{LOG_LEVEL_META_KEY!r}] must be one of {', '.join(LEVELS)}",
+                      code=rpc.INVALID_PARAMS, status=400, reason="invalid-log-level")
+    return level

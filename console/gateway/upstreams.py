@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from console.gateway.forwarder import Forwarder, UpstreamFailed
+from console.gateway.upstream_listen import UpstreamListen
 from console.runtime.session import ServerUnavailable, Session
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,22 @@ class Upstream:
     task: asyncio.Task[None] | None = None
     log_level: str | None = None
     """The level the gateway last set on this session (None: the server's default)."""
+    listen: UpstreamListen | None = None
+    """The listen stream kept open with a server of the 2026-07-28 era (``upstream_listen``)."""
+
+    @property
+    def modern(self) -> bool:
+        """The server speaks only the 2026-07-28 era: log levels and input go per request."""
+        return self.session.modern
+
+    @property
+    def logs(self) -> bool:
+        return self.session.client.server_capabilities.logging is not None
 
     @property
     def can_log(self) -> bool:
-        return self.session.client.server_capabilities.logging is not None
+        """Whether ``logging/setLevel`` sets what the server logs (the handshake era's way)."""
+        return self.logs and not self.modern
 
     @property
     def can_subscribe(self) -> bool:
@@ -81,12 +94,18 @@ class Upstreams:
         old = self._entries.pop(server_id, None)
         if old is not None and old.task is not None:
             old.task.cancel()
+        if old is not None and old.listen is not None:
+            asyncio.get_running_loop().create_task(old.listen.close())
         if session is None:
             return
-        upstream = Upstream(server_id, session, Forwarder(session.channel))
+        envelope = session.envelope() if session.modern else None
+        upstream = Upstream(server_id, session, Forwarder(session.channel, envelope))
         upstream.forwarder.on_notification(lambda line: self._notified(upstream, line))
         upstream.forwarder.on_request(lambda line: self._requested(upstream, line))
         self._entries[server_id] = upstream
+        if session.modern:
+            upstream.listen = UpstreamListen(upstream.forwarder, server_id)
+            upstream.listen.start()
         self._start_verification(upstream)
 
     def _notified(self, upstream: Upstream, line: bytes) -> None:
@@ -157,6 +176,8 @@ class Upstreams:
 
     async def close(self) -> None:
         for upstream in list(self._entries.values()):
+            if upstream.listen is not None:
+                await upstream.listen.close()
             if upstream.task is not None:
                 upstream.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -15,6 +15,9 @@ import anyio
 import mcp_types as types
 from mcp import Client
 from mcp.shared.exceptions import MCPError
+from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
+from mcp_types.jsonrpc import UNSUPPORTED_PROTOCOL_VERSION
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from console import __version__
 from console.errors import TbxError
@@ -94,12 +97,36 @@ async def _paginate(fetch: Callable[[str | None], Awaitable[Any]], attr: str, li
     return items
 
 
+def declared_capabilities(asks: Collection[str]) -> dict[str, Any]:
+    """What a client that answers ``asks`` declares (as the SDK declares for its callbacks)."""
+    capabilities = types.ClientCapabilities(
+        sampling=types.SamplingCapability() if "sampling" in asks else None,
+        elicitation=types.ElicitationCapability(form=types.FormElicitationCapability(),
+                                                url=types.UrlElicitationCapability())
+        if "elicitation" in asks else None,
+        roots=types.RootsCapability(list_changed=True) if "roots" in asks else None,
+    )
+    return _dump(capabilities)
+
+
 @dataclass
 class Session:
     channel: StdioChannel
     client: Client
     asks: frozenset[str] = frozenset()
     """The server-to-client requests this session declared (``mcp_session``)."""
+
+    @property
+    def modern(self) -> bool:
+        """The server speaks only the 2026-07-28 era: every request carries ``envelope()``."""
+        return self.client.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+    def envelope(self) -> dict[str, Any]:
+        """The ``_meta`` a request of the modern era carries: who asks, in which version,
+        able to answer what (the same as the SDK stamps on its own requests)."""
+        return {PROTOCOL_VERSION_META_KEY: self.client.protocol_version,
+                CLIENT_INFO_META_KEY: _dump(CLIENT_INFO),
+                CLIENT_CAPABILITIES_META_KEY: declared_capabilities(self.asks)}
 
     async def discover(self) -> Discovery:
         caps = self.client.server_capabilities
@@ -130,6 +157,10 @@ class Session:
         return found
 
     async def ping(self) -> None:
+        if self.modern:
+            # The 2026 era has no ping: the one request every server answers is discover.
+            await self.client.session.send_discover(self.client.protocol_version)
+            return
         with warnings.catch_warnings():
             # Removed in the 2026 protocol, but the handshake-era servers we run answer it.
             warnings.simplefilter("ignore")
@@ -253,8 +284,8 @@ async def mcp_session(
         guard = asyncio.create_task(watchdog())
         try:
             tapped = _Tapped(channel, capture) if capture is not None else channel
-            async with Client(channel_transport(tapped), mode="legacy", client_info=CLIENT_INFO,  # type: ignore[arg-type]
-                              **ask_callbacks(asks, ask)) as client:
+            async with contextlib.AsyncExitStack() as stack:
+                client = await _connect(stack, tapped, asks, ask)
                 entered = True
                 guard.cancel()
                 yield Session(channel, client, frozenset(asks))
@@ -274,6 +305,37 @@ async def mcp_session(
             ) from None
         finally:
             guard.cancel()
+
+
+async def _connect(stack: contextlib.AsyncExitStack, channel: Any, asks: Collection[str], ask: Ask | None) -> Client:
+    """The handshake era first, the 2026-07-28 era for a server that speaks only that.
+
+    Not the SDK's ``mode="auto"`` (discover first): a server that speaks both eras would
+    then serve the gateway in the new one, and the gateway relays what a server says
+    and asks to the agents behind it best over a session of the handshake era (its
+    logging, subscriptions and requests are addressed to a session; the new era's are
+    per request). A server of the new era only answers ``initialize`` with -32022 and
+    stays in its era on the same stream, so the second attempt discovers it there.
+    """
+    options: dict[str, Any] = {"client_info": CLIENT_INFO, **ask_callbacks(asks, ask)}
+    try:
+        return await stack.enter_async_context(Client(channel_transport(channel), mode="legacy", **options))
+    except Exception as exc:  # noqa: BLE001 - anything but the new era's refusal is raised again
+        if not _modern_only(exc):
+            raise
+    return await stack.enter_async_context(Client(channel_transport(channel), mode="auto", **options))
+
+
+def _modern_only(exc: BaseException) -> bool:
+    """The refusal of ``initialize`` by a server of the 2026-07-28 era alone (-32022 naming
+    only versions of that era); the SDK may hand it over inside a task group's exceptions."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_modern_only(inner) for inner in exc.exceptions)
+    if not isinstance(exc, MCPError) or exc.code != UNSUPPORTED_PROTOCOL_VERSION:
+        return False
+    data = exc.error.data
+    supported = data.get("supported") if isinstance(data, dict) else None
+    return isinstance(supported, list) and any(version in MODERN_PROTOCOL_VERSIONS for version in supported)
 
 
 def _describe(exc: BaseException) -> str:

@@ -72,7 +72,7 @@ class Stack:
     def tools_file(self, name: str) -> Path:
         return self.root / "shapes" / name / "tools.json"
 
-    def add_shapeshifter(self, name: str, tools: list[dict], *, secrets: dict[str, str] | None = None,
+    def add_shapeshifter(self, name: str, tools: list[dict] | dict, *, secrets: dict[str, str] | None = None,
                          approve_all: bool = True) -> None:
         """Our own test server, its tool list in a file we can rewrite."""
         folder = writable(self.root / "shapes" / name)

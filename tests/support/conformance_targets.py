@@ -1,11 +1,12 @@
 """What the conformance suite runs against: each server directly, and the same server
 through the gateway's per-server and aggregate endpoints, as an agent granted all of it.
 
-Two servers, each in the container image tbx builds for it:
+Two servers, each in the container image tbx builds for it (the reference server twice):
 
 - ``everything``: npm ``@modelcontextprotocol/server-everything`` from the catalog;
 - ``conformance``: the suite's reference server as the Python SDK runs it in its own CI
-  (``tests/fixtures/servers/conformance``), built with the mcp SDK this project uses.
+  (``tests/fixtures/servers/conformance``), built with the mcp SDK this project uses;
+  and again as ``conformance26``, speaking only the 2026-07-28 era on its stdio.
 
 Directly, a server serves Streamable HTTP itself from its container on the host's network
 (the engine here has no bridge to publish ports through), bound to loopback where it lets
@@ -51,6 +52,9 @@ class Target:
     server: str
     """Its name in the toolbox (and the catalog entry it comes from)."""
     http_env: tuple[tuple[str, str], ...] = ()
+    stdio: str = "stdio"
+    """How the reference server speaks behind the gateway: ``stdio`` (both eras, the
+    gateway keeps the handshake era with it) or ``stdio-2026`` (that era only)."""
 
     def entry(self, paths: Paths) -> CatalogEntry:
         if self.server == "everything":
@@ -59,11 +63,11 @@ class Target:
             "id": "conformance", "title": "MCP conformance reference server (test server)",
             # The SDK the tests' agents use, so both ends of a run speak the same release.
             "source": Source(package=PackageSource(kind="pypi", package="mcp", version=version("mcp"))),
-            "command": ["python3", "/ref/serve.py", "stdio"], "env": [], "mounts": [], "secrets": [],
+            "command": ["python3", "/ref/serve.py", self.stdio], "env": [], "mounts": [], "secrets": [],
         })
 
     def mounts(self) -> list[Mount]:
-        return [Mount(source=str(REFERENCE), target="/ref", read_only=True)] if self.server == "conformance" else []
+        return [] if self.server == "everything" else [Mount(source=str(REFERENCE), target="/ref", read_only=True)]
 
     def http_command(self, port: int) -> list[str]:
         if self.server == "everything":
@@ -76,6 +80,9 @@ TARGETS = (
     # Node 18 has it behind this flag (its stdio transport, the gateway's, does not use it).
     Target("everything", (("NODE_OPTIONS", "--experimental-global-webcrypto"),)),
     Target("conformance"),
+    # The same server speaking only 2026-07-28 behind the gateway; directly, its HTTP
+    # endpoint serves both eras as the reference does (and so is measured once, cached).
+    Target("conformance26", stdio="stdio-2026"),
 )
 
 
