@@ -42,3 +42,30 @@ def test_the_grants_view_names_it_on_the_server_row(seeded: Backend) -> None:
     labels = {row.server: row_label(row, "local") for row in grid.rows if row.kind is Kind.SERVER}
     assert labels[server.name] == (f"{server.name}/*", "all items · may ask elicitation")
     assert all(tag == "all items" for name, (_label, tag) in labels.items() if name != server.name)
+
+
+async def test_the_config_tab_says_which_protocol_era_the_server_speaks(seeded: Backend) -> None:
+    """Pressed as a user does: 2 for Servers, ] to the Config tab. A server discovered in
+    the 2026-07-28 era says so; one never discovered says that."""
+    from console.services.tools import DISCOVERY_META
+    from tests.tui.test_servers_screen import open_servers, screen_text, select
+
+    ws = seeded.workspace
+    first, second = ws.repos.servers.in_toolbox(ws.repos.toolboxes.require("local").id)[:2]
+    with ws.change() as change:
+        change.repos.meta.set(DISCOVERY_META + first.id, {
+            "protocol_version": "2026-07-28", "server_info": {"name": "mcp-conformance-test-server", "version": "1.0"}})
+        change.repos.meta.delete(DISCOVERY_META + second.id)
+    app = still_app(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_servers(pilot)
+        select(screen, first.name)
+        for _ in range(3):
+            await pilot.press("right_square_bracket")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "speaks   MCP 2026-07-28 only (each request carries its envelope; no session) · " \
+               "mcp-conformance-test-server 1.0" in shown, shown
+        select(screen, second.name)
+        await pilot.pause()
+        assert "speaks   not discovered yet" in screen_text(app)

@@ -16,6 +16,9 @@ from textual.containers import Vertical, VerticalScroll
 from console.tui.widgets.tabs import SteppedTabs
 from textual.widgets import Static, TabbedContent, TabPane
 
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from console.services.tools import DISCOVERY_META
 from console.tui.widgets.connection_format import connection_label
 from console.tui.widgets.server_log import ServerLog
 from console.tui.widgets.server_stats import ServerStats
@@ -36,6 +39,7 @@ def config_table(app: App, server: ServerInstance) -> Table:
     grid.add_row("catalog", server.catalog_id or muted(app, "imported (own spec)"))
     grid.add_row("command", Text(" ".join(spec.get("command", [])) or "-"))
     grid.add_row("network", "none (stdio only)" if server.network == "none" else "egress (can reach the internet)")
+    grid.add_row("speaks", speaks(app, server))
     grid.add_row("may ask", Text(f"{', '.join(server.may_ask)} (of the agent whose call it serves)")
                  if server.may_ask else muted(app, "nothing of agents (tbx server allow … sampling|elicitation|roots)"))
     limits = server.limits
@@ -62,6 +66,22 @@ def config_table(app: App, server: ServerInstance) -> Table:
         grid.add_row("OAuth", Text(f"{oauth.get('provider')} ({', '.join(oauth.get('scopes', []))}) · {bound}"))
     grid.add_row("wanted", server.desired_state.value)
     return grid
+
+
+def speaks(app: App, server: ServerInstance) -> Text:
+    """The protocol the server spoke when last discovered, and who it says it is."""
+    backend = getattr(app, "backend", None)
+    found = backend.workspace.repos.meta.get(DISCOVERY_META + server.id) if backend is not None else None
+    version = (found or {}).get("protocol_version")
+    if not version:
+        return muted(app, "not discovered yet")
+    info = (found or {}).get("server_info") or {}
+    said = Text(f"MCP {version}")
+    if version in MODERN_PROTOCOL_VERSIONS:
+        said.append(" only (each request carries its envelope; no session)", style="dim")
+    if info.get("name"):
+        said.append(f" · {info['name']} {info.get('version', '')}".rstrip())
+    return said
 
 
 def tools_table(app: App, tools: Sequence[ToolDef]) -> Table | Text:
