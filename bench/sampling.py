@@ -100,6 +100,9 @@ async def timed(client: Client, name: str, arguments: dict, count: int) -> list[
 
 
 class Bench:
+    servers = ("local/everything", "direct/everything")
+    """Removed when done (their containers too)."""
+
     def __init__(self) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="tbx-bench-sampling-"))
         self.env = {**os.environ, "TBX_HOME": str(self.home), "TBX_PASSPHRASE": PASSPHRASE,
@@ -168,7 +171,7 @@ class Bench:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(15)
-        for server in ("local/everything", "direct/everything"):
+        for server in self.servers:
             subprocess.run([sys.executable, "-m", "console", "server", "remove", server, "--yes"], cwd=REPO,
                            env=self.env, capture_output=True, timeout=120)
         shutil.rmtree(self.home, ignore_errors=True)
