@@ -40,9 +40,13 @@ def register(cli: click.Group) -> None:
     @pass_state
     def list_(state: CliState, toolbox: str | None, as_json: bool) -> None:
         """The calls waiting for a decision, oldest first."""
-        held = [call for gateway in gateways(state.workspace(), toolbox) for call in gateway.pending()[1]]
+        found = gateways(state.workspace(), toolbox)
+        held = [call for gateway in found for call in gateway.pending()[1]]
         if as_json:
             emit_json(held)
+            return
+        if not found:
+            click.echo("no gateway is running here, so no call is waiting ('tbx gateway serve' starts one)")
             return
         print_table(["ID", "AGENT", "CALL", "WAITING", "SHA256"],
                     [(c["id"], c["agent"], c["target"], f"{c['waited']:.0f}s", c["sha256"][:12]) for c in held],
