@@ -265,8 +265,11 @@ class _Events:
         self._queue: deque[bytes] = deque(maxlen=self.LIMIT)
         self._pump: asyncio.Task[None] | None = None
         self.started = False
+        self.finished = False
 
     def __call__(self, message: bytes) -> None:
+        if self.finished:
+            return  # about a call that outlived this response (it waits for input): not ours to say
         self._queue.append(message)
         if self._pump is None or self._pump.done():
             self._pump = asyncio.get_running_loop().create_task(self._drain())
@@ -282,6 +285,7 @@ class _Events:
             await self._send({"type": "http.response.body", "body": _event(message), "more_body": True})
 
     async def finish(self, reply: Reply) -> None:
+        self.finished = True
         if self._pump is not None:
             with contextlib.suppress(Exception):
                 await self._pump

@@ -32,6 +32,19 @@ from console.gateway.sessions import AgentSession
 Answer = Callable[[AgentSession, dict[str, Any], int], str | None]
 
 
+class FollowingSink:
+    """Where a stateless call's progress and log messages go: the response stream of the
+    request that waits for the call now. A call parked for its agent's input outlives the
+    request that started it; the agent's retry takes its messages over from then on."""
+
+    def __init__(self, target: Callable[[bytes], None] | None) -> None:
+        self.target = target
+
+    def __call__(self, message: bytes) -> None:
+        if self.target is not None:
+            self.target(message)
+
+
 class InputRequired(Exception):
     """The call waits for the agent: ``result`` is the input-required result to send."""
 
@@ -47,6 +60,7 @@ class _Parked:
     session: AgentSession
     task: asyncio.Task[RawResponse]
     asked: asyncio.Queue[bytes]
+    events: Callable[[bytes], None] | None
 
 
 class InputRequests:
@@ -57,7 +71,7 @@ class InputRequests:
     async def call(self, x: Exchange, session: AgentSession, asked: asyncio.Queue[bytes],
                    upstream: Awaitable[RawResponse]) -> RawResponse:
         task = asyncio.ensure_future(upstream)
-        parked = _Parked(x.identity.agent_id, _key(x), session, task, asked)  # type: ignore[union-attr]
+        parked = _Parked(x.identity.agent_id, _key(x), session, task, asked, x.events)  # type: ignore[union-attr]
         return await self._wait(x, parked)
 
     async def resume(self, x: Exchange, answer: Answer) -> RawResponse:
@@ -72,6 +86,8 @@ class InputRequests:
             raise Refused("requestState names no call of this agent waiting for input; call again without it",
                           code=rpc.INVALID_PARAMS, reason="unknown-request-state")
         del self._parked[state]
+        if isinstance(parked.events, FollowingSink):
+            parked.events.target = x.events
         if responses is not None:
             for request_id, response in responses.items():
                 message = {"jsonrpc": "2.0", "id": request_id, "result": response}

@@ -38,7 +38,7 @@ from console.gateway.forwarder import Cancelled, RawResponse, UpstreamFailed
 from console.gateway.methods import METHODS, UNKNOWN, Denied, Method, initialize_result, negotiate
 from console.gateway.methods import SUPPORTED_VERSIONS
 from console.gateway.listen import Listener
-from console.gateway.mrtr import InputRequests, InputRequired
+from console.gateway.mrtr import FollowingSink, InputRequests, InputRequired
 from console.gateway.relay import Relay
 from console.gateway.sessions import AgentSession, SessionStore
 from console.gateway.shared import SharedUpstream
@@ -446,6 +446,8 @@ class Pipeline:
                 session.in_flight[request_id] = (forwarder, number)
 
         name, params = x.upstream
+        if session is None and x.events is not None:
+            x.events = FollowingSink(x.events)  # the call may outlive this request (``mrtr``)
         params, listener = await self.shared.hear_logs(x, upstream, params)
         progress = self._progress(x, params)
         server_id = x.item.server_id

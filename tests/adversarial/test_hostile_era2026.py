@@ -227,3 +227,31 @@ def test_a_request_state_is_its_agents_and_its_calls_alone(stack: Stack, asker: 
     done = stateless(url, token, "tools/call", retry, meta=meta)
     assert done.status_code == 200, done.text
     assert done.json()["result"]["resultType"] == "complete" and "sampled" in done.text
+
+
+def test_progress_after_an_input_required_result_follows_the_agents_retry(stack: Stack) -> None:
+    """A stateless call answered with an input-required result keeps running upstream; the
+    progress its server reports after that goes on the stream of the agent's retry (the
+    first response is over: nothing may be written to it), and the retry gets the result."""
+    from tests.adversarial.test_hostile_asks import sampling, shapeshifter
+    from tests.adversarial.test_hostile_notifications import events_of, progress
+
+    server = shapeshifter(stack, "slow26", "sampling")
+    _agent, token = stack.agent("local", f"local/{server}")
+    url = f"{stack.url}/servers/{server}/mcp"
+    meta = {**envelope(), "io.modelcontextprotocol/clientCapabilities": {"sampling": {}}, "progressToken": "mine"}
+    lines = [sampling("s-1"), {"$sleep": 1.5}, progress("$TOKEN", 7)]
+    call = {"name": "say", "arguments": {"lines": lines, "wait": 0.3}}
+    first = stateless(url, token, "tools/call", call, meta=meta)
+    result = [e for e in events_of(first) if "result" in e][-1]["result"] if first.headers["content-type"] \
+        .startswith("text/event-stream") else first.json()["result"]
+    assert result["resultType"] == "input_required"
+    [key] = result["inputRequests"]
+    answer = {key: {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"}}
+    retry = stateless(url, token, "tools/call", {**call, "inputResponses": answer,
+                                                 "requestState": result["requestState"]}, meta=meta)
+    assert retry.status_code == 200 and retry.headers["content-type"].startswith("text/event-stream"), retry.text
+    events = events_of(retry)
+    assert [e["params"] for e in events if e.get("method") == "notifications/progress"] == [
+        {"progressToken": "mine", "progress": 7}]
+    assert events[-1]["result"]["resultType"] == "complete" and "said" in json.dumps(events[-1])
