@@ -177,16 +177,20 @@ class Bench:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def main() -> None:
-    bench = Bench()
+def measure(bench: Bench, calls: int, rounds: int = ROUNDS, warm: int = 20) -> None:
+    """Set up, warm every path, time ``rounds`` alternating rounds, report, clean up."""
     try:
         bench.setup()
-        asyncio.run(bench.round(20, record=False))  # warm both paths
-        for _ in range(ROUNDS):
-            asyncio.run(bench.round(CALLS, record=True))
+        asyncio.run(bench.round(warm, record=False))
+        for _ in range(rounds):
+            asyncio.run(bench.round(calls, record=True))
         bench.report()
     finally:
         bench.close()
+
+
+def main() -> None:
+    measure(Bench(), CALLS)
 
 
 if __name__ == "__main__":

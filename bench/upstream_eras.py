@@ -21,7 +21,6 @@ Run: .venv/bin/python bench/upstream_eras.py   (needs the test environment)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -31,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.gateway import pct  # noqa: E402
-from bench.sampling import Bench, at_once, timed  # noqa: E402
+from bench.sampling import Bench, at_once, measure, timed  # noqa: E402
 
 import httpx2  # noqa: E402
 from mcp import Client  # noqa: E402
@@ -133,16 +132,9 @@ class Eras(Bench):
             print(f"{kind}: new-era server / handshake-era server through the gateway, p50: {new / old:.2f}x; "
                   f"new-era server through the gateway / direct: {new / direct:.2f}x")
 
+
 def main() -> None:
-    bench = Eras()
-    try:
-        bench.setup()
-        asyncio.run(bench.round(10, record=False))  # warm every path
-        for _ in range(ROUNDS):
-            asyncio.run(bench.round(CALLS, record=True))
-        bench.report()
-    finally:
-        bench.close()
+    measure(Eras(), CALLS, ROUNDS, warm=10)
 
 
 if __name__ == "__main__":
