@@ -296,3 +296,13 @@ class AuditWriter:
         if self._head == head:
             self._head = None
         return True
+
+
+def counted(counts: Counter[str], actor: str, action: str, decision: str) -> AuditEvent | None:
+    """One record for what was counted instead of recorded one by one (floods, strays),
+    and the count starts again; None when nothing was counted."""
+    if not counts:
+        return None
+    tally = dict(counts)
+    counts.clear()
+    return AuditEvent(actor, action, "gateway", decision, None, {"counts": tally, "total": sum(tally.values())})

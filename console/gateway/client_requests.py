@@ -36,6 +36,7 @@ import mcp_types as types
 
 from console.audit import AuditEvent
 from console.gateway import jsonrpc as rpc
+from console.gateway.audit_writer import counted
 from console.gateway.relay import uses_server
 from console.gateway.sessions import AgentSession
 from console.gateway.snapshot import Snapshots
@@ -279,11 +280,7 @@ class AgentAsks:
 
     def summary(self) -> AuditEvent | None:
         """One record for what was counted instead of recorded, if anything."""
-        if not self.counts:
-            return None
-        counts, self.counts = dict(self.counts), Counter()
-        return AuditEvent("gateway", "server.asks.counted", "gateway", "deny", None,
-                          {"counts": counts, "total": sum(counts.values())})
+        return counted(self.counts, "gateway", "server.asks.counted", "deny")
 
 
 def _refused(message: str, reason: str, code: int = types.INVALID_REQUEST) -> AskRefused:

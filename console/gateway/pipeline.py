@@ -31,6 +31,7 @@ from console.config import GatewaySettings
 from console.gateway import jsonrpc as rpc
 from console.gateway import era2026, upstream_input, validate
 from console.gateway.approvals import Approvals
+from console.gateway.audit_writer import counted
 from console.gateway.auth import Identity, identify
 from console.gateway.client_requests import AgentAsks
 from console.gateway.exchange import Exchange, Refused, Reply
@@ -589,11 +590,7 @@ class Pipeline:
 
     def summarise_refusals(self) -> AuditEvent | None:
         """One record for the unauthenticated refusals since the last call, if any."""
-        if not self.unauthenticated:
-            return None
-        counts, self.unauthenticated = dict(self.unauthenticated), Counter()
-        return AuditEvent("anonymous", "http.refused", "gateway", "deny", None,
-                          {"counts": counts, "total": sum(counts.values())})
+        return counted(self.unauthenticated, "anonymous", "http.refused", "deny")
 
 
 def _shown(value: Any) -> str:

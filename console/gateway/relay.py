@@ -34,6 +34,7 @@ from typing import Any
 from console.audit import AuditEvent
 from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY as SUBSCRIPTION_ID
 
+from console.gateway.audit_writer import counted
 from console.gateway.jsonrpc import dumps
 from console.gateway.sessions import AgentSession, SessionStore
 from console.gateway.snapshot import Snapshots
@@ -252,9 +253,7 @@ class Relay:
         if not self.counts or now - self._summarised < every:
             return None
         self._summarised = now
-        counts, self.counts = dict(self.counts), Counter()
-        return AuditEvent("gateway", "notifications.relayed", "gateway", "ok", None,
-                          {"counts": counts, "total": sum(counts.values())})
+        return counted(self.counts, "gateway", "notifications.relayed", "ok")
 
 
 def _logged_by(server: str, params: dict[str, Any]) -> bytes:
