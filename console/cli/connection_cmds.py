@@ -132,12 +132,12 @@ def register(cli: click.Group) -> None:
         """Sign in again for a connection that needs consent."""
         from console.services import connections as svc
 
-        from console.services.connection_upkeep import recreate_bound
+        from console.services.connection_upkeep import renew_bound
 
         ws = state.workspace()
         done = svc.reconnect(ws, connection_ref, _sign_in(device, no_browser))
         click.echo(f"reconnected {done.provider}/{done.account}")
-        for label in recreate_bound(ws, done.id, lambda line: click.echo(f"  {line}", err=True)):
+        for label in renew_bound(ws, done.id, lambda line: click.echo(f"  {line}", err=True)):
             click.echo(f"server {label} has the new token")
 
     @connection.command("list")
@@ -164,13 +164,13 @@ def register(cli: click.Group) -> None:
     @click.argument("connection_ref", metavar="ID")
     @pass_state
     def refresh(state: CliState, connection_ref: str) -> None:
-        """Refresh the token now; servers using it get a new container with it."""
+        """Refresh the token now; servers using it are handed it (no new container)."""
         from console.services import connections as svc
 
-        from console.services.connection_upkeep import refresh_and_recreate
+        from console.services.connection_upkeep import refresh_and_renew
 
         ws = state.workspace()
-        recreated = refresh_and_recreate(ws, connection_ref, lambda line: click.echo(f"  {line}", err=True))
+        recreated = refresh_and_renew(ws, connection_ref, lambda line: click.echo(f"  {line}", err=True))
         done = svc.describe(svc.resolve(ws, connection_ref))
         click.echo(f"refreshed {done['provider']}/{done['account']}; expires in {_left(done['expires_in_seconds'])}")
         for label in recreated:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -207,6 +209,33 @@ class Engine:
             return
         except APIError as exc:
             raise ContainerError(f"removing container {container_id[:12]} failed: {_short(exc)}") from None
+
+    def replace_file(self, container_id: str, path: str, text: str) -> None:
+        """Write ``text`` to ``path`` in the running container (its tmpfs), mode 600, by
+        renaming a new file over the old: a server that re-reads it never sees half of
+        one. The text goes over the exec's stdin; the exec's Cmd names only the path."""
+        script = 'umask 077 && cat > "$1.tbx-new" && mv -f "$1.tbx-new" "$1"'
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(container_id, ["/bin/sh", "-c", script, "tbx-file", path],
+                                      stdin=True, stdout=False, stderr=True)["Id"]
+            stream = api.exec_start(exec_id, socket=True)
+            raw = getattr(stream, "_sock", stream)
+            try:
+                raw.sendall(text.encode("utf-8"))
+                raw.shutdown(socket.SHUT_WR)
+                while raw.recv(65536):
+                    pass
+            finally:
+                raw.close()
+            deadline = time.monotonic() + 10
+            while (done := api.exec_inspect(exec_id)).get("Running") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            code = done.get("ExitCode")
+        except (APIError, OSError) as exc:
+            raise ContainerError(f"writing {path} in container {container_id[:12]} failed: {_short(exc)}") from None
+        if code != 0:
+            raise ContainerError(f"writing {path} in container {container_id[:12]} failed (exit code {code})")
 
     def _remove_quietly(self, name: str) -> None:
         with contextlib.suppress(DockerException):

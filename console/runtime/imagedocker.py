@@ -22,6 +22,7 @@ import docker
 from docker.errors import APIError, ImageNotFound
 
 from console.errors import ImageError
+from console.runtime.handover import LAUNCHER_DIGEST, LAUNCHER_DIR, LAUNCHER_TEXT
 from console.runtime.imagefetch import redact
 
 BUILD_TIMEOUT = 1800
@@ -32,6 +33,11 @@ _STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the builder colours a step's stderr
 _SHORT_ID = re.compile(r"sha256:([0-9a-f]{12})[0-9a-f]{52}")
+
+
+_LAUNCHER_STEP = f"# the secrets launcher, sha256 {LAUNCHER_DIGEST}\nCOPY tbx-launch {LAUNCHER_DIR}"
+"""Every server image carries the launcher (see handover.py); its digest in the text makes
+a changed launcher a new image."""
 
 
 def python_dockerfile(base_id: str, package: str, version: str, command: str,
@@ -48,6 +54,7 @@ RUN python3 -m venv /opt/tbx/venv \\
  && chmod -R a+rX,go-w /opt/tbx
 FROM {base_id}
 COPY --from=build /opt/tbx /opt/tbx
+{_LAUNCHER_STEP}
 ENV PATH=/opt/tbx/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
 {_command_check(command)}"""
 
@@ -63,13 +70,14 @@ RUN node --version >/dev/null \\
       find -L /opt/tbx/app/node_modules/.bin -type f -exec chmod a+rx {{}} + ; fi
 FROM {base_id}
 COPY --from=build /opt/tbx /opt/tbx
+{_LAUNCHER_STEP}
 ENV PATH=/opt/tbx/app/node_modules/.bin:$PATH NODE_ENV=production HOME=/tmp
 {_command_check(command)}"""
 
 
 def pulled_dockerfile(base_id: str) -> str:
-    # Only labels are added (through the API): the pulled image is used as it is.
-    return f"FROM {base_id}\n"
+    # Labels (added through the API) and the launcher: the pulled image is used as it is.
+    return f"FROM {base_id}\n{_LAUNCHER_STEP}\n"
 
 
 def _command_check(command: str) -> str:
@@ -81,15 +89,20 @@ def _command_check(command: str) -> str:
     return f"RUN command -v {shlex.quote(command)} >/dev/null || {{ echo {says} >&2; exit 1; }}\n"
 
 
-def build_context(dockerfile: str, tree: Path | None, arcname: str) -> IO[bytes]:
-    """A tar of the Dockerfile and ``tree`` (as ``arcname``), owned by root and readable
-    by everyone: servers run as an unprivileged user on a read-only root file system."""
+def build_context(dockerfile: str, tree: Path | None, arcname: str, launcher: bool = False) -> IO[bytes]:
+    """A tar of the Dockerfile and ``tree`` (as ``arcname``), and of the secrets launcher
+    for a server image, owned by root and readable by everyone: servers run as an
+    unprivileged user on a read-only root file system."""
     spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller
     with tarfile.open(fileobj=spool, mode="w") as tar:
         data = dockerfile.encode("utf-8")
         info = tarfile.TarInfo("Dockerfile")
         info.size, info.mode = len(data), 0o644
         tar.addfile(info, io.BytesIO(data))
+        if launcher:
+            script = tarfile.TarInfo("tbx-launch/launch")
+            script.size, script.mode = len(LAUNCHER_TEXT), 0o644
+            tar.addfile(script, io.BytesIO(LAUNCHER_TEXT))
         if tree is not None:
             tar.add(tree, arcname=arcname, filter=_world_readable)
     spool.seek(0)

@@ -263,7 +263,7 @@ class ImageBuilder:
         labels = {LABEL_MANAGED: "true", LABEL_SOURCE: recipe.source, LABEL_INPUTS: inputs, LABEL_ENTRY: entry.id}
         tree = plan.cache.dir / plan.tree if plan.tree is not None else None
         report(f"building {tag} from {recipe.source}")
-        with build_context(plan.dockerfile, tree, plan.tree or "") as context:
+        with build_context(plan.dockerfile, tree, plan.tree or "", launcher=True) as context:
             run_build(
                 self._client, context, tag=tag, labels=labels, report=report,
                 what=f"building the image of {entry.id} ({recipe.source}) failed",

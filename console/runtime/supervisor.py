@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from console.runtime import streams
@@ -48,6 +48,9 @@ class WatchedServer:
     redactor: Redactor = field(default_factory=Redactor)
     asks: tuple[str, ...] = ()
     """Server-to-client requests its session declares (``ServerInstance.may_ask``)."""
+    prepare: Callable[[str], Callable[[], Awaitable[None]] | None] | None = None
+    """Given the container's id, what runs once attached and before initialize: hands
+    a server with secrets its secrets if its launcher waits (after a restart)."""
 
 
 class Supervisor:
@@ -221,6 +224,7 @@ class Supervisor:
         try:
             async with mcp_session(self.endpoint, container_id, timeout=self.start_timeout,
                                    redactor=server.redactor, label=f"server {server.label}", asks=server.asks,
+                                   before_initialize=server.prepare(container_id) if server.prepare else None,
                                    ask=self.ask_for(server_id) if self.ask_for else None) as session:
                 self._sessions[server_id] = session
                 self._tell_session(server_id, session)  # before waiters wake: they find it ready

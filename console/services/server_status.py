@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,10 +18,12 @@ from console.runtime.containers import ContainerState, Engine
 from console.runtime.enginehttp import Endpoint
 from console.runtime.session import Capture, ServerUnavailable, mcp_session
 from console.services.servers import ServerRef, engine_for, redactor_for, resolve
+from console.services.token_injection import handover_step
 from console.trust.redact import argument_digest
 from console.workspace import Workspace
 
 PING_TIMEOUT = 5.0
+Prepare = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -48,12 +50,14 @@ class ServerStatus:
         return asdict(self)
 
 
-async def ping_server(endpoint: Endpoint, state: ContainerState, label: str,
-                      asks: Sequence[str] = ()) -> tuple[float | None, str | None]:
+async def ping_server(endpoint: Endpoint, state: ContainerState, label: str, asks: Sequence[str] = (),
+                      prepare: Prepare | None = None) -> tuple[float | None, str | None]:
     """MCP ping round trip in ms, or the reason there is none. The session declares what
-    the server may ask (a server may take the last initialize's capabilities as its client's)."""
+    the server may ask (a server may take the last initialize's capabilities as its client's);
+    ``prepare`` hands a waiting launcher its secrets first (``handover_step``)."""
     try:
-        async with mcp_session(endpoint, state.id, timeout=PING_TIMEOUT, label=label, asks=asks) as session:
+        async with mcp_session(endpoint, state.id, timeout=PING_TIMEOUT, label=label, asks=asks,
+                               before_initialize=prepare) as session:
             started = time.perf_counter()
             await asyncio.wait_for(session.ping(), PING_TIMEOUT)
             return (time.perf_counter() - started) * 1000, None
@@ -62,12 +66,13 @@ async def ping_server(endpoint: Endpoint, state: ContainerState, label: str,
 
 
 async def _ping_all(
-    endpoint: Endpoint, targets: list[tuple[ContainerState | None, str, Sequence[str]]]
+    endpoint: Endpoint, targets: list[tuple[ContainerState | None, str, Sequence[str], Prepare | None]]
 ) -> list[tuple[float | None, str | None]]:
-    async def probe(state: ContainerState | None, label: str, asks: Sequence[str]) -> tuple[float | None, str | None]:
+    async def probe(state: ContainerState | None, label: str, asks: Sequence[str],
+                    prepare: Prepare | None) -> tuple[float | None, str | None]:
         if state is None or not state.running:
             return None, None
-        return await ping_server(endpoint, state, label, asks)
+        return await ping_server(endpoint, state, label, asks, prepare)
 
     return list(await asyncio.gather(*(probe(*target) for target in targets)))
 
@@ -98,7 +103,9 @@ def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True) ->
         try:
             states = {c.labels.get("io.tbx.server"): c for c in engine.managed(box.id)}
             endpoint = Endpoint.parse(engine.endpoint)
-            targets = [(states.get(s.id), f"{box.name}/{s.name}", s.may_ask) for s in servers]
+            targets = [(state, f"{box.name}/{s.name}", s.may_ask,
+                        handover_step(ws, s, endpoint, state.id) if state else None)
+                       for s in servers for state in [states.get(s.id)]]
             pings = asyncio.run(_ping_all(endpoint, targets)) if ping else [(None, None)] * len(servers)
         finally:
             engine.close()
@@ -168,6 +175,7 @@ def call_tool(ws: Workspace, target: str, arguments: dict[str, Any], timeout: fl
     limit = timeout or ws.settings.runtime.call_timeout
     async def run(endpoint: Endpoint, state: ContainerState) -> CallOutcome:
         async with mcp_session(endpoint, state.id, redactor=redactor, label=f"server {ref.label}",
+                               before_initialize=handover_step(ws, ref.server, endpoint, state.id),
                                capture=capture, asks=ref.server.may_ask) as session:
             started = time.perf_counter()
             try:

@@ -30,11 +30,11 @@ from console.runtime.enginehttp import Endpoint
 from console.runtime.session import Discovery, mcp_session
 from console.services.tools import DISCOVERY_META, DiscoveryOutcome, record_discovery
 from console.model import Connection
-from console.oauth.tokens import TokenSet, secret_pairs
+from console.oauth.tokens import secret_pairs
 from console.services.connections import check_binding, ensure_unique_binding
 from console.services.redaction import server_redactor
-from console.services.connection_tokens import TokenBroker
-from console.services.token_injection import TOKEN_FILE_ENV, google_credentials, token_file_launcher
+from console.runtime.handover import launcher_command
+from console.services.token_injection import handover_step, secret_names
 from console.trust.redact import Redactor
 from console.workspace import Change, Workspace
 
@@ -83,44 +83,20 @@ def entry_of(server: ServerInstance) -> CatalogEntry:
     return CatalogEntry.model_validate(server.spec)
 
 
-def secret_values(ws: Workspace, server: ServerInstance) -> dict[str, str]:
-    """Env variable -> secret value, read from the vault for this server only."""
-    values = {}
-    for env_name, secret_id in server.secret_refs.items():
-        secret = ws.repos.secrets.get(secret_id)
-        if secret is None:
-            raise NotFound(f"secret {env_name} of server {server.name} is missing from the vault; remove and re-add the server")
-        values[env_name] = secret.value
-    return values
-
-
-def connection_env(ws: Workspace, server: ServerInstance, tokens: TokenSet | None = None) -> dict[str, str]:
-    """The env that carries the bound connection's token into the container, fetched
-    fresh (refreshed first if it is about to expire). Empty for unbound servers."""
-    if server.connection is None:
-        return {}
-    need = entry_of(server).oauth
-    if need is None:
-        raise UsageError(f"server {server.name} is bound to a connection but its spec has no OAuth need; re-add it")
-    tokens = tokens or TokenBroker(ws).tokens(server.connection)
-    if need.token_env is not None:
-        return {need.token_env: tokens.access_token}
-    return {TOKEN_FILE_ENV: google_credentials(tokens)}
-
-
 redactor_for = server_redactor
 
 
-def container_spec(ws: Workspace, ref: ServerRef, engine: Engine, secrets: dict[str, str]) -> ContainerSpec:
-    """``secrets`` are the env values taken from the vault (or about to be stored in it)."""
+def container_spec(ws: Workspace, ref: ServerRef, engine: Engine) -> ContainerSpec:
+    """The server's container: plain env only; a server with secrets runs under the
+    launcher, which is handed their values on every start (``handover_step``)."""
     server, toolbox = ref.server, ref.toolbox
     entry = entry_of(server)
     if server.image is None:
         raise NotFound(f"server {ref.label} has no image; remove it and add it again")
     network = "none" if server.network == "none" else ws.settings.runtime.egress_network
     command = list(entry.command)
-    if TOKEN_FILE_ENV in secrets and entry.oauth and entry.oauth.token_file:
-        command = token_file_launcher(entry.oauth.token_file, command)
+    if names := secret_names(server):
+        command = launcher_command(names, command, ws.settings.runtime.start_timeout)
     return ContainerSpec(
         name=f"tbx-{toolbox.name}-{server.name}-{server.id[-6:]}",
         image=server.image,
@@ -131,7 +107,7 @@ def container_spec(ws: Workspace, ref: ServerRef, engine: Engine, secrets: dict[
             LABEL_NAME: ref.label,
             LABEL_CATALOG: server.catalog_id or entry.id,
         },
-        env={**server.env, **secrets},
+        env=dict(server.env),
         mounts=list(server.mounts),
         network=network,
         limits=server.limits,
@@ -173,27 +149,30 @@ def ensure_image(ws: Workspace, engine: Engine, entry: CatalogEntry, progress: P
 
 
 async def _boot(
-    ws: Workspace, ref: ServerRef, engine: Engine, container_id: str, start: bool, redactor: Redactor
+    ws: Workspace, ref: ServerRef, engine: Engine, container_id: str, start: bool, redactor: Redactor,
+    given: dict[str, str] | None = None,
 ) -> Discovery:
-    """Attach first, then start, so nothing the server writes at start-up is missed."""
+    """Attach first, then start, so nothing the server writes at start-up is missed; a
+    server with secrets is handed them (``given``, or the vault's) before initialize."""
 
     async def start_container() -> None:
-        if start:
-            await asyncio.to_thread(engine.start, container_id)
+        await asyncio.to_thread(engine.start, container_id)
 
+    endpoint = Endpoint.parse(engine.endpoint)
     async with mcp_session(
-        Endpoint.parse(engine.endpoint),
+        endpoint,
         container_id,
         timeout=ws.settings.runtime.start_timeout,
         redactor=redactor,
-        before_initialize=start_container,
+        before_initialize=handover_step(ws, ref.server, endpoint, container_id,
+                                        start=start_container if start else None, given=given),
         label=f"server {ref.label}",
         asks=ref.server.may_ask,  # what it offers depends on what its client may be asked
     ) as session:
         return await session.discover()
 
 
-def _record_use(change: Change, ref: ServerRef, connection: Connection) -> None:
+def record_use(change: Change, ref: ServerRef, connection: Connection) -> None:
     """Which server got which account's token (never the token)."""
     change.record("connection.use", f"server:{ref.label}", detail={
         "connection": connection.id, "provider": connection.provider, "account": connection.account,
@@ -288,12 +267,11 @@ def add_server(
         progress(f"preparing image for {entry.id}")
         server.image = ensure_image(ws, engine, entry, progress)
         progress("creating container")
-        injected = {**secrets, **connection_env(ws, server)}
-        container = engine.create(container_spec(ws, ref, engine, injected))
+        container = engine.create(container_spec(ws, ref, engine))
         try:
             progress("starting and connecting over MCP")
             found = asyncio.run(_boot(ws, ref, engine, container.id, True,
-                                      Redactor([*secrets.items(), *_token_pairs(ws, server)])))
+                                      Redactor([*secrets.items(), *_token_pairs(ws, server)]), given=secrets))
             with ws.change() as change:
                 for secret in stored_secrets:
                     change.repos.secrets.put(secret)
@@ -303,7 +281,7 @@ def add_server(
                     "env": sorted(plain_env), "secrets": sorted(secrets), "mounts": [m.target for m in mounts],
                 })
                 if bound is not None:
-                    _record_use(change, ref, bound)
+                    record_use(change, ref, bound)
                 outcome = record_discovery(change, server, found, box.name)
             progress(f"ready: {plural(outcome.new)} discovered, pending approval")
         except BaseException:
@@ -336,8 +314,7 @@ def start_server(ws: Workspace, target: str, progress: Progress | None = None) -
             progress("container missing: creating it again")
             if not _image_present(engine, ref.server.image):
                 ref.server.image = ensure_image(ws, engine, entry_of(ref.server), progress)
-            injected = {**secret_values(ws, ref.server), **connection_env(ws, ref.server)}
-            container = engine.create(container_spec(ws, ref, engine, injected))
+            container = engine.create(container_spec(ws, ref, engine))
             state = engine.inspect(container.id)
             used = ws.repos.connections.get(ref.server.connection or "")
         assert state is not None
@@ -350,7 +327,7 @@ def start_server(ws: Workspace, target: str, progress: Progress | None = None) -
         change.repos.servers.put(server)
         change.record("server.start", f"server:{ref.label}")
         if used is not None:
-            _record_use(change, ref, used)
+            record_use(change, ref, used)
         return record_discovery(change, server, found, ref.toolbox.name)
 
 
@@ -456,14 +433,13 @@ def edit_server(
             progress(note)
         if not _image_present(engine, old.image):
             edited.server.image = ensure_image(ws, engine, entry, progress)
-        injected = {**secret_values(ws, old), **connection_env(ws, old)}
         state = engine.find(old.id)
         if state is not None:
             progress("removing the old container")
             engine.remove(state.id)
         progress(f"creating a container with the new {', '.join(changed)}")
         try:
-            container = engine.create(container_spec(ws, edited, engine, injected))
+            container = engine.create(container_spec(ws, edited, engine))
             try:
                 if running:
                     progress("starting and connecting over MCP")
@@ -473,7 +449,7 @@ def edit_server(
                 raise
         except BaseException:
             progress("the new settings did not work: putting the old container back")
-            _put_back(ws, ref, engine, injected, running)
+            _put_back(ws, ref, engine, running)
             raise
     finally:
         engine.close()
@@ -492,11 +468,11 @@ def edit_server(
     return outcome
 
 
-def _put_back(ws: Workspace, ref: ServerRef, engine: Engine, injected: dict[str, str], running: bool) -> None:
+def _put_back(ws: Workspace, ref: ServerRef, engine: Engine, running: bool) -> None:
     """After a failed edit: a container from the vault's (unchanged) settings, started if
     the server is meant to run. Best effort: the edit's own error is the one reported."""
     try:
-        container = engine.create(container_spec(ws, ref, engine, injected))
+        container = engine.create(container_spec(ws, ref, engine))
         if running:
             asyncio.run(_boot(ws, ref, engine, container.id, True, redactor_for(ws, ref.server)))
     except Exception:  # noqa: BLE001 - 'tbx server start' re-creates it; the edit's error says what failed

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from console.model import DesiredState, ServerInstance
+from functools import partial
+
+from console.model import DesiredState, ServerInstance, Toolbox
+from console.runtime.enginehttp import Endpoint
 from console.runtime.supervisor import Supervisor, WatchedServer
 from console.services.redaction import server_redactor
+from console.services.token_injection import handover_step
 from console.workspace import Workspace
 
 
-def watched_server(ws: Workspace, toolbox_name: str, server: ServerInstance) -> WatchedServer:
-    """A server as the supervisor sees it, with a redactor for its own secrets."""
-    return WatchedServer(server.id, f"{toolbox_name}/{server.name}",
+def watched_server(ws: Workspace, toolbox: Toolbox, server: ServerInstance) -> WatchedServer:
+    """A server as the supervisor sees it, with a redactor for its own secrets and the
+    handover of them to a launcher that waits (a container the engine restarted)."""
+    endpoint = Endpoint.parse(toolbox.engine_endpoint)
+    return WatchedServer(server.id, f"{toolbox.name}/{server.name}",
                          server.desired_state is DesiredState.RUNNING, server_redactor(ws, server),
-                         tuple(server.may_ask))
+                         tuple(server.may_ask), partial(handover_step, ws, server, endpoint))
 
 
 def watched_servers(ws: Workspace, toolbox_id: str) -> list[WatchedServer]:
     box = ws.repos.toolboxes.get(toolbox_id)
     if box is None:
         return []
-    return [watched_server(ws, box.name, s) for s in ws.repos.servers.in_toolbox(toolbox_id)]
+    return [watched_server(ws, box, s) for s in ws.repos.servers.in_toolbox(toolbox_id)]
 
 
 def sync_supervisor(supervisor: Supervisor, ws: Workspace, toolbox_id: str) -> None:

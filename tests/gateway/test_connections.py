@@ -1,5 +1,6 @@
-"""Connections reach servers: two accounts side by side, tokens injected at creation,
-refreshed into a new container without losing grants, never in output or audit."""
+"""Connections reach servers: two accounts side by side, tokens handed over at start (never
+in the container's configuration), a refresh handed to the running server without a new
+container or lost grants, never in output or audit."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from console.model import Mount
 from console.services import connections as svc
 from console.services import servers
 from console.services.connection_tokens import token_set
-from console.services.connection_upkeep import refresh_and_recreate
+from console.services.connection_upkeep import refresh_and_renew
 from console.services.tools import approve
 from tests.gateway.conftest import SHAPESHIFTER, Stack, writable
 from tests.oauth.conftest import CLIENT_SECRET, SCOPES
@@ -60,11 +61,37 @@ def add_bound(stack: Stack, name: str, connection: str, oauth: dict | None = Non
     approve(stack.ws, "local", name)
 
 
-def container_env(stack: Stack, name: str) -> tuple[dict[str, str], dict[str, str]]:
+SERVER_ENVIRON = """
+import os, sys
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    if open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")[:2] == [b"python3", b"/shape/server.py"]:
+        sys.stdout.write(open(f"/proc/{pid}/environ").read())
+        break
+"""
+
+
+def _container(stack: Stack, name: str):  # noqa: ANN202
     ref = servers.resolve(stack.ws, f"local/{name}")
     [container] = docker.from_env().containers.list(filters={"label": f"io.tbx.server={ref.server.id}"})
+    return container
+
+
+def container_id(stack: Stack, name: str) -> str:
+    return _container(stack, name).id
+
+
+def container_env(stack: Stack, name: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The container's configuration: its Env and labels, as ``docker inspect`` shows them."""
+    container = _container(stack, name)
     env = dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
     return env, container.labels
+
+
+def process_env(stack: Stack, name: str) -> dict[str, str]:
+    """The environment the server process runs with (what it was handed)."""
+    code, out = _container(stack, name).exec_run(["python3", "-c", SERVER_ENVIRON])
+    assert code == 0, out
+    return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
 
 
 async def test_two_accounts_injected_refreshed_and_redacted(stack: Stack, provider: LocalOAuthProvider) -> None:
@@ -76,10 +103,13 @@ async def test_two_accounts_injected_refreshed_and_redacted(stack: Stack, provid
     work_token = token_set(stack.ws, stack.ws.repos.connections.get(work)).access_token
     home_token = token_set(stack.ws, stack.ws.repos.connections.get(home)).access_token
 
-    env, labels = container_env(stack, "gh-work")
-    assert env["LEAK_VALUE"] == work_token
-    assert container_env(stack, "gh-home")[0]["LEAK_VALUE"] == home_token
-    assert work_token not in json.dumps(labels) and home_token not in json.dumps(labels)
+    for name in ("gh-work", "gh-home"):
+        env, labels = container_env(stack, name)
+        assert "LEAK_VALUE" not in env
+        assert work_token not in json.dumps([env, labels]) and home_token not in json.dumps([env, labels])
+    assert process_env(stack, "gh-work")["LEAK_VALUE"] == work_token
+    assert process_env(stack, "gh-home")["LEAK_VALUE"] == home_token
+    before = container_id(stack, "gh-work")
 
     name, token = stack.agent("local", "local/gh-work")
     async with agent(stack.url, token) as client:
@@ -88,11 +118,12 @@ async def test_two_accounts_injected_refreshed_and_redacted(stack: Stack, provid
         leaked = await client.call_tool("gh-work__leak", {})
         assert work_token not in leaked.content[0].text and leaked.content[0].text.startswith("‹secret:oauth/")
 
-    # A refresh gives the server a new container with the new token; grants stay.
-    recreated = await asyncio.to_thread(refresh_and_recreate, stack.ws, work)
-    assert recreated == ["local/gh-work"]
+    # A refresh restarts the server's process with the new token, same container; grants stay.
+    renewed = await asyncio.to_thread(refresh_and_renew, stack.ws, work)
+    assert renewed == ["local/gh-work"]
     fresh = token_set(stack.ws, stack.ws.repos.connections.get(work)).access_token
-    assert fresh != work_token and container_env(stack, "gh-work")[0]["LEAK_VALUE"] == fresh
+    assert fresh != work_token and process_env(stack, "gh-work")["LEAK_VALUE"] == fresh
+    assert container_id(stack, "gh-work") == before and fresh not in json.dumps(container_env(stack, "gh-work"))
     async with agent(stack.url, token) as client:
         await eventually(lambda: _calls(client, "gh-work__leak"), within=15)
         again = await client.call_tool("gh-work__leak", {})
@@ -104,7 +135,7 @@ async def test_two_accounts_injected_refreshed_and_redacted(stack: Stack, provid
     uses = [json.loads(line) for line in audit.splitlines() if '"connection.use"' in line]
     assert {(u["target"], u["detail"]["account"]) for u in uses} == {
         ("server:local/gh-work", "alice-work"), ("server:local/gh-home", "alice-home")}
-    assert len([u for u in uses if u["detail"]["connection"] == work]) == 2  # added, then re-created
+    assert len([u for u in uses if u["detail"]["connection"] == work]) == 2  # added, then renewed
 
 
 async def _has(client, name: str) -> bool:  # noqa: ANN001
@@ -132,4 +163,16 @@ async def test_a_token_file_is_written_inside_the_container(stack: Stack, provid
     written = json.loads(body)
     tokens = token_set(stack.ws, stack.ws.repos.connections.get(connection))
     assert written["access_token"] == tokens.access_token and written["expiry_date"] > 0
-    assert tokens.access_token not in json.dumps(container.labels)
+    assert tokens.access_token not in json.dumps([container.attrs["Config"], container.labels])
+
+    # A refresh replaces the file in the running server's tmpfs: same container, same process.
+    started = container.attrs["State"]["StartedAt"]
+    assert await asyncio.to_thread(refresh_and_renew, stack.ws, connection) == ["local/gh-file"]
+    fresh = token_set(stack.ws, stack.ws.repos.connections.get(connection)).access_token
+    assert fresh != tokens.access_token
+    container.reload()
+    code, output = container.exec_run(["sh", "-c", "stat -c %a /tmp/creds/credentials.json; cat /tmp/creds/credentials.json"])
+    mode, body = output.decode().split("\n", 1)
+    assert code == 0 and mode == "600" and json.loads(body)["access_token"] == fresh
+    assert container.attrs["State"]["StartedAt"] == started and container.attrs["RestartCount"] == 0
+    assert fresh not in json.dumps([container.attrs["Config"], container.labels])

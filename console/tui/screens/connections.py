@@ -70,7 +70,7 @@ class ConnectionsScreen(ConsoleScreen):
         Binding("c", "connect", "Connect", id="connection.connect",
                 tooltip="Sign in to a provider (browser or device code) and keep the account"),
         Binding("r", "refresh_token", "Refresh", id="connection.refresh",
-                tooltip="Get a new token now; running servers using it are re-created with it"),
+                tooltip="Get a new token now; running servers using it are handed it"),
         Binding("R,shift+r", "reconnect", "Sign in again", id="connection.reconnect",
                 tooltip="Sign in again as this account (consent revoked, refresh refused)"),
         Binding("d,delete", "remove", "Remove", id="connection.remove",
@@ -241,13 +241,13 @@ class ConnectionsScreen(ConsoleScreen):
         running = [s for s in service.bound_servers(self.ws, connection.id)
                    if s.desired_state is DesiredState.RUNNING]
         if running:
-            self._recreate(connection.id, label)
+            self._renew(connection.id, label)
 
     @work(thread=True, exit_on_error=False, group="connection-change")
-    def _recreate(self, connection_id: str, label: str) -> None:
-        from console.services.connection_upkeep import recreate_bound
+    def _renew(self, connection_id: str, label: str) -> None:
+        from console.services.connection_upkeep import renew_bound
 
-        self._run_with_progress(label, lambda progress: recreate_bound(self.ws, connection_id, progress))
+        self._run_with_progress(label, lambda progress: renew_bound(self.ws, connection_id, progress))
 
     def _run_with_progress(self, label: str, job: Callable[[Callable[[str], None]], list[str]]) -> list[str]:
         """Worker thread: ``job(progress)`` with its lines in the activity log."""
@@ -276,13 +276,13 @@ class ConnectionsScreen(ConsoleScreen):
 
     @work(thread=True, exit_on_error=False, group="connection-change")
     def _refresh(self, connection_id: str, label: str) -> None:
-        from console.services.connection_upkeep import refresh_and_recreate
+        from console.services.connection_upkeep import refresh_and_renew
 
-        done = self._run_with_progress(label, lambda progress: refresh_and_recreate(self.ws, connection_id, progress))
+        done = self._run_with_progress(label, lambda progress: refresh_and_renew(self.ws, connection_id, progress))
         connection = service.resolve(self.ws, connection_id)
         left = service.describe(connection, self.clock())["expires_in_seconds"]
         expiry = "it does not expire" if left is None else f"it expires in {span(int(str(left)))}"
-        servers = f"; {len(done)} server(s) re-created with it" if done else ""
+        servers = f"; {len(done)} server(s) handed it" if done else ""
         self.notify(f"new token for {label}: {expiry}{servers}")
 
     def action_remove(self) -> None:
