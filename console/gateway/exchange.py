@@ -34,6 +34,10 @@ class Refused(Exception):
         """The JSON-RPC error's ``data`` (what a client may act on: the supported versions)."""
 
 
+JSON = [(b"content-type", b"application/json")]
+"""The headers of a reply in plain JSON."""
+
+
 @dataclass
 class Reply:
     status: int

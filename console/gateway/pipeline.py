@@ -29,17 +29,18 @@ from typing import Any, Protocol
 from console.audit import AuditEvent
 from console.config import GatewaySettings
 from console.gateway import jsonrpc as rpc
-from console.gateway import era2026, upstream_input, validate
+from console.gateway import era2026, validate
 from console.gateway.approvals import Approvals
 from console.gateway.audit_writer import counted
 from console.gateway.auth import Identity, identify
 from console.gateway.client_requests import AgentAsks
-from console.gateway.exchange import Exchange, Refused, Reply
-from console.gateway.forwarder import Cancelled, RawResponse, UpstreamFailed
+from console.gateway.exchange import JSON, Exchange, Refused, Reply
+from console.gateway.forwarder import UpstreamFailed
 from console.gateway.methods import METHODS, UNKNOWN, Denied, Method, initialize_result, negotiate
 from console.gateway.methods import SUPPORTED_VERSIONS
 from console.gateway.listen import Listener
-from console.gateway.mrtr import FollowingSink, InputRequests, InputRequired
+from console.gateway.forward import Forwarding, unavailable
+from console.gateway.mrtr import InputRequests
 from console.gateway.relay import Relay
 from console.gateway.sessions import AgentSession, SessionStore
 from console.gateway.shared import SharedUpstream
@@ -49,7 +50,6 @@ from console.policy import Reason
 from console.services.hints import explain
 from console.trust.redact import argument_digest
 
-JSON = [(b"content-type", b"application/json")]
 ACCEPTED = Reply(202)
 BodyReader = Callable[[], Awaitable[bytes]]
 IDENTITY_MEMO = 4096
@@ -85,6 +85,9 @@ class Pipeline:
         self.modern = era2026.methods(instructions, shared.can_subscribe)
         self.listener = Listener(sessions, shared)
         self.input_requests = InputRequests(keep_seconds=call_timeout)
+        self.forwarding = Forwarding(snapshots=snapshots, upstreams=upstreams, relay=relay, shared=shared, asks=asks,
+                                     input_requests=self.input_requests, settings=settings,
+                                     call_timeout=call_timeout, decide=self._decide_again)
         self.unauthenticated: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()
         self._streams: Counter[str] = Counter()
@@ -424,120 +427,25 @@ class Pipeline:
         if self.approvals is not None and self.approvals.asks(x):
             await self.approvals.hold(x)
 
-    # -- forward -----------------------------------------------------------------------
+    # -- forward (``forward``) -----------------------------------------------------------
+
+    def _decide_again(self, x: Exchange, method: Method) -> None:
+        self._authorize(x, method)
+        self._check_request(x, method)
 
     async def _forward(self, x: Exchange, method: Method) -> None:
-        assert x.item is not None and x.upstream is not None
-        try:
-            upstream = await self.upstreams.ready(x.item.server_id)
-        except UpstreamFailed as exc:
-            raise self._unavailable(x, exc) from None
-        if upstream.verified_generation > x.snapshot.generation:
-            # The server was re-verified while this request waited: decide again on what
-            # that verification found (a changed definition is blocked now).
-            x.snapshot = self.snapshots.current
-            self._authorize(x, method)
-            self._check_request(x, method)
-        forwarder = upstream.forwarder
-        session = x.session
-        request_id = x.request_id
-
-        def track(number: int) -> None:
-            if session is not None and request_id is not None:
-                session.in_flight[request_id] = (forwarder, number)
-
-        name, params = x.upstream
-        if session is None and x.events is not None:
-            x.events = FollowingSink(x.events)  # the call may outlive this request (``mrtr``)
-        params, listener = await self.shared.hear_logs(x, upstream, params)
-        progress = self._progress(x, params)
-        server_id = x.item.server_id
-        # A stateless call has no stream to carry a server's request: it becomes an
-        # input-required result (``mrtr``), asked of a stand-in for the session.
-        asker, asked = (session, None) if session is not None else (era2026.stand_in(x), asyncio.Queue[bytes]())
-        asking = self.asks.call_started(server_id, asker, x.events if asked is None else asked.put_nowait,
-                                        progress and progress["_meta"]["progressToken"]) \
-            if self.asks.may_ask(server_id) else None
-
-        async def call() -> RawResponse:
-            sent = progress or params
-            try:
-                response = await forwarder.request(name, sent, self.call_timeout, track)
-                if not upstream.modern:
-                    return response
-                return await upstream_input.complete(
-                    x.item.server, response,  # type: ignore[union-attr]
-                    lambda again: forwarder.request(name, {**sent, **again}, self.call_timeout, track),
-                    lambda kind, asked_for: self.asks.ask(server_id, kind, asked_for, asking))
-            finally:
-                self.asks.call_ended(server_id, asking)
-                if session is not None:
-                    session.in_flight.pop(request_id, None)  # type: ignore[arg-type]
-                if progress is not None:
-                    self.relay.close_call(server_id, progress["_meta"]["progressToken"])
-                if listener is not None:
-                    self.relay.unlisten(server_id, listener)
-
-        try:
-            parkable = asked is not None and asking is not None
-            response = await (self.input_requests.call(x, asker, asked, call()) if parkable else call())  # type: ignore[arg-type]
-        except UpstreamFailed as exc:
-            raise self._unavailable(x, exc) from None
-        except InputRequired as needed:
-            x.reply = Reply(200, rpc.result(request_id, needed.result), JSON)
-            return
-        self._answered(x, response)
+        await self.forwarding.forward(x, method)
 
     async def _resume(self, x: Exchange) -> None:
-        """A stateless call's retry with the agent's input: the call it continues answers."""
-        def answer(session: AgentSession, message: dict[str, Any], size: int) -> str | None:
-            return self.asks.answered(session, message, size, self.settings.max_result_bytes)
-
-        try:
-            response = await self.input_requests.resume(x, answer)
-        except UpstreamFailed as exc:
-            raise self._unavailable(x, exc) from None
-        except InputRequired as needed:
-            x.reply = Reply(200, rpc.result(x.request_id, needed.result), JSON)
-            return
-        self._answered(x, response)
-
-    def _answered(self, x: Exchange, response: RawResponse) -> None:
-        request_id = x.request_id
-        line = response.for_caller(request_id)
-        cap = self.settings.max_result_bytes
-        if len(line) > cap:
-            raise Refused(f"the result is too large ({len(line)} bytes; the gateway's cap is {cap}); ask for less",
-                          code=rpc.INTERNAL_ERROR, reason="result-too-large", decision="error")
-        x.detail["result_bytes"] = len(line)
-        x.reply = Reply(200, line, JSON)
-
-    def _progress(self, x: Exchange, params: dict[str, Any]) -> dict[str, Any] | None:
-        """The params with a gateway progress token in place of the agent's, when the
-        agent asked for progress and can be sent it (None otherwise)."""
-        meta = x.params.get("_meta")
-        token = meta.get("progressToken") if isinstance(meta, dict) else None
-        if token is None or x.events is None:
-            return None
-        assert x.item is not None
-        upstream_token = self.relay.open_call(x.item.server_id, token, x.events)
-        x.detail["progress"] = True
-        return {**params, "_meta": {**(params.get("_meta") or {}), "progressToken": upstream_token}}
+        await self.forwarding.resume(x)
 
     async def _share(self, x: Exchange, method: Method) -> None:
         """A request about what agents share upstream (``shared``)."""
         try:
             answer = await getattr(self.shared, method.shared)(x)  # type: ignore[arg-type]
         except UpstreamFailed as exc:
-            raise self._unavailable(x, exc) from None
+            raise unavailable(x, exc) from None
         x.reply = Reply(200, rpc.result(x.request_id, answer), JSON)
-
-    @staticmethod
-    def _unavailable(x: Exchange, exc: Exception) -> Refused:
-        server = x.item.server if x.item else "?"
-        return Refused(f"server {server} did not complete the call: {exc}; try again",
-                       code=rpc.SERVER_UNAVAILABLE, reason="cancelled" if isinstance(exc, Cancelled) else
-                       "upstream-failed", decision="error")
 
     # -- mask --------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from tests.support.gateway import agent, eventually
 from tests.support.rawmcp import envelope, stateless
 
 pytestmark = [pytest.mark.docker, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
-SERVER = "asker26"
+SERVER = "inputs26"
 STATE = "server-secret-state-7Qw"
 
 
