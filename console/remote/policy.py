@@ -47,17 +47,41 @@ def policy_tables(tables: Tables, toolbox_id: str) -> Tables:
         if token:
             secret_ids.add(token)
     secrets = {k: v for k, v in tables.get("secrets", {}).items() if k in secret_ids}
+    handed = {k: ref for k, v in servers.items() if (ref := _access_token_ref(v, connections, secrets))}
     return {
         "toolboxes": {toolbox_id: box},
-        "servers": {k: {**v, "connection": None} for k, v in servers.items()},
+        "servers": {k: {**v, "connection": None,
+                        "secret_refs": {**v.get("secret_refs", {}), **({handed[k][0]: handed[k][1]} if k in handed else {})}}
+                    for k, v in servers.items()},
         "tools": {k: v for k, v in tables.get("tools", {}).items() if v["server"] in servers},
         "agents": {k: v for k, v in tables.get("agents", {}).items() if k in granted},
         "toolbox_grants": box_grants,
         "tool_grants": {k: v for k, v in tables.get("tool_grants", {}).items()
                         if v["server"] in servers and v["agent"] in granted},
-        "secrets": {k: {**v, "name": v["name"] if v["name"].startswith(TOKEN_SET_PREFIX) else f"server/{k}"}
-                    for k, v in secrets.items()},
+        "secrets": {**{k: {**v, "name": v["name"] if v["name"].startswith(TOKEN_SET_PREFIX) else f"server/{k}"}
+                       for k, v in secrets.items()},
+                    **{ref[1]: ref[2] for ref in handed.values()}},
     }
+
+
+def _access_token_ref(server: dict[str, Any], connections: Tables,
+                      secrets: Tables) -> tuple[str, str, dict[str, Any]] | None:
+    """For a server bound to a connection whose token it takes from an env variable:
+    (variable, secret id, secret) holding the access token alone. The droplet's gateway
+    knows no connections, so it hands the server this as one of its secrets when the
+    droplet's engine restarts it (the console refreshes the token and pushes it again)."""
+    connection = connections.get(server.get("connection") or "") or {}
+    token = secrets.get(connection.get("token_secret") or "")
+    token_env = ((server.get("spec") or {}).get("oauth") or {}).get("token_env")
+    if token is None or not token_env:
+        return None
+    try:
+        access = json.loads(token["value"])["access_token"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    derived = f"{connection['token_secret']}-access"
+    return token_env, derived, {**token, **({"id": derived} if "id" in token else {}),
+                                "name": f"server/{derived}", "value": access}
 
 
 def digest(tables: Tables) -> str:

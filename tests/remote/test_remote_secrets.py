@@ -1,6 +1,7 @@
 """Secrets on a remote toolbox (issue 20, part 2): handed over through the SSH-forwarded
 engine socket when tbx starts the server, and by the droplet's own gateway (from its
-mirror of the vault) when the droplet's engine restarts a crashed server; never in the
+mirror of the vault, which knows no connections: the access token goes there as one of
+the server's secrets) when the droplet's engine restarts a crashed server; never in the
 container's configuration on the droplet."""
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import docker
 import pytest
 
 from console.catalog import load_catalog
+from console.catalog.model import OAuthNeed
+from console.model import Connection, Secret
+from console.oauth.tokens import TokenSet
 from console.remote.deploy import tls_context
 from console.runtime.containers import LABEL_SERVER
 from console.services import agents, grants, servers
@@ -63,9 +67,16 @@ async def _call(url: str, token: str, verify) -> None:  # noqa: ANN001
 
 def test_a_droplet_server_gets_its_secret_on_every_start(cloud_ws: Workspace, cloud: Cloud) -> None:
     ws = cloud_ws
-    canary = f"canary-remote-{secrets.token_hex(12)}"
+    canary, oauth = f"canary-remote-{secrets.token_hex(12)}", f"canary-oauth-{secrets.token_hex(12)}"
     added = remote.add_droplet(ws, "cloud", region="fra1", size="s-1vcpu-1gb")
-    servers.add_server(ws, "cloud", load_catalog(ws.paths).get("time"), secrets={"REMOTE_CANARY": canary})
+    with ws.change() as change:  # a GitHub connection whose token lasts the test (nothing refreshes it)
+        tokens = TokenSet(access_token=oauth, expires_at=time.time() + 86400, scopes=["repo"])
+        stored = change.repos.secrets.put(Secret(name="oauth/cn_00000000re70", value=tokens.to_secret_value()))
+        change.repos.connections.put(Connection(id="cn_00000000re70", provider="github", account="far",
+                                                scopes=["repo"], token_secret=stored.id))
+    base = load_catalog(ws.paths).get("time")
+    entry = base.model_copy(update={"oauth": OAuthNeed(provider="github", scopes=["repo"], token_env="REMOTE_TOKEN")})
+    servers.add_server(ws, "cloud", entry, secrets={"REMOTE_CANARY": canary}, connection="cn_00000000re70")
     approve(ws, "cloud", "time")
     _agent, token = agents.add_agent(ws, "far-agent")
     grants.grant(ws, "far-agent", Target.parse("cloud"))
@@ -74,8 +85,10 @@ def test_a_droplet_server_gets_its_secret_on_every_start(cloud_ws: Workspace, cl
     verify = tls_context(added.toolbox.gateway_cert)
 
     container = _container(ws)
-    assert canary not in json.dumps(container.attrs) and "REMOTE_CANARY" in container.attrs["Config"]["Cmd"][2]
-    assert _server_env(ws)["REMOTE_CANARY"] == canary  # handed over through the forwarded socket
+    assert canary not in json.dumps(container.attrs) and oauth not in json.dumps(container.attrs)
+    assert container.attrs["Config"]["Cmd"][2] == "REMOTE_CANARY,REMOTE_TOKEN"
+    env = _server_env(ws)  # handed over through the forwarded socket
+    assert env["REMOTE_CANARY"] == canary and env["REMOTE_TOKEN"] == oauth
     asyncio.run(_call(added.gateway_url, token, verify))
 
     # The server dies; the droplet's engine restarts it and the droplet's gateway feeds it.
@@ -88,8 +101,10 @@ def test_a_droplet_server_gets_its_secret_on_every_start(cloud_ws: Workspace, cl
         assert time.monotonic() < deadline, "the engine did not restart the server"
         time.sleep(0.2)
     asyncio.run(_call(added.gateway_url, token, verify))
-    assert _server_env(ws)["REMOTE_CANARY"] == canary
+    env = _server_env(ws)  # handed over by the droplet's gateway, from its mirror
+    assert env["REMOTE_CANARY"] == canary and env["REMOTE_TOKEN"] == oauth
     container = _container(ws)
-    assert canary not in json.dumps(container.attrs)
-    assert canary not in container.logs(stdout=False, stderr=True).decode()
+    assert canary not in json.dumps(container.attrs) and oauth not in json.dumps(container.attrs)
+    stderr = container.logs(stdout=False, stderr=True).decode()
+    assert canary not in stderr and oauth not in stderr
     remote.remove_remote(ws, "cloud")
