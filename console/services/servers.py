@@ -33,7 +33,7 @@ from console.model import Connection
 from console.oauth.tokens import secret_pairs
 from console.services.connections import check_binding, ensure_unique_binding
 from console.services.redaction import server_redactor
-from console.runtime.handover import launcher_command
+from console.runtime.handover import launcher_command, uses_launcher
 from console.services.token_injection import handover_step, secret_names
 from console.trust.redact import Redactor
 from console.workspace import Change, Workspace
@@ -310,6 +310,10 @@ def start_server(ws: Workspace, target: str, progress: Progress | None = None) -
     used = None
     try:
         state = engine.find(ref.server.id)
+        if state is not None and _holds_secrets(engine, state.id, ref.server):
+            progress("its container holds secrets in its configuration (made by an older tbx): creating it again")
+            engine.remove(state.id)
+            state = None
         if state is None:
             progress("container missing: creating it again")
             if not _image_present(engine, ref.server.image):
@@ -329,6 +333,15 @@ def start_server(ws: Workspace, target: str, progress: Progress | None = None) -
         if used is not None:
             record_use(change, ref, used)
         return record_discovery(change, server, found, ref.toolbox.name)
+
+
+def _holds_secrets(engine: Engine, container_id: str, server: ServerInstance) -> bool:
+    """A container made before secrets were handed over at start has their values in its
+    Env (``docker inspect`` shows them): it is replaced when the server is started."""
+    if not secret_names(server):
+        return False
+    attrs = engine.client.api.inspect_container(container_id)
+    return not uses_launcher(attrs)
 
 
 def _image_present(engine: Engine, image: str | None) -> bool:
@@ -365,7 +378,7 @@ def restart_server(ws: Workspace, target: str) -> DiscoveryOutcome:
     engine = engine_for(ws, ref.toolbox)
     try:
         state = engine.find(ref.server.id)
-        if state is None:
+        if state is None or _holds_secrets(engine, state.id, ref.server):
             engine.close()
             return start_server(ws, target)
         engine.stop(state.id)

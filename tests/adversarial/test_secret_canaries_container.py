@@ -24,7 +24,7 @@ import pytest
 from console.catalog import load_catalog
 from console.model import Connection, Secret
 from console.oauth.tokens import TokenSet
-from console.runtime.containers import LABEL_SERVER, Engine
+from console.runtime.containers import LABEL_SERVER, ContainerSpec, Engine
 from console.runtime.handover import PROTOCOL
 from console.services import server_status, servers
 from console.services.tools import approve
@@ -203,6 +203,27 @@ def test_a_container_started_by_hand_says_why_it_does_not_run(stack: Stack, cana
     assert "no secrets were handed over within 2s" in logs and "CANARY_SECRET" in logs
     assert "tbx server start" in logs
     assert canaries["secret"] not in logs and canaries["token"] not in logs
+
+
+async def test_a_container_an_older_tbx_made_is_replaced_at_start(stack: Stack, canaries: dict[str, str]) -> None:
+    """A container made before the handover (the values in its Env, the server's command
+    as its Cmd, as tbx made them) is re-created when the server is started."""
+    ref = servers.resolve(stack.ws, "local/everything")
+    engine = Engine()
+    try:
+        spec = servers.container_spec(stack.ws, ref, engine)
+        old = ContainerSpec(**{**spec.__dict__, "command": list(servers.entry_of(ref.server).command),
+                               "env": {**spec.env, "CANARY_SECRET": canaries["secret"], TOKEN_ENV: canaries["token"]}})
+        engine.remove(_container(stack).id)
+        engine.create(old)
+    finally:
+        engine.close()
+    assert canaries["secret"] in json.dumps(_container(stack).attrs["Config"]["Env"])
+    await asyncio.to_thread(servers.start_server, stack.ws, "local/everything")
+    _received(stack, canaries)
+    assert "anew" in await _through_gateway(stack, "echo", {"message": "anew"})
+    stack.gateway.flush_audit()
+    _assert_nowhere(stack, canaries)
 
 
 async def test_the_servers_own_tool_echoes_them_and_only_its_answer_is_kept(stack: Stack,
