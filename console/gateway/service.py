@@ -247,16 +247,16 @@ class Gateway:
                 log.exception("the gateway's upkeep failed")
 
     async def _keep_tokens(self) -> None:
-        """Servers of this toolbox get a container with a fresh token before theirs expires."""
+        """Servers of this toolbox are handed a fresh token before theirs expires."""
         from console.services.connection_upkeep import keep_fresh
 
         every = min(30.0, self.ws.settings.oauth.refresh_ahead_seconds / 4)
         while True:
             await asyncio.sleep(every)
             try:
-                recreated = await asyncio.to_thread(keep_fresh, self.ws, {self.toolbox.id})
-                if recreated:
-                    log.info("re-created with refreshed tokens: %s", ", ".join(recreated))
+                renewed = await asyncio.to_thread(keep_fresh, self.ws, {self.toolbox.id})
+                if renewed:
+                    log.info("handed refreshed tokens: %s", ", ".join(renewed))
             except Exception:  # one bad refresh must not stop the gateway; it is audited
                 log.exception("keeping connection tokens fresh failed")
 

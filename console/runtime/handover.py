@@ -57,10 +57,6 @@ class Secrets:
     def __bool__(self) -> bool:
         return bool(self.env or self.files)
 
-    @property
-    def names(self) -> list[str]:
-        return sorted(self.env) + sorted(self.files)
-
     def frame(self) -> bytes:
         items = [f"e:{name}:{_b64(value)}" for name, value in self.env.items()]
         items += [f"f:{_b64(path)}:{_b64(text)}" for path, text in self.files.items()]
