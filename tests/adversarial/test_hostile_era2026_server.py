@@ -163,3 +163,23 @@ def listens(stack: Stack, server: str) -> list[str]:
 
 async def _async(value: object) -> object:
     return value
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_a_new_era_server_that_leaks_is_masked_like_any(stack: Stack, mode: str) -> None:
+    """Its secret in a result, in an error and in a resource never reaches either era's agent."""
+    secret = "new-era-secret-Vb55-Qp09"
+    server = "leaky2026"
+    if not any(s.name == server for s in stack.ws.repos.servers.all()):
+        await asyncio.to_thread(stack.add_shapeshifter, server, {
+            "era": "2026-07-28", "tools": [tool("leak"), tool("fail")],
+            "resources": [{"uri": "note://leaky", "name": "leaky"}]}, secrets={"LEAK_VALUE": secret})
+    _name, token = stack.agent("local", f"local/{server}")
+    async with agent(stack.url, token, f"/servers/{server}/mcp", mode=mode) as client:
+        leaked = await client.call_tool("leak", {})
+        with pytest.raises(MCPError) as failed:
+            await client.call_tool("fail", {})
+        read = await client.read_resource("note://leaky")
+    seen = json.dumps([leaked.model_dump(mode="json"), str(failed.value), read.model_dump(mode="json")],
+                      ensure_ascii=False)
+    assert secret not in seen and "LEAK_VALUE›" in seen
