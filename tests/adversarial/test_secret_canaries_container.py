@@ -140,15 +140,22 @@ async def _through_gateway(stack: Stack, tool: str, arguments: dict[str, str]) -
         await asyncio.sleep(0.5)
 
 
+async def _served_and_nowhere(stack: Stack, canaries: dict[str, str], word: str) -> None:
+    """An agent's call through the gateway reaches the server (waiting for it to be back
+    after a restart), the server runs with the canaries, and nothing anyone can read
+    holds them."""
+    assert word in await _through_gateway(stack, "echo", {"message": word})
+    _received(stack, canaries)
+    stack.gateway.flush_audit()
+    _assert_nowhere(stack, canaries)
+
+
 async def test_the_canaries_reach_the_server_and_nothing_else(stack: Stack, canaries: dict[str, str]) -> None:
     container = _container(stack)
     config = container.attrs["Config"]
     assert "CANARY_SECRET" not in json.dumps(config["Env"]) and TOKEN_ENV not in json.dumps(config["Env"])
     assert "CANARY_SECRET" in config["Cmd"][2] and TOKEN_ENV in config["Cmd"][2]  # names only
-    _received(stack, canaries)
-    assert "hello" in await _through_gateway(stack, "echo", {"message": "hello"})
-    stack.gateway.flush_audit()
-    _assert_nowhere(stack, canaries)
+    await _served_and_nowhere(stack, canaries, "hello")
 
 
 async def test_a_crash_restarted_by_the_engine_is_handed_the_secrets_again(stack: Stack,
@@ -163,9 +170,7 @@ async def test_a_crash_restarted_by_the_engine_is_handed_the_secrets_again(stack
     while (container := _container(stack)).attrs["RestartCount"] == restarts:
         assert time.monotonic() < deadline, "the engine did not restart the container"
         await asyncio.sleep(0.2)
-    assert "again" in await _through_gateway(stack, "echo", {"message": "again"})
-    _received(stack, canaries)
-    _assert_nowhere(stack, canaries)
+    await _served_and_nowhere(stack, canaries, "again")
 
 
 async def test_restart_and_recreate_hand_the_secrets_over(stack: Stack, canaries: dict[str, str]) -> None:
@@ -175,10 +180,7 @@ async def test_restart_and_recreate_hand_the_secrets_over(stack: Stack, canaries
     _received(stack, canaries)
     await asyncio.to_thread(servers.recreate_server, stack.ws, "local/everything")
     assert _container(stack).id != before
-    _received(stack, canaries)
-    assert "anew" in await _through_gateway(stack, "echo", {"message": "anew"})
-    stack.gateway.flush_audit()
-    _assert_nowhere(stack, canaries)
+    await _served_and_nowhere(stack, canaries, "anew")
 
 
 def test_a_container_started_by_hand_says_why_it_does_not_run(stack: Stack, canaries: dict[str, str]) -> None:
@@ -220,10 +222,7 @@ async def test_a_container_an_older_tbx_made_is_replaced_at_start(stack: Stack, 
         engine.close()
     assert canaries["secret"] in json.dumps(_container(stack).attrs["Config"]["Env"])
     await asyncio.to_thread(servers.start_server, stack.ws, "local/everything")
-    _received(stack, canaries)
-    assert "anew" in await _through_gateway(stack, "echo", {"message": "anew"})
-    stack.gateway.flush_audit()
-    _assert_nowhere(stack, canaries)
+    await _served_and_nowhere(stack, canaries, "anew")
 
 
 async def test_the_servers_own_tool_echoes_them_and_only_its_answer_is_kept(stack: Stack,
