@@ -289,19 +289,21 @@ class Synced:
     pushed: bool
     push_seconds: float
     pulled: int
-    recreated: tuple[str, ...] = ()
+    renewed: tuple[str, ...] = ()
+    """Servers handed a refreshed connection token."""
 
 
 def sync(ws: Workspace, toolbox: Toolbox, tunnel: Tunnel | None = None) -> Synced:
-    """Push the policy if it changed (or is still pending), pull the gateway's new audit
-    records, and give servers whose connection token is about to expire a container with
-    a fresh one (the gateway on the toolbox holds no OAuth app or refresh token, so the
-    console does it)."""
+    """Hand servers whose connection token is about to expire a fresh one (the gateway on
+    the toolbox holds no OAuth app or refresh token, so the console does it), push the
+    policy if it changed (or is still pending) — with the fresh token, which the gateway
+    there hands a server its engine restarts — and pull the gateway's new audit records."""
     from console.remote.audit_pull import pull_audit
     from console.remote.links import open_tunnel
     from console.remote.push import push_changes
     from console.services.connection_upkeep import keep_fresh
 
+    renewed = keep_fresh(ws, {toolbox.id}) if any(s.connection for s in ws.repos.servers.in_toolbox(toolbox.id)) else []
     own = tunnel is None
     link = tunnel or open_tunnel(ws, toolbox)
     try:
@@ -312,9 +314,8 @@ def sync(ws: Workspace, toolbox: Toolbox, tunnel: Tunnel | None = None) -> Synce
     finally:
         if own:
             link.close()
-    recreated = keep_fresh(ws, {toolbox.id}) if any(s.connection for s in ws.repos.servers.in_toolbox(toolbox.id)) else []
     seconds = sum(o.seconds for o in report.outcomes)
-    return Synced(toolbox.name, bool(report.outcomes), seconds, pulled, tuple(recreated))
+    return Synced(toolbox.name, bool(report.outcomes), seconds, pulled, tuple(renewed))
 
 
 # -- removing --------------------------------------------------------------------------

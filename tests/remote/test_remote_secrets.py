@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import threading
 import time
 
 import docker
@@ -21,12 +22,15 @@ from console.oauth.tokens import TokenSet
 from console.remote.deploy import tls_context
 from console.runtime.containers import LABEL_SERVER
 from console.services import agents, grants, servers
+from console.services import connections as connection_svc
+from console.services.connection_tokens import token_set
 from console.services import remote_toolboxes as remote
 from console.services.grants import Target
 from console.services.tools import approve
 from console.workspace import Workspace
 from tests.remote.conftest import Cloud
 from tests.support.gateway import agent
+from tests.support.oauth_provider import LocalOAuthProvider
 
 pytestmark = pytest.mark.docker
 
@@ -49,6 +53,19 @@ def _server_env(ws: Workspace) -> dict[str, str]:
     code, out = _container(ws).exec_run(["python3", "-c", ENVIRON])
     assert code == 0
     return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+
+
+def _crash(ws: Workspace) -> None:
+    """Kill the server inside its container and wait for the engine to restart it."""
+    container = _container(ws)
+    restarts = container.attrs["RestartCount"]
+    code, _out = container.exec_run(["python3", "-c", ENVIRON.replace(
+        "sys.stdout.write(open(f\"/proc/{pid}/environ\").read())", "os.kill(int(pid), 9)")])
+    assert code == 0
+    deadline = time.monotonic() + 30
+    while _container(ws).attrs["RestartCount"] == restarts:
+        assert time.monotonic() < deadline, "the engine did not restart the server"
+        time.sleep(0.2)
 
 
 async def _call(url: str, token: str, verify) -> None:  # noqa: ANN001
@@ -92,14 +109,7 @@ def test_a_droplet_server_gets_its_secret_on_every_start(cloud_ws: Workspace, cl
     asyncio.run(_call(added.gateway_url, token, verify))
 
     # The server dies; the droplet's engine restarts it and the droplet's gateway feeds it.
-    restarts = container.attrs["RestartCount"]
-    code, _out = container.exec_run(["python3", "-c", ENVIRON.replace(
-        "sys.stdout.write(open(f\"/proc/{pid}/environ\").read())", "os.kill(int(pid), 9)")])
-    assert code == 0
-    deadline = time.monotonic() + 30
-    while _container(ws).attrs["RestartCount"] == restarts:
-        assert time.monotonic() < deadline, "the engine did not restart the server"
-        time.sleep(0.2)
+    _crash(ws)
     asyncio.run(_call(added.gateway_url, token, verify))
     env = _server_env(ws)  # handed over by the droplet's gateway, from its mirror
     assert env["REMOTE_CANARY"] == canary and env["REMOTE_TOKEN"] == oauth
@@ -108,3 +118,51 @@ def test_a_droplet_server_gets_its_secret_on_every_start(cloud_ws: Workspace, cl
     stderr = container.logs(stdout=False, stderr=True).decode()
     assert canary not in stderr and oauth not in stderr
     remote.remove_remote(ws, "cloud")
+
+
+def test_a_token_refreshed_at_sync_reaches_the_droplets_gateway_in_that_sync(cloud_ws: Workspace,
+                                                                              cloud: Cloud) -> None:
+    """``sync`` refreshes a token about to expire, hands it to the running server through
+    the forwarded socket, and pushes it in the same sync: a restart by the droplet's
+    engine then gets the fresh token from the droplet's gateway, not the old one."""
+    ws = cloud_ws
+    with LocalOAuthProvider() as provider:
+        provider.register_client("github-app", "app-secret", ["repo"])
+        connection_svc.set_app(ws, "github", "github-app", "app-secret",
+                               hosts={"web": f"{provider.base}/github", "api": f"{provider.base}/github/api"})
+        shown: list = []
+
+        def approve_then_wait(seconds: float) -> None:
+            provider.approve_device(shown[0].user_code)
+            threading.Event().wait(min(seconds, 1.0))
+
+        connection, _ = connection_svc.add_connection(ws, "github", None, connection_svc.SignIn(
+            device=True, show_code=shown.append, sleep=approve_then_wait))
+        added = remote.add_droplet(ws, "cloud", region="fra1", size="s-1vcpu-1gb")
+        base = load_catalog(ws.paths).get("time")
+        entry = base.model_copy(update={"oauth": OAuthNeed(provider="github", scopes=["repo"],
+                                                           token_env="REMOTE_TOKEN")})
+        servers.add_server(ws, "cloud", entry, connection=connection.id)
+        approve(ws, "cloud", "time")
+        _agent, token = agents.add_agent(ws, "far-agent")
+        grants.grant(ws, "far-agent", Target.parse("cloud"))
+        grants.grant(ws, "far-agent", Target.parse("cloud/time"))
+        assert remote.sync(ws, ws.repos.toolboxes.require("cloud")).pushed
+        old = token_set(ws, connection).access_token
+        assert _server_env(ws)["REMOTE_TOKEN"] == old
+
+        with ws.change() as change:  # the token is about to expire
+            stored = change.repos.secrets.get(connection.token_secret)
+            tokens = TokenSet.model_validate_json(stored.value)
+            stored.value = tokens.model_copy(update={"expires_at": time.time() + 20,
+                                                     "issued_at": time.time() - 3600}).to_secret_value()
+            change.repos.secrets.put(stored)
+        synced = remote.sync(ws, ws.repos.toolboxes.require("cloud"))
+        fresh = token_set(ws, ws.repos.connections.get(connection.id)).access_token
+        assert fresh != old and synced.renewed == ("cloud/time",) and synced.pushed
+        assert _server_env(ws)["REMOTE_TOKEN"] == fresh  # handed through the forwarded socket
+
+        _crash(ws)  # no sync after the refresh's: the droplet's gateway has what that one pushed
+        asyncio.run(_call(added.gateway_url, token, tls_context(added.toolbox.gateway_cert)))
+        assert _server_env(ws)["REMOTE_TOKEN"] == fresh  # the droplet's gateway had the fresh one
+        remote.remove_remote(ws, "cloud")
