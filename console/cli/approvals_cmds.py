@@ -26,13 +26,17 @@ def _minutes(duration: str | None) -> float | None:
 
 
 def register(cli: click.Group) -> None:
-    from console.gateway.approvals_client import find, gateways
+    from console.gateway.approvals_client import find, reached
 
     @cli.group()
     def approvals() -> None:
         """Calls that wait for the owner (ask grants): list, allow, deny, watch."""
 
-    toolbox_option = click.option("--toolbox", help="Only this toolbox's gateway (default: every one running here).")
+    toolbox_option = click.option("--toolbox", help="Only this toolbox's gateway (default: every one running here, "
+                                                    "and every remote toolbox's, over SSH).")
+
+    def warn(line: str) -> None:
+        click.echo(f"warning: {line}", err=True)
 
     @approvals.command("list")
     @toolbox_option
@@ -40,17 +44,22 @@ def register(cli: click.Group) -> None:
     @pass_state
     def list_(state: CliState, toolbox: str | None, as_json: bool) -> None:
         """The calls waiting for a decision, oldest first."""
-        found = gateways(state.workspace(), toolbox)
-        held = [call for gateway in found for call in gateway.pending()[1]]
+        unasked: list[str] = []
+        with reached(state.workspace(), toolbox, unreachable=unasked.append) as found:
+            held = [call for gateway in found for call in gateway.pending()[1]]
         if as_json:
             emit_json(held)
+            for line in unasked:
+                warn(line)
             return
-        if not found:
+        if not found and not unasked:
             click.echo("no gateway is running here, so no call is waiting ('tbx gateway serve' starts one)")
             return
         print_table(["ID", "AGENT", "CALL", "WAITING", "SHA256"],
                     [(c["id"], c["agent"], c["target"], f"{c['waited']:.0f}s", c["sha256"][:12]) for c in held],
                     empty="no call is waiting")
+        for line in unasked:  # part of the answer: these toolboxes' calls are not in the table
+            click.echo(f"not asked: {line}")
 
     @approvals.command("allow")
     @click.argument("approval_id", metavar="ID")
@@ -63,9 +72,10 @@ def register(cli: click.Group) -> None:
               toolbox: str | None) -> None:
         """Let one held call through (the exact arguments shown)."""
         minutes = _minutes(duration)
-        gateway, pending = find(gateways(state.workspace(), toolbox), approval_id)
-        click.echo(_shown(pending))
-        outcome = gateway.decide(approval_id, sha256 or pending["sha256"], allow=True, minutes=minutes)
+        with reached(state.workspace(), toolbox, unreachable=warn) as found:
+            gateway, pending = find(found, approval_id)
+            click.echo(_shown(pending))
+            outcome = gateway.decide(approval_id, sha256 or pending["sha256"], allow=True, minutes=minutes)
         click.echo(f"{outcome}: {pending['target']} for {pending['agent']}" + (f" (and for {duration})" if duration
                                                                                else ""))
 
@@ -77,8 +87,9 @@ def register(cli: click.Group) -> None:
     @pass_state
     def deny(state: CliState, approval_id: str, always: bool, sha256: str | None, toolbox: str | None) -> None:
         """Refuse one held call."""
-        gateway, pending = find(gateways(state.workspace(), toolbox), approval_id)
-        outcome = gateway.decide(approval_id, sha256 or pending["sha256"], allow=False, always=always)
+        with reached(state.workspace(), toolbox, unreachable=warn) as found:
+            gateway, pending = find(found, approval_id)
+            outcome = gateway.decide(approval_id, sha256 or pending["sha256"], allow=False, always=always)
         click.echo(f"{outcome}: {pending['target']} for {pending['agent']}")
 
     @approvals.command("watch")
@@ -88,21 +99,25 @@ def register(cli: click.Group) -> None:
     def watch(state: CliState, toolbox: str | None, wait: float) -> None:
         """Ask about each call as it is held: [a]llow, [d]eny, allow [f]or a while, [n]ever (always deny),
         [s]kip. Ctrl+C stops."""
-        found = gateways(state.workspace(), toolbox)
-        if not found:
-            raise UsageError("no gateway is running here ('tbx gateway serve' starts one)")
-        if len(found) > 1:
-            raise UsageError(f"gateways of {', '.join(g.toolbox for g in found)} run here: pass --toolbox")
-        gateway, version, asked = found[0], -1, set()
-        click.echo(f"watching the gateway of {gateway.toolbox}; Ctrl+C stops", err=True)
-        while True:
-            version, held = gateway.pending(version, wait)
-            for pending in held:
-                if pending["id"] in asked:
-                    continue
-                asked.add(pending["id"])
-                _ask(gateway, pending)
-            asked &= {p["id"] for p in held}
+        with reached(state.workspace(), toolbox, unreachable=warn) as found:
+            if not found:
+                raise UsageError("no gateway is running here ('tbx gateway serve' starts one)")
+            if len(found) > 1:
+                raise UsageError(f"gateways of {', '.join(g.toolbox for g in found)} hold calls: pass --toolbox")
+            _watch(found[0], wait)
+
+
+def _watch(gateway: Any, wait: float) -> None:
+    version, asked = -1, set()
+    click.echo(f"watching the gateway of {gateway.toolbox}; Ctrl+C stops", err=True)
+    while True:
+        version, held = gateway.pending(version, wait)
+        for pending in held:
+            if pending["id"] in asked:
+                continue
+            asked.add(pending["id"])
+            _ask(gateway, pending)
+        asked &= {p["id"] for p in held}
 
 
 def _ask(gateway: Any, pending: dict[str, Any]) -> None:

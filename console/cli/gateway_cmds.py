@@ -54,9 +54,11 @@ def register(cli: click.Group) -> None:
     @click.option("--toolbox", default="local", show_default=True)
     @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve HTTPS with this certificate (PEM).")
     @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key (PEM).")
+    @click.option("--control-socket", type=click.Path(dir_okay=False),
+                  help="Serve the owner's approvals on this Unix socket instead of the port (remote toolboxes).")
     @pass_state
     def serve(state: CliState, host: str | None, port: int | None, toolbox: str, tls_cert: str | None,
-              tls_key: str | None) -> None:
+              tls_key: str | None, control_socket: str | None) -> None:
         """Run the gateway in the foreground until interrupted."""
         from console.gateway.service import Gateway
 
@@ -65,7 +67,8 @@ def register(cli: click.Group) -> None:
         ws = state.workspace()
         if running_gateway(state, toolbox):
             raise TbxError(f"a gateway already serves toolbox {toolbox} ('tbx gateway status')")
-        gw = Gateway(ws, toolbox, host=host, port=port, tls=(tls_cert, tls_key) if tls_cert and tls_key else None)
+        gw = Gateway(ws, toolbox, host=host, port=port, tls=(tls_cert, tls_key) if tls_cert and tls_key else None,
+                     control_socket=control_socket)
 
         async def main() -> None:
             task = asyncio.create_task(gw.run())

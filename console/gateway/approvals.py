@@ -80,7 +80,7 @@ class Pending:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "agent": self.agent, "toolbox": self.toolbox, "server": self.server,
-                "kind": self.kind, "name": self.name, "target": self.target, "arguments": self.arguments,
+                "kind": self.kind, "name": self.name, "ref": self.ref, "target": self.target, "arguments": self.arguments,
                 "sha256": self.sha256, "description": self.description, "trust": "approved",
                 "created": self.created, "waited": round(time.time() - self.created, 3)}
 
@@ -91,6 +91,15 @@ def shown_arguments(params: dict[str, Any]) -> Any:
     if "arguments" in params:
         return params["arguments"]
     return {key: value for key, value in params.items() if key not in ("name", "_meta")}
+
+
+def decision_problem(allow: bool, minutes: float | None, always: bool) -> str | None:
+    """What is wrong with a decision's parts, if anything."""
+    if minutes is not None and (not allow or not 0 < minutes <= 366 * 24 * 60):
+        return "'for' goes with allow, between 1 minute and 366 days"
+    if always and allow:
+        return "'always' goes with deny"
+    return None
 
 
 class Approvals:
@@ -225,10 +234,8 @@ class Approvals:
         if not secrets.compare_digest(sha256.encode(), pending.sha256.encode()):
             raise DecisionRefused("the decision names other arguments than the call's: it was not applied; "
                                   "look at the call again ('tbx approvals list') and decide on what it shows", 409)
-        if minutes is not None and (not allow or not 0 < minutes <= 366 * 24 * 60):
-            raise DecisionRefused("'for' goes with allow, between 1 minute and 366 days", 400)
-        if always and allow:
-            raise DecisionRefused("'always' goes with deny", 400)
+        if (problem := decision_problem(allow, minutes, always)) is not None:
+            raise DecisionRefused(problem, 400)
         if minutes is not None or always:
             await self.grant(pending.agent_id, pending.server_id, pending.ref,
                              timedelta(minutes=minutes) if minutes is not None else None)

@@ -43,11 +43,16 @@ def mint_control_token(owner_key: bytes, who: str, ttl: float = 300.0) -> str:
 
 
 class ApprovalControl:
-    def __init__(self, approvals: Approvals, owner_key: bytes, refused: Callable[[str], None]) -> None:
-        """``refused`` counts a refusal by its reason (the pipeline's summary of them)."""
+    def __init__(self, approvals: Approvals, owner_key: bytes, refused: Callable[[str], None], *,
+                 grants_here: bool = True) -> None:
+        """``refused`` counts a refusal by its reason (the pipeline's summary of them).
+        Without ``grants_here`` (a remote toolbox's gateway, whose vault is a mirror the
+        next push replaces) "allow for" and "always deny" are refused: the console writes
+        those grants in the owner's vault and pushes them."""
         self.approvals = approvals
         self.key = control_key(owner_key)
         self.refused = refused
+        self.grants_here = grants_here
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -58,18 +63,18 @@ class ApprovalControl:
         decider = self._decider(headers)
         if decider is None:
             self.refused("approvals-unauthenticated")
-            await _answer(send, 401, {"error": "the approvals are the owner's: send a control token"})
+            await answer(send, 401, {"error": "the approvals are the owner's: send a control token"})
             return
         path, method = scope["path"].rstrip("/"), scope["method"]
         if path == PREFIX and method == "GET":
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             since, wait = _number(query, "since", -1), min(_number(query, "wait", 0), MAX_WAIT)
             version = await self.approvals.changed(int(since), wait) if wait > 0 else self.approvals.version
-            await _answer(send, 200, {"version": version, "pending": self.approvals.listing()})
+            await answer(send, 200, {"version": version, "pending": self.approvals.listing()})
         elif path.startswith(PREFIX + "/") and method == "POST":
             await self._decide(path[len(PREFIX) + 1:], decider, receive, send)
         else:
-            await _answer(send, 405, {"error": f"{method} {path[:80]} is not an approvals request"})
+            await answer(send, 405, {"error": f"{method} {path[:80]} is not an approvals request"})
 
     def _decider(self, headers: dict[bytes, bytes]) -> str | None:
         scheme, _sep, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
@@ -86,20 +91,24 @@ class ApprovalControl:
             request = None
         if not isinstance(request, dict) or request.get("decision") not in ("allow", "deny") \
                 or not isinstance(request.get("sha256"), str):
-            await _answer(send, 400, {"error": 'send {"decision": "allow" or "deny", "sha256": the call\'s hash}'})
+            await answer(send, 400, {"error": 'send {"decision": "allow" or "deny", "sha256": the call\'s hash}'})
             return
         minutes = request.get("minutes")
+        if not self.grants_here and (minutes is not None or request.get("always") is not None):
+            await answer(send, 400, {"error": "this toolbox's grants are kept by the console: decide allow or deny "
+                                              "here and write the grant in the owner's vault"})
+            return
         if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int | float)):
-            await _answer(send, 400, {"error": "minutes is a number"})
+            await answer(send, 400, {"error": "minutes is a number"})
             return
         try:
             verdict = await self.approvals.decide(approval_id, allow=request["decision"] == "allow",
                                                   sha256=request["sha256"], decider=decider, minutes=minutes,
                                                   always=request.get("always") is True)
         except DecisionRefused as refused:
-            await _answer(send, refused.status, {"error": str(refused)})
+            await answer(send, refused.status, {"error": str(refused)})
             return
-        await _answer(send, 200, {"id": approval_id, "outcome": verdict.outcome})
+        await answer(send, 200, {"id": approval_id, "outcome": verdict.outcome})
 
 
 def _number(query: dict[str, list[str]], name: str, default: float) -> float:
@@ -124,7 +133,7 @@ async def _body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _answer(send: Send, status: int, value: Any) -> None:
+async def answer(send: Send, status: int, value: Any) -> None:
     body = rpc.dumps(value)
     await send({"type": "http.response.start", "status": status,
                 "headers": [*_JSON, (b"content-length", str(len(body)).encode())]})

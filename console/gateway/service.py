@@ -28,6 +28,7 @@ from console.gateway.approvals import Approvals
 from console.gateway.approvals_http import ApprovalControl
 from console.gateway.audit_writer import AuditWriter
 from console.gateway.auth import owner_key
+from console.gateway.control_socket import ControlSocket
 from console.gateway.filewatch import FileWatch
 from console.gateway.http import Admission, McpHttpApp
 from console.gateway.pipeline import Pipeline
@@ -59,9 +60,10 @@ LIST_CHANGED = {kind.value: rpc.notification(f"notifications/{noun}/list_changed
 class Gateway:
     def __init__(
         self, ws: Workspace, toolbox: str, *, host: str | None = None, port: int | None = None,
-        tls: tuple[str, str] | None = None,
+        tls: tuple[str, str] | None = None, control_socket: str | None = None,
     ) -> None:
-        """``tls`` is (certificate file, key file): the gateway on a remote toolbox speaks HTTPS."""
+        """``tls`` is (certificate file, key file): the gateway on a remote toolbox speaks HTTPS.
+        ``control_socket``: the owner's door is this Unix socket, not the port (``control_socket.py``)."""
         self.ws = ws
         self.tls = tls
         self.settings = ws.settings.gateway
@@ -104,8 +106,12 @@ class Gateway:
         self.app = McpHttpApp(self.pipeline, self.admission, toolbox=self.toolbox.name,
                               max_body_bytes=self.settings.max_body_bytes,
                               body_timeout=self.settings.body_timeout_seconds)
-        self.app.control = ApprovalControl(self.approvals, self.pipeline.owner_key,
-                                           lambda reason: self.pipeline.unauthenticated.update([reason]))
+        control = ApprovalControl(self.approvals, self.pipeline.owner_key,
+                                  lambda reason: self.pipeline.unauthenticated.update([reason]),
+                                  grants_here=control_socket is None)
+        self.control = ControlSocket(control, control_socket) if control_socket else None
+        if self.control is None:
+            self.app.control = control
 
     @property
     def snapshot(self) -> Snapshot:
@@ -287,6 +293,7 @@ class Gateway:
         follow = asyncio.create_task(self._follow_vault(), name="gateway:vault")
         tokens = asyncio.create_task(self._keep_tokens(), name="gateway:tokens")
         serve = asyncio.create_task(self.server.serve(), name="gateway:http")
+        owner = asyncio.create_task(self.control.serve(), name="gateway:control") if self.control else None
         try:
             while not self.server.started:
                 if serve.done():
@@ -297,7 +304,11 @@ class Gateway:
             self.started.set()
             await serve
         finally:
-            for task in (follow, tokens):
+            if self.control is not None:
+                self.control.stop()
+            for task in (follow, tokens, owner):
+                if task is None:
+                    continue
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -29,6 +29,8 @@ Progress = Callable[[str], None]
 LABEL_GATEWAY_OF = "io.tbx.gateway-of"
 HOME = "/home/tbx"
 """Where the toolbox's folder appears inside the gateway container."""
+CONTROL_SOCKET = "control.sock"
+"""In the toolbox's folder: where its gateway hears the owner (``gateway.control_socket``)."""
 
 
 class RemoteGatewayError(TbxError):
@@ -43,6 +45,11 @@ def gateway_host(toolbox: Toolbox) -> str:
     if not toolbox.ssh_target:
         raise NotFound(f"toolbox {toolbox.name} has no address")
     return SshTarget.parse(toolbox.ssh_target).host
+
+
+def control_socket(toolbox: Toolbox) -> str:
+    """The gateway's owner's door, as the host (and so the SSH tunnel) sees it."""
+    return f"{remote_home(toolbox)}/{CONTROL_SOCKET}"
 
 
 def mirror_for(ws: Workspace, toolbox: Toolbox) -> Mirror:
@@ -95,7 +102,8 @@ def deploy_gateway(
         name=container_name(toolbox),
         image=image,
         command=["gateway", "serve", "--toolbox", toolbox.name,
-                 "--tls-cert", f"{HOME}/tls/cert.pem", "--tls-key", f"{HOME}/tls/key.pem"],
+                 "--tls-cert", f"{HOME}/tls/cert.pem", "--tls-key", f"{HOME}/tls/key.pem",
+                 "--control-socket", f"{HOME}/{CONTROL_SOCKET}"],
         labels={LABEL_ROLE: "gateway", LABEL_GATEWAY_OF: toolbox.id},
         env={"TBX_HOME": HOME, "TBX_PASSPHRASE": mirror.passphrase, "TBX_CACHE_DIR": "/tmp/cache"},
         mounts=[Mount(source=home, target=HOME), Mount(source="/var/run/docker.sock", target="/var/run/docker.sock")],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from console.errors import NotFound
 from console.model import Toolbox
-from console.remote.ssh import SshTarget
+from console.remote.ssh import DOCKER_SOCKET, SshTarget
 from console.remote.tunnel import Tunnel
 from console.runtime.containers import Engine
 from console.workspace import Workspace
@@ -32,11 +32,12 @@ def private_key(ws: Workspace, toolbox: Toolbox) -> str:
     return secret.value
 
 
-def open_tunnel(ws: Workspace, toolbox: Toolbox, timeout: float = 15.0) -> Tunnel:
+def open_tunnel(ws: Workspace, toolbox: Toolbox, timeout: float = 15.0, remote_socket: str = DOCKER_SOCKET) -> Tunnel:
+    """The toolbox's engine socket (or ``remote_socket``) as a local one."""
     if not toolbox.ssh_target:
         raise NotFound(f"toolbox {toolbox.name} has no SSH address; remove and re-add it")
     return Tunnel.open(SshTarget.parse(toolbox.ssh_target), private_key(ws, toolbox), toolbox.ssh_host_key,
-                       socket_dir=socket_dir(), timeout=timeout)
+                       socket_dir=socket_dir(), timeout=timeout, remote_socket=remote_socket)
 
 
 class TunneledEngine(Engine):

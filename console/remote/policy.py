@@ -12,8 +12,10 @@ would hold changes; the gateway follows the file as it follows any vault.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,8 @@ from typing import Any
 
 from console.oauth.tokens import TOKEN_SET_PREFIX
 from console.paths import Paths
-from console.vault import MachineSecret
+from console.gateway.auth import OWNER_META
+from console.vault import MachineSecret, Repos
 from console.workspace import Workspace
 
 Tables = dict[str, dict[str, Any]]
@@ -122,8 +125,22 @@ class Mirror:
             _OPENED[self.root] = opened
             return opened
 
+    def owner_key(self) -> bytes:
+        """The toolbox gateway's owner key, made here and shipped inside the mirror: the
+        console mints the control tokens of the gateway's owner's door with it
+        (``approvals_http``), and the gateway checks them with its copy."""
+        mirror = self.open()
+        meta = mirror.repos.meta.get(OWNER_META)
+        if meta is None:
+            meta = {"key": base64.b64encode(os.urandom(32)).decode()}
+            with mirror.vault.transaction() as db:  # bare, like ``write``: no record in the mirror's log
+                Repos(db).meta.set(OWNER_META, meta)
+            mirror.refresh()
+        return base64.b64decode(meta["key"])
+
     def write(self, tables: Tables) -> bool:
         """Bring the mirror vault to ``tables``; returns whether anything changed."""
+        self.owner_key()  # in every mirror shipped, so the gateway starts with the console's key
         mirror = self.open()
         current = {name: mirror.tables().get(name, {}) for name in MIRRORED}
         if digest(current) == digest(tables):

@@ -22,8 +22,8 @@ class RunningGateway:
     """``tbx gateway serve`` in a thread: its own event loop and its own vault handle,
     exactly as a separate process would have."""
 
-    def __init__(self, paths: Paths, toolbox: str = "local") -> None:
-        self.paths, self.toolbox = paths, toolbox
+    def __init__(self, paths: Paths, toolbox: str = "local", control_socket: str | None = None) -> None:
+        self.paths, self.toolbox, self.control_socket = paths, toolbox, control_socket
         self.gateway: Gateway | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
@@ -38,7 +38,8 @@ class RunningGateway:
         def run() -> None:
             self.loop = asyncio.new_event_loop()
             try:
-                self.gateway = Gateway(Workspace.open(self.paths), self.toolbox, port=0)
+                self.gateway = Gateway(Workspace.open(self.paths), self.toolbox, port=0,
+                                       control_socket=self.control_socket)
                 self.loop.run_until_complete(self.gateway.run())
             except BaseException as exc:  # noqa: BLE001 - surfaced to the test
                 self.error = exc
