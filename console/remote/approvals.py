@@ -29,6 +29,8 @@ from console.workspace import Workspace
 
 CONNECT_TIMEOUT = 10.0
 TOKEN_SECONDS = 3600.0
+URL = "http://owner.tbx"
+"""The requests' base URL: the socket is the address, the name is never looked up."""
 
 
 @dataclass
@@ -86,5 +88,11 @@ def remote_gateway(ws: Workspace, box: Toolbox, who: str, ttl: float = TOKEN_SEC
     """The approvals of ``box``'s gateway over a tunnel of its own (closed by ``close``)."""
     token = mint_control_token(mirror_for(ws, box).owner_key(), who, ttl)
     tunnel = open_tunnel(ws, box, CONNECT_TIMEOUT, remote_socket=control_socket(box))
-    return RemoteApprovals(box.name, "http://owner.tbx", token, str(tunnel.forward.local_path), ws=ws, box=box,
-                           tunnel=tunnel)
+    return RemoteApprovals(box.name, URL, token, str(tunnel.forward.local_path), ws=ws, box=box, tunnel=tunnel)
+
+
+def over_link(ws: Workspace, box: Toolbox, tunnel: Tunnel, who: str, ttl: float = TOKEN_SECONDS) -> RemoteApprovals:
+    """The approvals of ``box``'s gateway over a tunnel already open (the console's link
+    to the toolbox, which forwards its engine): its owner's door is forwarded alongside."""
+    token = mint_control_token(mirror_for(ws, box).owner_key(), who, ttl)
+    return RemoteApprovals(box.name, URL, token, str(tunnel.forward_also(control_socket(box))), ws=ws, box=box)

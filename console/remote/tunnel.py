@@ -43,6 +43,8 @@ class Tunnel:
         self._loop = loop
         self._thread = thread
         self._closed = False
+        self._also: dict[str, UnixForward] = {}
+        """Other sockets of the host forwarded over the same link, by their remote path."""
 
     def __repr__(self) -> str:
         return f"Tunnel({self.link.target}, {self.status.value}, {self.endpoint})"
@@ -150,12 +152,24 @@ class Tunnel:
     def read_file(self, remote_path: str, offset: int = 0) -> bytes:
         return self.call(self.link.read_file, remote_path, offset, timeout=120.0)
 
+    def forward_also(self, remote_path: str) -> Path:
+        """Another socket of the host (a gateway's owner's door) as a local one, over the
+        same link, until the tunnel closes; the same local socket on every call."""
+        found = self._also.get(remote_path)
+        if found is None:
+            local = self.forward.local_path.with_name(f"{self.forward.local_path.stem}-{len(self._also)}.sock")
+            found = self._also[remote_path] = self.call(UnixForward.serve, self.link, local, remote_path,
+                                                        timeout=10.0)
+        return found.local_path
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
 
         async def teardown() -> None:
+            for also in self._also.values():
+                await also.close()
             await self.forward.close()
             await self.link.close()
 

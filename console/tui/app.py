@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from textual.timer import Timer
 
     from console.runtime.supervisor import Health, Supervisor
-    from console.tui.approvals_feed import ApprovalsFeed
+    from console.tui.approvals_feed import ApprovalsFeed, Reach
     from console.workspace import Commit, Workspace
 
 REMOTE_SYNC_DELAY = 0.3
@@ -90,8 +90,10 @@ class ConsoleApp(App[None]):
         self.debug_log: Path | None = None
         """Where this run logs (``tbx --debug``): named in a notification at start."""
         self.approvals: list[dict[str, object]] = []
-        """The held calls as the gateway last listed them, oldest first."""
-        self.approvals_feed: ApprovalsFeed | None = None
+        """The held calls as the gateways last listed them, oldest first."""
+        self.approval_feeds: dict[str, ApprovalsFeed] = {}
+        """By toolbox name: the local gateway's, and each remote toolbox's over its link."""
+        self._held_by_toolbox: dict[str, list[dict[str, object]]] = {}
 
     # -- start-up ----------------------------------------------------------------------
 
@@ -183,16 +185,39 @@ class ConsoleApp(App[None]):
     # -- calls waiting for the owner -----------------------------------------------------
 
     def follow_approvals(self) -> None:
-        """Follow the local gateway's held calls: the header's counter, a bell and a toast
-        for each new one on whatever screen is in front, the Approvals screen's list."""
+        """Follow the held calls of the local gateway and of every remote toolbox's (over
+        its link): the header's counter, a bell and a toast for each new one on whatever
+        screen is in front, the Approvals screen's list."""
+        from console.tui import approvals_feed
+
+        self._follow_held("local", approvals_feed.local(self.backend))
+        self.follow_remote_approvals()
+
+    def follow_remote_approvals(self) -> None:
+        from console.tui import approvals_feed
+
+        for box in self.backend.workspace.repos.toolboxes:
+            if box.is_remote and box.name not in self.approval_feeds:
+                link = (lambda box_id: lambda: self.links.usable(box_id))(box.id)
+                self._follow_held(box.name, approvals_feed.remote(self.backend, box, link))
+
+    def _follow_held(self, toolbox: str, reach: Reach) -> None:
         from console.tui.approvals_feed import ApprovalsFeed
 
-        self.approvals_feed = ApprovalsFeed(self.backend)
-        self.run_worker(self.approvals_feed.run(self._approvals_changed), group="approvals", exclusive=True,
-                        exit_on_error=False)
+        feed = self.approval_feeds[toolbox] = ApprovalsFeed(reach)
+        self.run_worker(feed.run(lambda pending: self._approvals_changed(toolbox, pending)),
+                        group=f"approvals:{toolbox}", exclusive=True, exit_on_error=False)
 
-    def _approvals_changed(self, pending: list[dict[str, object]]) -> None:
+    def approval_gateway(self, toolbox: str):  # noqa: ANN201 - a GatewayApprovals, or None
+        """Where a decision on a call held by ``toolbox``'s gateway goes."""
+        feed = self.approval_feeds.get(toolbox)
+        return feed.gateway if feed is not None else None
+
+    def _approvals_changed(self, toolbox: str, pending: list[dict[str, object]]) -> None:
         known = {call["id"] for call in self.approvals}
+        self._held_by_toolbox[toolbox] = pending
+        pending = sorted((call for held in self._held_by_toolbox.values() for call in held),
+                         key=lambda call: float(call.get("created") or 0))  # type: ignore[arg-type]
         self.approvals = pending
         self.approvals_waiting = len(pending)
         self.approvals_version += 1
@@ -413,6 +438,7 @@ class ConsoleApp(App[None]):
         self.link_signal.publish(state)
         if state.up and self.live:
             self.supervise()
+            self.follow_remote_approvals()
             self._sync_remote_soon()  # what changed while the link was down goes now
 
     def _sync_remote_soon(self) -> None:

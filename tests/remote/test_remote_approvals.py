@@ -30,6 +30,9 @@ from console.services.tools import approve
 from console.workspace import Workspace
 from tests.remote.conftest import wipe_toolbox
 from tests.support.gateway import agent, eventually, tool_names
+from console.tui import approvals_feed
+from console.tui.approvals_feed import ApprovalsFeed
+from console.tui.backend import Backend
 from tests.support.sshd import Sshd
 
 pytestmark = pytest.mark.docker
@@ -182,6 +185,40 @@ async def test_a_stolen_agent_token_cannot_decide_a_remote_call(far: Far) -> Non
         assert not call.done()
         await far.run("approvals", "deny", pending["id"])
         assert "the owner denied the call" in await refused(call)
+
+
+async def test_the_console_follows_and_decides_remote_calls_over_its_link(far: Far) -> None:
+    """The console's feed of a remote toolbox rides the link it keeps open to the toolbox's
+    engine: the held call comes through it, and "allow for" from there becomes a grant here."""
+    token = await asyncio.to_thread(far.asker, "watched")
+    link = await asyncio.to_thread(open_tunnel, far.ws, far.box)  # the console's link: the engine's socket
+    backend = Backend(far.ws.paths)
+    backend.ws = far.ws
+    feed = ApprovalsFeed(approvals_feed.remote(backend, far.box, lambda: link))
+    seen: list[list[dict]] = []
+    following = asyncio.ensure_future(feed.run(seen.append))
+
+    async def shown(count: int) -> bool:
+        return bool(seen) and len(seen[-1]) == count
+
+    try:
+        async with connect(far, token) as client:
+            await eventually(lambda: _lists(client), within=15)
+            call = asyncio.ensure_future(client.call_tool(TOOL, {"timezone": "UTC"}))
+            await eventually(lambda: shown(1), 20)
+            (pending,) = seen[-1]
+            assert (pending["agent"], pending["toolbox"]) == ("watched", "far")
+            assert feed.gateway is not None
+            outcome = await asyncio.to_thread(feed.gateway.decide, pending["id"], pending["sha256"], allow=True,
+                                              minutes=10)
+            assert outcome == "allowed-for"
+            assert "UTC" in (await asyncio.wait_for(call, 20)).content[0].text  # type: ignore[union-attr]
+            await eventually(lambda: shown(0), 20)
+        own = far.grant_of("watched")
+        assert own is not None and own.mode is GrantMode.ASK and own.allow_until is not None
+    finally:
+        following.cancel()
+        await asyncio.to_thread(link.close)
 
 
 async def _lists(client: Client) -> bool:

@@ -1,9 +1,11 @@
 """0 Approvals: calls held for the owner by ask grants, decided with one key each.
 
-The list comes from the app's feed of the local gateway (``approvals_feed``); the detail
-shows what the decision applies to: the agent, the item and its description and trust,
-the arguments as they will be forwarded (secrets masked) and their hash, which the
-decision names, so a decision is never applied to other arguments than those shown.
+The list comes from the app's feeds of the gateways (``approvals_feed``: the local one's,
+and each remote toolbox's over its SSH link); the detail shows what the decision applies
+to: the agent, the item and its description and trust, the arguments as they will be
+forwarded (secrets masked) and their hash, which the decision names, so a decision is
+never applied to other arguments than those shown. A remote call's "allow for" and
+"never" become grants in the vault here, which the console pushes to the toolbox.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ class ApprovalsScreen(ConsoleScreen):
 
     @work(thread=True, exit_on_error=False, group="approval-decide")
     def _decide(self, call: dict[str, Any], *, allow: bool, always: bool = False, minutes: float | None = None) -> None:
-        gateway = self.console.approvals_feed.gateway
+        gateway = self.console.approval_gateway(call["toolbox"])
         if gateway is None:
             self.notify("the gateway is not reachable: the call cannot be decided here", severity="error")
             return
