@@ -26,7 +26,7 @@ def _minutes(duration: str | None) -> float | None:
 
 
 def register(cli: click.Group) -> None:
-    from console.gateway.approvals_client import find, reached
+    from console.gateway.approvals_client import ApprovalFailed, find, reached
 
     @cli.group()
     def approvals() -> None:
@@ -45,8 +45,13 @@ def register(cli: click.Group) -> None:
     def list_(state: CliState, toolbox: str | None, as_json: bool) -> None:
         """The calls waiting for a decision, oldest first."""
         unasked: list[str] = []
+        held: list[dict[str, Any]] = []
         with reached(state.workspace(), toolbox, unreachable=unasked.append) as found:
-            held = [call for gateway in found for call in gateway.pending()[1]]
+            for gateway in found:
+                try:
+                    held += gateway.pending()[1]
+                except ApprovalFailed as failed:  # one toolbox's gateway does not answer: the others' calls still show
+                    unasked.append(str(failed))
         if as_json:
             emit_json(held)
             for line in unasked:

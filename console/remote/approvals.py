@@ -44,7 +44,8 @@ class RemoteApprovals(GatewayApprovals):
             return super().pending(since, wait)
         except httpx2.HTTPError as exc:
             raise ApprovalFailed(f"the gateway of {self.toolbox} does not answer on its owner's socket "
-                                 f"({type(exc).__name__}); 'tbx toolbox sync {self.toolbox}' redeploys it") from None
+                                 f"({type(exc).__name__}): it is not running, or was deployed by a tbx that "
+                                 "made none (remove and re-add the toolbox)") from None
 
     def decide(self, approval_id: str, sha256: str, *, allow: bool, minutes: float | None = None,
                always: bool = False) -> str:

@@ -16,26 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from console.catalog import load_catalog
 from console.errors import NotFound
 from console.gateway.approvals_client import GatewayApprovals
 from console.gateway.approvals_http import mint_control_token
 from console.gateway.auth import mint_owner_token, owner_key
-from console.paths import resolve_paths
 from console.remote.approvals import RemoteApprovals
-from console.services import servers, toolboxes
-from console.services import grants
+from console.services import grants, toolboxes
 from console.services.grants import Target
-from console.services.tools import approve
-from console.vault import KeySource
-from console.workspace import Workspace
-from tests.gateway.conftest import Stack
-from tests.support.gateway import RunningGateway, agent, eventually
+from tests.gateway.conftest import Stack, _stack
+from tests.support.gateway import agent, eventually
 from tests.support.sharedkeys import shared_keyring_home
 
 pytestmark = [pytest.mark.docker, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
@@ -47,22 +40,13 @@ def door(tmp_path_factory: pytest.TempPathFactory, docker_engine) -> Iterator[tu
     """A gateway of toolbox local (server time) whose owner's door is a Unix socket; (stack, socket)."""
     root = tmp_path_factory.mktemp("door")
     short = tempfile.mkdtemp(prefix="tbx-door-")  # sun_path holds 107 bytes; pytest's folders are deep
-    with shared_keyring_home(root):
-        paths = resolve_paths()
-        paths.ensure()
-        ws = Workspace.create(paths, KeySource(None))
-        box = toolboxes.add_local(ws, "local")
-        servers.add_server(ws, "local", load_catalog(paths).get("time"))
-        approve(ws, "local", "time")
-        socket_path = os.path.join(short, "control.sock")
-        gateway = RunningGateway(paths, control_socket=socket_path).start()
-        try:
-            yield Stack(ws, paths, gateway, root), socket_path
-        finally:
-            gateway.stop()
-            for container in docker.from_env().containers.list(all=True, filters={"label": f"io.tbx.toolbox={box.id}"}):
-                container.remove(force=True)
-            os.rmdir(short)
+    socket_path = os.path.join(short, "control.sock")
+    try:
+        with shared_keyring_home(root):
+            for stack in _stack(root, ("time",), control_socket=socket_path):
+                yield stack, socket_path
+    finally:
+        os.rmdir(short)
 
 
 def owner(stack: Stack, socket_path: str) -> GatewayApprovals:

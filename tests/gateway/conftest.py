@@ -111,8 +111,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, docker_engine) -> Iterator[S
 ALL_SERVERS = ("time", "everything", "filesystem", "git")
 
 
-def _stack(root: Path, catalog_servers: tuple[str, ...] = ALL_SERVERS, settings: str = "") -> Iterator[Stack]:
-    """The stack with these catalog servers; ``settings`` adds lines to the [gateway] settings."""
+def _stack(root: Path, catalog_servers: tuple[str, ...] = ALL_SERVERS, settings: str = "",
+           control_socket: str | None = None) -> Iterator[Stack]:
+    """The stack with these catalog servers; ``settings`` adds lines to the [gateway] settings;
+    ``control_socket``: the gateway's owner's door is that Unix socket (as on a remote toolbox)."""
     paths = resolve_paths()
     paths.ensure()
     paths.config_file.write_text(
@@ -129,7 +131,7 @@ def _stack(root: Path, catalog_servers: tuple[str, ...] = ALL_SERVERS, settings:
             mounts = [Mount(source=str(sample_repository(root / "repo")), target="/repo")]
         servers.add_server(ws, "local", catalog.get(name), mounts=mounts)
         approve(ws, "local", name)
-    gateway = RunningGateway(paths).start()
+    gateway = RunningGateway(paths, control_socket=control_socket).start()
     stack = Stack(ws, paths, gateway, root)
     try:
         yield stack

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import docker
 import httpx2
 import pytest
 from mcp import Client
@@ -20,7 +22,7 @@ from mcp.shared.exceptions import MCPError
 from console.catalog import load_catalog
 from console.gateway.approvals_http import mint_control_token
 from console.model import GrantMode, Toolbox
-from console.remote.deploy import control_socket, mirror_for, tls_context
+from console.remote.deploy import LABEL_GATEWAY_OF, control_socket, mirror_for, tls_context
 from console.remote.links import open_tunnel
 from console.remote.sshkeys import generate_keypair
 from console.services import agents, grants, servers
@@ -52,6 +54,14 @@ class Far:
         grants.grant(self.ws, name, Target.parse("far/time/get_current_time"), ask=True)
         assert remote.sync(self.ws, self.box).pushed
         return token
+
+    @asynccontextmanager
+    async def agent(self, name: str) -> AsyncIterator[tuple[Client, str]]:
+        """A new asking agent's SDK client and token, once the gateway lists it the tool."""
+        token = await asyncio.to_thread(self.asker, name)
+        async with agent(self.box.gateway_address, token, verify=tls_context(self.box.gateway_cert)) as client:
+            await eventually(lambda: _lists(client), within=15)
+            yield client, token
 
     async def run(self, *args: str) -> str:
         done = await asyncio.to_thread(self.tbx, *args)  # type: ignore[operator]
@@ -94,10 +104,6 @@ def far(workspace: Workspace, tbx, docker_engine) -> Iterator[Far]:  # noqa: ANN
         sshd.close()
 
 
-def connect(far: Far, token: str) -> Client:
-    return agent(far.box.gateway_address, token, verify=tls_context(far.box.gateway_cert))
-
-
 async def refused(call: asyncio.Future) -> str:
     with pytest.raises(MCPError) as err:
         await asyncio.wait_for(call, 20)
@@ -105,9 +111,7 @@ async def refused(call: asyncio.Future) -> str:
 
 
 async def test_remote_held_calls_are_listed_and_decided_from_here(far: Far) -> None:
-    token = await asyncio.to_thread(far.asker, "roamer")
-    async with connect(far, token) as client:
-        await eventually(lambda: _lists(client), within=15)
+    async with far.agent("roamer") as (client, _token):
 
         call = asyncio.ensure_future(client.call_tool(TOOL, {"timezone": "UTC"}))
         pending = await far.held("roamer")
@@ -137,9 +141,7 @@ async def test_remote_held_calls_are_listed_and_decided_from_here(far: Far) -> N
 
 
 async def test_remote_always_deny_is_a_grant_pushed_from_here(far: Far) -> None:
-    token = await asyncio.to_thread(far.asker, "doubted")
-    async with connect(far, token) as client:
-        await eventually(lambda: _lists(client), within=15)
+    async with far.agent("doubted") as (client, _token):
         call = asyncio.ensure_future(client.call_tool(TOOL, {"timezone": "UTC"}))
         pending = await far.held("doubted")
         await far.run("approvals", "deny", pending["id"], "--always")
@@ -149,13 +151,16 @@ async def test_remote_always_deny_is_a_grant_pushed_from_here(far: Far) -> None:
         message = await refused(asyncio.ensure_future(client.call_tool(TOOL, {"timezone": "UTC"})))
         assert "denied" in message or "not" in message
     assert json.loads(await far.run("approvals", "list", "--json")) == []
+    # A toolbox whose gateway does not answer is named, not a failure of the whole list.
+    [gateway] = docker.from_env().containers.list(filters={"label": f"{LABEL_GATEWAY_OF}={far.box.id}"})
+    await asyncio.to_thread(gateway.stop, timeout=5)
+    listed = await far.run("approvals", "list")
+    assert "no call is waiting" in listed and "not asked: the gateway of far does not answer" in listed
 
 
 async def test_a_stolen_agent_token_cannot_decide_a_remote_call(far: Far) -> None:
-    token = await asyncio.to_thread(far.asker, "stolen")
     key = mirror_for(far.ws, far.box).owner_key()
-    async with connect(far, token) as client:
-        await eventually(lambda: _lists(client), within=15)
+    async with far.agent("stolen") as (client, token):
         call = asyncio.ensure_future(client.call_tool(TOOL, {"timezone": "UTC"}))
         pending = await far.held("stolen")
         tunnel = await asyncio.to_thread(open_tunnel, far.ws, far.box, 10.0, control_socket(far.box))
@@ -190,7 +195,6 @@ async def test_a_stolen_agent_token_cannot_decide_a_remote_call(far: Far) -> Non
 async def test_the_console_follows_and_decides_remote_calls_over_its_link(far: Far) -> None:
     """The console's feed of a remote toolbox rides the link it keeps open to the toolbox's
     engine: the held call comes through it, and "allow for" from there becomes a grant here."""
-    token = await asyncio.to_thread(far.asker, "watched")
     link = await asyncio.to_thread(open_tunnel, far.ws, far.box)  # the console's link: the engine's socket
     backend = Backend(far.ws.paths)
     backend.ws = far.ws
@@ -202,8 +206,7 @@ async def test_the_console_follows_and_decides_remote_calls_over_its_link(far: F
         return bool(seen) and len(seen[-1]) == count
 
     try:
-        async with connect(far, token) as client:
-            await eventually(lambda: _lists(client), within=15)
+        async with far.agent("watched") as (client, _token):
             call = asyncio.ensure_future(client.call_tool(TOOL, {"timezone": "UTC"}))
             await eventually(lambda: shown(1), 20)
             (pending,) = seen[-1]
