@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from console.policy import CompiledPolicy
 
 AUDIT_META = "audit"
+OWNER_META = "owner_key"
+"""The vault's key for owner tokens (``gateway.auth``); a remote toolbox's mirror carries its own."""
 log = logging.getLogger(__name__)
 
 

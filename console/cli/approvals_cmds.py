@@ -26,7 +26,8 @@ def _minutes(duration: str | None) -> float | None:
 
 
 def register(cli: click.Group) -> None:
-    from console.gateway.approvals_client import ApprovalFailed, find, reached
+    from console.gateway.approvals_client import ApprovalFailed, find
+    from console.gateway.remote_approvals import reached
 
     @cli.group()
     def approvals() -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import getpass
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,31 +81,6 @@ def _json(response: httpx2.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-@contextmanager
-def reached(ws: Workspace, toolbox: str | None = None, who: str | None = None,
-            unreachable: Callable[[str], None] | None = None) -> Iterator[list[GatewayApprovals]]:
-    """The gateways holding the owner's calls: those running here and, over SSH, those of
-    remote toolboxes (of ``toolbox`` only, if given). A remote toolbox that cannot be
-    reached is told to ``unreachable`` (or raised, when it is the one asked for)."""
-    from console.remote.approvals import remote_gateway
-
-    box = ws.repos.toolboxes.require(toolbox) if toolbox else None
-    remotes = [b for b in ws.repos.toolboxes if b.is_remote and (box is None or b.id == box.id)]
-    found = gateways(ws, toolbox, who) if box is None or not box.is_remote else []
-    try:
-        for remote in remotes:
-            try:
-                found.append(remote_gateway(ws, remote, who or decider_name()))
-            except TbxError as exc:
-                if unreachable is None or box is not None:
-                    raise
-                unreachable(f"toolbox {remote.name}: {exc}")
-        yield found
-    finally:
-        for gateway in found:
-            gateway.close()
 
 
 def gateways(ws: Workspace, toolbox: str | None = None, who: str | None = None) -> list[GatewayApprovals]:

@@ -18,9 +18,8 @@ import time
 from dataclasses import dataclass
 
 from console.policy import CompiledPolicy
-from console.workspace import Workspace
+from console.workspace import OWNER_META, Workspace
 
-OWNER_META = "owner_key"
 OWNER_PREFIX = "tbxo_"
 OWNER_TOKEN_TTL = 300.0
 

@@ -23,9 +23,8 @@ from typing import Any
 
 from console.oauth.tokens import TOKEN_SET_PREFIX
 from console.paths import Paths
-from console.gateway.auth import OWNER_META
 from console.vault import MachineSecret, Repos
-from console.workspace import Workspace
+from console.workspace import OWNER_META, Workspace
 
 Tables = dict[str, dict[str, Any]]
 MIRRORED = ("toolboxes", "servers", "tools", "agents", "toolbox_grants", "tool_grants", "secrets")

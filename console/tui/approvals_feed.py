@@ -3,7 +3,7 @@
 A long poll of the gateway's ``/approvals`` (``console.gateway.approvals_http``): each
 change comes back at once, and nothing is asked while nothing changes. The local
 gateway is reached at its address; a remote toolbox's over the console's SSH link to it
-(its owner's door forwarded beside the engine, ``console.remote.approvals``). Without a
+(its owner's door forwarded beside the engine, ``console.gateway.remote_approvals``). Without a
 gateway (or a link) the feed looks again every few seconds; a token that expired is
 minted again. It is an asyncio task, so the console cancels it at once when it quits.
 """
@@ -45,7 +45,7 @@ def local(backend: Backend, toolbox: str = "local") -> Reach:
 
 def remote(backend: Backend, box: Toolbox, link: Callable[[], Tunnel | None]) -> Reach:
     """``link`` is the console's open tunnel to the toolbox, if it is up."""
-    from console.remote.approvals import over_link
+    from console.gateway.remote_approvals import over_link
 
     def reach() -> GatewayApprovals | None:
         tunnel = link()

@@ -24,7 +24,7 @@ from console.errors import NotFound
 from console.gateway.approvals_client import GatewayApprovals
 from console.gateway.approvals_http import mint_control_token
 from console.gateway.auth import mint_owner_token, owner_key
-from console.remote.approvals import RemoteApprovals
+from console.gateway.remote_approvals import RemoteApprovals
 from console.services import grants, toolboxes
 from console.services.grants import Target
 from tests.gateway.conftest import Stack, _stack

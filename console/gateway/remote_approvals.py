@@ -6,20 +6,23 @@ socket here, and the control token is minted with the owner key the mirror carri
 the gateway (``Mirror.owner_key``). The gateway only lets a call through or refuses it:
 "allow for a while" and "always deny" are grants, written in the owner's vault here and
 pushed to the toolbox as every grant is (after the command, or by the console's sync),
-since the gateway's own vault is a mirror the next push replaces.
+since the gateway's own vault is a mirror the next push replaces. ``reached`` gives
+``tbx approvals`` every gateway that may hold the owner's calls: local ones and these.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx2
 
-from console.errors import NotFound
+from console.errors import NotFound, TbxError
 from console.gateway.approvals import decision_problem
-from console.gateway.approvals_client import ApprovalFailed, GatewayApprovals
+from console.gateway.approvals_client import ApprovalFailed, GatewayApprovals, decider_name, gateways
 from console.gateway.approvals_http import mint_control_token
 from console.model import Toolbox
 from console.remote.deploy import control_socket, mirror_for
@@ -97,3 +100,26 @@ def over_link(ws: Workspace, box: Toolbox, tunnel: Tunnel, who: str, ttl: float 
     to the toolbox, which forwards its engine): its owner's door is forwarded alongside."""
     token = mint_control_token(mirror_for(ws, box).owner_key(), who, ttl)
     return RemoteApprovals(box.name, URL, token, str(tunnel.forward_also(control_socket(box))), ws=ws, box=box)
+
+
+@contextmanager
+def reached(ws: Workspace, toolbox: str | None = None, who: str | None = None,
+            unreachable: Callable[[str], None] | None = None) -> Iterator[list[GatewayApprovals]]:
+    """The gateways holding the owner's calls: those running here and, over SSH, those of
+    remote toolboxes (of ``toolbox`` only, if given). A remote toolbox that cannot be
+    reached is told to ``unreachable`` (or raised, when it is the one asked for)."""
+    box = ws.repos.toolboxes.require(toolbox) if toolbox else None
+    remotes = [b for b in ws.repos.toolboxes if b.is_remote and (box is None or b.id == box.id)]
+    found = gateways(ws, toolbox, who) if box is None or not box.is_remote else []
+    try:
+        for remote in remotes:
+            try:
+                found.append(remote_gateway(ws, remote, who or decider_name()))
+            except TbxError as exc:
+                if unreachable is None or box is not None:
+                    raise
+                unreachable(f"toolbox {remote.name}: {exc}")
+        yield found
+    finally:
+        for gateway in found:
+            gateway.close()
