@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 AUDIT_META = "audit"
 OWNER_META = "owner_key"
+DISCOVERY_META = "discovery|"
+"""+ server id: what the server said of itself when last discovered (``Discovery.summary``)."""
 """The vault's key for owner tokens (``gateway.auth``); a remote toolbox's mirror carries its own."""
 log = logging.getLogger(__name__)
 

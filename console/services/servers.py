@@ -28,7 +28,7 @@ from console.runtime.containers import (
 )
 from console.runtime.enginehttp import Endpoint
 from console.runtime.session import Discovery, mcp_session
-from console.services.tools import DISCOVERY_META, DiscoveryOutcome, record_discovery
+from console.services.tools import DiscoveryOutcome, record_discovery
 from console.model import Connection
 from console.oauth.tokens import secret_pairs
 from console.services.connections import check_binding, ensure_unique_binding
@@ -36,7 +36,7 @@ from console.services.redaction import server_redactor
 from console.runtime.handover import launcher_command, uses_launcher
 from console.services.token_injection import handover_step, secret_names
 from console.trust.redact import Redactor
-from console.workspace import Change, Workspace
+from console.workspace import DISCOVERY_META, Change, Workspace
 
 Progress = Callable[[str], None]
 

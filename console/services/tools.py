@@ -42,9 +42,8 @@ from console.runtime.session import Discovery
 from console.services.items import audit_target, item_order, no_item
 from console.trust.scan import KINDS, blocking_kinds, finding_kinds, scan_tool
 from console.vault import Repos
-from console.workspace import Change, Workspace
+from console.workspace import DISCOVERY_META, Change, Workspace
 
-DISCOVERY_META = "discovery|"
 _LISTS = (  # Discovery attribute, kind, the wire field that names the item
     ("tools", ItemKind.TOOL, "name"),
     ("resources", ItemKind.RESOURCE, "uri"),

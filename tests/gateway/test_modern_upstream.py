@@ -21,7 +21,8 @@ from mcp import MCPError
 
 from console.services import servers
 from console.services.server_asks import set_may_ask
-from console.services.tools import DISCOVERY_META, approve
+from console.services.tools import approve
+from console.workspace import DISCOVERY_META
 from tests.gateway.conftest import Stack, _stack
 from tests.gateway.test_agent_asks import sampler, text
 from tests.support.conformance_targets import Target

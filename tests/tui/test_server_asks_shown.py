@@ -47,7 +47,7 @@ def test_the_grants_view_names_it_on_the_server_row(seeded: Backend) -> None:
 async def test_the_config_tab_says_which_protocol_era_the_server_speaks(seeded: Backend) -> None:
     """Pressed as a user does: 2 for Servers, ] to the Config tab. A server discovered in
     the 2026-07-28 era says so; one never discovered says that."""
-    from console.services.tools import DISCOVERY_META
+    from console.workspace import DISCOVERY_META
     from tests.tui.test_servers_screen import open_servers, screen_text, select
 
     ws = seeded.workspace

@@ -18,7 +18,7 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from console.services.tools import DISCOVERY_META
+from console.workspace import DISCOVERY_META
 from console.tui.widgets.connection_format import connection_label
 from console.tui.widgets.server_log import ServerLog
 from console.tui.widgets.server_stats import ServerStats
