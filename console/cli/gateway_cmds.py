@@ -75,8 +75,7 @@ def register(cli: click.Group) -> None:
             started = asyncio.create_task(gw.started.wait())
             await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
             if gw.started.is_set():
-                click.echo(f"gateway for toolbox {toolbox} at {gw.url}/mcp (per server: {gw.url}/servers/NAME/mcp)",
-                           err=True)
+                click.echo(f"gateway for toolbox {toolbox} at {gw.url}/mcp (per server: {gw.url}/servers/NAME/mcp)")
             await task
 
         _use_uvloop()
@@ -86,7 +85,7 @@ def register(cli: click.Group) -> None:
             pass  # uvicorn shuts down cleanly, then re-raises the interrupt that asked it to
         except OSError as exc:
             raise TbxError(f"cannot listen on {gw.host}:{gw.port}: {exc.strerror or exc}; pick another --port") from None
-        click.echo(f"gateway for toolbox {toolbox} stopped", err=True)
+        click.echo(f"gateway for toolbox {toolbox} stopped")
 
     @gateway.command()
     @click.option("--toolbox", default="local", show_default=True)

@@ -182,15 +182,17 @@ def test_gateway_serve_runs_as_its_own_process(stack: Stack) -> None:
 
     toolboxes.add_local(stack.ws, "second")
     proc = subprocess.Popen([sys.executable, "-m", "console", "gateway", "serve", "--toolbox", "second",
-                             "--port", "0"], env=subprocess_env(), stderr=subprocess.PIPE, text=True)
+                             "--port", "0"], env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
+        assert proc.stdout is not None and proc.stderr is not None
+        line = proc.stdout.readline()  # a gateway that serves says so on stdout, and nothing on stderr
         assert "gateway for toolbox second at http://127.0.0.1:" in line, line
         status = tbx(stack, "gateway", "status", "--toolbox", "second")
         assert status.exit_code == 0 and f"pid {proc.pid}" in status.stdout
         proc.send_signal(signal.SIGINT)
         assert proc.wait(15) == 0
+        assert proc.stdout.read() == "gateway for toolbox second stopped\n" and proc.stderr.read() == ""
         gone = tbx(stack, "gateway", "status", "--toolbox", "second")
         assert gone.exit_code == 1 and "no gateway is serving toolbox second" in gone.stdout
         stack.ws.refresh()
