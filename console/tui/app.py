@@ -487,6 +487,12 @@ class ConsoleApp(App[None]):
         """The screen in front re-reads (the push state changed, not the policy: nothing to push)."""
         self.screen.post_message(VaultChanged())
 
+    async def _shutdown(self) -> None:
+        # Textual's own close, whether by q, ctrl+c or a test leaving run_test. It has no
+        # hook before it prunes the screens, and a screen pruned half-mounted raises.
+        await self.warm_up.stop()
+        await super()._shutdown()
+
     async def on_unmount(self) -> None:
         if self._unfollow_vault is not None:
             self._unfollow_vault()

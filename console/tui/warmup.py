@@ -32,6 +32,7 @@ class WarmUp:
         self.last_input = 0.0
         self.making: str | None = None
         """The mode whose screen is being made at this moment."""
+        self.stopped = False
 
     def noticed_input(self) -> None:
         self.last_input = time.monotonic()
@@ -64,7 +65,20 @@ class WarmUp:
     def _open(self) -> bool:
         """False once the console is shutting down: its screens are being closed one stack
         at a time, and a stack made now would change the dict Textual is walking."""
-        return bool(self.app._running)
+        return bool(self.app._running) and not self.stopped
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Make no more screens, and let every screen still being mounted (by this or by a
+        digit pressed just before quitting) finish: Textual closes a half-mounted screen's
+        widgets under it, and their own on_mount then finds its children gone and raises."""
+        self.stopped = True
+        mounting = [asyncio.ensure_future(screen._mounted_event.wait())
+                    for stack in self.app._screen_stacks.values() for screen in stack
+                    if not screen._mounted_event.is_set()]
+        if mounting:
+            _done, waiting = await asyncio.wait(mounting, timeout=timeout)
+            for task in waiting:
+                task.cancel()
 
     def _made(self, mode: str) -> bool:
         return bool(self.app._screen_stacks.get(mode))

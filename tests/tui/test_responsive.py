@@ -199,8 +199,13 @@ async def test_a_long_agent_surface_draws_only_the_lines_in_view(
         surface = screen.query_one(AgentSurface)
         deadline = time.monotonic() + 90
         heights: list[int] = []
-        # laid out in full: a height still growing (a busy machine) moves the end after 'end'
-        while len(heights) < 3 or heights[-1] < 1000 or len(set(heights[-3:])) > 1:
+        # laid out in full, and not again: the scrollbar appearing narrows the surface, which
+        # lays it out again in a thread (a second or more on a busy machine); a height that
+        # changes after 'end' moves the end away from the offset
+        def laying_out() -> bool:
+            return any(worker.group == "surface-lines" and not worker.is_finished for worker in app.workers)
+
+        while (len(heights) < 3 or heights[-1] < 1000 or len(set(heights[-3:])) > 1 or laying_out()):
             assert time.monotonic() < deadline, "the surface was not laid out"
             await pilot.pause(0.1)
             heights.append(surface.virtual_size.height)
