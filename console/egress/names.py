@@ -23,7 +23,7 @@ def canonical_host(text: str) -> str:
     if text.startswith("[") and text.endswith("]"):
         return _ipv6(text[1:-1])
     try:
-        return str(ipaddress.IPv4Address(text))
+        return ipaddress.ip_address(text).compressed
     except ValueError:
         pass
     if ":" in text:

@@ -120,6 +120,11 @@ class EgressProxy:
     def allow(self) -> AllowList:
         return self._allow
 
+    @property
+    def connections(self) -> int:
+        """Client connections open now, tunnels and heads still arriving alike."""
+        return len(self._connections)
+
     async def start(self) -> None:
         """Listen; a stale socket left by an earlier run is replaced."""
         path = self.socket_path

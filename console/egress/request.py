@@ -60,23 +60,24 @@ async def read_request(reader: asyncio.StreamReader, timeout: float) -> ProxyReq
     try:
         async with asyncio.timeout(timeout):
             while (event := conn.next_event()) is h11.NEED_DATA:
-                data = await reader.read(_READ)
+                # Never more than one byte past the limit: h11 itself refuses what it cannot end.
+                data = await reader.read(min(_READ, MAX_HEAD + 1 - received))
                 received += len(data)
                 conn.receive_data(data)
     except TimeoutError:
         raise HeadTimeout from None
     except h11.RemoteProtocolError as error:
-        status = 431 if error.error_status_hint == 431 else 400
-        raise Refusal(status, "malformed request head") from None
+        if error.error_status_hint == 431:
+            raise Refusal(431, f"request head over {MAX_HEAD} bytes: send fewer or smaller headers") from None
+        raise Refusal(400, "malformed request head") from None
     if not isinstance(event, h11.Request):
         raise Refusal(400, "the connection closed before a request")
-    leftover = conn.trailing_data[0]
-    if received - len(leftover) > MAX_HEAD:
-        raise Refusal(431, f"request head over {MAX_HEAD} bytes")
-    return _interpret(event, leftover)
+    return _interpret(event, conn.trailing_data[0])
 
 
 def _interpret(request: h11.Request, leftover: bytes) -> ProxyRequest:
+    if request.http_version not in (b"1.0", b"1.1"):
+        raise Refusal(400, "only HTTP/1.0 and HTTP/1.1 are spoken here")
     target = request.target.decode("ascii")  # h11 admits only visible ASCII here
     if request.method == b"CONNECT":
         host, port = _target(target)

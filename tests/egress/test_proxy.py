@@ -202,6 +202,35 @@ async def test_close_ends_open_tunnels_and_removes_the_socket(tmp_path: Path, si
         assert not rig.socket_path.exists()
 
 
+async def test_a_tunnel_where_nothing_moves_is_closed_after_the_idle_timeout(tmp_path: Path, sink: Sink) -> None:
+    async with egress_rig(tmp_path, [f"127.0.0.4:{sink.port}"], idle_timeout=0.5) as rig:
+        reader, writer, _ = await open_tunnel(rig.socket_path, f"127.0.0.4:{sink.port}")
+        for _ in range(4):  # traffic keeps it open past the timeout
+            await asyncio.sleep(0.3)
+            writer.write(b"tick")
+            assert await reader.readexactly(4) == b"tick"
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(5):
+            assert await reader.read(-1) == b""
+        assert 0.4 < asyncio.get_running_loop().time() - started < 2
+        writer.close()
+        assert rig.proxy.connections == 0
+
+
+async def test_a_failing_event_listener_does_not_stop_the_proxy(tmp_path: Path, origin: Origin) -> None:
+    def broken(event: EgressEvent) -> None:
+        raise RuntimeError("listener bug")
+
+    proxy = EgressProxy("box/srv", tmp_path / "p.sock", AllowList.parse([f"127.0.0.2:{origin.port}"]), broken)
+    await proxy.start()
+    try:
+        get = f"GET {origin.url}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        assert status_of(await exchange(proxy.socket_path, get)) == 200
+        assert proxy.stats.allowed == 1
+    finally:
+        await proxy.close()
+
+
 async def test_failures_to_reach_an_allowed_host_are_502_and_504(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.2", 0))
