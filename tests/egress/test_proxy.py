@@ -17,11 +17,11 @@ from console.egress import AllowList, EgressError, EgressEvent, EgressProxy
 from tests.support.egress_net import (
     Origin,
     Sink,
-    TestCA,
     egress_rig,
     exchange,
     status_of,
     table_resolver,
+    tls_for,
 )
 
 
@@ -86,16 +86,17 @@ async def test_a_post_body_is_carried_whole(tmp_path: Path, origin: Origin) -> N
 
 
 async def test_https_through_connect_verifies_the_origins_certificate(tmp_path: Path) -> None:
-    ca = TestCA(tmp_path)
-    secure = await Origin("127.0.0.5", tls=ca.server_context("127.0.0.5")).start()
+    server_tls, trusting = tls_for(tmp_path, "127.0.0.5")
+    secure = await Origin("127.0.0.5", tls=server_tls).start()
+    (tmp_path / "stranger").mkdir()
+    _, trusting_another = tls_for(tmp_path / "stranger", "127.0.0.5")
     try:
         async with egress_rig(tmp_path, [f"127.0.0.5:{secure.port}"]) as rig:
-            async with client(rig.forwarder.url, ca.client_context()) as http:
+            async with client(rig.forwarder.url, trusting) as http:
                 response = await http.get(f"{secure.url}/bytes/100000")
             assert response.status_code == 200 and len(response.content) == 100_000
-            stranger = TestCA(tmp_path / "..")  # the same origin, checked against another CA
-            async with client(rig.forwarder.url, stranger.client_context()) as http:
-                with pytest.raises(httpx2.ConnectError):
+            async with client(rig.forwarder.url, trusting_another) as http:
+                with pytest.raises(httpx2.ConnectError):  # the proxy does not touch TLS
                     await http.get(f"{secure.url}/")
         assert [e.kind for e in rig.events] == ["allowed", "allowed"]
     finally:

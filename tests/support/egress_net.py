@@ -1,7 +1,7 @@
 """A small internet on loopback for the egress proxy's tests and bench.
 
-Origins are real HTTP and HTTPS servers on 127.0.0.x (HTTPS with certificates from a
-test CA made here); a sink records the raw bytes a tunnel delivers and echoes them;
+Origins are real HTTP and HTTPS servers on 127.0.0.x (HTTPS with self-signed
+certificates the client trusts one by one); a sink records the raw bytes a tunnel delivers and echoes them;
 the forwarder carries TCP to the proxy's Unix socket exactly as the forwarder inside a
 server's container does, so real clients (httpx) use the proxy as an ordinary HTTP proxy.
 Nothing here ever contacts an address outside 127.0.0.0/8.
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -20,65 +18,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h11
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from console.egress import AllowList, EgressEvent, EgressProxy
 from console.egress.addresses import Resolver
 from console.egress.tunnel import pipe
+from console.remote.tls import self_signed
 
 
-class TestCA:
-    """A throwaway certificate authority; leaf certificates name 127.0.0.x addresses."""
-
-    __test__ = False
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        self._name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tbx egress test CA")])
-        self.cert = self._build(self._name, self._key.public_key(), ca=True, alt=None)
-        self.pem = self.cert.public_bytes(serialization.Encoding.PEM).decode()
-
-    def client_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cadata=self.pem)
-        return context
-
-    def server_context(self, ip: str) -> ssl.SSLContext:
-        key = ec.generate_private_key(ec.SECP256R1())
-        leaf_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)])
-        leaf = self._build(leaf_name, key.public_key(), ca=False, alt=ip)
-        cert_file, key_file = self.folder / f"{ip}.crt", self.folder / f"{ip}.key"
-        cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_file, key_file)
-        return context
-
-    def _build(self, subject: x509.Name, public_key, *, ca: bool, alt: str | None) -> x509.Certificate:  # noqa: ANN001
-        now = datetime.datetime.now(datetime.UTC)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self._name)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if alt is not None:
-            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(alt))])
-            builder = builder.add_extension(san, critical=False)
-        return builder.sign(self._key, hashes.SHA256())
+def tls_for(folder: Path, ip: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(an origin's server context, a client context that trusts only that origin): a
+    self-signed certificate for ``ip``, made as the console makes a remote gateway's."""
+    cert_pem, key_pem = self_signed(ip, days=1)
+    cert_file, key_file = folder / f"{ip}.crt", folder / f"{ip}.key"
+    cert_file.write_text(cert_pem)
+    key_file.write_text(key_pem)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    return server, ssl.create_default_context(cadata=cert_pem)
 
 
 @dataclass(frozen=True)
@@ -203,6 +159,7 @@ class Forwarder:
         self.socket_path = socket_path
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
+        self._carrying: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -216,17 +173,24 @@ class Forwarder:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        for task in self._carrying:
+            task.cancel()
+        await asyncio.gather(*self._carrying, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._carrying.add(task)
         try:
             upstream = await asyncio.open_unix_connection(str(self.socket_path))
-        except OSError:
-            writer.close()
-            return
-        try:
-            await pipe((reader, writer), upstream, 60, lambda up, down: None)
+            try:
+                await pipe((reader, writer), upstream, 60, lambda up, down: None)
+            finally:
+                upstream[1].close()
+        except (OSError, asyncio.CancelledError):  # a stream callback must not end cancelled
+            pass
         finally:
-            upstream[1].close()
+            self._carrying.discard(task)
             writer.close()
 
 
