@@ -151,7 +151,8 @@ class EgressProxy:
             self.socket_path.unlink()
 
     def update(self, allow: AllowList) -> None:
-        """Apply a new allow-list now: to new connections, and open tunnels it no longer covers."""
+        """Apply a new allow-list now (from the proxy's event loop): to new connections, to
+        those still connecting, and to open tunnels, which close when it no longer covers them."""
         self._allow = allow
         for task, opened in list(self._connections.items()):
             if opened is not None and not self._permits(opened):
@@ -192,15 +193,16 @@ class EgressProxy:
             return
         try:
             rule, address, upstream = await self._reach(request)
+            opened = _Open(request.host, request.port, address)
+            if not self._permits(opened):  # update() came while this one connected
+                upstream[1].close()
+                raise self._not_allowed(request)
         except _Denied as denied:
             self._emit(denied.kind, request, denied.reason, None)
             await _answer(writer, denied.status, denied.message)
             return
         try:
-            opened = _Open(request.host, request.port, address)
             self._connections[task] = opened
-            if not self._permits(opened):  # the list changed while this one connected
-                return
             self._emit("allowed", request, "", str(rule))
             if request.connect:
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -215,11 +217,7 @@ class EgressProxy:
         dest = authority(request.host, request.port)
         rule = self._allow.allows(request.host, request.port)
         if rule is None:
-            raise _Denied(
-                "blocked", 403, "not allowed",
-                f"egress to {dest} is not allowed for {self.name}: "
-                f"tbx server egress {self.name} --allow-host {dest}",
-            )
+            raise self._not_allowed(request)
         deadline = asyncio.get_running_loop().time() + self._connect_timeout
         addresses = await self._addresses(request.host, request.port, deadline)
         if not (self._allow_private or rule.literal):
@@ -240,6 +238,13 @@ class EgressProxy:
                 continue
             return rule, address, streams
         raise _Denied("failed", 502, "connect failed", f"could not connect to {dest}")
+
+    def _not_allowed(self, request: ProxyRequest) -> _Denied:
+        dest = authority(request.host, request.port)
+        return _Denied(
+            "blocked", 403, "not allowed",
+            f"egress to {dest} is not allowed for {self.name}: tbx server egress {self.name} --allow-host {dest}",
+        )
 
     async def _addresses(self, host: str, port: int, deadline: float) -> list[str]:
         if is_address(host):

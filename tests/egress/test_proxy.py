@@ -170,6 +170,24 @@ async def test_update_refuses_new_connections_and_closes_open_tunnels(
     assert rig.kinds()[-1] == ("blocked", "127.0.0.4", sink.port, "not allowed")
 
 
+async def test_update_reaches_a_connection_still_connecting(tmp_path: Path, origin: Origin) -> None:
+    resolving = asyncio.Event()
+
+    async def slow(host: str, port: int) -> list[str]:
+        resolving.set()
+        await asyncio.sleep(0.2)
+        return ["127.0.0.2"]
+
+    async with egress_rig(tmp_path, [f"slow.test:{origin.port}"], resolver=slow, allow_private=True) as rig:
+        get = f"GET http://slow.test:{origin.port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        answer = asyncio.create_task(exchange(rig.socket_path, get))
+        await resolving.wait()
+        rig.proxy.update(AllowList())
+        assert status_of(await answer) == 403
+    assert origin.seen == []
+    assert rig.kinds() == [("blocked", "slow.test", origin.port, "not allowed")]
+
+
 async def test_localhost_by_name_is_a_private_address_but_a_literal_address_is_meant(
     tmp_path: Path, origin: Origin
 ) -> None:
