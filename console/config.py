@@ -41,8 +41,9 @@ class RuntimeSettings(BaseModel):
     it locally from the package, or ``auto`` (pull when the entry names an image)."""
     container_user: str = "auto"
     """uid:gid servers run as; ``auto`` is the invoking user, or 10001:10001 for root."""
-    egress_network: str = "bridge"
-    """Docker network for servers whose catalog entry needs egress."""
+    egress_network: str | None = None
+    """No longer used (kept so older config files still load): every server is on network
+    none, and one with egress goes through its gateway's allow-list proxy."""
     tmpfs_size_mb: int = Field(default=64, ge=1, le=4096)
     call_timeout: float = Field(default=60.0, gt=0, le=3600)
     """Seconds a tool call may take before it is abandoned."""
@@ -95,6 +96,11 @@ class GatewaySettings(BaseModel):
     """How often a held call whose agent asked for progress is told it still waits."""
     max_pending_approvals: int = Field(default=256, ge=1, le=100_000)
     """Calls held for the owner at once, all agents together; more are refused."""
+    egress_private_addresses: bool = False
+    """Whether an allow-listed host NAME may resolve to a loopback, private or link-local
+    address (off: such a name is refused, so a server's DNS cannot turn an allowed name
+    into a door to this machine or its network; an address written in the list as such is
+    always allowed)."""
 
 
 class TuiSettings(BaseModel):

@@ -125,6 +125,10 @@ class ServerInstance(Record):
     connection: str | None = None
     mounts: list[Mount] = Field(default_factory=list)
     network: Literal["none", "egress"] = "none"
+    """``egress``: the container is still on network none, and reaches the hosts of
+    ``egress`` only, through the toolbox gateway's allow-list proxy (console/egress)."""
+    egress: list[str] = Field(default_factory=list)
+    """The hosts (``HOST[:PORT]``, ``*.DOMAIN``) the server may reach; none by default."""
     limits: Limits = Field(default_factory=Limits)
     desired_state: DesiredState = DesiredState.STOPPED
     created: datetime = Field(default_factory=utcnow)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from console.egress.allowlist import AllowList
 from console.catalog import CatalogError, load_builtin, load_catalog
 from console.catalog.model import CatalogEntry
 from console.errors import NotFound
@@ -49,6 +50,10 @@ def test_builtin_entry_is_complete(entry: CatalogEntry) -> None:
         assert token_file.startswith("/tmp/"), "the root is read-only; only /tmp is writable"
     calls_internet = entry.id in {"fetch", "github", "slack", "google-drive"}
     assert entry.network == ("egress" if calls_internet else "none")
+    # The hosts an account server needs are in its entry, as its allow-list to start with;
+    # fetch's are the user's to give (it fetches whatever URL it is asked for).
+    assert bool(entry.egress) == (calls_internet and entry.id != "fetch")
+    assert len(AllowList.parse(entry.egress).entries) == len(entry.egress)  # each valid (else EgressError), no repeats
     if package.kind == "npm":
         assert entry.limits.memory_mb >= 384
     secret_names = {s.name for s in entry.secrets}

@@ -57,6 +57,7 @@ INVOKED: list[tuple[str, ...]] = [
     ("toolbox", "list"),
     ("toolbox", "orphans"),
     ("server", "list", "local", "--no-ping"),
+    ("server", "egress", "local/time"),
     ("tools", "list"),
     ("tools", "show", "local/time/now"),
     ("tools", "block", "local/time/now"),

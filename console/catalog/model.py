@@ -103,6 +103,8 @@ class CatalogEntry(Record):
     """Env variables whose values are secrets: kept in the vault, injected at creation."""
     mounts: list[MountSpec] = Field(default_factory=list)
     network: Literal["none", "egress"] = "none"
+    egress: list[str] = Field(default_factory=list)
+    """The hosts a server of this entry needs to reach (its allow-list to start with)."""
     limits: Limits = Field(default_factory=Limits)
     oauth: OAuthNeed | None = None
     origin: Literal["builtin", "user", "import"] = "builtin"

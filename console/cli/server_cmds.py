@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from console.cli import egress_cmds
 from console.cli.base import (CliState, confirm_or_yes, emit_json, interactive, json_option, note, pass_state,
                               print_table)
 from console.errors import UsageError
@@ -67,6 +68,8 @@ def register(cli: click.Group) -> None:
     def server() -> None:
         """Add, start, stop, restart, edit, remove and watch servers."""
 
+    egress_cmds.register(server)
+
     @server.command("add")
     @click.argument("toolbox")
     @click.argument("catalog_id")
@@ -79,10 +82,12 @@ def register(cli: click.Group) -> None:
     @click.option("--memory", "memory_mb", type=int, help="Memory limit in MiB.")
     @click.option("--pids", type=int, help="Process limit.")
     @click.option("--connection", help="OAuth connection whose token the server gets ('tbx connection list').")
+    @click.option("--allow-host", "allow", multiple=True, metavar="HOST[:PORT]",
+                  help="A host the server may reach, besides the catalog's (gives it egress). Repeatable.")
     @pass_state
     def add(state: CliState, toolbox: str, catalog_id: str, name: str | None, env: tuple[str, ...],
             secret: tuple[str, ...], mount: tuple[str, ...], cpus: float | None, memory_mb: int | None,
-            pids: int | None, connection: str | None) -> None:
+            pids: int | None, connection: str | None, allow: tuple[str, ...]) -> None:
         """Add a catalog server to a toolbox: build or pull, start, discover its tools."""
         from console.catalog import load_catalog
         from console.services.servers import add_server
@@ -96,10 +101,13 @@ def register(cli: click.Group) -> None:
         secrets = dict(read_secret(s) for s in secret)
         created = add_server(ws, toolbox, entry, name=name, env=parse_env(env), secrets=secrets,
                              mounts=[parse_mount(m) for m in mount], limits=limits, connection=connection,
-                             progress=progress_line)
+                             egress=[*entry.egress, *allow] if allow else None, progress=progress_line)
         found = plural(item.ref for item in ws.repos.tools.of_server(created.id))
         click.echo(f"server {toolbox}/{created.name} is running with {found}, pending approval")
         click.echo(f"next: 'tbx tools list {toolbox}/{created.name}', then 'tbx tools approve {toolbox}/{created.name}'")
+        if created.network == "egress":
+            click.echo(f"it may reach: {', '.join(created.egress) or 'no host yet'} "
+                       f"('tbx server egress {toolbox}/{created.name} --allow-host HOST' adds one)")
 
     @server.command("list")
     @click.argument("toolbox", required=False)

@@ -29,6 +29,7 @@ from console.gateway.approvals_http import ApprovalControl
 from console.gateway.audit_writer import AuditWriter
 from console.gateway.auth import owner_key
 from console.gateway.control_socket import ControlSocket
+from console.gateway.egress_host import EgressHost
 from console.gateway.filewatch import FileWatch
 from console.gateway.http import Admission, McpHttpApp
 from console.gateway.pipeline import Pipeline
@@ -102,6 +103,8 @@ class Gateway:
                                  audit=self.writer, owner_key=owner_key(ws), settings=self.settings,
                                  call_timeout=self.runtime.call_timeout, instructions=self.instructions,
                                  relay=self.relay, shared=self.shared, asks=self.asks, approvals=self.approvals)
+        self.egress = EgressHost(ws.paths, self.writer.record, allow_private=self.settings.egress_private_addresses)
+        self._egress_sync: asyncio.Task[None] | None = None
         self.admission = Admission()
         self.app = McpHttpApp(self.pipeline, self.admission, toolbox=self.toolbox.name,
                               max_body_bytes=self.settings.max_body_bytes,
@@ -141,6 +144,16 @@ class Gateway:
         self.announce_changes()
         if self.supervisor is not None:
             self._syncing = asyncio.get_running_loop().create_task(self._sync_watched())
+            self._egress_sync = asyncio.get_running_loop().create_task(self._sync_egress())
+
+    async def _sync_egress(self) -> None:
+        """The servers' proxies follow the policy: egress given, changed or taken away."""
+        await self.egress.follow(self._egress_wanted)
+
+    def _egress_wanted(self) -> dict[str, tuple[str, list[str]]]:
+        with self.ws.vault.reading():
+            return {server.id: (f"{self.toolbox.name}/{server.name}", list(server.egress))
+                    for server in self.ws.repos.servers.in_toolbox(self.toolbox.id) if server.network == "egress"}
 
     async def _sync_watched(self) -> None:
         wanted = await asyncio.to_thread(self._wanted)
@@ -294,7 +307,9 @@ class Gateway:
         tokens = asyncio.create_task(self._keep_tokens(), name="gateway:tokens")
         serve = asyncio.create_task(self.server.serve(), name="gateway:http")
         owner = asyncio.create_task(self.control.serve(), name="gateway:control") if self.control else None
+        egress = asyncio.create_task(self.egress.summarise_every(), name="gateway:egress")
         try:
+            await self._sync_egress()  # before agents arrive, so a call's first fetch finds its proxy
             while not self.server.started:
                 if serve.done():
                     await serve  # raises the bind error
@@ -306,7 +321,7 @@ class Gateway:
         finally:
             if self.control is not None:
                 self.control.stop()
-            for task in (follow, tokens, owner):
+            for task in (follow, tokens, owner, egress, self._egress_sync):
                 if task is None:
                     continue
                 task.cancel()
@@ -316,6 +331,7 @@ class Gateway:
             self._end_sessions("gateway stopped")
             await self.pipeline.input_requests.close()
             await self.upstreams.close()
+            await self.egress.close()
             if self.url:
                 with contextlib.suppress(Exception):  # a failing flush leaves records pending for __aexit__
                     await self.writer.flush()

@@ -2,7 +2,8 @@
 
 Every server runs in its own container, hardened by default: a non-root user, every
 capability dropped, no-new-privileges, a read-only root with a small tmpfs for /tmp,
-no network unless its catalog entry needs egress, CPU/memory/pids limits, an init
+network none (a server with egress reaches its allowed hosts through a proxy outside,
+``egress_container``), CPU/memory/pids limits, an init
 process to reap children, and a restart policy that brings a crashed server back.
 Labels mark containers as ours; they carry ids and names, never secrets.
 """
@@ -26,6 +27,7 @@ from docker.types import Mount as DockerMount
 
 from console.errors import TbxError
 from console.model import Limits, Mount
+from console.runtime.egress_container import SOCKET_DIR as EGRESS_SOCKET_DIR
 from console.runtime.engine import default_endpoint
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,9 @@ class ContainerSpec:
     limits: Limits = field(default_factory=Limits)
     user: str = DEFAULT_CONTAINER_UID
     tmpfs_mb: int = 64
+    egress_dir: str | None = None
+    """The engine host's folder where the gateway's allow-list proxy listens for this
+    server (``egress_container``): mounted read-only, and made by the engine if missing."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,9 @@ class Engine:
                     DockerMount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
                     for m in spec.mounts
                 ],
+                # A bind of the legacy kind: the engine makes the folder when it is missing
+                # (a droplet's, before its gateway first listens there).
+                binds={spec.egress_dir: {"bind": EGRESS_SOCKET_DIR, "mode": "ro"}} if spec.egress_dir else None,
             )
             config = api.create_container_config(
                 image=spec.image,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -35,8 +34,6 @@ LAUNCHER = f"{LAUNCHER_DIR}/launch"
 PROTOCOL = "tbx-handover/1"
 PLACED = "tbx-launch: secrets placed"
 LAUNCHER_TEXT = files("console.runtime").joinpath("launch.sh").read_bytes()
-LAUNCHER_DIGEST = hashlib.sha256(LAUNCHER_TEXT).hexdigest()[:16]
-"""Named in every Dockerfile, so an image is rebuilt when the launcher changes."""
 
 
 class HandoverError(TbxError):
@@ -69,8 +66,10 @@ def launcher_command(names: list[str], command: list[str], wait: float) -> list[
 
 
 def uses_launcher(attrs: dict[str, Any]) -> bool:
-    """Whether an inspected container runs its server under the launcher."""
-    return attrs.get("Path") == "/bin/sh" and (attrs.get("Args") or [""])[0] == LAUNCHER
+    """Whether an inspected container runs its server under the launcher (perhaps under
+    the egress wrapper, which execs it: ``egress_container``)."""
+    args = attrs.get("Args") or []
+    return attrs.get("Path") == "/bin/sh" and LAUNCHER in args[:6]
 
 
 async def launcher_waiting(endpoint: Endpoint, container: str) -> bool:

@@ -9,6 +9,7 @@ is exactly what gets built.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import shlex
@@ -22,7 +23,8 @@ import docker
 from docker.errors import APIError, ImageNotFound
 
 from console.errors import ImageError
-from console.runtime.handover import LAUNCHER_DIGEST, LAUNCHER_DIR, LAUNCHER_TEXT
+from console.runtime.egress_container import SCRIPTS as EGRESS_SCRIPTS
+from console.runtime.handover import LAUNCHER_DIR, LAUNCHER_TEXT
 from console.runtime.imagefetch import redact
 
 BUILD_TIMEOUT = 1800
@@ -35,9 +37,12 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the builder colours a step's std
 _SHORT_ID = re.compile(r"sha256:([0-9a-f]{12})[0-9a-f]{52}")
 
 
-_LAUNCHER_STEP = f"# the secrets launcher, sha256 {LAUNCHER_DIGEST}\nCOPY tbx-launch {LAUNCHER_DIR}"
-"""Every server image carries the launcher (see handover.py); its digest in the text makes
-a changed launcher a new image."""
+_LAUNCHER_FILES = {"launch": LAUNCHER_TEXT, **EGRESS_SCRIPTS}
+_LAUNCHER_DIGEST = hashlib.sha256(b"".join(hashlib.sha256(text).digest() for text in _LAUNCHER_FILES.values()))
+_LAUNCHER_STEP = (f"# the secrets launcher and the egress forwarder, sha256 {_LAUNCHER_DIGEST.hexdigest()[:16]}\n"
+                  f"COPY tbx-launch {LAUNCHER_DIR}")
+"""Every server image carries the launcher (handover.py) and the egress wrapper and
+forwarder (egress_container.py); their digest in the text makes a changed one a new image."""
 
 
 def python_dockerfile(base_id: str, package: str, version: str, command: str,
@@ -100,9 +105,10 @@ def build_context(dockerfile: str, tree: Path | None, arcname: str, launcher: bo
         info.size, info.mode = len(data), 0o644
         tar.addfile(info, io.BytesIO(data))
         if launcher:
-            script = tarfile.TarInfo("tbx-launch/launch")
-            script.size, script.mode = len(LAUNCHER_TEXT), 0o644
-            tar.addfile(script, io.BytesIO(LAUNCHER_TEXT))
+            for name, text in _LAUNCHER_FILES.items():
+                script = tarfile.TarInfo(f"tbx-launch/{name}")
+                script.size, script.mode = len(text), 0o644
+                tar.addfile(script, io.BytesIO(text))
         if tree is not None:
             tar.add(tree, arcname=arcname, filter=_world_readable)
     spool.seek(0)

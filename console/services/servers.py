@@ -12,6 +12,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from console.catalog.model import CatalogEntry
 from console.errors import AlreadyExists, NotFound, UsageError
@@ -33,7 +34,9 @@ from console.model import Connection
 from console.oauth.tokens import secret_pairs
 from console.services.connections import check_binding, ensure_unique_binding
 from console.services.redaction import server_redactor
+from console.runtime.egress_container import egress_command, proxy_env, uses_egress
 from console.runtime.handover import launcher_command, uses_launcher
+from console.services.egress import allow_list, egress_host_dir
 from console.services.token_injection import handover_step, secret_names
 from console.trust.redact import Redactor
 from console.workspace import DISCOVERY_META, Change, Workspace
@@ -88,15 +91,22 @@ redactor_for = server_redactor
 
 def container_spec(ws: Workspace, ref: ServerRef, engine: Engine) -> ContainerSpec:
     """The server's container: plain env only; a server with secrets runs under the
-    launcher, which is handed their values on every start (``handover_step``)."""
+    launcher, which is handed their values on every start (``handover_step``); one with
+    egress under the egress wrapper, its proxy's folder mounted (``egress_container``).
+    Always on network none."""
     server, toolbox = ref.server, ref.toolbox
     entry = entry_of(server)
     if server.image is None:
         raise NotFound(f"server {ref.label} has no image; remove it and add it again")
-    network = "none" if server.network == "none" else ws.settings.runtime.egress_network
     command = list(entry.command)
+    env = dict(server.env)
     if names := secret_names(server):
         command = launcher_command(names, command, ws.settings.runtime.start_timeout)
+    egress_dir = None
+    if server.network == "egress":
+        command = egress_command(command)
+        env.update(proxy_env())
+        egress_dir = egress_host_dir(ws, toolbox, server.id, create=engine.is_local)
     return ContainerSpec(
         name=f"tbx-{toolbox.name}-{server.name}-{server.id[-6:]}",
         image=server.image,
@@ -107,12 +117,13 @@ def container_spec(ws: Workspace, ref: ServerRef, engine: Engine) -> ContainerSp
             LABEL_NAME: ref.label,
             LABEL_CATALOG: server.catalog_id or entry.id,
         },
-        env=dict(server.env),
+        env=env,
         mounts=list(server.mounts),
-        network=network,
+        network="none",
         limits=server.limits,
         user=container_user(ws.settings.runtime.container_user, engine.is_local),
         tmpfs_mb=ws.settings.runtime.tmpfs_size_mb,
+        egress_dir=egress_dir,
     )
 
 
@@ -229,10 +240,14 @@ def add_server(
     mounts: list[Mount] | None = None,
     limits: Limits | None = None,
     connection: str | None = None,
+    egress: list[str] | None = None,
+    network: Literal["none", "egress"] | None = None,
     progress: Progress | None = None,
 ) -> ServerInstance:
     """Build or pull the image, create and start the container, discover its tools,
-    then record it all. Any failure removes the container and leaves the vault as it was."""
+    then record it all. Any failure removes the container and leaves the vault as it was.
+    ``egress``: the hosts it may reach (None: the entry's); ``network``: whether it gets
+    the proxy at all (None: if the entry needs the network or it is given hosts)."""
     progress = progress or _quiet
     box = ws.repos.toolboxes.require(toolbox)
     name = check_name("server", name or entry.id)
@@ -254,7 +269,8 @@ def add_server(
         secret_refs={key: s.id for key, s in zip(secrets, stored_secrets, strict=True)},
         connection=bound.id if bound else None,
         mounts=mounts,
-        network=entry.network,
+        network=network or ("egress" if entry.network == "egress" or egress else "none"),
+        egress=allow_list(entry.egress if egress is None else egress),
         limits=limits or entry.limits,
         desired_state=DesiredState.RUNNING,
     )
@@ -277,7 +293,7 @@ def add_server(
                     change.repos.secrets.put(secret)
                 change.repos.servers.put(server)
                 change.record("server.add", f"server:{ref.label}", detail={
-                    "catalog": entry.id, "image": server.image, "network": server.network,
+                    "catalog": entry.id, "image": server.image, "network": server.network, "hosts": server.egress,
                     "env": sorted(plain_env), "secrets": sorted(secrets), "mounts": [m.target for m in mounts],
                 })
                 if bound is not None:
@@ -310,8 +326,8 @@ def start_server(ws: Workspace, target: str, progress: Progress | None = None) -
     used = None
     try:
         state = engine.find(ref.server.id)
-        if state is not None and _holds_secrets(engine, state.id, ref.server):
-            progress("its container holds secrets in its configuration (made by an older tbx): creating it again")
+        if state is not None and (why := _outdated(engine, state.id, ref.server)):
+            progress(f"{why}: creating it again")
             engine.remove(state.id)
             state = None
         if state is None:
@@ -335,13 +351,19 @@ def start_server(ws: Workspace, target: str, progress: Progress | None = None) -
         return record_discovery(change, server, found, ref.toolbox.name)
 
 
-def _holds_secrets(engine: Engine, container_id: str, server: ServerInstance) -> bool:
-    """A container made before secrets were handed over at start has their values in its
-    Env (``docker inspect`` shows them): it is replaced when the server is started."""
-    if not secret_names(server):
-        return False
+def _outdated(engine: Engine, container_id: str, server: ServerInstance) -> str | None:
+    """Why a container cannot serve the server as it is now, so that starting the server
+    makes it again: one made before secrets were handed over at start has their values
+    in its Env (``docker inspect`` shows them); one on a network, or whose egress (on or
+    off) is not the server's, reaches more or less than its allow-list says."""
     attrs = engine.client.api.inspect_container(container_id)
-    return not uses_launcher(attrs)
+    if secret_names(server) and not uses_launcher(attrs):
+        return "its container holds secrets in its configuration (made by an older tbx)"
+    if (attrs.get("HostConfig") or {}).get("NetworkMode", "none") != "none":
+        return "its container is on a network (made by an older tbx); egress now goes through the allow-list proxy"
+    if uses_egress(attrs) != (server.network == "egress"):
+        return f"its container was made with egress {'on' if uses_egress(attrs) else 'off'}"
+    return None
 
 
 def _image_present(engine: Engine, image: str | None) -> bool:
@@ -378,7 +400,7 @@ def restart_server(ws: Workspace, target: str) -> DiscoveryOutcome:
     engine = engine_for(ws, ref.toolbox)
     try:
         state = engine.find(ref.server.id)
-        if state is None or _holds_secrets(engine, state.id, ref.server):
+        if state is None or _outdated(engine, state.id, ref.server):
             engine.close()
             return start_server(ws, target)
         engine.stop(state.id)
@@ -404,7 +426,8 @@ def recreate_server(ws: Workspace, target: str, progress: Progress | None = None
 @dataclass
 class EditOutcome:
     changed: list[str]
-    """What changed, of ``env``, ``mounts`` and ``limits`` (empty: nothing was done)."""
+    """What changed, of ``env``, ``mounts``, ``limits``, ``network`` and ``egress`` (empty:
+    nothing was done)."""
     discovery: DiscoveryOutcome | None = None
     """The rediscovery of a running server's items in its new container."""
 
@@ -416,12 +439,16 @@ def edit_server(
     env: dict[str, str] | None = None,
     mounts: list[Mount] | None = None,
     limits: Limits | None = None,
+    network: Literal["none", "egress"] | None = None,
+    egress: list[str] | None = None,
     progress: Progress | None = None,
 ) -> EditOutcome:
-    """Change a server's plain env, mounts or limits (each given replaces the old; None
-    keeps it). A container made from the new settings replaces the old one; the server
-    keeps its id, so its items, approvals, secrets and grants stay as they were. A running
-    server runs again at once (its items rediscovered), a stopped one stays stopped.
+    """Change a server's plain env, mounts, limits, network or egress allow-list (each
+    given replaces the old; None keeps it). A container made from the new settings
+    replaces the old one; the server keeps its id, so its items, approvals, secrets and
+    grants stay as they were. A running server runs again at once (its items
+    rediscovered), a stopped one stays stopped. The allow-list alone is the gateway's
+    proxy's business: changing only it leaves the container alone.
 
     Docker first, then the vault: a new container that cannot be made or does not start
     is removed and one with the old settings put back, and the vault is left as it was."""
@@ -429,8 +456,11 @@ def edit_server(
     ref = resolve(ws, target)
     old = ref.server
     entry = entry_of(old)
-    wanted = {"env": old.env if env is None else env, "mounts": old.mounts if mounts is None else mounts,
-              "limits": old.limits if limits is None else limits}
+    wanted: dict[str, Any] = {
+        "env": old.env if env is None else env, "mounts": old.mounts if mounts is None else mounts,
+        "limits": old.limits if limits is None else limits, "network": network or old.network,
+        "egress": old.egress if egress is None else egress,
+    }
     wanted["env"] = _check_needs(entry, wanted["env"], dict.fromkeys(old.secret_refs, ""), wanted["mounts"],
                                  old.connection is not None)
     changed = [key for key, value in wanted.items() if value != getattr(old, key)]
@@ -438,14 +468,45 @@ def edit_server(
         return EditOutcome([])
     edited = ServerRef(ref.toolbox, old.model_copy(update=wanted))
     running = old.desired_state is DesiredState.RUNNING
-    engine = engine_for(ws, ref.toolbox)
     found = None
+    if set(changed) & {"env", "mounts", "limits", "network"}:
+        found = _replace_container(ws, ref, edited, changed, running, progress)
+    with ws.change() as change:
+        server = change.repos.servers.get(old.id)
+        if server is None:
+            raise NotFound(f"server {ref.label} was removed meanwhile")
+        for key, value in wanted.items():
+            setattr(server, key, value)
+        server.image = edited.server.image
+        change.repos.servers.put(server)
+        if set(changed) <= {"network", "egress"}:
+            change.record("server.egress", f"server:{ref.label}", detail={
+                "network": server.network, "hosts": server.egress,
+                "added": sorted(set(server.egress) - set(old.egress)),
+                "removed": sorted(set(old.egress) - set(server.egress)),
+            })
+        else:
+            change.record("server.edit", f"server:{ref.label}", detail={
+                "changed": changed, "env": sorted(server.env), "mounts": [m.target for m in server.mounts],
+                "limits": server.limits.model_dump(mode="json"), "network": server.network, "hosts": server.egress,
+            })
+        outcome = EditOutcome(changed, record_discovery(change, server, found, ref.toolbox.name) if found else None)
+    return outcome
+
+
+def _replace_container(ws: Workspace, ref: ServerRef, edited: ServerRef, changed: list[str], running: bool,
+                       progress: Progress) -> Discovery | None:
+    """Docker's half of an edit: the new container made (and booted, if the server runs),
+    or on failure the old one put back and the error raised."""
+    old = ref.server
+    found = None
+    engine = engine_for(ws, ref.toolbox)
     try:
-        for note in unwritable_mounts(engine, wanted["mounts"], container_user(ws.settings.runtime.container_user,
-                                                                               engine.is_local)):
+        for note in unwritable_mounts(engine, edited.server.mounts, container_user(ws.settings.runtime.container_user,
+                                                                                  engine.is_local)):
             progress(note)
         if not _image_present(engine, old.image):
-            edited.server.image = ensure_image(ws, engine, entry, progress)
+            edited.server.image = ensure_image(ws, engine, entry_of(old), progress)
         state = engine.find(old.id)
         if state is not None:
             progress("removing the old container")
@@ -466,19 +527,7 @@ def edit_server(
             raise
     finally:
         engine.close()
-    with ws.change() as change:
-        server = change.repos.servers.get(old.id)
-        if server is None:
-            raise NotFound(f"server {ref.label} was removed meanwhile")
-        server.env, server.mounts, server.limits = wanted["env"], wanted["mounts"], wanted["limits"]
-        server.image = edited.server.image
-        change.repos.servers.put(server)
-        change.record("server.edit", f"server:{ref.label}", detail={
-            "changed": changed, "env": sorted(server.env), "mounts": [m.target for m in server.mounts],
-            "limits": server.limits.model_dump(mode="json"),
-        })
-        outcome = EditOutcome(changed, record_discovery(change, server, found, ref.toolbox.name) if found else None)
-    return outcome
+    return found
 
 
 def _put_back(ws: Workspace, ref: ServerRef, engine: Engine, running: bool) -> None:

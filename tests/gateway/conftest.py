@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import docker
@@ -73,7 +74,7 @@ class Stack:
         return self.root / "shapes" / name / "tools.json"
 
     def add_shapeshifter(self, name: str, tools: list[dict] | dict, *, secrets: dict[str, str] | None = None,
-                         approve_all: bool = True) -> None:
+                         approve_all: bool = True, **add: Any) -> None:
         """Our own test server, its tool list in a file we can rewrite."""
         folder = writable(self.root / "shapes" / name)
         (folder / "tools.json").write_text(json.dumps(tools))
@@ -85,7 +86,7 @@ class Stack:
             "env": [], "mounts": [], "secrets": [],
         })
         servers.add_server(self.ws, "local", entry, name=name, env={"LABEL": name}, secrets=secrets,
-                           mounts=[Mount(source=str(folder), target="/shape", read_only=True)])
+                           mounts=[Mount(source=str(folder), target="/shape", read_only=True)], **add)
         if approve_all:
             approve(self.ws, "local", name)
 

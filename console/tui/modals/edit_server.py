@@ -44,8 +44,9 @@ class EditServerModal(ModalScreen[EditRequest | None]):
             yield Label(f"Edit {self.label}", classes="dialog-title")
             yield Static(Text(
                 "Saving makes its container again with these settings" + (", and restarts it" if running else "") +
-                "; its tools, approvals, secrets and grants are kept. Secrets and the account cannot change "
-                "here: remove the server and add it again."), classes="dialog-body")
+                " (a change of its hosts alone does not: the gateway's proxy applies it); its tools, approvals, "
+                "secrets and grants are kept. Secrets and the account cannot change here: remove the server and "
+                "add it again."), classes="dialog-body")
             with VerticalScroll(id="form"):
                 yield EditServerForm(self.entry, self.server, check_paths=self.check_paths)
             yield Static("", id="problem", classes="problem")

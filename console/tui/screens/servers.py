@@ -248,6 +248,8 @@ class ServersScreen(ConsoleScreen):
             detail.server_stats.show(server, live=live, health=health,
                                      stats=self.feed.latest.get(server.id) if server else None,
                                      history=self.feed.history.get(server.id, ()) if server else ())
+        if detail.active == "egress":
+            detail.server_egress.show(server, self._label(server) if server else None, self.ws.paths.audit_log)
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -327,7 +329,8 @@ class ServersScreen(ConsoleScreen):
         try:
             server = add_server(self.ws, toolbox, request.entry, name=request.name, env=request.env,
                                 secrets=request.secrets, mounts=request.mounts, limits=request.limits,
-                                connection=request.connection, progress=progress)
+                                connection=request.connection, egress=request.egress, network=request.network,
+                                progress=progress)
         except Exception as exc:
             self.app.call_from_thread(self._finished, request.name, f"{request.name}: failed: {exc}", None)
             raise
@@ -413,7 +416,7 @@ class ServersScreen(ConsoleScreen):
 
         try:
             outcome = edit_server(self.ws, label, env=request.env, mounts=request.mounts, limits=request.limits,
-                                  progress=progress)
+                                  network=request.network, egress=request.egress, progress=progress)
         except Exception as exc:
             self.app.call_from_thread(self._done, server_id, f"{name}: edit failed, the old settings kept: {exc}", "")
             raise
@@ -423,7 +426,9 @@ class ServersScreen(ConsoleScreen):
         found = outcome.discovery
         again = "" if found is None else "; running again" + (
             f", {len(found.changed)} item(s) changed" if found.changed else "")
-        note = f"{label}: {', '.join(outcome.changed)} changed, container made again{again}"
+        note = (f"{label}: its allowed hosts changed (the gateway's proxy applies them; no restart)"
+                if outcome.changed == ["egress"] else
+                f"{label}: {', '.join(outcome.changed)} changed, container made again{again}")
         self.app.call_from_thread(self._done, server_id, f"{name}: {note.split(': ', 1)[1]}", note)
 
     def action_remove(self) -> None:

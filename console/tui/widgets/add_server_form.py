@@ -7,6 +7,7 @@ or the first problem, worded so the user knows which field to fix.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,9 @@ class AddRequest:
     limits: Limits | None = None
     connection: str | None = None
     """Id of the OAuth connection the server acts as (its token is injected at start)."""
+    network: Literal["none", "egress"] = "none"
+    egress: list[str] = field(default_factory=list)
+    """The hosts it may reach through its gateway's proxy."""
 
 
 class FormProblem(Exception):
@@ -56,7 +60,7 @@ def host_folder(source: str, field_id: str, must_exist: bool) -> Path:
 
 
 def needs_summary(entry: CatalogEntry) -> str:
-    """One line of what an entry asks for, e.g. ``folder /repo · secret GITHUB_TOKEN · internet``."""
+    """One line of what an entry asks for, e.g. ``folder /repo · secret GITHUB_TOKEN · reaches api.github.com +2``."""
     parts = [f"folder {m.target}" for m in entry.mounts]
     parts += [f"secret {s.name}" for s in entry.secrets]
     parts += [f"env {e.name}" for e in entry.env if e.required]
@@ -66,8 +70,19 @@ def needs_summary(entry: CatalogEntry) -> str:
     if entry.oauth:
         parts.append(f"{entry.oauth.provider} sign-in")
     if entry.network == "egress":
-        parts.append("internet")
+        more = f" +{len(entry.egress) - 1}" if len(entry.egress) > 1 else ""
+        parts.append(f"reaches {entry.egress[0]}{more}" if entry.egress else "network (hosts to give)")
     return " · ".join(parts) or "nothing to fill in"
+
+
+def egress_fields(hosts: list[str], on: bool) -> ComposeResult:
+    """The network part of the add and edit forms: whether the server may reach anything
+    (through its gateway's allow-list proxy; its container stays on network none), and what."""
+    yield Checkbox("egress: may reach the hosts below, through the gateway's allow-list proxy", on,
+                   id="egress-on", compact=True)
+    yield Label(_label("hosts", False, "HOST[:PORT] or *.DOMAIN, comma-separated; without a port 443 and 80"))
+    yield Input(value=", ".join(hosts), placeholder="none: every attempt is refused and recorded",
+                id="egress-hosts", compact=True)
 
 
 def _label(name: str, required: bool, description: str, default: str | None = None) -> Text:
@@ -139,8 +154,7 @@ class AddServerForm(Vertical):
                 yield Input(placeholder="/path/on/this/machine", id=f"mount-{index}", compact=True)
                 yield Checkbox("read-only", need.read_only, id=f"ro-{index}", compact=True)
         yield Static("Network and limits", classes="form-section")
-        yield Static("network: none — the server talks only over stdio" if entry.network == "none" else
-                     "network: egress — the server can reach the internet")
+        yield from egress_fields(entry.egress, entry.network == "egress")
         with Horizontal(classes="limits-row"):
             for key, label, value in (("cpus", "CPUs", f"{entry.limits.cpus:g}"),
                                       ("memory", "memory MiB", str(entry.limits.memory_mb)),
@@ -234,8 +248,21 @@ class AddServerForm(Vertical):
             raise FormProblem(f"{entry.id} signs in with {entry.oauth.provider}: pick a connection, or give the "
                               "folder with its credentials file", "connection" if self.query(ConnectionPicker)
                               else "mount-0")
+        network, hosts = self._egress()
         return AddRequest(entry, name, env, secrets, mounts, self._limits(),
-                          connection.id if connection is not None else None)
+                          connection.id if connection is not None else None, network, hosts)
+
+    def _egress(self) -> tuple[Literal["none", "egress"], list[str]]:
+        """Whether the server gets the proxy, and the hosts it may reach through it."""
+        from console.egress.allowlist import AllowList, EgressError
+
+        text = self._value("egress-hosts")
+        try:
+            hosts = list(AllowList.parse(text.replace(",", " ").split()).entries)
+        except EgressError as exc:
+            raise FormProblem(str(exc), "egress-hosts") from None
+        on = self.query_one("#egress-on", Checkbox).value or bool(hosts)
+        return ("egress" if on else "none"), hosts
 
     def _limits(self) -> Limits:
         raw = {"cpus": self._value("limit-cpus"), "memory_mb": self._value("limit-memory"),

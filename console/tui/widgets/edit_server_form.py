@@ -1,5 +1,5 @@
-"""What can change on a server without adding it again — plain env, mounts, limits — as
-the add form's fields (same look, same checks), filled with the server's settings.
+"""What can change on a server without adding it again — plain env, mounts, limits,
+egress — as the add form's fields (same look, same checks), filled with its settings.
 
 Secrets and the bound account are not here: their values never come back out of the
 vault, so changing them means removing the server and adding it again.
@@ -8,7 +8,8 @@ vault, so changing them means removing the server and adding it again.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,7 +18,7 @@ from textual.widgets import Checkbox, Input, Label, Static
 
 from console.catalog.model import CatalogEntry
 from console.model import Limits, Mount, ServerInstance
-from console.tui.widgets.add_server_form import AddServerForm, FormProblem, host_folder
+from console.tui.widgets.add_server_form import AddServerForm, FormProblem, egress_fields, host_folder
 from console.tui.widgets.add_server_form import _label as field_label
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -30,6 +31,8 @@ class EditRequest:
     env: dict[str, str]
     mounts: list[Mount]
     limits: Limits
+    network: Literal["none", "egress"] = "none"
+    egress: list[str] = field(default_factory=list)
 
 
 class EditServerForm(AddServerForm):
@@ -68,7 +71,8 @@ class EditServerForm(AddServerForm):
                             id=f"mount-{index}", compact=True)
                 read_only = mount.read_only if mount else bool(need and need.read_only)
                 yield Checkbox("read-only", read_only, id=f"ro-{index}", compact=True)
-        yield Static("Limits", classes="form-section")
+        yield Static("Network and limits", classes="form-section")
+        yield from egress_fields(server.egress, server.network == "egress")
         with Horizontal(classes="limits-row"):
             for key, label, value in (("cpus", "CPUs", f"{server.limits.cpus:g}"),
                                       ("memory", "memory MiB", str(server.limits.memory_mb)),
@@ -110,4 +114,4 @@ class EditServerForm(AddServerForm):
             path = host_folder(source, f"mount-{index}", self.check_paths)
             mounts.append(Mount(source=str(path), target=target,
                                 read_only=self.query_one(f"#ro-{index}", Checkbox).value))
-        return EditRequest(env, mounts, self._limits())
+        return EditRequest(env, mounts, self._limits(), *self._egress())

@@ -20,6 +20,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from console.workspace import DISCOVERY_META
 from console.tui.widgets.connection_format import connection_label
+from console.tui.widgets.server_egress import ServerEgress, egress_summary
 from console.tui.widgets.server_log import ServerLog
 from console.tui.widgets.server_stats import ServerStats
 from console.tui.widgets.trust_badge import muted, trust_text
@@ -27,7 +28,7 @@ from console.tui.widgets.trust_badge import muted, trust_text
 if TYPE_CHECKING:
     from console.model import ServerInstance, ToolDef
 
-TABS = ("logs", "stats", "tools", "config")
+TABS = ("logs", "stats", "tools", "config", "egress")
 
 
 def config_table(app: App, server: ServerInstance) -> Table:
@@ -38,7 +39,7 @@ def config_table(app: App, server: ServerInstance) -> Table:
     grid.add_row("image", server.image or muted(app, "none yet"))
     grid.add_row("catalog", server.catalog_id or muted(app, "imported (own spec)"))
     grid.add_row("command", Text(" ".join(spec.get("command", [])) or "-"))
-    grid.add_row("network", "none (stdio only)" if server.network == "none" else "egress (can reach the internet)")
+    grid.add_row("egress", Text(egress_summary(server)))
     grid.add_row("speaks", speaks(app, server))
     grid.add_row("may ask", Text(f"{', '.join(server.may_ask)} (of the agent whose call it serves)")
                  if server.may_ask else muted(app, "nothing of agents (tbx server allow … sampling|elicitation|roots)"))
@@ -122,6 +123,8 @@ class ServerDetail(SteppedTabs, Vertical):
                 yield Static("", id="tools-list")
             with TabPane("Config", id="config"), VerticalScroll():
                 yield Static("", id="config-text")
+            with TabPane("Egress", id="egress"):
+                yield ServerEgress()
 
 
     def show_vault(self, server: ServerInstance | None, tools: Sequence[ToolDef]) -> None:
@@ -144,3 +147,7 @@ class ServerDetail(SteppedTabs, Vertical):
     @property
     def server_stats(self) -> ServerStats:
         return self.query_one(ServerStats)
+
+    @property
+    def server_egress(self) -> ServerEgress:
+        return self.query_one(ServerEgress)
