@@ -26,7 +26,7 @@ from console.services import servers
 from console.services.egress import allow_list
 from console.workspace import Workspace
 from tests.gateway.conftest import REPO, Stack, _stack, subprocess_env, writable
-from tests.support.egress_net import Origin, TestCA
+from tests.support.egress_net import Origin, tls_for
 from tests.support.gateway import agent
 from tests.support.sharedkeys import shared_keyring_home
 
@@ -37,11 +37,12 @@ class Internet:
     """The origins, served from a loop in a thread of their own."""
 
     def __init__(self, folder: Path) -> None:
-        self.ca = TestCA(folder)
+        server_tls, _client = tls_for(folder, "127.0.0.2")
+        self.certificate = (folder / "127.0.0.2.crt").read_text()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.https = self._run(Origin("127.0.0.2", self.ca.server_context("127.0.0.2")).start())
+        self.https = self._run(Origin("127.0.0.2", server_tls).start())
         self.http = self._run(Origin("127.0.0.3").start())
 
     def _run(self, coroutine: Any) -> Any:
@@ -67,7 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, docker_engine, internet: Int
     with shared_keyring_home(root):
         for stack in _stack(root, catalog_servers=()):
             folder = writable(root / "shapes" / "web")
-            (folder / "ca.pem").write_text(internet.ca.pem)
+            (folder / "ca.pem").write_text(internet.certificate)
             stack.add_shapeshifter("web", [{"name": "fetch", "description": "Fetch a URL.",
                                             "inputSchema": {"type": "object"}}],
                                    egress=[f"127.0.0.2:{internet.https.port}"], network="egress")

@@ -28,7 +28,7 @@ from console.services.grants import Target
 from console.services.tools import approve
 from console.workspace import Workspace
 from tests.remote.conftest import Cloud
-from tests.support.egress_net import Origin, TestCA
+from tests.support.egress_net import Origin, tls_for
 from tests.support.gateway import agent
 
 pytestmark = pytest.mark.docker
@@ -64,13 +64,13 @@ def test_a_droplet_server_reaches_only_its_allowed_hosts(cloud_ws: Workspace, cl
     ws = cloud_ws
     folder = Path(tempfile.mkdtemp(prefix="tbx-egress-shape-"))
     folder.chmod(0o755)
-    ca = TestCA(folder)
-    (folder / "ca.pem").write_text(ca.pem)
+    server_tls, _client = tls_for(folder, "127.0.0.2")
+    (folder / "ca.pem").write_text((folder / "127.0.0.2.crt").read_text())
     shutil.copy(SHAPESHIFTER, folder / "server.py")
     (folder / "tools.json").write_text('[{"name": "fetch", "description": "Fetch a URL.", '
                                        '"inputSchema": {"type": "object"}}]')
     loop = asyncio.new_event_loop()
-    allowed = loop.run_until_complete(Origin("127.0.0.2", ca.server_context("127.0.0.2")).start())
+    allowed = loop.run_until_complete(Origin("127.0.0.2", server_tls).start())
     other = loop.run_until_complete(Origin("127.0.0.3").start())
     threading.Thread(target=loop.run_forever, daemon=True).start()
     try:
