@@ -2,11 +2,12 @@
 
 The container stays on network none. Its command runs under the egress wrapper
 (``egress.sh``), which starts a forwarder on the container's loopback
-(``egress_forward.py``); the server is told that address as its HTTP(S) proxy. The
-forwarder carries each connection over a Unix socket in a host folder mounted into the
-container to the allow-list proxy the toolbox's gateway runs (console/egress), so a
-direct connection from inside has no route at all and a proxied one goes only where the
-list allows. Changing the list changes the proxy, not the container.
+(``egress_forward.py``, or ``egress_forward.js`` in an image without python3); the
+server is told that address as its HTTP(S) proxy. The forwarder carries each connection
+over a Unix socket in a host folder mounted into the container to the allow-list proxy
+the toolbox's gateway runs (console/egress), so a direct connection from inside has no
+route at all and a proxied one goes only where the list allows. Changing the list
+changes the proxy, not the container.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ PROXY_PORT = 3128
 SCRIPTS = {
     "egress": files("console.runtime").joinpath("egress.sh").read_bytes(),
     "egress-forward": files("console.runtime").joinpath("egress_forward.py").read_bytes(),
+    "egress-forward.js": files("console.runtime").joinpath("egress_forward.js").read_bytes(),
 }
 """Baked into every server image beside the secrets launcher (``imagedocker``)."""
 
