@@ -204,7 +204,8 @@ class _Planner:
         command_line = [executable] + [book.rewrite(arg) for arg in launch.args]
         notes = launch.notes + _field_notes(spec) + book.notes
         if known is None:
-            notes.append("runs without network (package not in the catalog); give it egress if it calls the internet")
+            notes.append("runs without network (package not in the catalog); if it calls the internet, give it "
+                         "the hosts it needs: 'tbx server egress TOOLBOX/SERVER --allow-host HOST'")
         name = self._name(key)
         try:
             entry = CatalogEntry(
@@ -220,6 +221,7 @@ class _Planner:
                 mounts=[MountSpec(target=m.target, description=f"{m.source} on the desktop", read_only=m.read_only)
                         for m in book.mounts],
                 network=known.network if known else "none",
+                egress=list(known.egress) if known else [],
                 limits=known.limits if known else DEFAULT_LIMITS[launch.kind],
                 oauth=known.oauth if known else None,
                 origin="import",
