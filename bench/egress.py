@@ -38,13 +38,12 @@ import keyring  # noqa: E402
 from console.catalog import load_catalog  # noqa: E402
 from console.gateway.egress_host import EgressHost  # noqa: E402
 from console.model import ServerInstance  # noqa: E402
-from console.paths import resolve_paths  # noqa: E402
 from console.runtime.containers import ContainerSpec, Engine  # noqa: E402
 from console.runtime.enginehttp import Endpoint  # noqa: E402
 from console.runtime.session import mcp_session  # noqa: E402
-from console.services import servers, toolboxes  # noqa: E402
-from console.vault import KeySource  # noqa: E402
+from console.services import servers  # noqa: E402
 from console.workspace import Workspace  # noqa: E402
+from bench.secret_handover import workspace  # noqa: E402
 from tests.support.egress_net import Origin, tls_for  # noqa: E402
 from tests.support.keyrings import MemoryKeyring  # noqa: E402
 
@@ -62,15 +61,6 @@ for _ in range(rounds):
     times.append(time.perf_counter() - started)
 print(json.dumps(times))
 """
-
-
-def workspace() -> Workspace:
-    home = Path(tempfile.mkdtemp(prefix="tbx-bench-"))
-    os.environ["TBX_HOME"] = str(home)
-    os.environ.setdefault("TBX_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".testenv/cache"))
-    ws = Workspace.create(resolve_paths(), KeySource(None))
-    toolboxes.add_local(ws, "local")
-    return ws
 
 
 def time_server(ws: Workspace, engine: Engine, hosts: list[str]) -> servers.ServerRef:

@@ -18,19 +18,15 @@ import pytest
 
 from console.services import servers
 from tests.gateway.conftest import Stack, _stack, writable
+from tests.gateway import test_egress
 from tests.gateway.test_egress import Internet, fetch
 from tests.support.sharedkeys import shared_keyring_home
 
 pytestmark = pytest.mark.docker
 
+internet = test_egress.internet  # the origins on 127.0.0.2 and .3, a module fixture
+
 FETCH_TOOL = [{"name": "fetch", "description": "Fetch a URL.", "inputSchema": {"type": "object"}}]
-
-
-@pytest.fixture(scope="module")
-def internet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Internet]:
-    net = Internet(tmp_path_factory.mktemp("internet"))
-    yield net
-    net.close()
 
 
 @pytest.fixture(scope="module")
