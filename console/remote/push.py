@@ -53,7 +53,7 @@ def access_of(tables: Tables) -> list[str]:
     """Who may use what through this policy, as opaque fingerprints: (agent token, server,
     item, grant end). What an installed policy has and the next one lacks is access that
     change takes away: a revoke, a disabled or removed agent, a rotated token, the kill
-    switch, a blocked item, a shortened grant."""
+    switch, a blocked item, a shortened grant, a host off a server's egress allow-list."""
     policy = CompiledPolicy.compile(tables)
     found = set()
     for agent_id, agent in tables.get("agents", {}).items():
@@ -63,6 +63,12 @@ def access_of(tables: Tables) -> list[str]:
             decision = policy.check(agent_id, server_id, ref, 0.0)
             line = f"{agent['token_hash']}|{server_id}|{ref}|{decision.expires}"
             found.add(hashlib.sha256(line.encode()).hexdigest()[:32])
+    # A host taken off a server's egress allow-list (or its egress turned off) is access
+    # taken away too: the server could still reach it until the droplet has the change.
+    for server_id, server in tables.get("servers", {}).items():
+        if server.get("network") == "egress":
+            for entry in server.get("egress") or []:
+                found.add(hashlib.sha256(f"egress|{server_id}|{entry}".encode()).hexdigest()[:32])
     return sorted(found)
 
 

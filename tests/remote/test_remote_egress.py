@@ -125,3 +125,17 @@ def test_a_droplet_server_reaches_only_its_allowed_hosts(cloud_ws: Workspace, cl
             asyncio.run_coroutine_threadsafe(origin.close(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_host_off_the_list_counts_as_access_taken_away() -> None:
+    """What makes a change that did not reach a droplet fail the command (and be retried):
+    a host taken off the list, or egress turned off, is like a revoke."""
+    from console.remote.push import access_of
+
+    def tables(network: str, hosts: list[str]) -> dict[str, Any]:
+        return {"servers": {"srv_1": {"toolbox": "tb_1", "name": "web", "network": network, "egress": hosts}}}
+
+    before = set(access_of(tables("egress", ["a.example", "b.example:8443"])))
+    assert before - set(access_of(tables("egress", ["a.example"])))
+    assert before - set(access_of(tables("none", ["a.example", "b.example:8443"])))
+    assert not before - set(access_of(tables("egress", ["a.example", "b.example:8443", "c.example"])))
