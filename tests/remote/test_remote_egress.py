@@ -133,7 +133,8 @@ def test_a_host_off_the_list_counts_as_access_taken_away() -> None:
     from console.remote.push import access_of
 
     def tables(network: str, hosts: list[str]) -> dict[str, Any]:
-        return {"servers": {"srv_1": {"toolbox": "tb_1", "name": "web", "network": network, "egress": hosts}}}
+        return {"servers": {"srv_1": {"id": "srv_1", "toolbox": "tb_1", "name": "web", "network": network,
+                                      "egress": hosts}}}
 
     before = set(access_of(tables("egress", ["a.example", "b.example:8443"])))
     assert before - set(access_of(tables("egress", ["a.example"])))
