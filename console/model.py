@@ -136,6 +136,14 @@ class ServerInstance(Record):
     """Which requests the server may send the agent whose call it is serving (sampling,
     elicitation, roots): the owner's decision, none by default. Its session declares
     exactly these client capabilities."""
+    kind: Literal["local", "remote"] = "local"
+    """``remote``: a server someone else runs, reached at ``url`` over HTTP; no image,
+    no container. Its ``secret_refs`` name HTTP headers (not env variables) whose values
+    the vault keeps and every request to it carries."""
+    url: str | None = None
+    transport: Literal["streamable-http", "sse"] = "streamable-http"
+    """How a remote server is reached: Streamable HTTP (falling back to HTTP+SSE when the
+    server refuses it with a 4xx), or HTTP+SSE directly."""
 
 
 class Trust(StrEnum):

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 
 from console.runtime import streams
@@ -51,6 +52,9 @@ class WatchedServer:
     prepare: Callable[[str], Callable[[], Awaitable[None]] | None] | None = None
     """Given the container's id, what runs once attached and before initialize: hands
     a server with secrets its secrets if its launcher waits (after a restart)."""
+    connect: Callable[..., AbstractAsyncContextManager[Session]] | None = None
+    """A remote server: opens its session (``remote_mcp_session``'s keyword arguments
+    but the target); there is no container to find, start or watch."""
 
 
 class Supervisor:
@@ -130,7 +134,10 @@ class Supervisor:
         elif known is not None and known.want_running != server.want_running:
             self._wake[server.server_id].set()
         live = self._sessions.get(server.server_id)
-        if live is not None and live.asks != frozenset(server.asks):
+        if live is not None and server.connect is not None and not server.want_running:
+            # A remote server the owner stopped: no container stops under its session.
+            asyncio.get_running_loop().create_task(live.channel.aclose())
+        elif live is not None and live.asks != frozenset(server.asks):
             # The owner changed what the server may ask agents for: a session declares its
             # client capabilities once, at initialize, so it is made again.
             asyncio.get_running_loop().create_task(live.channel.aclose())
@@ -187,6 +194,8 @@ class Supervisor:
         return await inspect(self.endpoint, found[0]["Id"]) if found else None
 
     async def _watch_server(self, server_id: str) -> None:
+        if self._servers[server_id].connect is not None:
+            return await self._watch_remote(server_id)
         backoff = 0.25
         while True:
             server = self._servers[server_id]
@@ -218,21 +227,40 @@ class Supervisor:
             backoff = 0.25 if connected else min(backoff * 2, 5.0)
             await self._sleep_or_wake(server_id, backoff)
 
-    async def _hold_session(self, server_id: str, container_id: str) -> bool:
+    async def _watch_remote(self, server_id: str) -> None:
+        """A remote server: connect while it should run, again with backoff when it goes.
+        Its state is the owner's wish (``running`` or ``stopped``); its health says how it is."""
+        backoff = 0.25
+        while True:
+            if not self._servers[server_id].want_running:
+                self._update(server_id, state="stopped", health="stopped", ping_ms=None, last_error=None)
+                await self._sleep_or_wake(server_id, 2.0)
+                continue
+            self._update(server_id, state="running")
+            connected = await self._hold_session(server_id, None)
+            backoff = 0.25 if connected else min(backoff * 2, 5.0)
+            await self._sleep_or_wake(server_id, backoff)
+
+    async def _hold_session(self, server_id: str, container_id: str | None) -> bool:
         """Run one session until the server dies; return whether it ever came up."""
         server = self._servers[server_id]
+        options = {"timeout": self.start_timeout, "redactor": server.redactor, "label": f"server {server.label}",
+                   "asks": server.asks, "ask": self.ask_for(server_id) if self.ask_for else None}
+        if server.connect is not None:
+            opened = server.connect(**options)
+        else:
+            assert container_id is not None
+            opened = mcp_session(self.endpoint, container_id, **options,
+                                 before_initialize=server.prepare(container_id) if server.prepare else None)
         try:
-            async with mcp_session(self.endpoint, container_id, timeout=self.start_timeout,
-                                   redactor=server.redactor, label=f"server {server.label}", asks=server.asks,
-                                   before_initialize=server.prepare(container_id) if server.prepare else None,
-                                   ask=self.ask_for(server_id) if self.ask_for else None) as session:
+            async with opened as session:
                 self._sessions[server_id] = session
                 self._tell_session(server_id, session)  # before waiters wake: they find it ready
                 self._ready[server_id].set()
                 await self._ping_loop(server_id, session)
                 await asyncio.sleep(0.1)  # let the dying server's last stderr arrive
                 self._update(server_id, health="down", ping_ms=None,
-                             last_error=f"{session.channel.close_reason}; stderr: "
+                             last_error=f"{server.redactor.redact(session.channel.close_reason)}; stderr: "
                                         f"{stderr_tail(session.channel, server.redactor)}")
                 return True
         except ServerUnavailable as exc:

@@ -12,11 +12,12 @@ from typing import Any
 import mcp_types as types
 
 from console.errors import NotFound, TbxError
-from console.model import DesiredState, ItemKind, item_ref, tool_key
+from console.model import DesiredState, ItemKind, ServerInstance, item_ref, tool_key
 from console.runtime import streams
 from console.runtime.containers import ContainerState, Engine
 from console.runtime.enginehttp import Endpoint
 from console.runtime.session import Capture, ServerUnavailable, mcp_session
+from console.services.remote_servers import ping_all
 from console.services.servers import ServerRef, engine_for, redactor_for, resolve
 from console.services.token_injection import handover_step
 from console.trust.redact import argument_digest
@@ -45,6 +46,8 @@ class ServerStatus:
     error: str | None
     may_ask: list[str] = field(default_factory=list)
     """What the owner lets the server ask agents for (``tbx server allow``)."""
+    kind: str = "local"
+    """``remote``: reached over HTTP, no container (its state says ``remote``)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +100,8 @@ def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True) ->
     result: list[ServerStatus] = []
     for box in boxes:
         servers = sorted(ws.repos.servers.in_toolbox(box.id), key=lambda s: s.name)
+        result += _remote_statuses(ws, box.name, [s for s in servers if s.kind == "remote"], tool_counts, ping)
+        servers = [s for s in servers if s.kind != "remote"]
         if not servers:
             continue
         engine = engine_for(ws, box)
@@ -123,7 +128,23 @@ def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True) ->
                 restarts=state.restart_count if state else 0, ping_ms=ping_ms,
                 tools=counts[0], pending=counts[1], image=server.image, error=error, may_ask=list(server.may_ask),
             ))
-    return result
+    return sorted(result, key=lambda s: (s.toolbox, s.name))
+
+
+def _remote_statuses(ws: Workspace, toolbox: str, servers: list[ServerInstance], tool_counts: dict[str, list[int]],
+                     ping: bool) -> list[ServerStatus]:
+    pings = ping_all(ws, toolbox, servers, PING_TIMEOUT) if ping and servers else [(None, None)] * len(servers)
+    found = []
+    for server, (ping_ms, error) in zip(servers, pings, strict=True):
+        running = server.desired_state is DesiredState.RUNNING
+        health = "stopped" if not running else ("healthy" if ping_ms is not None else
+                                                "unresponsive" if ping else "unknown")
+        counts = tool_counts.get(server.id, [0, 0])
+        found.append(ServerStatus(
+            toolbox=toolbox, name=server.name, server_id=server.id, desired=server.desired_state.value,
+            state="remote", health=health, restarts=0, ping_ms=ping_ms, tools=counts[0], pending=counts[1],
+            image=None, error=error, may_ask=list(server.may_ask), kind="remote"))
+    return found
 
 
 @contextmanager

@@ -322,6 +322,10 @@ def start_server(ws: Workspace, target: str, progress: Progress | None = None) -
     """Start (re-creating the container if Docker lost it) and re-discover tools."""
     progress = progress or _quiet
     ref = resolve(ws, target)
+    if ref.server.kind == "remote":
+        from console.services.remote_servers import rediscover
+
+        return rediscover(ws, ref, "server.start")
     engine = engine_for(ws, ref.toolbox)
     used = None
     try:
@@ -379,7 +383,10 @@ def _image_present(engine: Engine, image: str | None) -> bool:
 
 
 def _on_container(ws: Workspace, ref: ServerRef, action: Callable[[Engine, str], None]) -> None:
-    """Apply ``action`` to the server's container, if Docker still has one."""
+    """Apply ``action`` to the server's container, if Docker still has one (a remote
+    server has none)."""
+    if ref.server.kind == "remote":
+        return
     engine = engine_for(ws, ref.toolbox)
     try:
         state = engine.find(ref.server.id)
@@ -397,6 +404,10 @@ def stop_server(ws: Workspace, target: str) -> None:
 
 def restart_server(ws: Workspace, target: str) -> DiscoveryOutcome:
     ref = resolve(ws, target)
+    if ref.server.kind == "remote":
+        from console.services.remote_servers import rediscover
+
+        return rediscover(ws, ref, "server.restart")
     engine = engine_for(ws, ref.toolbox)
     try:
         state = engine.find(ref.server.id)
@@ -455,6 +466,8 @@ def edit_server(
     progress = progress or _quiet
     ref = resolve(ws, target)
     old = ref.server
+    if old.kind == "remote":
+        raise UsageError(f"{ref.label} is a remote server: it has no env, mounts, limits or egress to edit")
     entry = entry_of(old)
     wanted: dict[str, Any] = {
         "env": old.env if env is None else env, "mounts": old.mounts if mounts is None else mounts,
@@ -568,6 +581,8 @@ def reconcile(ws: Workspace, toolbox: str, progress: Progress | None = None) -> 
     try:
         containers = {c.labels.get(LABEL_SERVER, ""): c for c in engine.managed(box.id)}
         for server in ws.repos.servers.in_toolbox(box.id):
+            if server.kind == "remote":
+                continue  # nothing to run: the gateway connects to it when it should
             state = containers.pop(server.id, None)
             label = f"{box.name}/{server.name}"
             if server.desired_state is DesiredState.RUNNING:

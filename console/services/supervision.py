@@ -8,6 +8,7 @@ from console.model import DesiredState, ServerInstance, Toolbox
 from console.runtime.enginehttp import Endpoint
 from console.runtime.supervisor import Supervisor, WatchedServer
 from console.services.redaction import server_redactor
+from console.services.remote_servers import connect_for
 from console.services.token_injection import handover_step
 from console.workspace import Workspace
 
@@ -16,6 +17,10 @@ def watched_server(ws: Workspace, toolbox: Toolbox, server: ServerInstance) -> W
     """A server as the supervisor sees it, with a redactor for its own secrets and the
     handover of them to a launcher that waits (a container the engine restarted)."""
     endpoint = Endpoint.parse(toolbox.engine_endpoint)
+    if server.kind == "remote":
+        return WatchedServer(server.id, f"{toolbox.name}/{server.name}",
+                             server.desired_state is DesiredState.RUNNING, server_redactor(ws, server),
+                             tuple(server.may_ask), connect=connect_for(ws, server))
     return WatchedServer(server.id, f"{toolbox.name}/{server.name}",
                          server.desired_state is DesiredState.RUNNING, server_redactor(ws, server),
                          tuple(server.may_ask), partial(handover_step, ws, server, endpoint))
