@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from console.cli import egress_cmds
+from console.cli.remote_server_cmds import add_remote, remote_server_options
 from console.cli.base import (CliState, confirm_or_yes, emit_json, interactive, json_option, note, pass_state,
                               print_table)
 from console.errors import UsageError
@@ -72,7 +73,7 @@ def register(cli: click.Group) -> None:
 
     @server.command("add")
     @click.argument("toolbox")
-    @click.argument("catalog_id")
+    @click.argument("catalog_id", required=False)
     @click.option("--name", help="Server name (default: the catalog id).")
     @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Plain environment variable.")
     @click.option("--secret", "secret", multiple=True, metavar="KEY[=@FILE]",
@@ -84,15 +85,25 @@ def register(cli: click.Group) -> None:
     @click.option("--connection", help="OAuth connection whose token the server gets ('tbx connection list').")
     @click.option("--allow-host", "allow", multiple=True, metavar="HOST[:PORT]",
                   help="A host the server may reach, besides the catalog's (gives it egress). Repeatable.")
+    @remote_server_options
     @pass_state
-    def add(state: CliState, toolbox: str, catalog_id: str, name: str | None, env: tuple[str, ...],
+    def add(state: CliState, toolbox: str, catalog_id: str | None, name: str | None, env: tuple[str, ...],
             secret: tuple[str, ...], mount: tuple[str, ...], cpus: float | None, memory_mb: int | None,
-            pids: int | None, connection: str | None, allow: tuple[str, ...]) -> None:
-        """Add a catalog server to a toolbox: build or pull, start, discover its tools."""
+            pids: int | None, connection: str | None, allow: tuple[str, ...], url: str | None,
+            header: tuple[str, ...], transport: str) -> None:
+        """Add a catalog server to a toolbox: build or pull, start, discover its tools.
+        With --url instead of CATALOG_ID: a remote server, reached over HTTP."""
         from console.catalog import load_catalog
         from console.services.servers import add_server
 
         ws = state.workspace()
+        if url is not None:
+            if catalog_id or env or secret or mount or cpus or memory_mb or pids or connection or allow:
+                raise UsageError("a remote server (--url) takes only --name, --header and --transport")
+            add_remote(ws, toolbox, url, name, header, transport)
+            return
+        if catalog_id is None:
+            raise UsageError("name a catalog server ('tbx catalog list'), or a remote one with --url URL --name NAME")
         entry = load_catalog(ws.paths).get(catalog_id)
         limits = None
         if cpus or memory_mb or pids:
@@ -123,8 +134,8 @@ def register(cli: click.Group) -> None:
             emit_json([s.to_json() for s in found])
             return
         print_table(
-            ["SERVER", "STATE", "HEALTH", "PING", "RESTARTS", "TOOLS", "PENDING", "NOTE"],
-            [[f"{s.toolbox}/{s.name}", s.state, s.health, f"{s.ping_ms:.1f} ms" if s.ping_ms is not None else "-",
+            ["SERVER", "KIND", "STATE", "HEALTH", "PING", "RESTARTS", "TOOLS", "PENDING", "NOTE"],
+            [[f"{s.toolbox}/{s.name}", s.kind, s.state, s.health, f"{s.ping_ms:.1f} ms" if s.ping_ms is not None else "-",
               s.restarts, s.tools, s.pending, (s.error or "")[:60]] for s in found],
             empty="no servers yet: 'tbx server add local time'",
         )
