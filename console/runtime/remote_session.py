@@ -100,17 +100,31 @@ class RemoteTarget:
         return f"{url.scheme}://{url.host}{port}"
 
 
-class _CappedStream(httpx2.AsyncByteStream):
-    def __init__(self, inner: httpx2.AsyncByteStream, limit: int) -> None:
-        self._inner, self._limit = inner, limit
+class _Guarded(httpx2.AsyncByteStream):
+    """A response body that ends with a ``StreamError`` (which the SDK's transport makes
+    that request's error, where anything else would end the whole session) when it grows
+    past ``limit`` or its request is given up (``aborted``), even mid-wait for a chunk."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, limit: int | None, aborted: asyncio.Event) -> None:
+        self._inner, self._limit, self._aborted = inner, limit, aborted
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = aiter(self._inner)
         seen = 0
-        async for chunk in self._inner:
+        while True:
+            following = asyncio.ensure_future(anext(chunks))
+            stop = asyncio.ensure_future(self._aborted.wait())
+            await asyncio.wait({following, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not following.done():
+                following.cancel()
+                raise httpx2.StreamError("the request was given up")
+            try:
+                chunk = following.result()
+            except StopAsyncIteration:
+                return
             seen += len(chunk)
-            if seen > self._limit:
-                # A StreamError is what the SDK's transport turns into this request's error
-                # (anything else would end the whole session).
+            if self._limit is not None and seen > self._limit:
                 raise httpx2.StreamError(f"the server's response is over {self._limit // 1048576} MiB")
             yield chunk
 
@@ -118,21 +132,53 @@ class _CappedStream(httpx2.AsyncByteStream):
         await self._inner.aclose()
 
 
-class _Capped(httpx2.AsyncBaseTransport):
-    """Bounds every body but an event stream's (the SDK bounds those per event)."""
+class _Guarding(httpx2.AsyncBaseTransport):
+    """Bounds every body but an event stream's (the SDK bounds those per event), and lets
+    the channel end the response of a request it gave up (``abort``): the older era's
+    cancellation is only a notification, and a server could keep each such stream open."""
 
     def __init__(self, limit: int) -> None:
         self._inner = httpx2.AsyncHTTPTransport()
         self._limit = limit
+        self._open: dict[str, asyncio.Event] = {}
+
+    def abort(self, request_id: object) -> None:
+        found = self._open.get(json.dumps(request_id))
+        if found is not None:
+            found.set()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        key = _request_key(request)
         response = await self._inner.handle_async_request(request)
-        if not response.headers.get("content-type", "").lower().startswith("text/event-stream"):
-            response.stream = _CappedStream(response.stream, self._limit)  # type: ignore[arg-type]
+        events = response.headers.get("content-type", "").lower().startswith("text/event-stream")
+        aborted = self._open.setdefault(key, asyncio.Event()) if key is not None else asyncio.Event()
+        response.stream = _Guarded(response.stream, None if events else self._limit, aborted)  # type: ignore[arg-type]
+        if key is not None:
+            inner_close = response.stream.aclose
+
+            async def closed() -> None:
+                if self._open.get(key) is aborted:
+                    del self._open[key]
+                await inner_close()
+
+            response.stream.aclose = closed  # type: ignore[method-assign]
         return response
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _request_key(request: httpx2.Request) -> str | None:
+    """The JSON-RPC id a POST carries (as JSON text), if it is a request."""
+    if request.method != "POST":
+        return None
+    try:
+        message = json.loads(request.content)
+    except (ValueError, httpx2.RequestNotRead):
+        return None
+    if isinstance(message, dict) and "method" in message and "id" in message:
+        return json.dumps(message["id"])
+    return None
 
 
 class RemoteChannel:
@@ -158,6 +204,7 @@ class RemoteChannel:
         self._param_maps: dict[str, dict[tuple[str, ...], str]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ending: str | None = None
+        self._http = _Guarding(MAX_BODY)
 
     def on_stdout(self, handler: Callable[[bytes], None]) -> Callable[[], None]:
         self._stdout.append(handler)
@@ -180,6 +227,8 @@ class RemoteChannel:
         if self.closed.is_set() or self._write is None:
             raise ChannelClosed(self.close_reason or "the connection to the server is closed")
         raw = json.loads(line)
+        if raw.get("method") == "notifications/cancelled" and isinstance(raw.get("params"), dict):
+            self._http.abort(raw["params"].get("requestId"))
         message = types.jsonrpc_message_adapter.validate_python(raw, by_name=False)
         metadata = ClientMessageMetadata(headers=self._headers_for(raw))
         try:
@@ -229,7 +278,7 @@ class RemoteChannel:
                 self._end("the server ended the session (it answered 404 to its session id)")
 
         return httpx2.AsyncClient(
-            transport=_Capped(MAX_BODY), auth=auth or self.target.auth, headers=headers,
+            transport=self._http, auth=auth or self.target.auth, headers=headers,
             timeout=timeout or httpx2.Timeout(self.target.timeout, read=300.0),
             event_hooks={"response": [seen]},
         )
