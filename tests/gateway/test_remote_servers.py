@@ -141,3 +141,29 @@ async def test_stopping_a_remote_server_takes_it_out_of_the_gateway(stack: Stack
         await eventually(lambda: _lists(client, []), within=10)
         await asyncio.to_thread(servers.start_server, stack.ws, "local/pausable")
         await eventually(lambda: _lists(client, ["pausable__echo", "pausable__sleep"]), within=10)
+
+
+async def test_server_everything_in_its_streamable_http_mode_is_a_second_remote_server(stack: Stack) -> None:
+    """The reference TypeScript server, served over HTTP by its own code on the host's
+    loopback (from the image tbx builds for it), governed like any remote server."""
+    import docker
+
+    from console.runtime.images import ImageBuilder
+    from tests.support.conformance_targets import TARGETS, direct
+
+    entry = next(t for t in TARGETS if t.server == "everything")
+    client = docker.from_env()
+    try:
+        image = await asyncio.to_thread(ImageBuilder(client, stack.ws.settings.runtime, stack.paths.cache_dir).ensure,
+                                        entry.entry(stack.paths))
+        with direct(client, image, entry) as url:
+            await asyncio.to_thread(add_remote_server, stack.ws, "local", url, name="everything")
+            await asyncio.to_thread(approve, stack.ws, "local", "everything", "echo")
+            _name, token = stack.agent("local", "local/everything/echo")
+            async with agent(stack.url, token) as far:
+                await eventually(lambda: _lists(far, ["everything__echo"]), within=10)
+                result = await far.call_tool("everything__echo", {"message": "over http"})
+                assert not result.is_error and "over http" in result.content[0].text
+            await asyncio.to_thread(servers.remove_server, stack.ws, "local/everything")
+    finally:
+        client.close()
