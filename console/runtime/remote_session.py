@@ -113,11 +113,15 @@ class _Guarded(httpx2.AsyncByteStream):
         seen = 0
         while True:
             following = asyncio.ensure_future(anext(chunks))
+            following.add_done_callback(_retrieved)  # its end is read below, or no longer wanted
             stop = asyncio.ensure_future(self._aborted.wait())
-            await asyncio.wait({following, stop}, return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            if not following.done():
-                following.cancel()
+            try:
+                await asyncio.wait({following, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the reader closes us mid-wait: no task is left behind
+                stop.cancel()
+                if not following.done():
+                    following.cancel()
+            if following.cancelled():
                 raise httpx2.StreamError("the request was given up")
             try:
                 chunk = following.result()
@@ -130,6 +134,11 @@ class _Guarded(httpx2.AsyncByteStream):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _retrieved(task: asyncio.Future[bytes]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class _Guarding(httpx2.AsyncBaseTransport):
