@@ -32,6 +32,9 @@ def register(server: click.Group) -> None:
         ws = state.workspace()
         ref = servers.resolve(ws, target)
         current = ref.server
+        if current.kind == "remote":
+            raise UsageError(f"{ref.label} is a remote server: the gateway calls {current.url} itself; an egress "
+                             "allow-list is for servers in containers")
         outcome = None
         if off or allow or remove or clear:
             hosts = allow_list([] if clear else current.egress, add=allow, remove=() if clear else remove)

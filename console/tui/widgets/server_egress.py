@@ -27,6 +27,8 @@ SHOWN = 12
 
 
 def egress_summary(server: ServerInstance) -> str:
+    if server.kind == "remote":
+        return "a remote server: the gateway calls its URL itself (no container, no proxy)"
     if server.network != "egress":
         return "none: no network, no proxy (e to give it hosts)"
     hosts = ", ".join(server.egress) or "no host: every attempt is refused and recorded"
