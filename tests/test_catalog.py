@@ -20,6 +20,8 @@ from console.paths import Paths
 REQUIRED_IDS = {"time", "git", "fetch", "filesystem", "memory", "everything", "sqlite", "github", "slack",
                 "google-drive"}
 BUILTIN = load_builtin()
+PACKAGED = [e for e in BUILTIN if e.remote is None]
+REMOTE = [e for e in BUILTIN if e.remote is not None]
 
 
 def write_user_catalog(paths: Paths, data: object) -> Path:
@@ -34,7 +36,7 @@ def test_builtin_file_is_package_data_and_validates() -> None:
     assert all(e.origin == "builtin" for e in BUILTIN)
 
 
-@pytest.mark.parametrize("entry", BUILTIN, ids=lambda e: e.id)
+@pytest.mark.parametrize("entry", PACKAGED, ids=lambda e: e.id)
 def test_builtin_entry_is_complete(entry: CatalogEntry) -> None:
     package = entry.source.package
     assert package is not None and entry.source.image is None, "built-ins are package builds, never invented digests"
@@ -80,7 +82,7 @@ def test_account_servers_declare_their_real_token_variables() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("entry", [e for e in BUILTIN if e.source.package.kind == "npm"], ids=lambda e: e.id)
+@pytest.mark.parametrize("entry", [e for e in PACKAGED if e.source.package.kind == "npm"], ids=lambda e: e.id)
 def test_npm_package_version_and_executable_exist(entry: CatalogEntry) -> None:
     npm = shutil.which("npm")
     if npm is None:
@@ -95,7 +97,7 @@ def test_npm_package_version_and_executable_exist(entry: CatalogEntry) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("entry", [e for e in BUILTIN if e.source.package.kind == "pypi"], ids=lambda e: e.id)
+@pytest.mark.parametrize("entry", [e for e in PACKAGED if e.source.package.kind == "pypi"], ids=lambda e: e.id)
 def test_pypi_package_version_exists(entry: CatalogEntry) -> None:
     package = entry.source.package
     with urllib.request.urlopen(f"https://pypi.org/pypi/{package.package}/json", timeout=30) as response:
@@ -104,6 +106,32 @@ def test_pypi_package_version_exists(entry: CatalogEntry) -> None:
     files = project["releases"].get(package.version)
     assert files, f"PyPI has no files for {package.package}=={package.version}"
     assert any(f["filename"].endswith(".whl") for f in files), "the host build downloads a wheel"
+
+
+def test_the_official_remote_servers_are_entries_by_their_documented_urls() -> None:
+    """Never contacted by the tests: the addresses as each vendor documents them."""
+    urls = {e.id: e.remote.url for e in REMOTE if e.remote is not None}
+    assert urls == {
+        "github-hosted": "https://api.githubcopilot.com/mcp/", "linear": "https://mcp.linear.app/mcp",
+        "notion": "https://mcp.notion.com/mcp", "sentry": "https://mcp.sentry.dev/mcp",
+        "atlassian": "https://mcp.atlassian.com/v1/mcp/authv2", "stripe": "https://mcp.stripe.com",
+    }
+    for entry in REMOTE:
+        assert entry.remote is not None and entry.remote.docs.startswith("https://")
+        assert entry.command == [] and entry.source.package is None and not entry.secrets and not entry.mounts
+
+
+@pytest.mark.parametrize(("source", "command", "says"), [
+    ({"remote": {"url": "https://mcp.example.com/mcp"}}, ["x"], "a remote server has none"),
+    ({"package": {"kind": "npm", "package": "x", "version": "1.0.0"}}, [], "needs one"),
+    ({"remote": {"url": "http://mcp.example.com/mcp"}}, [], "source.remote.url"),
+    ({"remote": {"url": "https://mcp.example.com"}, "package": {"kind": "npm", "package": "x", "version": "1.0.0"}},
+     [], "nothing runs here"),
+])
+def test_a_remote_entry_runs_nothing_here(source: dict, command: list[str], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        CatalogEntry.model_validate({"id": "far", "title": "t", "description": "d", "source": source,
+                                     "command": command})
 
 
 def test_user_file_overrides_and_extends(tbx_home: Paths) -> None:
@@ -189,6 +217,8 @@ def test_catalog_list_table(tbx) -> None:  # noqa: ANN001
     assert "pypi:mcp-server-git==" in git and "mount:/repo" in git and git.endswith("builtin")
     slack = next(r for r in rows if r.startswith("slack "))
     assert "npm:@modelcontextprotocol/server-slack@" in slack and "oauth:slack" in slack
+    linear = next(r for r in rows if r.startswith("linear "))
+    assert "remote:https://mcp.linear.app/mcp" in linear
 
 
 def test_catalog_list_reports_a_broken_user_file(tbx, tbx_home: Paths) -> None:  # noqa: ANN001

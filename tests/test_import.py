@@ -40,6 +40,10 @@ def reasons(plan: ImportPlan) -> dict[str, str]:
     return {s.name: s.reason for s in plan.skipped}
 
 
+def remotes(plan: ImportPlan) -> dict[str, Any]:
+    return {item.name: item for item in plan.remotes}
+
+
 def assert_no_secret(*texts: str) -> None:
     for text in texts:
         assert CANARY not in text
@@ -140,7 +144,8 @@ def test_cursor_plan() -> None:
     assert windows.secrets == {}
     assert [(p.env, p.secret) for p in windows.inputs] == [("SLACK_BOT_TOKEN", True)]
     why = reasons(plan)
-    assert why["linear"].startswith("a remote server (url at mcp.linear.app)")
+    # A key in the URL's query would land outside the vault: listed with the way to fix it.
+    assert why["linear"].startswith("a remote server at mcp.linear.app whose URL carries a key (token=...)")
     assert "local executable (/Users/alice/bin/my-mcp-server)" in why["local-tool"]
     assert "'uv run' runs a local project" in why["project-runner"]
     assert_no_secret(render_plan(plan), json.dumps(plan.to_json()), *why.values())
@@ -169,7 +174,11 @@ def test_vscode_mcp_json_with_comments_and_inputs() -> None:
     assert slack.secrets == {"SLACK_BOT_TOKEN": CANARY}
     assert [(p.env, p.secret) for p in slack.inputs] == [("SLACK_TEAM_ID", False)]
     why = reasons(plan)
-    assert why["docs-api"].startswith("a remote server (http at api.example.com)")
+    # A remote server whose header takes a VS Code input: asked for when applied, as a secret.
+    docs = remotes(plan)["docs-api"]
+    assert (docs.url, docs.transport, docs.headers) == ("https://api.example.com/mcp", "streamable-http", {})
+    [asked] = docs.inputs
+    assert asked.header == "Authorization" and "github_token" in asked.label and asked.value("t") == "Bearer t"
     assert "input 'context7_key' on its command line" in why["context7"]
     assert_no_secret(render_plan(plan), json.dumps(plan.to_json()))
 
@@ -184,7 +193,8 @@ def test_vscode_user_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert planned["everything"].entry.command == ["mcp-server-everything", "stdio"]
     [pending] = planned["everything"].inputs
     assert pending.env == "OPENAI_API_KEY" and pending.secret and "TBX_TEST_UNSET_VARIABLE" in pending.label
-    assert "sse at mcp.example.org" in reasons(plan)["remote-sse"]
+    assert (remotes(plan)["remote-sse"].url, remotes(plan)["remote-sse"].transport) == (
+        "https://mcp.example.org/sse", "sse")
     # With the variable set, ${env:...} is filled in, as a secret.
     monkeypatch.setenv("TBX_TEST_UNSET_VARIABLE", CANARY)
     everything = items(plan_import(SETTINGS))["everything"]
@@ -411,8 +421,8 @@ def test_unpinned_packages_are_resolved(tmp_path: Path) -> None:
     assert older.entry.source.package.version.startswith("2025.")
     assert older.resolved.startswith("'^2025.0.0', resolved to")
     assert older.entry.command == ["mcp-server-memory"]
-    # mcp-remote only relays a remote server: listed as one, never planned as a container.
-    assert "remote" not in planned and "through mcp-remote at mcp.example.com" in reasons(plan)["remote"]
+    # mcp-remote only relays a remote server: planned as one, never as a container.
+    assert "remote" not in planned and remotes(plan)["remote"].url == "https://mcp.example.com/sse"
     assert "npm cannot find @modelcontextprotocol/server-does-not-exist-tbx" in reasons(plan)["ghost"]
     assert "resolved to" in render_plan(plan)
 
@@ -454,29 +464,45 @@ def test_claude_json_brings_the_user_and_every_project_servers() -> None:
     assert planned["memory"].env == {"MEMORY_FILE_PATH": "/home/alice/.shop-memory.jsonl"}
     assert "from project /home/alice/src/shop" in planned["memory"].notes
     assert planned["memory-2"].key == "memory" and "from project /home/alice/src/blog" in planned["memory-2"].notes
-    [linear] = plan.skipped
-    assert linear.name == "linear (project /home/alice/src/shop)" and linear.remote
-    assert "- skipped linear (project /home/alice/src/shop): a remote server (sse at mcp.linear.app)" in render_plan(
-        plan)
+    [linear] = plan.remotes
+    assert (linear.name, linear.url, linear.transport) == ("linear", "https://mcp.linear.app/sse", "sse")
+    assert "from project /home/alice/src/shop" in linear.notes
+    assert "+ linear  remote https://mcp.linear.app/sse" in render_plan(plan)
 
 
 @pytest.mark.parametrize("path", EVERY_FORMAT, ids=lambda p: p.name)
-def test_remote_servers_are_listed_as_remote_in_every_format(path: Path, tmp_path: Path) -> None:
-    remote = {s.name for s in plan_import(path, environ={}).skipped if s.remote}
-    expected = {CLAUDE: set(), CURSOR: {"linear"}, VSCODE: {"docs-api"}, SETTINGS: {"remote-sse"},
-                CLAUDE_CODE: {"sentry", "atlassian"}, CLAUDE_JSON: {"linear (project /home/alice/src/shop)"}}
-    assert remote == expected[path]
+def test_remote_servers_are_planned_as_remote_in_every_format(path: Path, tmp_path: Path) -> None:
+    planned = {s.key for s in plan_import(path, environ={}).remotes}
+    expected = {CLAUDE: set(), CURSOR: set(), VSCODE: {"docs-api"}, SETTINGS: {"remote-sse"},
+                CLAUDE_CODE: {"sentry", "atlassian"}, CLAUDE_JSON: {"linear"}}
+    assert planned == expected[path]
     if path in (CLAUDE, CURSOR, CLAUDE_CODE, CLAUDE_JSON):  # the mcpServers files (plain JSON)
         data = json.loads(path.read_text())
-        data["mcpServers"]["bridged"] = {"command": "npx", "args": ["-y", "mcp-remote", "https://mcp.example.com/mcp"]}
+        data["mcpServers"]["bridged"] = {"command": "npx", "args": [
+            "-y", "mcp-remote", "https://mcp.example.com/mcp", "--header", "X-Api-Key:${KEY}", "--transport",
+            "sse-only"], "env": {"KEY": CANARY}}
+        data["mcpServers"]["socket"] = {"type": "ws", "url": "wss://mcp.example.com/ws"}
         copy = tmp_path / path.name
         copy.write_text(json.dumps(data))
-        bridged = {s.name: s for s in plan_import(copy, environ={}).skipped}["bridged"]
-        assert bridged.remote and bridged.reason == (
-            "a remote server (through mcp-remote at mcp.example.com): tbx does not add remote servers yet; "
-            "connect agents to it directly")
-        listed = plan_import(copy, environ={}).to_json()["skipped"]
-        assert next(s for s in listed if s["name"] == "bridged")["remote"] is True
+        plan = plan_import(copy, environ={})
+        bridged = remotes(plan)["bridged"]
+        assert (bridged.url, bridged.transport, bridged.headers) == (
+            "https://mcp.example.com/mcp", "sse", {"X-Api-Key": CANARY})
+        socket = next(s for s in plan.skipped if s.name == "socket")
+        assert socket.remote and socket.reason == "a WebSocket server at mcp.example.com: tbx reaches remote " \
+                                                  "servers over HTTP only"
+        assert_no_secret(render_plan(plan), json.dumps(plan.to_json()), repr(plan))
+
+
+def test_claude_code_headers_take_the_environment_or_are_asked_for() -> None:
+    plan = plan_import(CLAUDE_CODE, environ={"SENTRY_TOKEN": CANARY, "ATLASSIAN_AUTH": f"Bearer {CANARY}"})
+    sentry, atlassian = remotes(plan)["sentry"], remotes(plan)["atlassian"]
+    assert sentry.headers == {"Authorization": f"Bearer {CANARY}"} and not sentry.inputs
+    assert (atlassian.url, atlassian.headers) == ("https://mcp.atlassian.com/v1/sse", {"Authorization": f"Bearer {CANARY}"})
+    unset = remotes(plan_import(CLAUDE_CODE, environ={}))["sentry"]
+    [asked] = unset.inputs
+    assert asked.header == "Authorization" and "${SENTRY_TOKEN} is not set" in asked.label and not unset.headers
+    assert_no_secret(render_plan(plan), json.dumps(plan.to_json()), repr(plan))
 
 
 @pytest.mark.parametrize("path", EVERY_FORMAT, ids=lambda p: p.name)
@@ -504,7 +530,7 @@ def test_dry_run_and_import_agree_on_a_name_the_toolbox_has(tbx, workspace: Work
         change.repos.servers.put(ServerInstance(toolbox=toolbox.id, name="time", desired_state="stopped"))
     config = write_config(tmp_path / "claude.json", {
         "time": {"command": "uvx", "args": ["mcp-server-time==2026.10.19"]},
-        "linear": {"command": "npx", "args": ["-y", "mcp-remote", "https://mcp.linear.app/sse"]},
+        "socket": {"type": "ws", "url": "wss://mcp.example.com/ws"},
     })
     said = ("skipped time: toolbox local already has a server named 'time'; "
             "pass --name time=NEW-NAME or --prefix PREFIX")

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
@@ -25,12 +24,12 @@ from console.catalog.loader import Catalog, load_builtin
 from console.catalog.model import CatalogEntry, EnvVar, MountSpec, PackageSource, Source
 from console.catalog.mounts import MountBook
 from console.catalog.registry import Registry, RegistryError
+from console.catalog.remote_import import RemoteItem, RemoteServer, remote_of
 from console.catalog.sensitive import is_secret, looks_like_secret, secret_flag
 from console.model import Limits, Mount, check_name
 
 SECRET_MASK = "<secret>"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-REMOTE_TYPES = {"http", "sse", "streamable-http", "streamablehttp", "ws", "websocket"}
 # For packages the catalog does not know: what a typical server of that runtime needs.
 DEFAULT_LIMITS = {"npm": Limits(cpus=1.0, memory_mb=512, pids=128), "pypi": Limits(cpus=1.0, memory_mb=384, pids=128)}
 
@@ -90,7 +89,7 @@ class Skipped:
     name: str
     reason: str
     remote: bool = False
-    """A remote server: listed so it is not lost, never run here (tbx adds no remote servers yet)."""
+    """A remote server tbx cannot add as the file writes it (a WebSocket one, a key in its URL)."""
 
 
 @dataclass
@@ -99,12 +98,15 @@ class ImportPlan:
     format: str
     items: list[ImportItem] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    remotes: list[RemoteItem] = field(default_factory=list)
+    """Remote servers (a ``url`` entry, ``mcp-remote URL``): added as remote servers."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "source": str(self.source),
             "format": self.format,
             "items": [item.to_json() for item in self.items],
+            "remotes": [remote.to_json(SECRET_MASK) for remote in self.remotes],
             "skipped": [asdict(s) for s in self.skipped],
         }
 
@@ -119,10 +121,6 @@ class Naming:
     rename: Mapping[str, str] = field(default_factory=dict)
     """``--name KEY=NAME``: the file's key (or the name tbx made of it) to the name to use."""
     prefix: str = ""
-
-
-class RemoteServer(Unsupported):
-    """The entry reaches a server over the network: nothing to run in a container."""
 
 
 def plan_import(
@@ -145,7 +143,7 @@ def plan_import(
     for server in client.servers:
         shown = server.key + (f" ({server.scope})" if server.scope else "")
         try:
-            item = planner.plan(server.key, server.spec)
+            item = planner.remote(server.key, server.spec) or planner.plan(server.key, server.spec)
         except (Unsupported, Unresolvable, RegistryError) as exc:
             plan.skipped.append(Skipped(shown, str(exc), remote=isinstance(exc, RemoteServer)))
             continue
@@ -156,7 +154,10 @@ def plan_import(
             plan.skipped.append(Skipped(shown, f"toolbox {naming.toolbox} already has a server named '{item.name}'; "
                                                f"pass --name {_quoted(server.key)}=NEW-NAME or --prefix PREFIX"))
             continue
-        plan.items.append(item)
+        if isinstance(item, RemoteItem):
+            plan.remotes.append(item)
+        else:
+            plan.items.append(item)
     return plan
 
 
@@ -186,11 +187,17 @@ class _Planner:
         self.naming = naming
         self.taken: set[str] = set()
 
+    def remote(self, key: str, spec: Any) -> RemoteItem | None:
+        """The entry as a remote server, if it is one (``remote_import``)."""
+        found = remote_of(self.client, spec, self.environ) if isinstance(spec, dict) else None
+        if found is None:
+            return None
+        url, transport, headers, inputs = found
+        return RemoteItem(self._name(key), key, url, transport, headers, inputs, _field_notes(spec))
+
     def plan(self, key: str, spec: Any) -> ImportItem:
         if not isinstance(spec, dict):
             raise Unsupported("is not a JSON object")
-        _refuse_remote(spec)
-        _refuse_remote_bridge(spec)
         command, args = self._command(spec)
         launch = parse_launch(command, args)
         _refuse_secret_args(launch.args)
@@ -348,36 +355,6 @@ class _Planner:
         return PendingInput(env, label, secret)
 
 
-def _refuse_remote(spec: dict[str, Any]) -> None:
-    kind = str(spec.get("type", "")).lower()
-    url = spec.get("url") or spec.get("serverUrl")
-    if kind in REMOTE_TYPES or (url and not spec.get("command")):
-        # Only the host: a URL may carry a key in its query string.
-        host = urlparse(str(url)).hostname if url else None
-        where = f" at {host}" if host else ""
-        raise RemoteServer(f"a remote server ({kind or 'url'}{where}): tbx does not add remote servers yet; "
-                           "connect agents to it directly")
-
-
-BRIDGE = re.compile(r"^mcp-remote(@\S*)?$")
-"""The npm package that only relays a remote server to stdio, pinned or not."""
-
-
-def _refuse_remote_bridge(spec: dict[str, Any]) -> None:
-    """``npx mcp-remote https://...``: a stdio command whose server is a URL. In a container
-    without network it could never reach it, so it is listed as the remote server it is."""
-    args = [str(a) for a in spec.get("args", [])] if isinstance(spec.get("args"), list) else []
-    words = [str(spec.get("command", "")), *args]
-    bridge = next((i for i, word in enumerate(words) if BRIDGE.match(Path(word).name)), None)
-    if bridge is None:
-        return
-    url = next((w for w in words[bridge + 1:] if w.startswith(("http://", "https://"))), None)
-    host = urlparse(url).hostname if url else None
-    where = f" at {host}" if host else ""
-    raise RemoteServer(f"a remote server (through mcp-remote{where}): tbx does not add remote servers yet; "
-                       "connect agents to it directly")
-
-
 def _refuse_secret_args(args: list[str]) -> None:
     for index, arg in enumerate(args):
         flag, has_value, value = arg.partition("=")
@@ -406,7 +383,7 @@ def _description(client: ClientFile, launch: Launch, known: CatalogEntry | None)
 def render_plan(plan: ImportPlan) -> str:
     """The dry run a person reads. Secret values are never in it."""
     lines = [f"Import from {plan.source} ({plan.format}): "
-             f"{len(plan.items)} to add, {len(plan.skipped)} skipped"]
+             f"{len(plan.items) + len(plan.remotes)} to add, {len(plan.skipped)} skipped"]
     for item in plan.items:
         lines.append("")
         lines.append(f"+ {item.name}  {item.source_label}" + (f"  (was {item.key!r})" if item.key != item.name else ""))
@@ -421,6 +398,15 @@ def render_plan(plan: ImportPlan) -> str:
         if item.resolved:
             rows.append(("version", item.resolved))
         rows += [("note", note) for note in item.notes]
+        lines += [f"    {label:<8} {text}" for label, text in rows]
+    for remote in plan.remotes:
+        lines.append("")
+        lines.append(f"+ {remote.name}  remote {remote.where}" + (f"  (was {remote.key!r})" if remote.key != remote.name
+                                                                   else ""))
+        rows = [("transport", remote.transport + (" (falls back to sse)" if remote.transport != "sse" else ""))]
+        rows += [("header", f"{name}: {SECRET_MASK}") for name in remote.headers]
+        rows += [("ask", f"header {i.header}: {i.label} (secret)") for i in remote.inputs]
+        rows += [("note", note) for note in remote.notes]
         lines += [f"    {label:<8} {text}" for label, text in rows]
     if plan.skipped:
         lines.append("")

@@ -39,10 +39,20 @@ class PackageSource(Record):
         return self
 
 
+class RemoteSource(Record):
+    """A server its vendor runs: reached at ``url``, nothing built or run here."""
+
+    url: str = Field(pattern=r"^https://[^\s@]+$")
+    transport: Literal["streamable-http", "sse"] = "streamable-http"
+    docs: str = Field(default="", pattern=r"^(https://\S+)?$")
+    """Where the vendor documents ``url`` (so a changed address can be checked)."""
+
+
 class Source(Record):
     image: str | None = None
     """An image reference pinned by digest (``repo@sha256:...``), pulled as is."""
     package: PackageSource | None = None
+    remote: RemoteSource | None = None
 
     @field_validator("image")
     @classmethod
@@ -53,8 +63,12 @@ class Source(Record):
 
     @model_validator(mode="after")
     def _some(self) -> Source:
+        if self.remote is not None:
+            if self.image is not None or self.package is not None:
+                raise ValueError("a remote source has no image or package: nothing runs here")
+            return self
         if self.image is None and self.package is None:
-            raise ValueError("a source needs an image, a package, or both")
+            raise ValueError("a source needs an image, a package, or both (or is remote)")
         return self
 
 
@@ -96,8 +110,9 @@ class CatalogEntry(Record):
     title: str
     description: str
     source: Source
-    command: list[str] = Field(min_length=1)
-    """argv inside the container. Package builds put the package's executables on PATH."""
+    command: list[str] = Field(default_factory=list)
+    """argv inside the container. Package builds put the package's executables on PATH.
+    Empty for a remote server (``source.remote``), and only for one."""
     env: list[EnvVar] = Field(default_factory=list)
     secrets: list[EnvVar] = Field(default_factory=list)
     """Env variables whose values are secrets: kept in the vault, injected at creation."""
@@ -108,3 +123,13 @@ class CatalogEntry(Record):
     limits: Limits = Field(default_factory=Limits)
     oauth: OAuthNeed | None = None
     origin: Literal["builtin", "user", "import"] = "builtin"
+
+    @model_validator(mode="after")
+    def _runs_something(self) -> CatalogEntry:
+        if (self.source.remote is None) != bool(self.command):
+            raise ValueError("command: a server run here needs one; a remote server has none")
+        return self
+
+    @property
+    def remote(self) -> RemoteSource | None:
+        return self.source.remote

@@ -11,6 +11,8 @@ from console.cli.base import CliState, emit_json, json_option, pass_state, print
 
 def source_label(entry: CatalogEntry) -> str:
     package = entry.source.package
+    if entry.remote is not None:
+        return f"remote:{entry.remote.url}"
     if package is None:
         return entry.source.image or "-"
     if package.kind == "pypi":

@@ -8,12 +8,13 @@ import click
 
 from console.catalog import load_catalog
 from console.catalog.importer import ImportItem, Naming, PendingInput, plan_import, render_plan
+from console.catalog.remote_import import RemoteItem
 from console.cli.base import CliState, emit_json, interactive, json_option, note, pass_state
 from console.errors import TbxError, UsageError
 from console.model import check_name
 
 
-def _ask(item: ImportItem, pending: PendingInput) -> str | None:
+def _ask(item: ImportItem | RemoteItem, pending: PendingInput) -> str | None:
     if not interactive():
         return None
     value = click.prompt(f"{item.name}: {pending.env} ({pending.label})", default="", show_default=False,
@@ -64,12 +65,13 @@ def register(cli: click.Group) -> None:
 
         Pins every package to an exact version, moves secret-looking env values into
         the vault and turns host paths into mounts. Servers that are not npx/uvx
-        packages (docker, local scripts, remote servers) are skipped with the reason,
+        packages (docker, local scripts) are skipped with the reason; a remote server
+        (a url entry, or mcp-remote URL) is added as one, its headers kept in the vault,
         and so is a name the toolbox already has (--name or --prefix give another).
         """
         naming = _naming(state, toolbox, names, prefix)
         plan = plan_import(file, catalog=load_catalog(state.paths), naming=naming)
-        known = {s.key for s in plan.items} | {s.name for s in plan.items} | {
+        known = {s.key for s in [*plan.items, *plan.remotes]} | {s.name for s in [*plan.items, *plan.remotes]} | {
             s.name.split(" (", 1)[0] for s in plan.skipped}
         if unknown := sorted(set(naming.rename) - known):
             raise UsageError(f"--name {unknown[0]}=...: {file} has no server by that name")
@@ -79,7 +81,7 @@ def register(cli: click.Group) -> None:
             else:
                 click.echo(render_plan(plan))
             return
-        if not plan.items:
+        if not plan.items and not plan.remotes:
             if as_json:
                 emit_json({"toolbox": toolbox, "added": [], "failed": [],
                            "skipped": plan.to_json()["skipped"]})

@@ -105,6 +105,11 @@ def register(cli: click.Group) -> None:
         if catalog_id is None:
             raise UsageError("name a catalog server ('tbx catalog list'), or a remote one with --url URL --name NAME")
         entry = load_catalog(ws.paths).get(catalog_id)
+        if entry.remote is not None:
+            add_remote(ws, toolbox, entry.remote.url, name or entry.id, header, entry.remote.transport)
+            return
+        if header:
+            raise UsageError("--header is for a remote server; this one takes --secret KEY")
         limits = None
         if cpus or memory_mb or pids:
             base = entry.limits

@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from console.catalog.importer import ImportItem, ImportPlan, PendingInput, Skipped
+from console.catalog.remote_import import RemoteItem
 from console.errors import NotFound, TbxError
+from console.services.remote_servers import add_remote_server
 from console.services.servers import add_server
 from console.workspace import Workspace
 
-AskInput = Callable[[ImportItem, PendingInput], str | None]
+AskInput = Callable[[ImportItem | RemoteItem, PendingInput], str | None]
 """Asks the user for a value the file did not hold; None when nobody can answer."""
 
 
@@ -56,11 +58,15 @@ def apply_plan(
         raise NotFound(f"no toolbox named {toolbox!r}; add it with 'tbx toolbox add {toolbox} --local' "
                        "or pass --toolbox NAME")
     outcome = ApplyOutcome(toolbox=toolbox, skipped=list(plan.skipped))
-    for item in plan.items:
+    for item in [*plan.items, *plan.remotes]:
         try:
-            env, secrets = _fill_inputs(item, ask)
-            add_server(ws, toolbox, item.entry, name=item.name, env=env, secrets=secrets,
-                       mounts=list(item.mounts), progress=progress)
+            if isinstance(item, RemoteItem):
+                add_remote_server(ws, toolbox, item.url, name=item.name, headers=_fill_headers(item, ask),
+                                  transport=item.transport, progress=progress)
+            else:
+                env, secrets = _fill_inputs(item, ask)
+                add_server(ws, toolbox, item.entry, name=item.name, env=env, secrets=secrets,
+                           mounts=list(item.mounts), progress=progress)
         except TbxError as exc:
             error = str(exc)
         except Exception as exc:  # one broken server must not stop the rest of the import
@@ -74,6 +80,18 @@ def apply_plan(
         if on_item:
             on_item(item.name, error)
     return outcome
+
+
+def _fill_headers(item: RemoteItem, ask: AskInput | None) -> dict[str, str]:
+    """The remote server's headers, the ones the file did not hold asked for (as secrets)."""
+    headers = dict(item.headers)
+    for wanted in item.inputs:
+        value = ask(item, PendingInput(wanted.header, wanted.label, secret=True)) if ask else None
+        if not value:
+            raise TbxError(f"needs a value for header {wanted.header} ({wanted.label}); run 'tbx import' in a "
+                           "terminal to be asked for it")
+        headers[wanted.header] = wanted.value(value)
+    return headers
 
 
 def _fill_inputs(item: ImportItem, ask: AskInput | None) -> tuple[dict[str, str], dict[str, str]]:

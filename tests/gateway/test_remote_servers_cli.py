@@ -56,3 +56,29 @@ def test_a_header_without_a_value_is_refused_without_asking_when_not_interactive
     plain = tbx(stack, "server", "add", "local", "--url", "http://example.org/mcp", "--name", "plain")
     assert plain.returncode != 0 and "https" in plain.stderr
     assert not Path(remote.headers_file).exists() or not remote.requests()
+
+
+def test_tbx_import_adds_a_url_entry_and_an_mcp_remote_command_as_remote_servers(
+        stack: Stack, remote: RemoteServer, tmp_path: Path) -> None:
+    config = tmp_path / "claude_desktop_config.json"
+    config.write_text(json.dumps({"mcpServers": {
+        "far-url": {"type": "http", "url": remote.url, "headers": {"X-Api-Key": CANARY}},
+        "far-bridged": {"command": "npx", "args": ["-y", "mcp-remote", remote.url, "--header", "X-Api-Key:${KEY}"],
+                        "env": {"KEY": CANARY}},
+    }}))
+    dry = tbx(stack, "import", str(config), "--dry-run")
+    assert dry.returncode == 0 and "2 to add" in dry.stdout and f"+ far-url  remote {remote.url}" in dry.stdout
+    assert CANARY not in dry.stdout + dry.stderr
+    done = tbx(stack, "import", str(config))
+    assert done.returncode == 0, done.stderr
+    assert "added far-url" in done.stdout and "added far-bridged" in done.stdout
+    assert CANARY not in done.stdout + done.stderr
+    stack.ws.refresh()
+    box = stack.ws.repos.toolboxes.require("local")
+    for name in ("far-url", "far-bridged"):
+        server = stack.ws.repos.servers.by_name(box.id, name)
+        assert server is not None and (server.kind, server.url) == ("remote", remote.url)
+        assert stack.ws.repos.secrets.get(server.secret_refs["X-Api-Key"]).value == CANARY
+        assert tbx(stack, "server", "remove", f"local/{name}", "--yes").returncode == 0
+    assert all(r["headers"].get("x-api-key") == CANARY for r in remote.requests())
+    assert CANARY not in everything_written(stack)
