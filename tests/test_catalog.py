@@ -124,7 +124,7 @@ def test_the_official_remote_servers_are_entries_by_their_documented_urls() -> N
 @pytest.mark.parametrize(("source", "command", "says"), [
     ({"remote": {"url": "https://mcp.example.com/mcp"}}, ["x"], "a remote server has none"),
     ({"package": {"kind": "npm", "package": "x", "version": "1.0.0"}}, [], "needs one"),
-    ({"remote": {"url": "http://mcp.example.com/mcp"}}, [], "source.remote.url"),
+    ({"remote": {"url": "ftp://mcp.example.com/mcp"}}, [], "url"),
     ({"remote": {"url": "https://mcp.example.com"}, "package": {"kind": "npm", "package": "x", "version": "1.0.0"}},
      [], "nothing runs here"),
 ])

@@ -42,7 +42,8 @@ class PackageSource(Record):
 class RemoteSource(Record):
     """A server its vendor runs: reached at ``url``, nothing built or run here."""
 
-    url: str = Field(pattern=r"^https://[^\s@]+$")
+    url: str = Field(pattern=r"^https?://[^\s@]+$")
+    """https; plain http only to this machine (checked when the server is added)."""
     transport: Literal["streamable-http", "sse"] = "streamable-http"
     docs: str = Field(default="", pattern=r"^(https://\S+)?$")
     """Where the vendor documents ``url`` (so a changed address can be checked)."""

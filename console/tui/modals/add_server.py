@@ -22,6 +22,7 @@ from textual.widgets.option_list import Option
 from console.catalog.model import CatalogEntry
 from console.model import Connection
 from console.tui.widgets.add_server_form import AddRequest, AddServerForm, FormProblem, needs_summary
+from console.tui.widgets.remote_server_form import CUSTOM, RemoteServerForm
 
 
 def matches(entry: CatalogEntry, query: str) -> bool:
@@ -55,7 +56,7 @@ class AddServerModal(ModalScreen[AddRequest | None]):
         """``connections``: the OAuth accounts a server may be bound to (default: the
         console's vault)."""
         super().__init__()
-        self.toolbox, self.entries = toolbox, entries
+        self.toolbox, self.entries = toolbox, [*entries, CUSTOM]
         self.taken, self.check_paths = taken, check_paths
         self.connections = connections
         self.current: CatalogEntry | None = None
@@ -145,8 +146,11 @@ class AddServerModal(ModalScreen[AddRequest | None]):
             await form.mount(Static("no catalog entry matches", classes="muted"))
             form.border_title = None
             return
-        await form.mount(AddServerForm(entry, taken=self.taken, check_paths=self.check_paths,
-                                       connections=self._connections()))
+        if entry.remote is not None:
+            await form.mount(RemoteServerForm(entry, taken=self.taken))
+        else:
+            await form.mount(AddServerForm(entry, taken=self.taken, check_paths=self.check_paths,
+                                           connections=self._connections()))
         form.border_title = f"{entry.title} — needs"
         form.scroll_home(animate=False)
 
@@ -163,12 +167,12 @@ class AddServerModal(ModalScreen[AddRequest | None]):
             self.dismiss(None)
 
     def action_submit(self) -> None:
-        forms = self.query(AddServerForm)
+        forms = [*self.query(AddServerForm), *self.query(RemoteServerForm)]
         if not forms:
             self.query_one("#problem", Static).update("pick a server from the catalog first")
             return
         try:
-            request = forms.first().collect()
+            request = forms[0].collect()
         except FormProblem as problem:
             self.query_one("#problem", Static).update(Text(str(problem)))
             self.query_one(f"#{problem.field_id}").focus()

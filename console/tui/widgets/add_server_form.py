@@ -61,6 +61,8 @@ def host_folder(source: str, field_id: str, must_exist: bool) -> Path:
 
 def needs_summary(entry: CatalogEntry) -> str:
     """One line of what an entry asks for, e.g. ``folder /repo · secret GITHUB_TOKEN · reaches api.github.com +2``."""
+    if entry.remote is not None:
+        return "remote: a URL, and headers if it needs any"
     parts = [f"folder {m.target}" for m in entry.mounts]
     parts += [f"secret {s.name}" for s in entry.secrets]
     parts += [f"env {e.name}" for e in entry.env if e.required]

@@ -55,10 +55,11 @@ def server_row(app: App, server: ServerInstance, counts: ToolCounts, *, live: bo
     dash = muted(app, "-")
     if not live:
         return (Cut(server.name), server.desired_state.value, dash, dash, dash, dash, dash, str(counts))
-    state = health.state if health is not None else "…"
+    remote = server.kind == "remote"  # no container: no Docker state, restarts, CPU or memory
+    state = "remote" if remote else health.state if health is not None else "…"
     word = busy or (health.health if health is not None else "unknown")
     ping = f"{health.ping_ms:.1f}" if health is not None and health.ping_ms is not None else dash
-    restarts = str(health.restarts) if health is not None else dash
+    restarts = str(health.restarts) if health is not None and not remote else dash
     running = health is not None and health.state == "running"
     cpu = f"{stats.cpu_percent:.1f}" if stats is not None and running else dash
     memory = memory_text(stats.memory_bytes) if stats is not None and running else dash
