@@ -23,7 +23,7 @@ import httpx2
 from console.errors import AlreadyExists, UsageError
 from console.model import DesiredState, Secret, ServerInstance, check_name
 from console.runtime.remote_session import HeaderAuth, RemoteTarget, remote_mcp_session
-from console.runtime.session import Discovery, ServerUnavailable, Session
+from console.runtime.session import Capture, Discovery, ServerUnavailable, Session
 from console.services.items import plural
 from console.services.redaction import server_redactor
 from console.services.servers import Progress, ServerRef
@@ -93,6 +93,13 @@ def target_of(ws: Workspace, server: ServerInstance, auth: httpx2.Auth | None = 
 def connect_for(ws: Workspace, server: ServerInstance) -> Callable[..., AbstractAsyncContextManager[Session]]:
     """What the supervisor opens a remote server's session with."""
     return partial(remote_mcp_session, target_of(ws, server))
+
+
+def remote_session(ws: Workspace, server: ServerInstance, label: str, redactor: Redactor,
+                   capture: Capture | None = None) -> AbstractAsyncContextManager[Session]:
+    """A session of the owner's own with the server (``tbx call``, the Try screen)."""
+    return remote_mcp_session(target_of(ws, server), timeout=ws.settings.runtime.start_timeout, redactor=redactor,
+                              label=f"server {label}", capture=capture, asks=server.may_ask)
 
 
 async def _discover(target: RemoteTarget, label: str, redactor: Redactor, asks: list[str]) -> Discovery:

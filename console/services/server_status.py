@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,8 +16,8 @@ from console.model import DesiredState, ItemKind, ServerInstance, item_ref, tool
 from console.runtime import streams
 from console.runtime.containers import ContainerState, Engine
 from console.runtime.enginehttp import Endpoint
-from console.runtime.session import Capture, ServerUnavailable, mcp_session
-from console.services.remote_servers import ping_all
+from console.runtime.session import Capture, ServerUnavailable, Session, mcp_session
+from console.services.remote_servers import ping_all, remote_session
 from console.services.servers import ServerRef, engine_for, redactor_for, resolve
 from console.services.token_injection import handover_step
 from console.trust.redact import argument_digest
@@ -151,6 +151,9 @@ def _remote_statuses(ws: Workspace, toolbox: str, servers: list[ServerInstance],
 def container_of(ws: Workspace, ref: ServerRef) -> Iterator[tuple[Endpoint, ContainerState]]:
     """The server's container and the engine endpoint to reach it, kept open (for a
     remote toolbox the endpoint is an SSH tunnel) until the block ends."""
+    if ref.server.kind == "remote":
+        raise NotFound(f"{ref.label} is a remote server: no container, and no log here ('tbx audit list' "
+                       "has every call to it)")
     engine: Engine = engine_for(ws, ref.toolbox)
     try:
         state = engine.find(ref.server.id)
@@ -194,10 +197,8 @@ def call_tool(ws: Workspace, target: str, arguments: dict[str, Any], timeout: fl
         raise NotFound(f"{ref.label} has no tool {tool!r}; 'tbx tools list {ref.label}' shows its tools")
     redactor = redactor_for(ws, ref.server)
     limit = timeout or ws.settings.runtime.call_timeout
-    async def run(endpoint: Endpoint, state: ContainerState) -> CallOutcome:
-        async with mcp_session(endpoint, state.id, redactor=redactor, label=f"server {ref.label}",
-                               before_initialize=handover_step(ws, ref.server, endpoint, state.id),
-                               capture=capture, asks=ref.server.may_ask) as session:
+    async def run(opened: AbstractAsyncContextManager[Session]) -> CallOutcome:
+        async with opened as session:
             started = time.perf_counter()
             try:
                 result = await asyncio.wait_for(session.call_tool(tool, arguments), limit)
@@ -207,10 +208,18 @@ def call_tool(ws: Workspace, target: str, arguments: dict[str, Any], timeout: fl
 
     decision, detail = "error", {"arguments": argument_digest(arguments, redactor)}
     try:
-        with container_of(ws, ref) as (endpoint, state):
-            if not state.running:
-                raise ServerUnavailable(f"server {ref.label} is {state.status}; 'tbx server start {ref.label}'")
-            outcome = asyncio.run(run(endpoint, state))
+        if ref.server.kind == "remote":
+            if ref.server.desired_state is not DesiredState.RUNNING:
+                raise ServerUnavailable(f"server {ref.label} is stopped; 'tbx server start {ref.label}'")
+            outcome = asyncio.run(run(remote_session(ws, ref.server, ref.label, redactor, capture)))
+        else:
+            with container_of(ws, ref) as (endpoint, state):
+                if not state.running:
+                    raise ServerUnavailable(f"server {ref.label} is {state.status}; 'tbx server start {ref.label}'")
+                outcome = asyncio.run(run(mcp_session(
+                    endpoint, state.id, redactor=redactor, label=f"server {ref.label}",
+                    before_initialize=handover_step(ws, ref.server, endpoint, state.id),
+                    capture=capture, asks=ref.server.may_ask)))
         decision = "error" if outcome.result.is_error else "ok"
         detail["duration_ms"] = round(outcome.duration_ms, 2)
         return outcome

@@ -40,6 +40,11 @@ def test_tbx_server_add_url_lists_starts_stops_and_removes_a_remote_server(stack
     [row] = [r for r in json.loads(tbx(stack, "server", "list", "local", "--json").stdout) if r["name"] == "cli-far"]
     assert row["health"] == "stopped"
     assert tbx(stack, "server", "start", "local/cli-far").returncode == 0
+    # The owner calls it directly (no grant needed), audited; its log is not ours to read.
+    called = tbx(stack, "call", "local/cli-far/echo", "--args", '{"text": "owner"}')
+    assert called.returncode == 0 and "echo: owner" in called.stdout, called.stderr
+    logs = tbx(stack, "server", "logs", "local/cli-far")
+    assert logs.returncode != 0 and "remote server" in logs.stderr
     removed = tbx(stack, "server", "remove", "local/cli-far", "--yes")
     assert removed.returncode == 0, removed.stderr
     stack.ws.refresh()
