@@ -97,6 +97,25 @@ def _label(name: str, required: bool, description: str, default: str | None = No
     return text
 
 
+def free_name(base: str, taken: Callable[[str], bool]) -> str:
+    """``base`` (a catalog id), or ``base-2``, ``base-3``... when the toolbox has that name already."""
+    name, n = base, 2
+    while taken(name):
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def checked_name(name: str, taken: Callable[[str], bool]) -> str:
+    """A valid server name the toolbox does not have yet, or ``FormProblem`` on ``#name``."""
+    try:
+        check_name("server", name)
+    except UsageError as exc:
+        raise FormProblem(str(exc), "name") from None
+    if taken(name):
+        raise FormProblem(f"this toolbox already has a server named {name!r}: pick another name", "name")
+    return name
+
+
 class AddServerForm(Vertical):
     DEFAULT_CSS = """
     AddServerForm { height: auto; }
@@ -191,11 +210,7 @@ class AddServerForm(Vertical):
         return pickers.first().chosen if pickers else None
 
     def _free_name(self) -> str:
-        """The catalog id, or ``id-2``, ``id-3``... when the toolbox has that name already."""
-        name, n = self.entry.id, 2
-        while self.taken(name):
-            name, n = f"{self.entry.id}-{n}", n + 1
-        return name
+        return free_name(self.entry.id, self.taken)
 
     def _value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value.strip()
@@ -203,13 +218,7 @@ class AddServerForm(Vertical):
     def collect(self) -> AddRequest:
         """The request, or ``FormProblem`` naming the first field that is wrong."""
         entry = self.entry
-        name = self._value("name")
-        try:
-            check_name("server", name)
-        except UsageError as exc:
-            raise FormProblem(str(exc), "name") from None
-        if self.taken(name):
-            raise FormProblem(f"this toolbox already has a server named {name!r}: pick another name", "name")
+        name = checked_name(self._value("name"), self.taken)
         env = {}
         for var in entry.env:
             value = self._value(f"env-{var.name}")

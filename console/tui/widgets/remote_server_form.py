@@ -17,8 +17,7 @@ from textual.widgets import Input, Label, Static
 
 from console.catalog.model import CatalogEntry, RemoteSource, Source
 from console.errors import UsageError
-from console.model import check_name
-from console.tui.widgets.add_server_form import AddRequest, FormProblem
+from console.tui.widgets.add_server_form import AddRequest, FormProblem, checked_name, free_name
 
 HEADER_ROWS = 3
 CUSTOM = CatalogEntry(
@@ -53,7 +52,7 @@ class RemoteServerForm(Vertical):
         yield Static(Text("runs elsewhere: no container, the gateway calls it over HTTP"), classes="form-needs")
         yield Label(Text.assemble(("name", "bold"), (" required", "italic"),
                                   ("  what agents see as the tool prefix", "dim")))
-        yield Input(value="" if entry is CUSTOM else self._free_name(), id="name", compact=True)
+        yield Input(value="" if entry is CUSTOM else free_name(entry.id, self.taken), id="name", compact=True)
         yield Label(Text.assemble(("URL", "bold"), (" required", "italic"),
                                   ("  https://... (plain http only to this machine)", "dim")))
         yield Input(value="" if entry is CUSTOM else entry.remote.url, placeholder="https://mcp.example.com/mcp",
@@ -65,12 +64,6 @@ class RemoteServerForm(Vertical):
                 yield Input(password=True, placeholder="value, typed masked", id=f"header-value-{index}",
                             compact=True)
 
-    def _free_name(self) -> str:
-        name, n = self.entry.id, 2
-        while self.taken(name):
-            name, n = f"{self.entry.id}-{n}", n + 1
-        return name
-
     def _value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value.strip()
 
@@ -79,13 +72,7 @@ class RemoteServerForm(Vertical):
         from console.services.remote_servers import check_header, check_url
 
         assert self.entry.remote is not None
-        name = self._value("name")
-        try:
-            check_name("server", name)
-        except UsageError as exc:
-            raise FormProblem(str(exc), "name") from None
-        if self.taken(name):
-            raise FormProblem(f"this toolbox already has a server named {name!r}: pick another name", "name")
+        name = checked_name(self._value("name"), self.taken)
         try:
             url = check_url(self._value("url"))
         except UsageError as exc:
