@@ -46,6 +46,10 @@ class FlowTimeout(OAuthFlowError):
     pass
 
 
+class IssuerMismatch(OAuthFlowError):
+    """The redirect came back naming another authorization server (RFC 9207)."""
+
+
 class ProviderUnavailable(OAuthFlowError):
     """The provider could not be reached or answered with a server error."""
 
@@ -148,12 +152,17 @@ class OAuthClient:
 
     def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None, nonce: str | None = None) -> TokenSet:
         session = self._session(redirect_uri=redirect_uri)
-        extra = {"code_verifier": code_verifier} if self.spec.pkce and code_verifier else {}
+        extra = {**self.spec.token_extra, **({"code_verifier": code_verifier} if self.spec.pkce and code_verifier else {})}
         token = self._call(
             "exchanging the sign-in code",
             lambda: session.fetch_token(self.spec.url(self.spec.token), code=code, grant_type="authorization_code", **extra),
             invalid_grant="the provider refused the sign-in code (already used or expired): start the sign-in again",
         )
+        if code_verifier and code_verifier in (token.get("access_token"), token.get("refresh_token")):
+            # The verifier proves the code was ours; a token endpoint that hands it back as a
+            # token is reflecting requests, not issuing tokens.
+            raise OAuthFlowError(f"{self.spec.title} answered the sign-in with the sign-in's own secret instead of "
+                                 "a token; nothing was saved")
         return self._issued(dict(token), nonce=nonce, id_token_required=nonce is not None)
 
     def _issued(self, token: dict[str, Any], *, nonce: str | None, id_token_required: bool) -> TokenSet:
@@ -190,7 +199,8 @@ class OAuthClient:
         auth = session.client_auth(self.auth_method)
         body = self._call(
             "starting the device sign-in",
-            lambda: _json_or_raise(session.post(url, data=self._scope_args(scopes), auth=auth, withhold_token=True)),
+            lambda: _json_or_raise(session.post(url, data={**self._scope_args(scopes), **self.spec.token_extra}, auth=auth,
+                                             withhold_token=True)),
         )
         try:
             return DeviceGrant(
@@ -217,6 +227,7 @@ class OAuthClient:
             # and a parameter sent twice is refused by strict providers (RFC 6749 §3.2).
             token = session.fetch_token(
                 self.spec.url(self.spec.token), grant_type=DEVICE_GRANT, device_code=grant.device_code,
+                **self.spec.token_extra,
             )
         except AuthlibOAuthError as exc:
             if exc.error in ("authorization_pending", "slow_down"):
@@ -236,7 +247,8 @@ class OAuthClient:
         session = self._session()
         token = self._call(
             "refreshing the token",
-            lambda: session.refresh_token(self.spec.url(self.spec.token), refresh_token=tokens.refresh_token),
+            lambda: session.refresh_token(self.spec.url(self.spec.token), refresh_token=tokens.refresh_token,
+                                          **self.spec.token_extra),
             invalid_grant="the provider refused the refresh token (expired or revoked): reconnect to sign in again",
         )
         fresh = TokenSet.from_response(dict(token), self.spec.scope_separator, previous=tokens)

@@ -23,6 +23,7 @@ from console.oauth.client import (
     DeviceGrant,
     DevicePending,
     FlowTimeout,
+    IssuerMismatch,
     OAuthClient,
     OAuthFlowError,
     StateMismatch,
@@ -57,6 +58,8 @@ class _Callback:
     code: str | None = None
     error: str | None = None
     wrong_state: bool = False
+    iss: str | None = None
+    """RFC 9207: the issuer the redirect names, if it names one."""
 
 
 class LoopbackListener:
@@ -93,6 +96,10 @@ class LoopbackListener:
         self._server.shutdown()
         self._server.server_close()
 
+    def discard(self) -> None:
+        """Let the port go without ever having listened (a sign-in that ended before its browser step)."""
+        self._server.server_close()
+
     def wait(self, timeout: float) -> _Callback | None:
         """The callback once it came, else None after ``timeout`` seconds."""
         return self.result if self._done.wait(timeout) else None
@@ -108,11 +115,11 @@ class LoopbackListener:
             self._reply(request, 400, "Sign-in not accepted",
                         "This page did not come from the sign-in Toolbox Console started. Start it again.")
         elif "error" in query:
-            self.result = _Callback(error=query["error"])
+            self.result = _Callback(error=query["error"], iss=query.get("iss"))
             self._reply(request, 200, "Sign-in cancelled",
                         "Nothing was saved. You can close this tab and return to Toolbox Console.")
         elif query.get("code"):
-            self.result = _Callback(code=query["code"])
+            self.result = _Callback(code=query["code"], iss=query.get("iss"))
             self._reply(request, 200, "Signed in",
                         "Toolbox Console has your sign-in. You can close this tab.")
         else:
@@ -140,15 +147,20 @@ def browser_flow(
     on_url: Callable[[str], None] | None = None,
     timeout: float = 300.0,
     cancelled: Callable[[], bool] = lambda: False,
+    listener: LoopbackListener | None = None,
 ) -> TokenSet:
     """Sign in through the browser; returns the token set or raises with what to do.
-    ``cancelled`` is asked a few times a second: the user may give up waiting."""
+    ``cancelled`` is asked a few times a second: the user may give up waiting. ``listener``:
+    one made (not yet started) by a caller that had to know the redirect URI beforehand,
+    to register it."""
     from authlib.common.security import generate_token
 
     state = generate_token(32)
     verifier = generate_token(64) if client.spec.pkce else None
     nonce = generate_token(32) if client.spec.checks_id_tokens else None
-    with LoopbackListener(state) as listener:
+    listener = listener or LoopbackListener(state)
+    listener.state = state
+    with listener:
         url = client.authorization_url(listener.redirect_uri, scopes, state, verifier, nonce)
         if on_url is not None:
             on_url(url)
@@ -167,12 +179,29 @@ def browser_flow(
             f"the browser came back from a different {client.spec.title} sign-in (state did not match); "
             "nothing was saved, start it again"
         )
+    check_issuer(client, result.iss)
     if result.error is not None:
         if result.error == "access_denied":
             raise ConsentDenied(f"{client.spec.title} sign-in was declined; nothing was saved")
         raise OAuthFlowError(f"{client.spec.title} sign-in failed: {result.error}; nothing was saved")
     assert result.code is not None
     return client.exchange_code(result.code, redirect_uri, verifier, nonce)
+
+
+def check_issuer(client: OAuthClient, iss: str | None) -> None:
+    """RFC 9207 §2.4, before the code goes anywhere: a redirect naming another issuer is a
+    mix-up (another authorization server's code sent to this one's token endpoint), compared
+    as exact strings; a missing ``iss`` is refused only where the provider says it sends one."""
+    expected = client.spec.redirect_issuer
+    if expected is None:
+        return
+    if iss is None and not client.spec.redirect_iss_required:
+        return
+    if iss != expected:
+        said = "named no issuer" if iss is None else "named another issuer"
+        raise IssuerMismatch(
+            f"the sign-in redirect {said} than {expected} (RFC 9207), so its code was not used; nothing was "
+            "saved. Another authorization server may be answering for this one: start the sign-in again")
 
 
 def device_flow(

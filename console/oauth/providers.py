@@ -57,6 +57,13 @@ class ProviderSpec:
     """OpenID Connect: the issuer ID tokens must name; with ``jwks_uri``, ID tokens are checked."""
     jwks_uri: str | None = None
     id_token_algs: tuple[str, ...] = ("RS256",)
+    token_extra: dict[str, str] = field(default_factory=dict)
+    """Parameters every token and device request carries (RFC 8707's ``resource``)."""
+    redirect_issuer: str | None = None
+    """RFC 9207: the issuer an ``iss`` in the sign-in's redirect must name exactly."""
+    redirect_iss_required: bool = False
+    """The provider says it always sends ``iss`` (its metadata's
+    ``authorization_response_iss_parameter_supported``): a redirect without it is refused."""
 
     def url(self, template: str | None, **extra: str) -> str | None:
         if template is None:
@@ -253,6 +260,9 @@ def check_provider_id(provider_id: str) -> str:
         return provider_id
     if is_oidc(provider_id) and len(provider_id) > 5:
         return provider_id
+    if provider_id == "mcp":
+        raise UsageError("sign-ins to remote MCP servers start from the server: 'tbx server login TOOLBOX/SERVER' "
+                         "(or the server's URL)")
     raise UsageError(
         f"unknown provider {provider_id!r}: use one of {', '.join(BUILTIN)} or oidc:NAME for an OpenID Connect provider"
     )

@@ -19,6 +19,7 @@ from console.errors import NotFound, TbxError, VaultBusy
 from console.filelock import held
 from console.model import Connection, ConnectionStatus, OAuthApp
 from console.oauth.client import Credentials, InvalidGrant, OAuthClient, OAuthFlowError
+from console.oauth.mcp_upstream import MCP, mcp_spec
 from console.oauth.providers import BUILTIN, ProviderSpec, is_oidc, oidc_spec
 from console.oauth.tokens import TOKEN_SET_PREFIX, TokenSet
 from console.workspace import Workspace
@@ -40,6 +41,8 @@ def _lock_for(key: str) -> threading.Lock:
 
 
 def provider_spec(app: OAuthApp, fetch_discovery: Callable[[str], dict] | None = None) -> ProviderSpec:
+    if app.provider == MCP:
+        return mcp_spec(app)
     if is_oidc(app.provider):
         if not app.issuer:
             raise NotFound(f"the app registration for {app.provider} has no issuer; run 'tbx connection app {app.provider} --issuer URL ...'")
@@ -105,9 +108,14 @@ class TokenBroker:
             return current  # nothing to refresh with: use it while it lasts, then sign in again
         return self._refresh(connection_id, seen=current)
 
-    def refresh(self, connection_id: str) -> TokenSet:
-        """Refresh now, whatever the expiry says (``tbx connection refresh``)."""
-        return self._refresh(connection_id, seen=None)
+    def refresh(self, connection_id: str, replacing: TokenSet | None = None) -> TokenSet:
+        """Refresh now, whatever the expiry says (``tbx connection refresh``); with
+        ``replacing``, only if that is still the token kept (a server refused it)."""
+        return self._refresh(connection_id, seen=replacing)
+
+    def needs_consent(self, connection_id: str, error: str) -> None:
+        """The provider's side says the tokens are no good any more: the user signs in again."""
+        self._mark(self._connection(connection_id), ConnectionStatus.NEEDS_CONSENT, error)
 
     def _refresh(self, connection_id: str, seen: TokenSet | None) -> TokenSet:
         path = lock_file(self.ws, connection_id)

@@ -18,6 +18,7 @@ from console.model import Connection, ConnectionStatus, OAuthApp, Secret, Server
 from console.oauth.client import DeviceGrant, OAuthFlowError
 from console.oauth.client_auth import choose_method, load_private_key
 from console.oauth.flows import Opener, browser_flow, device_flow, open_system_browser
+from console.oauth.mcp_upstream import MCP, forget_app
 from console.oauth.providers import BUILTIN, check_provider_id, is_oidc, require_secure
 from console.oauth.tokens import TokenSet
 from console.services.connection_tokens import (
@@ -152,12 +153,14 @@ def add_connection(ws: Workspace, provider: str, scopes: list[str] | None, how: 
     scopes = provider_spec(app).scopes_for(scopes)
     tokens, account = _sign_in(ws, app, scopes, how)
     existing = next((c for c in ws.repos.connections if c.provider == app.provider and c.account == account), None)
-    return _keep(ws, app, account, tokens, scopes, existing), existing is None
+    return keep_tokens(ws, app, account, tokens, scopes, existing), existing is None
 
 
 def reconnect(ws: Workspace, ref: str, how: SignIn) -> Connection:
     """Sign in again for a connection (after consent was revoked or scopes changed)."""
     connection = resolve(ws, ref)
+    if connection.provider == MCP:
+        raise UsageError(f"{connection.account} is an MCP server's sign-in: run 'tbx server login {connection.account}'")
     app = app_for(ws, connection.provider)
     tokens, account = _sign_in(ws, app, connection.scopes, how)
     if account != connection.account:
@@ -166,10 +169,10 @@ def reconnect(ws: Workspace, ref: str, how: SignIn) -> Connection:
             f"signed in as {account}, but this connection is {connection.account}; sign in with that account, "
             f"or add {account} as a new connection (nothing was saved)"
         )
-    return _keep(ws, app, account, tokens, connection.scopes, connection)
+    return keep_tokens(ws, app, account, tokens, connection.scopes, connection)
 
 
-def _keep(
+def keep_tokens(
     ws: Workspace, app: OAuthApp, account: str, tokens: TokenSet, scopes: list[str], existing: Connection | None
 ) -> Connection:
     with ws.change() as change:
@@ -256,6 +259,8 @@ def remove(ws: Workspace, ref: str, *, force: bool = False) -> bool:
         change.repos.connections.delete([connection.id])
         change.record("connection.remove", f"connection:{connection.provider}/{connection.account}",
                       detail={"revoked": revoked, "revoke_error": why})
+    if app is not None and app.provider == MCP:
+        forget_app(ws, app)
     _forget_lock_files(ws)
     return revoked
 

@@ -8,7 +8,9 @@ import pytest
 from console.oauth.discovery import discover
 from console.services import connections as svc
 from console.workspace import Workspace
+from tests.support.mcp_protected import ProtectedMcpServer
 from tests.support.oauth_provider import LocalOAuthProvider
+from tests.support.oauth_provider.routes_mcp import McpSettings
 
 CLIENT_SECRET = "client-secret-canary-3c9e"
 SCOPES = ["repo", "read:user", "https://www.googleapis.com/auth/drive.readonly", "User.Read", "offline_access",
@@ -63,3 +65,11 @@ def register(ws: Workspace, provider: LocalOAuthProvider, name: str) -> Shape:
     shape = shapes(provider.base)[name]
     svc.set_app(ws, shape.provider, shape.client_id, CLIENT_SECRET, hosts=shape.hosts, tenant=shape.tenant)
     return shape
+
+
+@pytest.fixture
+def server(provider: LocalOAuthProvider) -> Iterator[ProtectedMcpServer]:
+    """A remote MCP server (the SDK's) behind the provider's MCP authorization server."""
+    provider.mcp = McpSettings()
+    with ProtectedMcpServer(provider) as running:
+        yield running

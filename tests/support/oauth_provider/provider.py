@@ -14,6 +14,7 @@ from .core import CoreServer
 from .id_tokens import Fault
 from .models import Client, Store, User
 from .routes_github import github_blueprint
+from .routes_mcp import McpSettings, mcp_blueprint
 from .routes_microsoft import microsoft_blueprint
 from .routes_oidc import google_blueprint, oidc_blueprint
 from .routes_slack import slack_blueprint
@@ -81,6 +82,8 @@ class LocalOAuthProvider:
         """Requests seen, by kind: authorize, code, refresh, device_code, device_poll,
         device_verify, revoke, userinfo (and token for an unknown grant_type). Requests
         answered 503 while ``down`` are counted too."""
+        self.mcp = McpSettings()
+        """The MCP authorization server (/mcp-as): its knobs and what it recorded."""
         self.store = Store()
         self.core = CoreServer(self.store, self)
         self.app = self._make_app()
@@ -170,7 +173,8 @@ class LocalOAuthProvider:
     # -- the app ---------------------------------------------------------------------------------
     def _make_app(self) -> Flask:
         app = Flask("local_oauth_provider")
-        for blueprint in (oidc_blueprint, google_blueprint, github_blueprint, microsoft_blueprint, slack_blueprint):
+        for blueprint in (oidc_blueprint, google_blueprint, github_blueprint, microsoft_blueprint, slack_blueprint,
+                          mcp_blueprint):
             app.register_blueprint(blueprint(self))
 
         @app.before_request

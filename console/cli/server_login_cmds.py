@@ -1,0 +1,78 @@
+"""``tbx server login``: sign in to a remote MCP server's authorization server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import click
+
+from console.cli.base import CliState, emit_json, json_option, pass_state
+
+if TYPE_CHECKING:
+    from console.model import Connection
+    from console.workspace import Workspace
+
+
+def server_url(ws: Workspace, target: str) -> tuple[str, str | None]:
+    """(URL, server id) of TOOLBOX/SERVER, or (URL, None) when ``target`` is the URL itself."""
+    from console.errors import UsageError
+    from console.services import servers
+
+    if target.startswith(("https://", "http://")):
+        return target, None
+    ref = servers.resolve(ws, target)
+    url = getattr(ref.server, "url", None)
+    if not url:
+        raise UsageError(f"{target} runs in a container, not at a URL: it has nothing to sign in to "
+                         "(its account, if any, is a connection: 'tbx connection list')")
+    return url, ref.server.id
+
+
+def bind(ws: Workspace, server_id: str, connection: Connection) -> None:
+    """The server's requests carry this connection's token from now on."""
+    server = ws.repos.servers.get(server_id)
+    if server is None or server.connection == connection.id:
+        return
+    with ws.change() as change:
+        server.connection = connection.id
+        change.repos.servers.put(server)
+        change.record("server.connection", f"server:{server.name}", detail={"connection": connection.id})
+
+
+def register(server: click.Group) -> None:
+    @server.command()
+    @click.argument("target", metavar="TOOLBOX/SERVER|URL")
+    @click.option("--device", is_flag=True, help="Sign in on another device with a code, where the server offers it.")
+    @click.option("--no-browser", is_flag=True, help="Print the sign-in address instead of opening a browser.")
+    @click.option("--client-id", help="A client id you registered at the server's authorization server by hand "
+                                      "(when it takes neither client metadata documents nor registration).")
+    @click.option("--client-metadata-url", metavar="URL",
+                  help="Where tbx's client ID metadata document is published (https, with a path).")
+    @json_option
+    @pass_state
+    def login(state: CliState, target: str, device: bool, no_browser: bool, client_id: str | None,
+              client_metadata_url: str | None, as_json: bool) -> None:
+        """Sign in to a remote server's MCP authorization: discovered from its 401, signed in
+        with PKCE in the browser (or by device code), kept as a connection the gateway
+        refreshes. Agents never see the token."""
+        from console.cli.connection_cmds import _show_code, _show_url
+        from console.oauth.flows import open_system_browser
+        from console.oauth.mcp_upstream import sign_in
+
+        ws = state.workspace()
+        url, server_id = server_url(ws, target)
+
+        def opener(address: str) -> bool:
+            _show_url(address)
+            return False if no_browser else open_system_browser(address)
+
+        connection = asyncio.run(sign_in(ws, url, device=device, open_browser=opener, show_code=_show_code,
+                                         client_id=client_id, client_metadata_url=client_metadata_url))
+        if server_id is not None:
+            bind(ws, server_id, connection)
+        if as_json:
+            emit_json({"connection": connection.id, "resource": connection.account, "scopes": connection.scopes})
+            return
+        click.echo(f"signed in to {connection.account} (connection {connection.id}, scopes "
+                   f"{' '.join(connection.scopes) or '-'})")
