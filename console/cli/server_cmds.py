@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from console.cli import egress_cmds
+from console.cli import egress_cmds, server_login_cmds
 from console.cli.remote_server_cmds import add_remote, remote_server_options
 from console.cli.base import (CliState, confirm_or_yes, emit_json, interactive, json_option, note, pass_state,
                               print_table)
@@ -70,6 +70,7 @@ def register(cli: click.Group) -> None:
         """Add, start, stop, restart, edit, remove and watch servers."""
 
     egress_cmds.register(server)
+    server_login_cmds.register(server)
 
     @server.command("add")
     @click.argument("toolbox")
