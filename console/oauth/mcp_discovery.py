@@ -12,6 +12,7 @@ the issuer the one we looked up, the endpoints https, PKCE S256 offered.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,6 +100,22 @@ async def fetch_document(client: httpx2.AsyncClient, url: str, what: str) -> dic
     return body
 
 
+async def first_documents(client: httpx2.AsyncClient, urls: list[str], what: str,
+                          model: type[Any]) -> AsyncIterator[tuple[str, dict[str, Any], Any]]:
+    """(url, document, parsed) of each candidate URL that serves a document, in order: the
+    caller returns at the first it accepts. A malformed one ends the search: it is not
+    skipped for the next, or a server could steer discovery by breaking its own."""
+    for url in urls:
+        document = await fetch_document(client, url, what)
+        if document is None:
+            continue
+        try:
+            parsed = model.model_validate(document)
+        except ValidationError:
+            raise DiscoveryError(f"the {what} at {url} is malformed; refused") from None
+        yield url, document, parsed
+
+
 async def probe(client: httpx2.AsyncClient, server_url: str) -> Challenge:
     """Ask the server without a token, as an MCP client's first request would."""
     from mcp.client.auth.utils import extract_resource_metadata_from_www_auth, extract_scope_from_www_auth
@@ -125,14 +142,9 @@ async def protected_resource(client: httpx2.AsyncClient, server_url: str, challe
     from mcp.shared.auth import ProtectedResourceMetadata
     from mcp.shared.auth_utils import check_resource_allowed, resource_url_from_server_url
 
-    for url in build_protected_resource_metadata_discovery_urls(challenge.resource_metadata, server_url):
-        document = await fetch_document(client, url, "protected resource metadata")
-        if document is None:
-            continue
-        try:
-            metadata = ProtectedResourceMetadata.model_validate(document)
-        except ValidationError:
-            raise DiscoveryError(f"the protected resource metadata at {url} is malformed; refused") from None
+    urls = build_protected_resource_metadata_discovery_urls(challenge.resource_metadata, server_url)
+    async for url, _document, metadata in first_documents(client, urls, "protected resource metadata",
+                                                          ProtectedResourceMetadata):
         if not check_resource_allowed(resource_url_from_server_url(server_url), str(metadata.resource)):
             raise DiscoveryError(f"the protected resource metadata at {url} describes {metadata.resource}, not "
                                  f"{server_url}; refused")
@@ -148,14 +160,8 @@ async def authorization_server(client: httpx2.AsyncClient, issuer: str, resource
     from mcp.shared.auth import OAuthMetadata
 
     secure(issuer, "authorization server")
-    for url in build_oauth_authorization_server_metadata_discovery_urls(issuer, resource):
-        document = await fetch_document(client, url, "authorization server metadata")
-        if document is None:
-            continue
-        try:
-            metadata = OAuthMetadata.model_validate(document)
-        except ValidationError:
-            raise DiscoveryError(f"the authorization server metadata at {url} is malformed; refused") from None
+    urls = build_oauth_authorization_server_metadata_discovery_urls(issuer, resource)
+    async for url, document, metadata in first_documents(client, urls, "authorization server metadata", OAuthMetadata):
         if not isinstance(document.get("issuer"), str) or not issuers_match(document["issuer"], issuer):
             raise DiscoveryError(f"the metadata at {url} is for issuer {document.get('issuer')!r}, not {issuer}; "
                                  "refused (RFC 8414 §3.3)")

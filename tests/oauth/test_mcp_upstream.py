@@ -45,11 +45,23 @@ async def browser_sign_in(ws: Workspace, url: str, browser: HeadlessChromium, **
     return connection
 
 
+async def dcr_sign_in(ws: Workspace, provider: LocalOAuthProvider, server: ProtectedMcpServer,
+                      browser: HeadlessChromium):  # noqa: ANN201
+    """Signed in by dynamic registration (the provider takes no metadata documents)."""
+    provider.mcp.cimd = False
+    return await browser_sign_in(ws, server.url, browser)
+
+
+async def device_sign_in(ws: Workspace, provider: LocalOAuthProvider, server: ProtectedMcpServer):  # noqa: ANN201
+    """Signed in by device code, the user approving at once on the provider's page."""
+    return await sign_in(ws, server.url, device=True, open_browser=lambda _u: False,
+                         show_code=lambda grant: provider.approve_device(grant.user_code))
+
+
 async def test_dcr_sign_in_in_chromium_then_calls_carry_the_resource_token(
         workspace: Workspace, provider: LocalOAuthProvider, server: ProtectedMcpServer,
         browser: HeadlessChromium) -> None:
-    provider.mcp.cimd = False
-    connection = await browser_sign_in(workspace, server.url, browser)
+    connection = await dcr_sign_in(workspace, provider, server, browser)
     assert "You can close this tab" in browser.wait()
     assert (connection.provider, connection.account) == (MCP, server.url)
     assert "mcp:tools" in connection.scopes
@@ -95,19 +107,14 @@ async def test_pre_registered_client_id_when_the_server_offers_no_registration(
 async def test_device_sign_in(workspace: Workspace, provider: LocalOAuthProvider,
                               server: ProtectedMcpServer) -> None:
     provider.mcp.cimd = False
-
-    def approve(grant) -> None:  # noqa: ANN001 - the user types the code on the provider's page
-        provider.approve_device(grant.user_code)
-
-    connection = await sign_in(workspace, server.url, device=True, open_browser=lambda _u: False, show_code=approve)
+    connection = await device_sign_in(workspace, provider, server)
     assert await call_echo(workspace, connection.id, server.url) == "echo: hi"
 
 
 async def test_twenty_callers_with_an_expired_token_refresh_once_and_rotation_is_kept(
         workspace: Workspace, provider: LocalOAuthProvider, server: ProtectedMcpServer,
         browser: HeadlessChromium) -> None:
-    provider.mcp.cimd = False
-    connection = await browser_sign_in(workspace, server.url, browser)
+    connection = await dcr_sign_in(workspace, provider, server, browser)
     before = token_set(workspace, connection)
     provider.expire_access_tokens()
     provider.refresh_delay = 0.3  # the refresh is slow: the others surely arrive while it runs
@@ -132,8 +139,7 @@ async def test_twenty_callers_with_an_expired_token_refresh_once_and_rotation_is
 async def test_a_revoked_grant_asks_to_sign_in_again(
         workspace: Workspace, provider: LocalOAuthProvider, server: ProtectedMcpServer,
         browser: HeadlessChromium) -> None:
-    provider.mcp.cimd = False
-    connection = await browser_sign_in(workspace, server.url, browser)
+    connection = await dcr_sign_in(workspace, provider, server, browser)
     assert await call_echo(workspace, connection.id, server.url) == "echo: hi"
     tokens = token_set(workspace, connection)
     with provider.store.lock:
@@ -149,8 +155,7 @@ async def test_a_revoked_grant_asks_to_sign_in_again(
 async def test_a_401_after_a_refresh_stops_with_sign_in_again(
         workspace: Workspace, provider: LocalOAuthProvider, server: ProtectedMcpServer,
         browser: HeadlessChromium) -> None:
-    provider.mcp.cimd = False
-    connection = await browser_sign_in(workspace, server.url, browser)
+    connection = await dcr_sign_in(workspace, provider, server, browser)
     server.refuse_all = True
     provider.requests.clear()
     server.authorizations.clear()
@@ -165,8 +170,7 @@ async def test_a_401_after_a_refresh_stops_with_sign_in_again(
 async def test_agent_authorization_is_replaced_and_the_token_stays_on_its_origin(
         workspace: Workspace, provider: LocalOAuthProvider, server: ProtectedMcpServer,
         browser: HeadlessChromium) -> None:
-    provider.mcp.cimd = False
-    connection = await browser_sign_in(workspace, server.url, browser)
+    connection = await dcr_sign_in(workspace, provider, server, browser)
     tokens = token_set(workspace, connection)
     server.authorizations.clear()
     async with httpx2.AsyncClient(auth=UpstreamAuth(workspace, connection.id), timeout=15) as http:
@@ -182,8 +186,7 @@ async def test_agent_authorization_is_replaced_and_the_token_stays_on_its_origin
 async def test_removal_revokes_at_the_authorization_server(
         workspace: Workspace, provider: LocalOAuthProvider, server: ProtectedMcpServer,
         browser: HeadlessChromium) -> None:
-    provider.mcp.cimd = False
-    connection = await browser_sign_in(workspace, server.url, browser)
+    connection = await dcr_sign_in(workspace, provider, server, browser)
     tokens = token_set(workspace, connection)
     assert svc.remove(workspace, connection.id) is True
     assert tokens.refresh_token in provider.revoked_tokens
@@ -241,11 +244,7 @@ async def test_an_authorization_server_elsewhere_that_does_not_list_the_resource
         await sign_in(workspace, server.url, device=False, open_browser=lambda _u: False)
     provider.mcp.protected_resources = [server.url]
     provider.mcp.cimd = False
-
-    def approve(grant) -> None:  # noqa: ANN001
-        provider.approve_device(grant.user_code)
-
-    connection = await sign_in(workspace, server.url, device=True, open_browser=lambda _u: False, show_code=approve)
+    connection = await device_sign_in(workspace, provider, server)
     assert await call_echo(workspace, connection.id, server.url) == "echo: hi"
 
 
