@@ -41,7 +41,43 @@ class ChannelClosed(ConnectionError):
     """The attach stream ended: the container stopped, or the engine went away."""
 
 
-class StdioChannel:
+class ClosingChannel:
+    """How a channel ends, whatever carries it (an attach stream here, HTTP for a remote
+    server): once, with a reason every close handler hears; ``aclose`` stops its task."""
+
+    def __init__(self) -> None:
+        self._close_handlers: list[Callable[[str], None]] = []
+        self.closed = asyncio.Event()
+        self.close_reason = ""
+        self._task: asyncio.Task[None] | None = None
+
+    def on_close(self, handler: Callable[[str], None]) -> None:
+        self._close_handlers.append(handler)
+
+    def _release(self) -> None:
+        """Let go of what carries the channel (called once, as it closes)."""
+
+    def _finish(self, reason: str) -> None:
+        if self.closed.is_set():
+            return
+        self.close_reason = reason
+        self.closed.set()
+        self._release()
+        for handler in tuple(self._close_handlers):
+            try:
+                handler(reason)
+            except Exception:  # a handler's failure must not hide the close from the others
+                log.exception("channel close handler failed")
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._finish("closed")
+
+
+class StdioChannel(ClosingChannel):
     """One attach connection: send lines to stdin, receive stdout lines and stderr lines.
 
     Handlers are plain callables run on the event loop for every complete line; they
@@ -50,15 +86,12 @@ class StdioChannel:
     """
 
     def __init__(self, response: Response, container: str, stderr_lines: int = 200) -> None:
+        super().__init__()
         self.container = container
         self._response = response
         self._stdout_handlers: list[LineHandler] = []
         self._stderr_handlers: list[LineHandler] = []
-        self._close_handlers: list[Callable[[str], None]] = []
         self.recent_stderr: deque[str] = deque(maxlen=stderr_lines)
-        self.closed = asyncio.Event()
-        self.close_reason = ""
-        self._task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
 
     def on_stdout(self, handler: LineHandler) -> Callable[[], None]:
@@ -68,9 +101,6 @@ class StdioChannel:
     def on_stderr(self, handler: LineHandler) -> Callable[[], None]:
         self._stderr_handlers.append(handler)
         return lambda: self._stderr_handlers.remove(handler)
-
-    def on_close(self, handler: Callable[[str], None]) -> None:
-        self._close_handlers.append(handler)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._pump(), name=f"attach:{self.container[:12]}")
@@ -122,24 +152,8 @@ class StdioChannel:
         for handler in tuple(self._stderr_handlers):
             handler(line)
 
-    def _finish(self, reason: str) -> None:
-        if self.closed.is_set():
-            return
-        self.close_reason = reason
-        self.closed.set()
+    def _release(self) -> None:
         self._response.close()
-        for handler in tuple(self._close_handlers):
-            try:
-                handler(reason)
-            except Exception:  # a handler's failure must not hide the close from the others
-                log.exception("attach close handler failed")
-
-    async def aclose(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._finish("closed")
 
 
 async def open_channel(endpoint: Endpoint, container: str) -> StdioChannel:

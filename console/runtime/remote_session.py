@@ -42,7 +42,7 @@ from mcp.shared.inbound import (
 from mcp.shared.message import ClientMessageMetadata, SessionMessage
 from mcp_types import PROTOCOL_VERSION_META_KEY
 
-from console.runtime.attach import ChannelClosed
+from console.runtime.attach import ChannelClosed, ClosingChannel
 from console.runtime.session import Ask, Capture, ServerUnavailable, Session, _connect, _describe, _Tapped
 from console.trust.redact import Redactor
 
@@ -190,28 +190,25 @@ def _request_key(request: httpx2.Request) -> str | None:
     return None
 
 
-class RemoteChannel:
+class RemoteChannel(ClosingChannel):
     """A ``StdioChannel`` as the gateway uses one, over an SDK HTTP transport."""
 
     def __init__(self, target: RemoteTarget, notes: int = 50) -> None:
+        super().__init__()
         self.target = target
         self.container = target.origin
         """What logs name the channel by (a container's id for an attached server)."""
         self.recent_stderr: deque[str] = deque(maxlen=notes)
         """What went wrong on the transport lately (a remote server has no stderr)."""
-        self.closed = asyncio.Event()
-        self.close_reason = ""
         self.protocol_version: str | None = None
         """The version the session negotiated (set once connected): its header rides on
         every message of the handshake era."""
         self.statuses: list[int] = []
         """HTTP statuses of the first responses, to tell a server of the older transport."""
         self._stdout: list[Callable[[bytes], None]] = []
-        self._on_close: list[Callable[[str], None]] = []
         self._write: Any = None
         self._ready = asyncio.Event()
         self._param_maps: dict[str, dict[tuple[str, ...], str]] = {}
-        self._task: asyncio.Task[None] | None = None
         self._ending: str | None = None
         self._http = _Guarding(MAX_BODY)
 
@@ -221,9 +218,6 @@ class RemoteChannel:
 
     def on_stderr(self, handler: Callable[[bytes], None]) -> Callable[[], None]:
         return lambda: None  # nothing is ever written there
-
-    def on_close(self, handler: Callable[[str], None]) -> None:
-        self._on_close.append(handler)
 
     async def start(self, transport: Transport) -> None:
         """Open the transport in a task of its own; return once it can take messages."""
@@ -322,24 +316,6 @@ class RemoteChannel:
         if self._ending is None and self._task is not None:
             self._ending = reason
             asyncio.get_running_loop().call_soon(self._task.cancel)
-
-    def _finish(self, reason: str) -> None:
-        if self.closed.is_set():
-            return
-        self.close_reason = reason
-        self.closed.set()
-        for handler in tuple(self._on_close):
-            try:
-                handler(reason)
-            except Exception:  # a handler's failure must not hide the close from the others
-                log.exception("remote close handler failed")
-
-    async def aclose(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        self._finish("closed")
 
 
 def _older_transport(channel: RemoteChannel) -> bool:
