@@ -26,6 +26,7 @@ from tests.support.browser import HeadlessChromium
 from tests.support.canned_http import Canned, CannedHttp
 from tests.support.mcp_protected import ProtectedMcpServer
 from tests.support.oauth_provider import LocalOAuthProvider
+from tests.support.oauth_provider.routes_mcp import McpSettings
 
 
 async def call_echo(ws: Workspace, connection_id: str, url: str, text: str = "hi") -> str:
@@ -261,3 +262,28 @@ def _root(exc: BaseException, kind: type[BaseException]) -> BaseException | None
                 stack.append(linked)
     return None
 
+
+
+@pytest.mark.parametrize(("challenge", "asked"), [
+    (' scope="mcp:read"', ["mcp:read", "offline_access"]),  # the 401's scope first
+    ("", ["mcp:tools", "mcp:admin", "offline_access"]),  # else the resource's scopes_supported
+])
+async def test_scope_comes_from_the_401_then_the_resource_metadata(
+        workspace: Workspace, provider: LocalOAuthProvider, challenge: str, asked: list[str]) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from console.oauth.client import FlowTimeout
+
+    provider.mcp = McpSettings(cimd=False)
+    workspace.settings.oauth.browser_timeout = 1
+    opened: list[str] = []
+    with CannedHttp() as host:
+        host.put("/mcp", Canned(401, b"", {"WWW-Authenticate": f'Bearer resource_metadata="{host.base}/prm",{challenge}'}),
+                 method="POST")
+        host.put("/prm", Canned.json({"resource": host.base + "/mcp", "scopes_supported": ["mcp:tools", "mcp:admin"],
+                                      "authorization_servers": [provider.base + "/mcp-as"]}))
+        with pytest.raises(FlowTimeout):
+            await sign_in(workspace, host.base + "/mcp", device=False, open_browser=opened.append)  # type: ignore[arg-type]
+    query = parse_qs(urlsplit(opened[0]).query)
+    assert query["scope"][0].split() == asked
+    assert query["resource"] == [host.base + "/mcp"]
