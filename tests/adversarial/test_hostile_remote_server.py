@@ -260,3 +260,39 @@ async def test_unsolicited_requests_forged_answers_and_a_flood_on_its_own_stream
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_an_agent_cannot_put_its_own_headers_or_token_on_the_upstream_request(stack) -> None:  # noqa: ANN001
+    """The gateway's request to a remote server carries the vault's header and its own
+    session's, never what the agent's HTTP request carried (its token, a forged key, a
+    session id, cookies), whatever the agent writes into the call's _meta."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    from console.services.remote_servers import add_remote_server
+    from console.services.servers import remove_server
+    from console.services.tools import approve
+
+    server = Hostile()
+    async with serving(server) as url:
+        await asyncio.to_thread(add_remote_server, stack.ws, "local", url, name="keyed", headers={"X-Api-Key": CANARY})
+        await asyncio.to_thread(approve, stack.ws, "local", "keyed", "echo")
+        _name, token = stack.agent("local", "local/keyed/echo")
+        forged = {"Authorization": f"Bearer {token}", "X-Api-Key": "forged-by-agent", "Cookie": "session=agent",
+                  "Mcp-Session-Id": "hostile-1", "X-Forwarded-For": "10.0.0.1"}
+        async with httpx2.AsyncClient(headers=forged, timeout=30) as http, \
+                Client(streamable_http_client(stack.url + "/mcp", http_client=http), mode="legacy") as client:
+            deadline = asyncio.get_running_loop().time() + 20
+            while True:
+                result = await client.call_tool("keyed__echo", {"_meta": {"headers": {"X-Api-Key": "x"}}},
+                                                meta={"headers": {"X-Api-Key": "forged-in-meta"}})
+                if not result.is_error or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert not result.is_error and result.content[0].text == "echo done"
+        calls = [headers for path, headers in server.seen if path == "/mcp"]
+        assert calls and all(h.get("x-api-key") == CANARY for h in calls)
+        assert not any(token in json.dumps(h) or "forged" in json.dumps(h) or "cookie" in h
+                       or "x-forwarded-for" in h for h in calls)
+        await asyncio.to_thread(remove_server, stack.ws, "local/keyed")
