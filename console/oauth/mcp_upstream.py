@@ -98,13 +98,13 @@ async def sign_in(
                 raise OAuthFlowError(f"{found.issuer} has no device sign-in; sign in in the browser instead")
             registration = await register(http, found, listener.redirect_uri, device=device,
                                           client_metadata_url=client_metadata_url, client_id=client_id)
+        spec = spec_for(found.issuer, _hosts(found), registration.auth_method,
+                        iss_required=found.metadata.authorization_response_iss_parameter_supported is True)
+        client = OAuthClient(spec, Credentials(registration.client_id, registration.client_secret,
+                                               auth_method=registration.auth_method), timeout=timeout)
     except BaseException:
         listener.discard()
         raise
-    spec = spec_for(found.issuer, _hosts(found), registration.auth_method,
-                    iss_required=found.metadata.authorization_response_iss_parameter_supported is True)
-    client = OAuthClient(spec, Credentials(registration.client_id, registration.client_secret,
-                                           auth_method=registration.auth_method), timeout=timeout)
     tokens = await asyncio.to_thread(_flow, ws, client, found.scopes, listener, device, open_browser, show_code)
     return _keep(ws, found, registration, tokens)
 
