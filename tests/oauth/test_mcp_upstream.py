@@ -287,3 +287,22 @@ async def test_scope_comes_from_the_401_then_the_resource_metadata(
     query = parse_qs(urlsplit(opened[0]).query)
     assert query["scope"][0].split() == asked
     assert query["resource"] == [host.base + "/mcp"]
+
+
+async def test_through_the_remote_server_transport_seam(
+        workspace: Workspace, provider: LocalOAuthProvider, server: ProtectedMcpServer,
+        browser: HeadlessChromium) -> None:
+    """Part A's transport takes an ``httpx2.Auth`` behind its static headers: a session over it
+    lists and calls tools, and a sign-in that has gone bad ends the session with what to do."""
+    from console.runtime.remote_session import HeaderAuth, RemoteTarget, remote_mcp_session
+
+    connection = await dcr_sign_in(workspace, provider, server, browser)
+    target = RemoteTarget(server.url, "streamable-http", HeaderAuth({"X-Static": "1"}, UpstreamAuth(workspace,
+                                                                                                   connection.id)))
+    async with remote_mcp_session(target, timeout=15) as session:
+        assert "echo" in [tool["name"] for tool in (await session.discover()).tools]
+        assert "echo: via the seam" in str(await session.call_tool("echo", {"text": "via the seam"}))
+    server.refuse_all = True
+    with pytest.raises(Exception, match="tbx server login"):
+        async with remote_mcp_session(target, timeout=15) as session:
+            await session.discover()
