@@ -11,11 +11,12 @@ from console.cli.base import CliState, emit_json, json_option, pass_state
 
 if TYPE_CHECKING:
     from console.model import Connection
+    from console.services.servers import ServerRef
     from console.workspace import Workspace
 
 
-def server_url(ws: Workspace, target: str) -> tuple[str, str | None]:
-    """(URL, server id) of TOOLBOX/SERVER, or (URL, None) when ``target`` is the URL itself."""
+def server_url(ws: Workspace, target: str) -> tuple[str, ServerRef | None]:
+    """(URL, server) of TOOLBOX/SERVER, or (URL, None) when ``target`` is the URL itself."""
     from console.errors import UsageError
     from console.services import servers
 
@@ -26,18 +27,18 @@ def server_url(ws: Workspace, target: str) -> tuple[str, str | None]:
     if not url:
         raise UsageError(f"{target} runs in a container, not at a URL: it has nothing to sign in to "
                          "(its account, if any, is a connection: 'tbx connection list')")
-    return url, ref.server.id
+    return url, ref
 
 
-def bind(ws: Workspace, server_id: str, connection: Connection) -> None:
+def bind(ws: Workspace, ref: ServerRef, connection: Connection) -> None:
     """The server's requests carry this connection's token from now on."""
-    server = ws.repos.servers.get(server_id)
+    server = ws.repos.servers.get(ref.server.id)
     if server is None or server.connection == connection.id:
         return
     with ws.change() as change:
         server.connection = connection.id
         change.repos.servers.put(server)
-        change.record("server.connection", f"server:{server.name}", detail={"connection": connection.id})
+        change.record("server.connection", f"server:{ref.label}", detail={"connection": connection.id})
 
 
 def register(server: click.Group) -> None:
@@ -61,7 +62,7 @@ def register(server: click.Group) -> None:
         from console.oauth.mcp_upstream import sign_in
 
         ws = state.workspace()
-        url, server_id = server_url(ws, target)
+        url, ref = server_url(ws, target)
 
         def opener(address: str) -> bool:
             _show_url(address)
@@ -69,8 +70,8 @@ def register(server: click.Group) -> None:
 
         connection = asyncio.run(sign_in(ws, url, device=device, open_browser=opener, show_code=_show_code,
                                          client_id=client_id, client_metadata_url=client_metadata_url))
-        if server_id is not None:
-            bind(ws, server_id, connection)
+        if ref is not None:
+            bind(ws, ref, connection)
         if as_json:
             emit_json({"connection": connection.id, "resource": connection.account, "scopes": connection.scopes})
             return

@@ -13,26 +13,24 @@ from tests.support.mcp_protected import ProtectedMcpServer
 from tests.support.oauth_provider import LocalOAuthProvider
 
 
+def approve_when_asked(provider: LocalOAuthProvider, seconds: float = 20) -> None:
+    """The user at the other device: approves the first MCP device code that shows up."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with provider.store.lock:
+            pending = [d.user_code for d in provider.store.devices.values() if d.shape == "mcp" and not d.decision]
+        if pending:
+            provider.approve_device(pending[0])
+            return
+        time.sleep(0.05)
+
+
 def test_tbx_server_login_by_device_code(tbx, tbx_home, memory_keyring, provider: LocalOAuthProvider,  # noqa: ANN001
                                         server: ProtectedMcpServer) -> None:
     provider.mcp.cimd = False
     assert tbx("init").exit_code == 0
-    done = threading.Event()
-
-    def user_at_the_other_device() -> None:
-        while not done.is_set():
-            with provider.store.lock:
-                pending = [d.user_code for d in provider.store.devices.values() if d.shape == "mcp" and not d.decision]
-            if pending:
-                provider.approve_device(pending[0])
-                return
-            time.sleep(0.05)
-
-    threading.Thread(target=user_at_the_other_device, daemon=True).start()
-    try:
-        signed = tbx("server", "login", server.url, "--device", "--json")
-    finally:
-        done.set()
+    threading.Thread(target=approve_when_asked, args=(provider,), daemon=True).start()
+    signed = tbx("server", "login", server.url, "--device", "--json")
     assert signed.exit_code == 0, signed.stderr
     assert "enter the code" in signed.stderr
     result = json.loads(signed.stdout)
@@ -43,3 +41,23 @@ def test_tbx_server_login_by_device_code(tbx, tbx_home, memory_keyring, provider
     tokens = token_set(ws, ws.repos.connections.get(result["connection"]))  # type: ignore[arg-type]
     assert tokens.access_token not in signed.stdout + signed.stderr
     assert tbx("server", "login", "local/nothing").exit_code != 0
+
+
+def test_tbx_server_login_names_the_server_and_binds_it(tbx, tbx_home, memory_keyring,  # noqa: ANN001
+                                                        provider: LocalOAuthProvider,
+                                                        server: ProtectedMcpServer) -> None:
+    from console.model import ServerInstance, Toolbox
+
+    provider.mcp.cimd = False
+    assert tbx("init").exit_code == 0
+    ws = Workspace.open(tbx_home)
+    with ws.change() as change:
+        box = Toolbox(name="lab")
+        change.repos.toolboxes.put(box)
+        change.repos.servers.put(ServerInstance(toolbox=box.id, name="vendor", kind="remote", url=server.url))
+    threading.Thread(target=approve_when_asked, args=(provider,), daemon=True).start()
+    signed = tbx("server", "login", "lab/vendor", "--device", "--json")
+    assert signed.exit_code == 0, signed.stderr
+    ws.refresh()
+    bound = ws.repos.servers.by_name(box.id, "vendor")
+    assert bound is not None and bound.connection == json.loads(signed.stdout)["connection"]
