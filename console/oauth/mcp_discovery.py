@@ -63,7 +63,13 @@ def secure(url: str, what: str) -> str:
     try:
         return require_secure(url)
     except UsageError:
-        raise DiscoveryError(f"{what} {url!r} is not https:// (plain http only to this machine); refused") from None
+        # repr: a hostile document's control characters never reach the terminal; cut: nor its bulk
+        raise DiscoveryError(f"{what} {_cut(url)!r} is not https:// (plain http only to this machine); "
+                             "refused") from None
+
+
+def _cut(text: str, most: int = 200) -> str:
+    return text if len(text) <= most else text[:most] + "…"
 
 
 async def read_json(client: httpx2.AsyncClient, method: str, url: str, what: str, **kwargs: Any) -> tuple[int, Any]:
@@ -163,7 +169,7 @@ async def authorization_server(client: httpx2.AsyncClient, issuer: str, resource
     urls = build_oauth_authorization_server_metadata_discovery_urls(issuer, resource)
     async for url, document, metadata in first_documents(client, urls, "authorization server metadata", OAuthMetadata):
         if not isinstance(document.get("issuer"), str) or not issuers_match(document["issuer"], issuer):
-            raise DiscoveryError(f"the metadata at {url} is for issuer {document.get('issuer')!r}, not {issuer}; "
+            raise DiscoveryError(f"the metadata at {url} is for issuer {_cut(str(document.get('issuer')))!r}, not {issuer}; "
                                  "refused (RFC 8414 §3.3)")
         check_server(document, issuer, resource)
         return metadata, document

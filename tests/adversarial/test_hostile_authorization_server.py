@@ -99,6 +99,18 @@ async def test_metadata_pointing_at_plain_http_endpoints(workspace: Workspace, h
     await refused(workspace, url, f"{endpoint} 'http://as.example.com/steal' is not https")
 
 
+async def test_hostile_strings_are_cut_and_escaped_in_the_refusal(workspace: Workspace, hostile: CannedHttp) -> None:
+    url = arrange(hostile)
+    honest = {"issuer": hostile.base, "authorization_endpoint": hostile.base + "/authorize",
+              "token_endpoint": hostile.base + "/token", "code_challenge_methods_supported": ["S256"]}
+    arrange(hostile, asm={**honest, "token_endpoint": "http://evil.example/\x1b]0;pwned\x07" + "A" * 50_000})
+    message = await refused(workspace, url, "not https")
+    assert len(message) < 600 and "\x1b" not in message
+    arrange(hostile, asm={**honest, "issuer": "https://honest.example/" + "B" * 50_000})
+    message = await refused(workspace, url, "RFC 8414")
+    assert len(message) < 600
+
+
 async def test_oversized_or_malformed_authorization_server_metadata(workspace: Workspace, hostile: CannedHttp) -> None:
     url = arrange(hostile, asm=Canned(200, b" " * (70 * 1024) + b"{}"))
     await refused(workspace, url, "larger than 64 KiB")
