@@ -175,3 +175,29 @@ async def test_unsolicited_redirects_are_not_followed(workspace: Workspace, host
     url = arrange(hostile, prm=Canned(302, b"", {"Location": "https://attacker.example/prm"}))
     await refused(workspace, url, "publishes no protected resource metadata")
     assert all(path.startswith(("/mcp", "/prm", "/.well-known")) for _m, path, _b in hostile.seen)
+
+
+async def test_a_signed_in_server_cannot_steer_the_gateway_with_its_401s(
+        workspace: Workspace, provider: LocalOAuthProvider, hostile: CannedHttp) -> None:
+    """Once signed in, a server's 401 naming other metadata or scopes is not followed: the
+    token is refreshed once, then the user is asked to sign in; nothing is fetched elsewhere."""
+    import httpx2
+
+    from console.oauth.upstream_auth import SignInRequired, UpstreamAuth
+
+    provider.mcp = McpSettings(cimd=False)
+    url = hostile.base + "/mcp"
+    hostile.put("/mcp", Canned(401, b"", {"WWW-Authenticate": f'Bearer resource_metadata="{hostile.base}/prm"'}),
+                method="POST")
+    hostile.put("/prm", Canned.json({"resource": url, "authorization_servers": [provider.base + "/mcp-as"]}))
+    connection = await sign_in(workspace, url, device=True, open_browser=lambda _u: False,
+                               show_code=lambda grant: provider.approve_device(grant.user_code))
+    with CannedHttp() as attacker:
+        hostile.put("/mcp", Canned(401, b"", {"WWW-Authenticate": f'Bearer resource_metadata="{attacker.base}/prm", '
+                                                                  'scope="admin"'}), method="POST")
+        hostile.seen.clear()
+        async with httpx2.AsyncClient(auth=UpstreamAuth(workspace, connection.id), timeout=15) as http:
+            with pytest.raises(SignInRequired):
+                await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert attacker.seen == []
+    assert [(m, p) for m, p, _b in hostile.seen] == [("POST", "/mcp"), ("POST", "/mcp")]

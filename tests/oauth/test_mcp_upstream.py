@@ -166,6 +166,12 @@ async def test_a_401_after_a_refresh_stops_with_sign_in_again(
             await http.post(server.url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
     assert provider.requests["refresh"] == 1  # refreshed once, then gave up
     assert len(server.authorizations) == 2
+    # a server that keeps refusing does not make every later call a refresh: it waits for a sign-in
+    async with httpx2.AsyncClient(auth=UpstreamAuth(workspace, connection.id), timeout=15) as http:
+        for _ in range(5):
+            with pytest.raises(SignInRequired):
+                await http.post(server.url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert provider.requests["refresh"] == 1 and len(server.authorizations) == 2
 
 
 async def test_agent_authorization_is_replaced_and_the_token_stays_on_its_origin(
