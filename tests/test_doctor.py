@@ -53,3 +53,23 @@ def test_doctor_warns_of_a_remapped_key_that_names_no_binding(tbx, tbx_home, mem
     result = tbx("doctor", "--json", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     assert checks["keys"]["status"] == "ok" and "1 key(s) remapped" in checks["keys"]["detail"]
+
+
+def test_doctor_names_server_containers_still_on_a_network(tbx, docker_engine, memory_keyring: MemoryKeyring) -> None:  # noqa: ANN001
+    """A server container an older tbx put on a network (all of it) until tbx makes it again."""
+    import docker
+
+    from console.runtime.containers import LABEL_MANAGED, LABEL_NAME, LABEL_SERVER
+
+    tbx("init")
+    client = docker.from_env()
+    old = client.containers.create("tbx-base:test", ["true"], network_mode="host",
+                                   labels={LABEL_MANAGED: "true", LABEL_SERVER: "srv_doctor0001", LABEL_NAME: "local/old"})
+    try:
+        checks = {c["name"]: c for c in json.loads(tbx("doctor", "--json").stdout)}
+        assert checks["egress"]["status"] == "warn" and "local/old" in checks["egress"]["detail"]
+        assert "tbx server restart local/old" in checks["egress"]["fix"]
+    finally:
+        old.remove(force=True)
+    checks = {c["name"]: c for c in json.loads(tbx("doctor", "--json").stdout)}
+    assert checks["egress"]["status"] == "ok"

@@ -46,6 +46,8 @@ def run_checks(state: CliState) -> list[Check]:
     engine = probe_engine()
     checks.append(Check("docker engine", "ok" if engine.reachable else "fail", engine.describe(),
                         "" if engine.reachable else "install docker.io and start dockerd, or set DOCKER_HOST"))
+    if engine.reachable:
+        checks.append(_networked_servers())
     settings = load_settings(state.paths.config_file)
     keyring = keyring_status(settings.vault.keyring_timeout)
     checks.append(Check("keyring", "ok" if keyring.usable else "warn", f"{keyring.backend}: {keyring.reason}",
@@ -54,6 +56,23 @@ def run_checks(state: CliState) -> list[Check]:
     checks.append(_keys_check(settings.tui.keys))
     checks.extend(_vault_checks(state))
     return checks
+
+
+def _networked_servers() -> Check:
+    """Server containers made before egress went through the allow-list proxy are still on
+    a network (all of it) until tbx makes them again: say which, and how."""
+    from console.runtime.containers import LABEL_NAME, LABEL_SERVER, Engine
+
+    engine = Engine()
+    try:
+        found = [c.labels.get(LABEL_NAME, c.name) for c in engine.client.containers.list(
+            all=True, filters={"label": LABEL_SERVER}) if c.attrs["HostConfig"].get("NetworkMode", "none") != "none"]
+    finally:
+        engine.close()
+    if not found:
+        return Check("egress", "ok", "every server container on this engine is on network none")
+    return Check("egress", "warn", f"on a network, not behind an allow-list (made by an older tbx): {', '.join(found)}",
+                 f"tbx server restart {found[0]} (each of them): its container is made again")
 
 
 def _keys_check(keys: dict[str, str]) -> Check:
