@@ -93,6 +93,7 @@ NOT_INVOKED = {
     ("server", "edit"): "makes the server's container again through the Docker engine (tests/test_server_edit.py)",
     ("server", "logs"): "needs the Docker engine",
     ("server", "remove"): "removes a container through the Docker engine",
+    ("server", "login"): "signs in at a remote server's authorization server (tests/oauth/test_mcp_login_cli.py)",
     ("server", "allow"): "asks the Docker engine whether to restart the server (tests/gateway/test_agent_asks.py)",
     ("server", "deny"): "asks the Docker engine whether to restart the server (tests/gateway/test_agent_asks.py)",
     ("call",): "needs a running gateway",

@@ -7,7 +7,8 @@ import click
 from console.cli.base import CliState, emit_json, json_option, pass_state
 
 
-def register(server: click.Group) -> None:
+def add_to(server: click.Group) -> None:
+    """Registers under ``tbx server`` (not a top-level command: console.cli.COMMANDS)."""
     @server.command()
     @click.argument("target", metavar="TOOLBOX/SERVER")
     @click.option("--allow-host", "allow", multiple=True, metavar="HOST[:PORT]",

@@ -14,6 +14,7 @@ from console.errors import UsageError
 from console.services.items import plural
 
 if TYPE_CHECKING:
+    from console.model import ServerInstance
     from console.workspace import Workspace
 
 
@@ -25,6 +26,10 @@ def remote_server_options(command: Callable[..., None]) -> Callable[..., None]:
                           "kept in the vault. Repeatable."),
         click.option("--transport", type=click.Choice(["streamable-http", "sse"]), default="streamable-http",
                      show_default=True, help="How a remote server is reached (Streamable HTTP falls back to SSE)."),
+        click.option("--device", is_flag=True,
+                     help="A remote server that asks for sign-in: sign in with a code on another device."),
+        click.option("--no-browser", is_flag=True,
+                     help="A remote server that asks for sign-in: print the address instead of opening a browser."),
     ]):
         command = option(command)
     return command
@@ -44,14 +49,33 @@ def read_header(spec: str) -> tuple[str, str]:
 
 
 def add_remote(ws: Workspace, toolbox: str, url: str, name: str | None, header: tuple[str, ...],
-               transport: str) -> None:
-    from console.services.remote_servers import add_remote_server
+               transport: str, *, device: bool = False, no_browser: bool = False) -> None:
+    """Add it; a server that asks for MCP authorization is signed in to first (or the
+    sign-in made before with 'tbx server login URL' is used), and then carries its token."""
+    from console.errors import TbxError
+    from console.services.remote_servers import add_remote_server, asks_for_sign_in, signed_in_to
 
     if not name:
         raise UsageError("a remote server needs --name NAME")
     headers = dict(read_header(h) for h in header)
-    created = add_remote_server(ws, toolbox, url, name=name, headers=headers,
-                                transport="sse" if transport == "sse" else "streamable-http", progress=lambda line: click.echo(f"  {line}", err=True))
+
+    def add(connection: str | None) -> ServerInstance:
+        return add_remote_server(ws, toolbox, url, name=name, headers=headers, connection=connection,
+                                 transport="sse" if transport == "sse" else "streamable-http",
+                                 progress=lambda line: click.echo(f"  {line}"))
+
+    connection = signed_in_to(ws, url)
+    try:
+        created = add(connection)
+    except TbxError:
+        if connection is not None or headers or not asks_for_sign_in(url):
+            raise
+        from console.cli.server_login_cmds import sign_in_here
+
+        click.echo("  it asks for sign-in (MCP authorization): signing in")
+        signed = sign_in_here(ws, url, device=device, no_browser=no_browser)
+        click.echo(f"  signed in to {signed.account} (connection {signed.id})")
+        created = add(signed.id)
     found = plural(item.ref for item in ws.repos.tools.of_server(created.id))
     click.echo(f"remote server {toolbox}/{created.name} answers with {found}, pending approval")
     click.echo(f"next: 'tbx tools list {toolbox}/{created.name}', then 'tbx tools approve {toolbox}/{created.name}'")

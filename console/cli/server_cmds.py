@@ -69,8 +69,8 @@ def register(cli: click.Group) -> None:
     def server() -> None:
         """Add, start, stop, restart, edit, remove and watch servers."""
 
-    egress_cmds.register(server)
-    server_login_cmds.register(server)
+    egress_cmds.add_to(server)
+    server_login_cmds.add_to(server)
 
     @server.command("add")
     @click.argument("toolbox")
@@ -91,7 +91,7 @@ def register(cli: click.Group) -> None:
     def add(state: CliState, toolbox: str, catalog_id: str | None, name: str | None, env: tuple[str, ...],
             secret: tuple[str, ...], mount: tuple[str, ...], cpus: float | None, memory_mb: int | None,
             pids: int | None, connection: str | None, allow: tuple[str, ...], url: str | None,
-            header: tuple[str, ...], transport: str) -> None:
+            header: tuple[str, ...], transport: str, device: bool, no_browser: bool) -> None:
         """Add a catalog server to a toolbox: build or pull, start, discover its tools.
         With --url instead of CATALOG_ID: a remote server, reached over HTTP."""
         from console.catalog import load_catalog
@@ -100,14 +100,16 @@ def register(cli: click.Group) -> None:
         ws = state.workspace()
         if url is not None:
             if catalog_id or env or secret or mount or cpus or memory_mb or pids or connection or allow:
-                raise UsageError("a remote server (--url) takes only --name, --header and --transport")
-            add_remote(ws, toolbox, url, name, header, transport)
+                raise UsageError("a remote server (--url) takes only --name, --header, --transport, --device "
+                                 "and --no-browser")
+            add_remote(ws, toolbox, url, name, header, transport, device=device, no_browser=no_browser)
             return
         if catalog_id is None:
             raise UsageError("name a catalog server ('tbx catalog list'), or a remote one with --url URL --name NAME")
         entry = load_catalog(ws.paths).get(catalog_id)
         if entry.remote is not None:
-            add_remote(ws, toolbox, entry.remote.url, name or entry.id, header, entry.remote.transport)
+            add_remote(ws, toolbox, entry.remote.url, name or entry.id, header, entry.remote.transport,
+                       device=device, no_browser=no_browser)
             return
         if header:
             raise UsageError("--header is for a remote server; this one takes --secret KEY")

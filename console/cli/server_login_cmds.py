@@ -41,7 +41,24 @@ def bind(ws: Workspace, ref: ServerRef, connection: Connection) -> None:
         change.record("server.connection", f"server:{ref.label}", detail={"connection": connection.id})
 
 
-def register(server: click.Group) -> None:
+def sign_in_here(ws: Workspace, url: str, *, device: bool = False, no_browser: bool = False,
+                 client_id: str | None = None, client_metadata_url: str | None = None) -> Connection:
+    """Sign in as a person at this terminal does: the address printed (and opened in the
+    browser), or a device code shown; the token goes to the vault, never to the screen."""
+    from console.cli.connection_cmds import _show_code, _show_url
+    from console.oauth.flows import open_system_browser
+    from console.services.mcp_sign_in import sign_in
+
+    def opener(address: str) -> bool:
+        _show_url(address)
+        return False if no_browser else open_system_browser(address)
+
+    return asyncio.run(sign_in(ws, url, device=device, open_browser=opener, show_code=_show_code,
+                               client_id=client_id, client_metadata_url=client_metadata_url))
+
+
+def add_to(server: click.Group) -> None:
+    """Registers under ``tbx server`` (not a top-level command: console.cli.COMMANDS)."""
     @server.command()
     @click.argument("target", metavar="TOOLBOX/SERVER|URL")
     @click.option("--device", is_flag=True, help="Sign in on another device with a code, where the server offers it.")
@@ -57,19 +74,10 @@ def register(server: click.Group) -> None:
         """Sign in to a remote server's MCP authorization: discovered from its 401, signed in
         with PKCE in the browser (or by device code), kept as a connection the gateway
         refreshes. Agents never see the token."""
-        from console.cli.connection_cmds import _show_code, _show_url
-        from console.oauth.flows import open_system_browser
-        from console.oauth.mcp_upstream import sign_in
-
         ws = state.workspace()
         url, ref = server_url(ws, target)
-
-        def opener(address: str) -> bool:
-            _show_url(address)
-            return False if no_browser else open_system_browser(address)
-
-        connection = asyncio.run(sign_in(ws, url, device=device, open_browser=opener, show_code=_show_code,
-                                         client_id=client_id, client_metadata_url=client_metadata_url))
+        connection = sign_in_here(ws, url, device=device, no_browser=no_browser, client_id=client_id,
+                                  client_metadata_url=client_metadata_url)
         if ref is not None:
             bind(ws, ref, connection)
         if as_json:

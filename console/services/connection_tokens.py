@@ -19,7 +19,7 @@ from console.errors import NotFound, TbxError, VaultBusy
 from console.filelock import held
 from console.model import Connection, ConnectionStatus, OAuthApp
 from console.oauth.client import Credentials, InvalidGrant, OAuthClient, OAuthFlowError
-from console.oauth.mcp_upstream import MCP, mcp_spec
+from console.services.mcp_sign_in import MCP, mcp_spec
 from console.oauth.providers import BUILTIN, ProviderSpec, is_oidc, oidc_spec
 from console.oauth.tokens import TOKEN_SET_PREFIX, TokenSet
 from console.workspace import Workspace

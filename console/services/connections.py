@@ -18,7 +18,7 @@ from console.model import Connection, ConnectionStatus, OAuthApp, Secret, Server
 from console.oauth.client import DeviceGrant, OAuthFlowError
 from console.oauth.client_auth import choose_method, load_private_key
 from console.oauth.flows import Opener, browser_flow, device_flow, open_system_browser
-from console.oauth.mcp_upstream import MCP, forget_app
+from console.services.mcp_sign_in import MCP, forget_app
 from console.oauth.providers import BUILTIN, check_provider_id, is_oidc, require_secure
 from console.oauth.tokens import TokenSet
 from console.services.connection_tokens import (

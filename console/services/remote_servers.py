@@ -85,6 +85,12 @@ def target_of(ws: Workspace, server: ServerInstance, auth: httpx2.Auth | None = 
     sees every request after the static headers were put on it."""
     if server.url is None:
         raise UsageError(f"server {server.name} is not a remote server")
+    if auth is None and server.connection:
+        # Signed in to its MCP authorization ('tbx server login'): its requests carry that
+        # connection's token, refreshed here, in place of anything an agent sent.
+        from console.services.upstream_auth import UpstreamAuth
+
+        auth = UpstreamAuth(ws, server.connection)
     found = headers_of(ws, server) if headers is None else headers
     return RemoteTarget(server.url, server.transport, HeaderAuth(found, auth) if found or auth else None,
                         timeout=ws.settings.runtime.start_timeout)
@@ -116,10 +122,12 @@ def add_remote_server(
     name: str,
     headers: dict[str, str] | None = None,
     transport: Literal["streamable-http", "sse"] = "streamable-http",
+    connection: str | None = None,
     progress: Progress | None = None,
 ) -> ServerInstance:
     """Connect, discover, then record the server with its header secrets: a server that
-    does not answer leaves the vault as it was."""
+    does not answer leaves the vault as it was. ``connection``: the MCP sign-in its
+    requests carry (``signed_in_to``)."""
     progress = progress or (lambda _line: None)
     box = ws.repos.toolboxes.require(toolbox)
     name = check_name("server", name)
@@ -133,7 +141,7 @@ def add_remote_server(
               for header, value in headers.items()}
     server = ServerInstance(toolbox=box.id, name=name, kind="remote", url=url, transport=transport,
                             secret_refs={header: secret.id for header, secret in stored.items()},
-                            desired_state=DesiredState.RUNNING)
+                            connection=connection, desired_state=DesiredState.RUNNING)
     ref = ServerRef(box, server)
     progress(f"connecting to {RemoteTarget(url).origin} over MCP")
     found = asyncio.run(_discover(target_of(ws, server, headers=headers), ref.label,
@@ -144,10 +152,33 @@ def add_remote_server(
         change.repos.servers.put(server)
         change.record("server.add", f"server:{ref.label}", detail={
             "kind": "remote", "origin": RemoteTarget(url).origin, "transport": transport,
-            "headers": sorted(headers)})
+            "headers": sorted(headers), "connection": connection})
         outcome = record_discovery(change, server, found, box.name)
     progress(f"ready: {plural(outcome.new)} discovered, pending approval")
     return server
+
+
+def signed_in_to(ws: Workspace, url: str) -> str | None:
+    """The MCP sign-in (a connection, 'tbx server login URL') whose resource is ``url``."""
+    from console.services.mcp_sign_in import MCP
+
+    wanted = url.rstrip("/")
+    return next((c.id for c in ws.repos.connections if c.provider == MCP and c.account.rstrip("/") == wanted), None)
+
+
+def asks_for_sign_in(url: str) -> bool:
+    """Whether the server answers a request without a token with a 401 (MCP authorization)."""
+    from console.oauth.mcp_discovery import DiscoveryError, probe
+
+    async def ask() -> bool:
+        async with httpx2.AsyncClient(timeout=10, follow_redirects=False, trust_env=False) as client:
+            try:
+                await probe(client, url)
+            except DiscoveryError:
+                return False
+            return True
+
+    return asyncio.run(ask())
 
 
 def rediscover(ws: Workspace, ref: ServerRef, action: str) -> DiscoveryOutcome:

@@ -15,7 +15,7 @@ import pytest
 
 from console.oauth.client import OAuthFlowError
 from console.oauth.mcp_discovery import DiscoveryError
-from console.oauth.mcp_upstream import MCP, sign_in
+from console.services.mcp_sign_in import MCP, sign_in
 from console.workspace import Workspace
 from tests.support.browser import HeadlessChromium
 from tests.support.canned_http import Canned, CannedHttp
@@ -183,7 +183,7 @@ async def test_a_signed_in_server_cannot_steer_the_gateway_with_its_401s(
     token is refreshed once, then the user is asked to sign in; nothing is fetched elsewhere."""
     import httpx2
 
-    from console.oauth.upstream_auth import SignInRequired, UpstreamAuth
+    from console.services.upstream_auth import SignInRequired, UpstreamAuth
 
     provider.mcp = McpSettings(cimd=False)
     url = hostile.base + "/mcp"

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 
-from console.oauth.mcp_upstream import MCP
+from console.services.mcp_sign_in import MCP
 from console.services.connection_tokens import token_set
 from console.workspace import Workspace
 from tests.support.mcp_protected import ProtectedMcpServer

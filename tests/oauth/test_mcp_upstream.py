@@ -17,8 +17,8 @@ from console.model import ConnectionStatus
 from console.oauth.client import IssuerMismatch, StateMismatch
 from console.oauth.mcp_discovery import DiscoveryError
 from console.oauth.mcp_registration import client_metadata
-from console.oauth.mcp_upstream import MCP, sign_in
-from console.oauth.upstream_auth import SignInRequired, UpstreamAuth
+from console.services.mcp_sign_in import MCP, sign_in
+from console.services.upstream_auth import SignInRequired, UpstreamAuth
 from console.services import connections as svc
 from console.services.connection_tokens import token_set
 from console.workspace import Workspace

@@ -66,7 +66,7 @@ class UpstreamAuth(httpx2.Auth):
             raise await self._sign_in_required(resource, "refused the connection's token again after a refresh")
 
     async def _resource(self) -> str:
-        from console.oauth.mcp_upstream import resource_of
+        from console.services.mcp_sign_in import resource_of
 
         connection = self.ws.repos.connections.get(self.connection_id)
         app = self.ws.repos.oauth_apps.get(connection.app or "") if connection else None
