@@ -377,8 +377,9 @@ class Journey:
             self.choose_caller(caller)
             self.back_to_tools()
         self.pick_tool(tool)
-        t.press("enter")  # on to the arguments
-        time.sleep(0.3)
+        # On to the arguments: typed on only once the focus is drawn there (a fixed pause lost
+        # the first letters to the tool list on a busy machine: "a/Tokyo").
+        t.press_and_settle("enter", timeout=10)
         t.type(timezone)
         self.check("try_argument_visible", self.shows(re.escape(timezone)),
                    f"Try: the argument typed ({timezone}) is not shown whole")
