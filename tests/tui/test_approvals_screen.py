@@ -51,7 +51,9 @@ async def test_the_owner_sees_a_held_call_anywhere_and_decides_it_with_keys(stac
         call = asyncio.ensure_future(client.call_tool("everything__echo", {"message": "from the console"}))
         await until(pilot, lambda: app.approvals_waiting == 1, 20, "the held call in the console")
         assert rang == [True]
-        assert any("wants tool:local/everything/echo" in n.message for n in app._notifications)
+        # The toast is a message the app handles on a later turn of its loop (Textual's notify).
+        await until(pilot, lambda: any("wants tool:local/everything/echo" in n.message for n in app._notifications),
+                    5, "the toast")
         assert text(app, "#approvals") == "0 1 waiting"
         await pilot.press("0")
         assert isinstance(app.screen, ApprovalsScreen)

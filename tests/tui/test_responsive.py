@@ -216,7 +216,9 @@ async def test_a_long_agent_surface_draws_only_the_lines_in_view(
         assert 0 < len(drawn) <= surface.size.height * 2  # the lines in view, not thousands
         surface.focus()
         await pilot.press("end")
-        await pilot.pause()
+        # End scrolls after the next refresh, animated: on a busy machine that is later than a pause.
+        while surface.scroll_offset.y != surface.max_scroll_y and time.monotonic() < deadline:
+            await pilot.pause(0.05)
         assert surface.scroll_offset.y == surface.max_scroll_y > 1000
         in_view = [surface.render_line(y).text.strip() for y in range(surface.size.height)]
         assert [line for line in in_view if line][-1] == lines[-1].strip()
