@@ -20,7 +20,7 @@ from typing import Literal
 
 import httpx2
 
-from console.errors import AlreadyExists, UsageError
+from console.errors import AlreadyExists, TbxError, UsageError
 from console.model import DesiredState, Secret, ServerInstance, check_name
 from console.runtime.remote_session import HeaderAuth, RemoteTarget, remote_mcp_session
 from console.runtime.session import Capture, Discovery, ServerUnavailable, Session
@@ -144,8 +144,14 @@ def add_remote_server(
                             connection=connection, desired_state=DesiredState.RUNNING)
     ref = ServerRef(box, server)
     progress(f"connecting to {RemoteTarget(url).origin} over MCP")
-    found = asyncio.run(_discover(target_of(ws, server, headers=headers), ref.label,
-                                  Redactor(list(headers.items())), list(server.may_ask)))
+    try:
+        found = asyncio.run(_discover(target_of(ws, server, headers=headers), ref.label,
+                                      Redactor(list(headers.items())), list(server.may_ask)))
+    except TbxError:
+        if connection is None and not headers and asks_for_sign_in(url):
+            raise UsageError(f"{url} asks for sign-in (MCP authorization): sign in with 'tbx server login {url}', "
+                             "then add it again") from None
+        raise
     with ws.change() as change:
         for secret in stored.values():
             change.repos.secrets.put(secret)

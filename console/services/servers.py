@@ -250,10 +250,11 @@ def add_server(
     the proxy at all (None: if the entry needs the network or it is given hosts)."""
     progress = progress or _quiet
     if entry.remote is not None:  # nothing to build or run: its secrets are its headers
-        from console.services.remote_servers import add_remote_server
+        from console.services.remote_servers import add_remote_server, signed_in_to
 
         return add_remote_server(ws, toolbox, entry.remote.url, name=name or entry.id, headers=secrets,
-                                 transport=entry.remote.transport, progress=progress)
+                                 transport=entry.remote.transport, connection=signed_in_to(ws, entry.remote.url),
+                                 progress=progress)
     box = ws.repos.toolboxes.require(toolbox)
     name = check_name("server", name or entry.id)
     if ws.repos.servers.by_name(box.id, name):

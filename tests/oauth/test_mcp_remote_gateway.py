@@ -57,3 +57,33 @@ def test_an_agent_calls_a_signed_in_remote_server_through_the_gateway(
     # Added again under another name: the sign-in made before is used, nothing is asked.
     again = tbx("server", "add", "local", "--url", server.url, "--name", "vendor-2")
     assert again.exit_code == 0 and "asks for sign-in" not in again.stdout, again.stderr
+
+
+def test_a_hosted_catalog_entry_uses_the_sign_in_or_says_how(
+        tbx, tbx_home, memory_keyring, docker_engine, provider: LocalOAuthProvider,  # noqa: ANN001
+        server: ProtectedMcpServer) -> None:
+    """The console adds catalog servers through ``servers.add_server``: a hosted one behind
+    MCP authorization says how to sign in, and once signed in ('tbx server login URL') is
+    added carrying that sign-in."""
+    import pytest
+
+    from console.catalog import load_catalog
+    from console.errors import UsageError
+    from console.services import servers
+
+    provider.mcp.cimd = False
+    assert tbx("init").exit_code == 0
+    assert tbx("toolbox", "add", "local", "--local").exit_code == 0
+    ws = Workspace.open(tbx_home)
+    hosted = load_catalog(ws.paths).get("github-hosted")
+    entry = hosted.model_copy(update={"source": hosted.source.model_copy(update={
+        "remote": hosted.source.remote.model_copy(update={"url": server.url})})})  # type: ignore[union-attr]
+    with pytest.raises(UsageError, match=r"asks for sign-in .*'tbx server login "):
+        servers.add_server(ws, "local", entry, name="vendor")
+    assert ws.repos.servers.by_name(ws.repos.toolboxes.require("local").id, "vendor") is None
+    threading.Thread(target=approve_when_asked, args=(provider,), daemon=True).start()
+    assert tbx("server", "login", server.url, "--device").exit_code == 0
+    ws.refresh()
+    added = servers.add_server(ws, "local", entry, name="vendor")
+    assert added.connection is not None
+    assert [tool.name for tool in ws.repos.tools.of_server(added.id)] == ["echo"]
