@@ -14,7 +14,7 @@ from console.catalog import load_catalog
 from console.errors import UsageError
 from console.model import DesiredState, Limits, Mount
 from console.runtime.containers import ContainerError
-from console.services import grants, server_status, servers
+from console.services import grants, server_edit, server_status, servers
 from console.services.agents import add_agent
 from console.services.grants import Target
 from console.services.tools import approve
@@ -36,7 +36,7 @@ def test_env_and_limits_make_a_new_container_and_keep_the_server(local: Workspac
     server_id = servers.resolve(local, "local/time").server.id
     lines: list[str] = []
 
-    outcome = servers.edit_server(local, "local/time", env={"GREETING": "hello"},
+    outcome = server_edit.edit_server(local, "local/time", env={"GREETING": "hello"},
                                   limits=Limits(cpus=0.75, memory_mb=200, pids=48), progress=lines.append)
     assert outcome.changed == ["env", "limits"]
     assert outcome.discovery is not None and outcome.discovery.unchanged == 2 and not outcome.discovery.changed
@@ -57,19 +57,19 @@ def test_env_and_limits_make_a_new_container_and_keep_the_server(local: Workspac
     [record] = [r for r in local.audit.records() if r["action"] == "server.edit"]
     assert record["detail"]["changed"] == ["env", "limits"] and record["detail"]["env"] == ["GREETING"]
 
-    assert servers.edit_server(local, "local/time", env={"GREETING": "hello"}).changed == []
+    assert server_edit.edit_server(local, "local/time", env={"GREETING": "hello"}).changed == []
     assert container_of(local, "time").id == after.id, "nothing changed: the container is left alone"
 
 
 def test_a_new_mount_is_used_and_a_stopped_server_stays_stopped(local: Workspace, tmp_path: Path) -> None:  # noqa: F811
     first, second = shared_dir(tmp_path / "first"), shared_dir(tmp_path / "second")
     add(local, "filesystem", mounts=[Mount(source=str(first), target="/data")])
-    servers.edit_server(local, "local/filesystem", mounts=[Mount(source=str(second), target="/data")])
+    server_edit.edit_server(local, "local/filesystem", mounts=[Mount(source=str(second), target="/data")])
     call(local, "local/filesystem/write_file", path="/data/hello.txt", content="in the second folder")
     assert (second / "hello.txt").read_text() == "in the second folder" and not (first / "hello.txt").exists()
 
     servers.stop_server(local, "local/filesystem")
-    outcome = servers.edit_server(local, "local/filesystem",
+    outcome = server_edit.edit_server(local, "local/filesystem",
                                   mounts=[Mount(source=str(second), target="/data", read_only=True)])
     assert outcome.changed == ["mounts"] and outcome.discovery is None
     container = container_of(local, "filesystem")
@@ -88,7 +88,7 @@ def test_a_failed_edit_puts_the_old_container_back_and_the_vault_as_it_was(
     data = shared_dir(tmp_path / "data")
     add(local, "filesystem", mounts=[Mount(source=str(data), target="/data")])
     with pytest.raises(ContainerError, match="does not exist"):
-        servers.edit_server(local, "local/filesystem", mounts=[Mount(source=str(tmp_path / "nope"), target="/data")])
+        server_edit.edit_server(local, "local/filesystem", mounts=[Mount(source=str(tmp_path / "nope"), target="/data")])
     local.refresh()
     assert servers.resolve(local, "local/filesystem").server.mounts[0].source == str(data)
     assert container_of(local, "filesystem").status == "running"
@@ -97,7 +97,7 @@ def test_a_failed_edit_puts_the_old_container_back_and_the_vault_as_it_was(
     assert not [r for r in local.audit.records() if r["action"] == "server.edit"]
 
     with pytest.raises(UsageError, match="needs --mount SRC:/data"):
-        servers.edit_server(local, "local/filesystem", mounts=[])  # a required mount cannot go
+        server_edit.edit_server(local, "local/filesystem", mounts=[])  # a required mount cannot go
 
 
 def test_cli_edit(tbx, local: Workspace) -> None:  # noqa: ANN001, F811
@@ -136,7 +136,7 @@ def test_a_read_write_folder_the_server_cannot_write_is_said_at_add_and_edit(loc
 
     given = shared_dir(tmp_path / "given")
     lines.clear()
-    servers.edit_server(local, "local/memory", mounts=[Mount(source=str(given), target="/data")], progress=lines.append)
+    server_edit.edit_server(local, "local/memory", mounts=[Mount(source=str(given), target="/data")], progress=lines.append)
     assert not [line for line in lines if line.startswith("warning:")]
     approve(local, "local", "memory")
     call(local, "local/memory/create_entities", entities=[{"name": "Ada", "entityType": "person", "observations": []}])

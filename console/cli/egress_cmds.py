@@ -25,7 +25,7 @@ def add_to(server: click.Group) -> None:
         the toolbox's gateway proxies what the list allows and refuses, and records, the rest.
         A change to the list applies to the server's next connection, without a restart."""
         from console.errors import UsageError
-        from console.services import servers
+        from console.services import server_edit, servers
         from console.services.egress import allow_list
 
         if off and (allow or remove or clear):
@@ -40,7 +40,7 @@ def add_to(server: click.Group) -> None:
         if off or allow or remove or clear:
             hosts = allow_list([] if clear else current.egress, add=allow, remove=() if clear else remove)
             network = "none" if off else "egress"
-            outcome = servers.edit_server(ws, target, network=network, egress=hosts,
+            outcome = server_edit.edit_server(ws, target, network=network, egress=hosts,
                                           progress=lambda line: click.echo(f"  {line}"))
             current = servers.resolve(ws, target).server
         if as_json:

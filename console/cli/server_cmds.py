@@ -210,7 +210,7 @@ def register(cli: click.Group) -> None:
              unmount: tuple[str, ...], cpus: float | None, memory_mb: int | None, pids: int | None) -> None:
         """Change a server's env, mounts or limits: its container is made again with them;
         its tools, approvals, secrets and grants are kept. Secrets: remove and add it again."""
-        from console.services import servers
+        from console.services import server_edit, servers
 
         if not (env or unset or mount or unmount or cpus or memory_mb or pids):
             raise UsageError("nothing to change: pass --env, --unset-env, --mount, --unmount, --cpus, --memory "
@@ -238,7 +238,7 @@ def register(cli: click.Group) -> None:
                 limits = Limits(cpus=cpus or base.cpus, memory_mb=memory_mb or base.memory_mb, pids=pids or base.pids)
             except ValueError as exc:  # pydantic's ValidationError
                 raise UsageError(f"bad limit: {exc.errors()[0]['loc'][0]} {exc.errors()[0]['msg'].lower()}") from None
-        outcome = servers.edit_server(ws, target, env=new_env, mounts=new_mounts, limits=limits,
+        outcome = server_edit.edit_server(ws, target, env=new_env, mounts=new_mounts, limits=limits,
                                       progress=progress_line)
         if not outcome.changed:
             click.echo(f"{target}: nothing changed")

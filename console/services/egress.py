@@ -3,7 +3,7 @@
 The list lives on the server (``ServerInstance.egress``). Changing it is a vault change
 the toolbox's gateway picks up like any policy change: its proxy for the server allows
 the new list from the next connection on, and closes open tunnels to hosts no longer
-allowed. Only turning egress on or off touches the container (``servers.edit_server``).
+allowed. Only turning egress on or off touches the container (``server_edit.edit_server``).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import docker
 import pytest
 
 from console.audit import AuditLog
-from console.services import servers
+from console.services import server_edit, servers
 from console.services.egress import allow_list
 from console.workspace import Workspace
 from tests.gateway.conftest import REPO, Stack, _stack, subprocess_env, writable
@@ -157,7 +157,7 @@ def test_a_changed_list_applies_without_touching_the_container(stack: Stack, int
     changes = audit_records(stack, "server.egress")
     assert changes[-1]["detail"]["added"] == [http_host]
     # And taken away again: refused from the next connection on.
-    servers.edit_server(stack.ws, "local/web", egress=allow_list(shown["hosts"], remove=[http_host]))
+    server_edit.edit_server(stack.ws, "local/web", egress=allow_list(shown["hosts"], remove=[http_host]))
 
     async def refused() -> bool:
         return (await asyncio.to_thread(fetch, stack, token, url=f"{internet.http.url}/")).startswith("HTTP 403")
@@ -175,11 +175,11 @@ async def _eventually(check: Any, within: float) -> None:
 def test_egress_turned_off_makes_the_container_again_without_the_proxy(stack: Stack, internet: Internet,
                                                                        token: str) -> None:
     ws = Workspace.open(stack.paths)
-    servers.edit_server(ws, "local/web", network="none")
+    server_edit.edit_server(ws, "local/web", network="none")
     attrs = container(stack).attrs
     assert attrs["Args"][0] != "/opt/tbx-launch/egress" and not attrs["HostConfig"].get("Binds")
     assert not any(e.startswith(("HTTP_PROXY=", "HTTPS_PROXY=")) for e in attrs["Config"]["Env"])
-    servers.edit_server(ws, "local/web", network="egress")
+    server_edit.edit_server(ws, "local/web", network="egress")
     attrs = container(stack).attrs
     assert attrs["Args"][0] == "/opt/tbx-launch/egress"
 

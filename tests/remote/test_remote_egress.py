@@ -21,7 +21,7 @@ from console.catalog import load_catalog
 from console.model import Mount
 from console.remote.deploy import remote_home, tls_context
 from console.runtime.containers import LABEL_SERVER
-from console.services import agents, grants, servers
+from console.services import agents, grants, server_edit, servers
 from console.services import remote_toolboxes as remote
 from console.services.egress import allow_list
 from console.services.grants import Target
@@ -100,7 +100,7 @@ def test_a_droplet_server_reaches_only_its_allowed_hosts(cloud_ws: Workspace, cl
         assert other.connections == 0
 
         # The list changes here, is pushed, and the droplet's proxy lets the other host through.
-        servers.edit_server(ws, "cloud/web", egress=allow_list(server.egress, add=[f"127.0.0.3:{other.port}"]))
+        server_edit.edit_server(ws, "cloud/web", egress=allow_list(server.egress, add=[f"127.0.0.3:{other.port}"]))
         assert remote.sync(ws, ws.repos.toolboxes.require("cloud")).pushed
 
         async def through() -> str | None:

@@ -10,8 +10,8 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input
 
 from console.model import Limits, Mount
-from console.services import servers
-from console.services.servers import EditOutcome
+from console.services import server_edit
+from console.services.server_edit import EditOutcome
 
 from console.tui.backend import Backend
 from console.tui.modals.confirm import ConfirmModal
@@ -75,7 +75,7 @@ async def test_e_opens_the_edit_form_filled_in_and_checks_it_before_anything_sta
         edits.append((target, kwargs))
         return EditOutcome(["mounts", "limits"])
 
-    monkeypatch.setattr(servers, "edit_server", edit_server)
+    monkeypatch.setattr(server_edit, "edit_server", edit_server)
     app = still_app(seeded)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_servers(pilot)

@@ -407,7 +407,7 @@ class ServersScreen(ConsoleScreen):
 
     @work(thread=True, exit_on_error=False, group="server-op")
     def _edit(self, server_id: str, label: str, request: EditRequest) -> None:
-        from console.services.servers import edit_server
+        from console.services.server_edit import edit_server
 
         name = label.split("/", 1)[1]
 

@@ -26,7 +26,7 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 @dataclass
 class EditRequest:
-    """A validated edit: what ``console.services.servers.edit_server`` is called with."""
+    """A validated edit: what ``console.services.server_edit.edit_server`` is called with."""
 
     env: dict[str, str]
     mounts: list[Mount]
