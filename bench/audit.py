@@ -29,7 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from console.audit import _SECRETISH, AuditEvent, AuditLog, Checkpoint, event_body  # noqa: E402
+from console.audit import AuditEvent, AuditLog, Checkpoint, event_body  # noqa: E402
+from console.audit.record import _SECRETISH  # noqa: E402
 from console.gateway.audit_writer import AuditWriter  # noqa: E402
 
 KEY = b"k" * 32

@@ -15,7 +15,6 @@ import pytest
 
 from console.audit import (
     RECORD_LIMIT,
-    AuditError,
     AuditEvent,
     AuditLog,
     AuditWriteError,
@@ -23,6 +22,7 @@ from console.audit import (
     escape,
     redact,
 )
+from console.errors import AuditError
 from console.gateway.audit_writer import AuditWriter
 from console.services import agents, grants, toolboxes
 from console.services.grants import Target

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 from console.audit import (
     AuditAnchorError,
-    AuditError,
     AuditEvent,
     AuditLog,
     Checkpoint,
@@ -37,6 +36,7 @@ from console.audit import (
     printable_text,
     unrecordable,
 )
+from console.errors import AuditError
 from console.workspace import Workspace
 
 log = logging.getLogger(__name__)
