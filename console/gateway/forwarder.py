@@ -65,6 +65,9 @@ class Forwarder:
         self._on_request: Callable[[bytes], None] | None = None
         channel.on_stdout(self._inbound)
         channel.on_close(self._closed)
+        refusals = getattr(channel, "on_refused", None)  # a remote server's channel only
+        if refusals is not None:
+            refusals(self._refused)
 
     def on_notification(self, listener: Callable[[bytes], None]) -> None:
         """Told every notification line the server writes (not the SDK session's replies)."""
@@ -112,9 +115,9 @@ class Forwarder:
                 rid = decoded["id"]
             except (ValueError, KeyError, TypeError):
                 return
-            if not (isinstance(rid, str) and rid.startswith(self.namespace) and rid[len(self.namespace):].isdigit()):
+            if (found := self._number(rid)) is None:
                 return
-            number = int(rid[len(self.namespace) :])
+            number = found
             response = RawResponse(line, None, decoded)
         future = self._pending.pop(number, None)
         if future is not None and not future.done():
@@ -127,9 +130,21 @@ class Forwarder:
             rid, reason = params.get("requestId"), params.get("reason")
         except (ValueError, AttributeError):
             return
-        if isinstance(rid, str) and rid.startswith(self.namespace) and rid[len(self.namespace):].isdigit():
+        if (number := self._number(rid)) is not None:
             why = f"the server cancelled it ({str(reason)[:200]})" if reason else "the server cancelled it"
-            self._fail(int(rid[len(self.namespace):]), Cancelled(why))
+            self._fail(number, Cancelled(why))
+
+    def _number(self, request_id: object) -> int | None:
+        """Which of our requests an upstream id names, if it names one."""
+        if isinstance(request_id, str) and request_id.startswith(self.namespace) \
+                and request_id[len(self.namespace):].isdigit():
+            return int(request_id[len(self.namespace):])
+        return None
+
+    def _refused(self, request_id: object, why: str) -> None:
+        """The channel refused the answer to one of our requests (a protocol violation)."""
+        if (number := self._number(request_id)) is not None:
+            self._fail(number, UpstreamFailed(why))
 
     def _fail(self, number: int, error: UpstreamFailed) -> None:
         future = self._pending.pop(number, None)

@@ -141,14 +141,47 @@ def _retrieved(task: asyncio.Future[bytes]) -> None:
         task.exception()
 
 
-class _Guarding(httpx2.AsyncBaseTransport):
-    """Bounds every body but an event stream's (the SDK bounds those per event), and lets
-    the channel end the response of a request it gave up (``abort``): the older era's
-    cancellation is only a notification, and a server could keep each such stream open."""
+class _Answering(httpx2.AsyncByteStream):
+    """A request's plain-JSON answer, let through only if it carries that request's id.
 
-    def __init__(self, limit: int) -> None:
+    The SDK rebinds ids only on event-stream answers: a plain-JSON body naming another
+    request still in flight would resolve that one, handing one agent's call the answer
+    a server chose for it. Refused instead: the body becomes an error for its own request.
+    """
+
+    def __init__(self, inner: httpx2.AsyncByteStream, key: str, origin: str,
+                 refused: Callable[[object, str], None]) -> None:
+        self._inner, self._key, self._origin, self._refused = inner, key, origin, refused
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        body = b"".join([chunk async for chunk in self._inner])  # bounded by _Guarded beneath
+        try:
+            message = json.loads(body)
+        except ValueError:
+            yield body  # not JSON at all: the SDK's parse error already names this request
+            return
+        if isinstance(message, dict) and json.dumps(message.get("id")) == self._key and "method" not in message:
+            yield body
+            return
+        said = f"{self._origin} answered a request with another request's id or none (a protocol violation): refused"
+        self._refused(json.loads(self._key), said)
+        yield json.dumps({"jsonrpc": "2.0", "id": json.loads(self._key),
+                          "error": {"code": types.INVALID_REQUEST, "message": said}}).encode()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _Guarding(httpx2.AsyncBaseTransport):
+    """Bounds every body but an event stream's (the SDK bounds those per event), lets
+    the channel end the response of a request it gave up (``abort``): the older era's
+    cancellation is only a notification, and a server could keep each such stream open;
+    and holds a request's plain-JSON answer to its id (``_Answering``)."""
+
+    def __init__(self, limit: int, refused: Callable[[object, str], None] = lambda _id, _said: None) -> None:
         self._inner = httpx2.AsyncHTTPTransport()
         self._limit = limit
+        self._refused = refused
         self._open: dict[str, asyncio.Event] = {}
 
     def abort(self, request_id: object) -> None:
@@ -162,6 +195,9 @@ class _Guarding(httpx2.AsyncBaseTransport):
         events = response.headers.get("content-type", "").lower().startswith("text/event-stream")
         aborted = self._open.setdefault(key, asyncio.Event()) if key is not None else asyncio.Event()
         response.stream = _Guarded(response.stream, None if events else self._limit, aborted)  # type: ignore[arg-type]
+        if key is not None and response.status_code < 300 and _plain_json(response):
+            origin = RemoteTarget(str(request.url)).origin
+            response.stream = _Answering(response.stream, key, origin, self._refused)
         if key is not None:
             inner_close = response.stream.aclose
 
@@ -175,6 +211,10 @@ class _Guarding(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _plain_json(response: httpx2.Response) -> bool:
+    return response.headers.get("content-type", "").lower().startswith("application/json")
 
 
 def _request_key(request: httpx2.Request) -> str | None:
@@ -206,11 +246,23 @@ class RemoteChannel(ClosingChannel):
         self.statuses: list[int] = []
         """HTTP statuses of the first responses, to tell a server of the older transport."""
         self._stdout: list[Callable[[bytes], None]] = []
+        self._refusals: list[Callable[[object, str], None]] = []
         self._write: Any = None
         self._ready = asyncio.Event()
         self._param_maps: dict[str, dict[tuple[str, ...], str]] = {}
         self._ending: str | None = None
-        self._http = _Guarding(MAX_BODY)
+        self._http = _Guarding(MAX_BODY, self._protocol_violation)
+
+    def on_refused(self, handler: Callable[[object, str], None]) -> None:
+        """Told (request id, why) when an answer to that request is refused (``_Answering``):
+        its caller fails with why, not with an anonymous JSON-RPC error."""
+        self._refusals.append(handler)
+
+    def _protocol_violation(self, request_id: object, said: str) -> None:
+        log.warning("%s", said)
+        self.recent_stderr.append(said)
+        for handler in tuple(self._refusals):
+            handler(request_id, said)
 
     def on_stdout(self, handler: Callable[[bytes], None]) -> Callable[[], None]:
         self._stdout.append(handler)
