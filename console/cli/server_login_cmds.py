@@ -30,17 +30,6 @@ def server_url(ws: Workspace, target: str) -> tuple[str, ServerRef | None]:
     return url, ref
 
 
-def bind(ws: Workspace, ref: ServerRef, connection: Connection) -> None:
-    """The server's requests carry this connection's token from now on."""
-    server = ws.repos.servers.get(ref.server.id)
-    if server is None or server.connection == connection.id:
-        return
-    with ws.change() as change:
-        server.connection = connection.id
-        change.repos.servers.put(server)
-        change.record("server.connection", f"server:{ref.label}", detail={"connection": connection.id})
-
-
 def sign_in_here(ws: Workspace, url: str, *, device: bool = False, no_browser: bool = False,
                  client_id: str | None = None, client_metadata_url: str | None = None) -> Connection:
     """Sign in as a person at this terminal does: the address printed (and opened in the
@@ -79,6 +68,8 @@ def add_to(server: click.Group) -> None:
         connection = sign_in_here(ws, url, device=device, no_browser=no_browser, client_id=client_id,
                                   client_metadata_url=client_metadata_url)
         if ref is not None:
+            from console.services.remote_sign_in import bind
+
             bind(ws, ref, connection)
         if as_json:
             emit_json({"connection": connection.id, "resource": connection.account, "scopes": connection.scopes})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -80,9 +81,14 @@ async def sign_in(
     show_code: Callable[[DeviceGrant], None] | None = None,
     client_id: str | None = None,
     client_metadata_url: str | None = None,
+    on_url: Callable[[str], None] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] | None = None,
 ) -> Connection:
     """Sign in to the authorization of the MCP server at ``server_url`` and keep the tokens
-    as a connection (the same one again when this server was signed in to before)."""
+    as a connection (the same one again when this server was signed in to before).
+    ``on_url`` hears the browser address once its listener is up; ``cancelled`` is asked
+    while waiting (the console's Cancel), ``sleep`` waits between device-code polls."""
     import httpx2
 
     from console.oauth.flows import LoopbackListener
@@ -102,23 +108,39 @@ async def sign_in(
                         iss_required=found.metadata.authorization_response_iss_parameter_supported is True)
         client = OAuthClient(spec, Credentials(registration.client_id, registration.client_secret,
                                                auth_method=registration.auth_method), timeout=timeout)
+        if cancelled():
+            raise OAuthFlowError(f"{found.issuer} sign-in cancelled; nothing was saved")
     except BaseException:
         listener.discard()
         raise
-    tokens = await asyncio.to_thread(_flow, ws, client, found.scopes, listener, device, open_browser, show_code)
+    wait = _Wait(open_browser, show_code, on_url, cancelled, sleep)
+    tokens = await asyncio.to_thread(_flow, ws, client, found.scopes, listener, device, wait)
     return _keep(ws, found, registration, tokens)
 
 
+@dataclass(frozen=True)
+class _Wait:
+    """How the flow talks to the person signing in, and how they give up."""
+
+    open_browser: Callable[[str], bool]
+    show_code: Callable[[DeviceGrant], None] | None
+    on_url: Callable[[str], None] | None
+    cancelled: Callable[[], bool]
+    sleep: Callable[[float], None] | None
+
+
 def _flow(ws: Workspace, client: OAuthClient, scopes: list[str], listener: object, device: bool,
-          open_browser: Callable[[str], bool], show_code: Callable[[DeviceGrant], None] | None) -> TokenSet:
+          wait: _Wait) -> TokenSet:
     from console.oauth.flows import LoopbackListener, browser_flow, device_flow
 
     assert isinstance(listener, LoopbackListener)
     if device:
         listener.discard()
-        return device_flow(client, scopes, show=show_code or (lambda _grant: None))
-    return browser_flow(client, scopes, opener=open_browser, listener=listener,
-                        timeout=ws.settings.oauth.browser_timeout)
+        paced = {"sleep": wait.sleep} if wait.sleep is not None else {}
+        return device_flow(client, scopes, show=wait.show_code or (lambda _grant: None), cancelled=wait.cancelled,
+                           **paced)
+    return browser_flow(client, scopes, opener=wait.open_browser, listener=listener, on_url=wait.on_url,
+                        timeout=ws.settings.oauth.browser_timeout, cancelled=wait.cancelled)
 
 
 def _keep(ws: Workspace, found: Discovered, registration: Registration, tokens: TokenSet) -> Connection:

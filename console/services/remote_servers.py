@@ -37,6 +37,16 @@ _RESERVED = {"host", "content-length", "content-type", "accept", "connection", "
 """Headers the transport sets itself: a configured value would break or forge the protocol."""
 
 
+class SignInNeeded(UsageError):
+    """The server asks for MCP authorization and no sign-in for it is kept: the CLI and the
+    console sign in (``remote_sign_in``) and add it again with the new connection."""
+
+    def __init__(self, url: str, then: str = "add it again") -> None:
+        super().__init__(f"{url} asks for sign-in (MCP authorization): sign in with 'tbx server login {url}', "
+                         f"then {then}")
+        self.url = url
+
+
 def check_url(url: str) -> str:
     """An absolute https URL (http only to this machine: a test or a tunnel's end),
     without userinfo (credentials go in headers, from the vault)."""
@@ -149,8 +159,7 @@ def add_remote_server(
                                       Redactor(list(headers.items())), list(server.may_ask)))
     except TbxError:
         if connection is None and not headers and asks_for_sign_in(url):
-            raise UsageError(f"{url} asks for sign-in (MCP authorization): sign in with 'tbx server login {url}', "
-                             "then add it again") from None
+            raise SignInNeeded(url) from None
         raise
     with ws.change() as change:
         for secret in stored.values():

@@ -253,7 +253,8 @@ def add_server(
         from console.services.remote_servers import add_remote_server, signed_in_to
 
         return add_remote_server(ws, toolbox, entry.remote.url, name=name or entry.id, headers=secrets,
-                                 transport=entry.remote.transport, connection=signed_in_to(ws, entry.remote.url),
+                                 transport=entry.remote.transport,
+                                 connection=connection or signed_in_to(ws, entry.remote.url),
                                  progress=progress)
     box = ws.repos.toolboxes.require(toolbox)
     name = check_name("server", name or entry.id)

@@ -86,7 +86,8 @@ class ConnectModal(ModalScreen[Signed | None]):
         self.ws, self.apps, self.scopes = ws, list(apps), scopes
         self.reconnecting, self.opener = reconnecting, opener
         known = [a.provider for a in self.apps]
-        self.provider = reconnecting.provider if reconnecting else (provider if provider in known else known[0])
+        self.provider = (reconnecting.provider if reconnecting else
+                         provider if provider in known or not known else known[0])
         self.url: str | None = None
         self.grant: DeviceGrant | None = None
         self._cancel = threading.Event()
@@ -94,24 +95,35 @@ class ConnectModal(ModalScreen[Signed | None]):
 
     # -- the form ------------------------------------------------------------------------------
 
-    def compose(self) -> ComposeResult:
+    def heading(self) -> str:
         again = self.reconnecting
-        title = (f"Sign in again as {again.provider}/{again.account}" if again else "Connect an account")
+        return f"Sign in again as {again.provider}/{again.account}" if again else "Connect an account"
+
+    def who(self) -> str:
+        """Whom the user signs in to, as the waiting views name it."""
+        return provider_title(self.provider)
+
+    def compose_choice(self) -> ComposeResult:
+        """What is asked before "sign in" (a subclass signs in to something else)."""
+        again = self.reconnecting
+        if again is not None:
+            yield Static(Text(f"Asks {provider_title(again.provider)} for the same scopes: "
+                              f"{' '.join(again.scopes) or 'its defaults'}. Sign in as {again.account}."))
+            return
+        yield Label("provider (one you registered an app at: a on Connections)", classes="first")
+        yield Select([(f"{provider_title(a.provider)}  ({a.provider})", a.provider) for a in self.apps],
+                     value=self.provider, allow_blank=False, id="provider", compact=True)
+        yield Label("scopes (space-separated)")
+        yield Input(" ".join(self.scopes.get(self.provider, [])), id="scopes")
+        yield Static("suggested: what the catalog's servers for this provider need, and the "
+                     "account's name", classes="hint")
+
+    def compose(self) -> ComposeResult:
         with Vertical(classes="dialog connect-dialog"):
-            yield Label(title, classes="dialog-title")
+            yield Label(self.heading(), classes="dialog-title")
             with ContentSwitcher(initial="choose"):
                 with Vertical(id="choose"):
-                    if again is not None:
-                        yield Static(Text(f"Asks {provider_title(again.provider)} for the same scopes: "
-                                          f"{' '.join(again.scopes) or 'its defaults'}. Sign in as {again.account}."))
-                    else:
-                        yield Label("provider (one you registered an app at: a on Connections)", classes="first")
-                        yield Select([(f"{provider_title(a.provider)}  ({a.provider})", a.provider) for a in self.apps],
-                                     value=self.provider, allow_blank=False, id="provider", compact=True)
-                        yield Label("scopes (space-separated)")
-                        yield Input(" ".join(self.scopes.get(self.provider, [])), id="scopes")
-                        yield Static("suggested: what the catalog's servers for this provider need, and the "
-                                     "account's name", classes="hint")
+                    yield from self.compose_choice()
                     yield Label("sign in")
                     with RadioSet(id="how"):
                         yield RadioButton("in a browser on this machine", value=True, id="browser")
@@ -170,7 +182,7 @@ class ConnectModal(ModalScreen[Signed | None]):
         if self._signing_in:
             return
         device = self.query_one("#device", RadioButton).value
-        scopes = None if self.reconnecting else (parse_scopes(self.query_one("#scopes", Input).value) or None)
+        scopes = (parse_scopes(self.query_one("#scopes", Input).value) or None) if self.query("#scopes") else None
         self._signing_in = True
         self.show_waiting(device)
         self._sign_in(scopes, device)
@@ -180,7 +192,7 @@ class ConnectModal(ModalScreen[Signed | None]):
         self.url, self.grant = None, None
         self.query_one("#problem", Static).update("")
         self.add_class("waiting")
-        title = provider_title(self.provider)
+        title = self.who()
         if device:
             self.query_one("#device-title", Static).update(f"Asking {title} for a code…")
             self.query_one("#verify-url", Static).update("")
@@ -199,16 +211,19 @@ class ConnectModal(ModalScreen[Signed | None]):
                      show_code=lambda grant: app.call_from_thread(self.show_code, grant),
                      sleep=self._cancel.wait, cancelled=self._cancel.is_set)
         try:
-            if self.reconnecting is not None:
-                signed = Signed(reconnect(self.ws, self.reconnecting.id, how), False)
-            else:
-                connection, is_new = add_connection(self.ws, self.provider, scopes, how)
-                signed = Signed(connection, is_new)
+            signed = self.run_sign_in(how, scopes)
         except TbxError as exc:
             if not self._cancel.is_set():
                 app.call_from_thread(self._failed, str(exc))
             return
         app.call_from_thread(self._finished, signed)
+
+    def run_sign_in(self, how: SignIn, scopes: list[str] | None) -> Signed:
+        """Worker thread: the sign-in itself, until the tokens are in the vault."""
+        if self.reconnecting is not None:
+            return Signed(reconnect(self.ws, self.reconnecting.id, how), False)
+        connection, is_new = add_connection(self.ws, self.provider, scopes, how)
+        return Signed(connection, is_new)
 
     def _on_url(self, url: str) -> None:
         """Worker thread: the sign-in address is ready, its listener is up."""
@@ -226,7 +241,7 @@ class ConnectModal(ModalScreen[Signed | None]):
         return opened
 
     def show_url(self, url: str) -> None:
-        title = provider_title(self.provider)
+        title = self.who()
         self.query_one("#browser-title", Static).update(
             f"Finish signing in to {title} in the browser that opened. If none did, open this address in a "
             "browser on this machine (it sends you back to a port here):")
@@ -242,7 +257,7 @@ class ConnectModal(ModalScreen[Signed | None]):
     def show_code(self, grant: DeviceGrant) -> None:
         self.grant = grant
         self.query_one("#device-title", Static).update(
-            f"On any device (a phone will do), open this {provider_title(self.provider)} page and enter the code:")
+            f"On any device (a phone will do), open this {self.who()} page and enter the code:")
         self.query_one("#verify-url", Static).update(grant.verification_uri)
         self.query_one(DeviceCode).show(grant.user_code)
 

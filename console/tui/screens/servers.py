@@ -35,6 +35,9 @@ from console.tui.widgets.toolbox_link import engine_live, link_note
 if TYPE_CHECKING:
     from console.model import Toolbox
     from console.runtime.supervisor import Health
+    from console.model import Connection
+    from console.oauth.flows import Opener
+    from console.tui.modals.connect import Signed
     from console.tui.remote_links import LinkState
     from console.tui.widgets.add_server_form import AddRequest
     from console.tui.widgets.edit_server_form import EditRequest
@@ -63,6 +66,8 @@ class ServersScreen(ConsoleScreen):
         Binding("e", "edit", "Edit", id="server.edit",
                 tooltip="Change the server's env, folders and limits (its container is made again)"),
         Binding("t", "pick_toolbox", "Toolbox", id="server.toolbox", tooltip="Show another toolbox's servers"),
+        Binding("i", "sign_in", "Sign in", id="server.sign_in",
+                tooltip="Sign in again to a remote server's MCP authorization (its sign-in expired or was revoked)"),
         Binding("left_square_bracket", "tab(-1)", "Prev tab", id="server.tab_previous", show=False,
                 tooltip="Previous detail tab (Logs, Stats, Tools, Config)"),
         Binding("right_square_bracket", "tab(1)", "Tabs", id="server.tab_next",
@@ -72,6 +77,7 @@ class ServersScreen(ConsoleScreen):
         ("server: Add", "add"), ("server: Restart", "restart"), ("server: Start/stop", "toggle"),
         ("server: Remove", "remove"), ("server: Show logs", "logs"), ("server: Pick toolbox", "pick_toolbox"),
         ("server: Edit env, folders, limits", "edit"), ("server: Full-screen log", "full_log"),
+        ("server: Sign in again (remote)", "sign_in"),
     ]
 
     def __init__(self) -> None:
@@ -86,6 +92,8 @@ class ServersScreen(ConsoleScreen):
         self.feed = StatsFeed()
         self._shown_health: dict[str, tuple[str, str]] = {}
         self._soon: Timer | None = None
+        self.opener: Opener | None = None
+        """Opens a sign-in address (None: the system browser; tests drive Chromium)."""
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader("servers")
@@ -250,6 +258,12 @@ class ServersScreen(ConsoleScreen):
                                      history=self.feed.history.get(server.id, ()) if server else ())
         if detail.active == "egress":
             detail.server_egress.show(server, self._label(server) if server else None, self.ws.paths.audit_log)
+        self.refresh_bindings()  # i (sign in) is offered on remote servers only
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "sign_in":
+            return self.selected is not None and self.selected.url is not None
+        return True
 
     # -- keys ------------------------------------------------------------------------------
 
@@ -320,17 +334,31 @@ class ServersScreen(ConsoleScreen):
         self._add(self.box.name, request)
 
     @work(thread=True, exit_on_error=False, group="server-add")
-    def _add(self, toolbox: str, request: AddRequest) -> None:
+    def _add(self, toolbox: str, request: AddRequest, signed: Signed | None = None) -> None:
+        """Add it; a remote server that asks for sign-in gets the sign-in modal, and once
+        signed in (``signed``) is added again carrying that sign-in."""
+        from console.services.remote_servers import SignInNeeded
+        from console.services.remote_sign_in import add_after_sign_in
         from console.services.servers import add_server
 
         def progress(line: str) -> None:
             self.app.call_from_thread(self._progress, request.name, line)
 
+        def add(connection: str | None) -> ServerInstance:
+            return add_server(self.ws, toolbox, request.entry, name=request.name, env=request.env,
+                              secrets=request.secrets, mounts=request.mounts, limits=request.limits,
+                              connection=connection, egress=request.egress, network=request.network,
+                              progress=progress)
+
         try:
-            server = add_server(self.ws, toolbox, request.entry, name=request.name, env=request.env,
-                                secrets=request.secrets, mounts=request.mounts, limits=request.limits,
-                                connection=request.connection, egress=request.egress, network=request.network,
-                                progress=progress)
+            server = (add(request.connection) if signed is None else
+                      add_after_sign_in(self.ws, add, signed.connection, signed.is_new))
+        except SignInNeeded as needed:
+            if signed is None:
+                self.app.call_from_thread(self._ask_sign_in, toolbox, request, needed.url)
+                return
+            self.app.call_from_thread(self._finished, request.name, f"{request.name}: failed: {needed}", None)
+            raise
         except Exception as exc:
             self.app.call_from_thread(self._finished, request.name, f"{request.name}: failed: {exc}", None)
             raise
@@ -338,6 +366,65 @@ class ServersScreen(ConsoleScreen):
         self.app.call_from_thread(
             self._finished, request.name, f"{request.name}: added",
             f"{toolbox}/{server.name} is running with {count} pending approval: see Tools (3)")
+
+    def _ask_sign_in(self, toolbox: str, request: AddRequest, url: str) -> None:
+        from console.tui.modals.mcp_sign_in import McpSignInModal
+
+        self._progress(request.name, "asks for sign-in (MCP authorization): waiting for it")
+
+        def signed_in(signed: Signed | None) -> None:
+            if signed is None:
+                self._finished(request.name, f"{request.name}: sign-in cancelled; nothing added", None)
+                return
+            self._progress(request.name, f"signed in to {signed.connection.account}")
+            self._add(toolbox, request, signed)
+
+        modal = McpSignInModal(self.ws, url, server=f"{toolbox}/{request.name}", **self._opener())
+        self.app.push_screen(modal, signed_in)
+
+    def _opener(self) -> dict[str, Opener]:
+        return {} if self.opener is None else {"opener": self.opener}
+
+    def action_sign_in(self) -> None:
+        """``tbx server login TOOLBOX/SERVER``: sign in again, bound to the server, which
+        then connects again with the new token (restarted, its tools discovered)."""
+        from console.tui.modals.mcp_sign_in import McpSignInModal
+
+        server = self.selected
+        if server is None or server.url is None:
+            return
+        label = self._label(server)
+        modal = McpSignInModal(self.ws, server.url, server=label, again=True, **self._opener())
+        self.app.push_screen(modal, lambda signed: self._signed_again(server, signed))
+
+    def _signed_again(self, server: ServerInstance, signed: Signed | None) -> None:
+        if signed is None:
+            return
+        if server.id in self.busy:
+            self.notify(f"{self._label(server)} is busy {self.busy[server.id]}", severity="warning")
+            return
+        self.busy[server.id] = "connecting again"
+        self._activity(f"{server.name}: signed in to {signed.connection.account}")
+        self.refresh_live(force=True)
+        self._rebind(server.id, self._label(server), signed.connection)
+
+    @work(thread=True, exit_on_error=False, group="server-op")
+    def _rebind(self, server_id: str, label: str, connection: Connection) -> None:
+        from console.services import servers
+        from console.services.remote_sign_in import bind
+
+        name = label.split("/", 1)[1]
+        try:
+            bind(self.ws, servers.resolve(self.ws, label), connection)
+            running = self.ws.repos.servers.get(server_id).desired_state is DesiredState.RUNNING  # type: ignore[union-attr]
+            outcome = servers.restart_server(self.ws, label) if running else None
+        except Exception as exc:
+            self.app.call_from_thread(self._done, server_id, f"{name}: signed in, but connecting failed: {exc}", "")
+            raise
+        again = "" if outcome is None else (
+            "; connected again" + (f", {len(outcome.changed)} item(s) changed" if outcome.changed else ""))
+        note = f"{label}: signed in to {connection.account}{again}"
+        self.app.call_from_thread(self._done, server_id, f"{name}: {note.split(': ', 1)[1]}", note)
 
     def _progress(self, name: str, line: str) -> None:
         self.adding[name] = line

@@ -1,0 +1,210 @@
+"""The console signs in to a remote server's MCP authorization itself (issue 21): the add
+dialog's "Remote server (URL)" meets the server's 401 and opens the sign-in, by device
+code or in the browser (real headless Chromium on the address the console shows); the
+connection is kept and bound, the server added and discovered, and an agent's call
+through the gateway reaches it with the connection's token, never the agent's. Cancel
+leaves nothing behind; ``i`` on Servers signs a server in again after a revocation.
+
+The server is the SDK's own resource server on 127.0.0.1 (tests/support/mcp_protected.py)
+behind the test provider's MCP authorization server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, RadioButton, Static
+
+from console.services import agents, grants
+from console.services.connection_tokens import token_set
+from console.services.grants import Target
+from console.services.mcp_sign_in import MCP
+from console.services.tools import approve
+from console.tui.app import ConsoleApp
+from console.tui.backend import Backend
+from console.tui.modals.add_server import AddServerModal
+from console.tui.modals.mcp_sign_in import McpSignInModal
+from console.tui.widgets.connection_code import DeviceCode
+from console.tui.widgets.server_table import ServerTable
+from console.workspace import Workspace
+from tests.support.browser import HeadlessChromium
+from tests.support.gateway import RunningGateway, agent
+from tests.support.mcp_protected import ProtectedMcpServer
+from tests.support.oauth_provider import LocalOAuthProvider
+from tests.tui import test_servers_screen as servers_screen
+from tests.tui.conftest import test_keyring  # noqa: F401 - engine_backend's fixture
+
+pytestmark = [pytest.mark.docker, pytest.mark.filterwarnings("ignore::mcp.MCPDeprecationWarning")]
+engine_backend = servers_screen.engine_backend
+until = servers_screen.until
+AGENT_CANARY = "agent-token-canary"
+
+
+async def add_remote(pilot: Pilot, name: str, url: str) -> McpSignInModal:
+    """a, "Remote server (URL)", its name and URL typed, Add pressed: the server's 401
+    brings the sign-in modal."""
+    app = pilot.app
+    await pilot.press("a")
+    await until(pilot, lambda: isinstance(app.screen, AddServerModal), 10, "the add dialog")
+    await pilot.press(*"remote server", "enter")
+    await until(pilot, lambda: app.screen.query("#url"), 10, "the remote server form")
+    for field, text in (("name", name), ("url", url)):
+        app.screen.query_one(f"#{field}", Input).focus()
+        await pilot.pause()
+        await pilot.press(*text)
+    await pilot.click("#add")
+    await until(pilot, lambda: isinstance(app.screen, McpSignInModal), 30, "the sign-in modal")
+    modal = app.screen
+    assert isinstance(modal, McpSignInModal)
+    await pilot.pause()
+    return modal
+
+
+async def sign_in_by_device(pilot: Pilot, modal: McpSignInModal) -> str:
+    """Pick "with a code", press Sign in; the code the screen shows."""
+    await pilot.click("#device")
+    assert modal.query_one("#device", RadioButton).value
+    await pilot.click("#start")
+    code = modal.query_one(DeviceCode)
+    await until(pilot, lambda: code.code, 30, "the device code")
+    shown = str(modal.query_one("#verify-url", Static).render())
+    assert shown.startswith("http://127.0.0.1:") and "/device" in shown
+    return code.code
+
+
+def vendor(ws: Workspace, name: str = "vendor"):  # noqa: ANN201
+    ws.refresh()
+    return ws.repos.servers.by_name(ws.repos.toolboxes.require("local").id, name)
+
+
+async def an_agent_calls_it(backend: Backend, server: ProtectedMcpServer, name: str) -> str:
+    """Approved and granted, the tool is called by an SDK agent through the gateway;
+    returns what the server was sent as the connection's token."""
+    ws = backend.workspace
+    ws.refresh()
+    added = vendor(ws, name)
+    upstream = token_set(ws, ws.repos.connections.get(added.connection)).access_token  # type: ignore[arg-type]
+    approve(ws, "local", name)
+    _agent, token = agents.add_agent(ws, f"{name}-agent")
+    grants.grant(ws, f"{name}-agent", Target.parse("local"))
+    grants.grant(ws, f"{name}-agent", Target.parse(f"local/{name}"))
+    server.authorizations.clear()
+    gateway = RunningGateway(backend.paths).start()
+    try:
+        async with agent(gateway.url, token) as client:
+            said = (await client.call_tool(f"{name}__echo", {"text": "through"})).model_dump_json()
+    finally:
+        gateway.stop()
+    assert "echo: through" in said and upstream not in said
+    assert server.authorizations and set(server.authorizations) == {f"Bearer {upstream}"}
+    assert not any(token in value for value in server.authorizations if value)
+    return upstream
+
+
+async def test_add_meets_the_401_and_signs_in_by_device_code(
+        engine_backend: Backend, provider: LocalOAuthProvider, server: ProtectedMcpServer) -> None:
+    provider.mcp.cimd = False  # dynamic registration: the test has no https metadata document
+    ws = engine_backend.workspace
+    app = ConsoleApp(engine_backend)
+    async with app.run_test(size=servers_screen.SIZE) as pilot:
+        screen = await servers_screen.open_servers(pilot)
+        modal = await add_remote(pilot, "vendor", server.url)
+        assert "asks for sign-in" in servers_screen.screen_text(app)
+        assert "vendor" in screen.adding, "the row being added waits for the sign-in"
+        code = await sign_in_by_device(pilot, modal)
+        assert vendor(ws) is None, "nothing is added before the sign-in"
+        provider.approve_device(code)
+        await until(pilot, lambda: app.screen is screen, 30, "the sign-in to finish")
+        await until(pilot, lambda: vendor(ws) is not None, 30, "the server to be added")
+        await until(pilot, lambda: "vendor" not in screen.adding, 30, "the add to finish")
+        added = vendor(ws)
+        connection = ws.repos.connections.get(added.connection)
+        assert connection is not None and (connection.provider, connection.account) == (MCP, server.url)
+        assert [t.name for t in ws.repos.tools.of_server(added.id)] == ["echo"]
+        upstream = token_set(ws, connection).access_token
+        assert upstream not in servers_screen.screen_text(app)
+        await pilot.press("8")  # the Connections screen lists the sign-in
+        await until(pilot, lambda: server.url in servers_screen.screen_text(app), 10, "the connection listed")
+    await an_agent_calls_it(engine_backend, server, "vendor")
+
+
+async def test_add_signs_in_in_the_browser_from_the_address_shown(
+        engine_backend: Backend, provider: LocalOAuthProvider, server: ProtectedMcpServer,
+        browser: HeadlessChromium) -> None:
+    provider.mcp.cimd = False
+    ws = engine_backend.workspace
+    app = ConsoleApp(engine_backend)
+    async with app.run_test(size=servers_screen.SIZE) as pilot:
+        screen = await servers_screen.open_servers(pilot)
+        screen.opener = lambda _url: False  # no browser on this machine: the address is shown
+        modal = await add_remote(pilot, "vendor", server.url)
+        assert modal.query_one("#browser", RadioButton).value
+        await pilot.press("ctrl+s")  # Sign in
+        shown = modal.query_one("#url", Static)
+        await until(pilot, lambda: str(shown.render()).startswith("http"), 30, "the sign-in address")
+        address = str(shown.render())
+        assert "code_challenge=" in address and "resource=" in address
+        await pilot.press("c")
+        assert app.clipboard == address, "c copies the address, for a browser elsewhere"
+        browser.open(address)  # the user opens what the console printed
+        await until(pilot, lambda: app.screen is screen, 30, "the browser sign-in to finish")
+        assert "You can close this tab" in browser.wait()
+        await until(pilot, lambda: vendor(ws) is not None and "vendor" not in screen.adding, 30, "the add")
+        assert vendor(ws).connection is not None
+    await an_agent_calls_it(engine_backend, server, "vendor")
+
+
+async def test_cancel_stops_the_sign_in_and_adds_nothing(
+        engine_backend: Backend, provider: LocalOAuthProvider, server: ProtectedMcpServer) -> None:
+    provider.mcp.cimd = False
+    ws = engine_backend.workspace
+    app = ConsoleApp(engine_backend)
+    async with app.run_test(size=servers_screen.SIZE) as pilot:
+        screen = await servers_screen.open_servers(pilot)
+        modal = await add_remote(pilot, "vendor", server.url)
+        code = await sign_in_by_device(pilot, modal)
+        (signing_in,) = [w for w in app.workers if w.node is modal and w.is_running]
+        await pilot.click("#cancel")
+        await until(pilot, lambda: app.screen is screen, 10, "the modal to close")
+        await until(pilot, lambda: not screen.adding, 10, "the pending row to go")
+        assert "sign-in cancelled; nothing added" in servers_screen.screen_text(app)
+        await until(pilot, lambda: signing_in.is_finished, 10, "the sign-in worker to end")
+        polls = provider.requests["device_poll"]
+        provider.approve_device(code)  # approved too late: nobody is polling any more
+        time.sleep(1.5)
+        assert provider.requests["device_poll"] == polls
+        ws.refresh()
+        assert vendor(ws) is None
+        assert [c for c in ws.repos.connections if c.provider == MCP] == []
+        assert server.url not in str(screen.query_one(ServerTable).rows)
+
+
+async def test_i_signs_a_revoked_server_in_again(
+        engine_backend: Backend, provider: LocalOAuthProvider, server: ProtectedMcpServer) -> None:
+    provider.mcp.cimd = False
+    ws = engine_backend.workspace
+    app = ConsoleApp(engine_backend)
+    async with app.run_test(size=servers_screen.SIZE) as pilot:
+        screen = await servers_screen.open_servers(pilot)
+        provider.approve_device(await sign_in_by_device(pilot, await add_remote(pilot, "vendor", server.url)))
+        await until(pilot, lambda: vendor(ws) is not None and "vendor" not in screen.adding, 30, "the add")
+        before = token_set(ws, ws.repos.connections.get(vendor(ws).connection))  # type: ignore[arg-type]
+        with provider.store.lock:
+            provider.store.kill_family(provider.store.by_access(before.access_token, "mcp").family)  # type: ignore[union-attr]
+        servers_screen.select(screen, "vendor")
+        await pilot.pause()
+        assert "i Sign in" in servers_screen.screen_text(app), "the footer offers i on a remote server"
+        await pilot.press("i")
+        await until(pilot, lambda: isinstance(app.screen, McpSignInModal), 10, "the sign-in modal")
+        modal = app.screen
+        assert "Sign in again to local/vendor" in servers_screen.screen_text(app)
+        provider.approve_device(await sign_in_by_device(pilot, modal))  # type: ignore[arg-type]
+        await until(pilot, lambda: app.screen is screen, 30, "the sign-in to finish")
+        await until(pilot, lambda: not screen.busy, 30, "the server to connect again")
+        assert "signed in to" in servers_screen.screen_text(app)
+    ws.refresh()
+    again = vendor(ws)
+    assert [c.id for c in ws.repos.connections if c.provider == MCP] == [again.connection], "one connection"
+    after = await an_agent_calls_it(engine_backend, server, "vendor")
+    assert after != before.access_token
