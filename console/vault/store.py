@@ -45,32 +45,21 @@ from console.vault import fileformat as ff
 from console.vault.anchor import GenerationAnchor, Mark
 from console.vault.fileio import exclusive_lock, remove_stray_temporaries, replace_atomically
 from console.vault.keys import (
-    MACHINE_KDF,
-    MIN_MACHINE_SECRET_CHARS,
-    PASSPHRASE_ENV,
     KeyringKeys,
     MachineSecret,
     derive_from_machine_secret,
-    derive_from_passphrase,
     machine_params,
-    passphrase_params,
 )
-
-PassphraseProvider = Callable[[str], str]
-"""Asked for the passphrase with a one-line reason; returns it or raises VaultLocked."""
-
-MACHINE_SLOT = "machine_key"
-"""Header field of a policy mirror made before machine secrets had their own KDF: the data
-key wrapped a second time, under the gateway secret through HKDF (``{"kdf": ...,
-"wrapped_key": ...}``). Its ``kdf`` stays Argon2id, so a toolbox gateway deployed before
-(older code, which reads only ``kdf`` and keeps unknown fields when it writes) still
-opens the pushed file, while this code opens it through the slot, without Argon2id."""
-
-KEY_SOURCES = {
-    "keyring": "OS keyring",
-    "argon2id": "passphrase (Argon2id)",
-    MACHINE_KDF: "machine secret (HKDF-SHA256)",
-}
+from console.vault.slots import (
+    KEY_SOURCES,
+    MACHINE_SLOT,
+    PassphraseProvider,
+    load_kek,
+    machine_slot,
+    new_kek,
+    unwrap,
+    wrapped_for,
+)
 
 
 class _StrIdTable(Table):
@@ -198,7 +187,7 @@ class Vault:
             if path.exists():
                 raise AlreadyExists(f"a vault already exists at {path}; use it, or remove it first")
             vault_id = uuid.uuid4().hex
-            kek, params = _new_kek(source, vault_id, keyring_timeout)
+            kek, params = new_kek(source, vault_id, keyring_timeout)
             data_key = os.urandom(32)
             anchor = GenerationAnchor(anchor_dir or path.parent, keyring_timeout)
             mark = Mark.fresh()
@@ -244,17 +233,17 @@ class Vault:
         # derived: the header line names both.
         peeked = _peek_header(path)
         waiting = anchor.load_soon(peeked.vault_id) if peeked else None
-        kek = _load_kek(peeked, path, passphrase, keyring_timeout) if peeked else None
+        kek = load_kek(peeked, path, passphrase, keyring_timeout) if peeked else None
         mark = waiting() if waiting else None
         blob, stamp = _read(path)
         line, header, ciphertext = ff.split(blob, path)
         if mark is None or peeked is None or header.vault_id != peeked.vault_id:
             mark = anchor.load(header.vault_id)
-        wrapped = _wrapped_for(header, kek.kdf, path) if kek else None
+        wrapped = wrapped_for(header, kek.kdf, path) if kek else None
         if kek is None or wrapped is None:  # re-keyed meanwhile
-            kek = _load_kek(header, path, passphrase, keyring_timeout)
+            kek = load_kek(header, path, passphrase, keyring_timeout)
             wrapped = kek.wrapped
-        data_key = _unwrap(kek.key, wrapped, path, passphrase)
+        data_key = unwrap(kek.key, wrapped, path, passphrase)
         tables = _parse(ff.open_body(line, header, data_key, ciphertext, path), path)
         older = _older_than_anchor(path, header, mark)
         if older is not None and not allow_older:
@@ -315,10 +304,10 @@ class Vault:
         if header.vault_id != self.header.vault_id:
             raise VaultCorrupt(f"{self.path} was replaced by a different vault; reopen tbx")
         changed = VaultLocked(f"the key of vault {self.path} was changed by another process; reopen tbx")
-        wrapped = _wrapped_for(header, self._kek_kdf, self.path)
+        wrapped = wrapped_for(header, self._kek_kdf, self.path)
         if wrapped is None:
             raise changed
-        if wrapped != _wrapped_for(self.header, self._kek_kdf, self.path):
+        if wrapped != wrapped_for(self.header, self._kek_kdf, self.path):
             try:
                 data_key = ff.unwrap_key(self._kek, wrapped, self.path)
             except WrongPassphrase:
@@ -428,7 +417,7 @@ class Vault:
             if self.is_stale():
                 self._reload()
             old_params = self.header.kdf
-            kek, params = _new_kek(source, self.header.vault_id, self.keyring_timeout)
+            kek, params = new_kek(source, self.header.vault_id, self.keyring_timeout)
             self._write(self._rewrapped(kek, params, self._data_key))
             self._kek, self._kek_kdf = kek, params
         if old_params.get("name") == "keyring" and params.get("name") != "keyring":
@@ -455,109 +444,12 @@ class Vault:
         with self._thread_lock, exclusive_lock(self.lock_path, self.lock_timeout, f"vault {self.path}"):
             if self.is_stale():
                 self._reload()
-            if self.header.kdf.get("name") != "argon2id" or _slot(self.header, self.path) is not None:
+            if self.header.kdf.get("name") != "argon2id" or machine_slot(self.header, self.path) is not None:
                 return  # another process did it meanwhile
             params = machine_params()
             wrapped = ff.wrap_key(derive_from_machine_secret(secret, params), self._data_key)
             slot = {"kdf": params, "wrapped_key": ff.b64e(wrapped)}
             self._write(self._next_header(extra={**self.header.extra, MACHINE_SLOT: slot}))
-
-
-def _new_kek(
-    source: KeySource | MachineSecret, vault_id: str, keyring_timeout: float
-) -> tuple[bytes, dict[str, Any]]:
-    if isinstance(source, MachineSecret):
-        params = machine_params()
-        return derive_from_machine_secret(source, params), params
-    if source.passphrase is None:
-        return KeyringKeys(keyring_timeout).create(vault_id)
-    params = passphrase_params()
-    return derive_from_passphrase(source.passphrase, params), params
-
-
-def _slot(header: ff.Header, path: Path) -> tuple[dict[str, Any], bytes] | None:
-    """The header's machine slot (``MACHINE_SLOT``): its key parameters and wrapped key."""
-    raw = header.extra.get(MACHINE_SLOT)
-    if raw is None:
-        return None
-    try:
-        return dict(raw["kdf"]), ff.b64d(raw["wrapped_key"])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise VaultCorrupt(f"vault {path} has an unreadable second key in its header; it was altered") from None
-
-
-def _wrapped_for(header: ff.Header, kdf: dict[str, Any], path: Path) -> bytes | None:
-    """The data key as wrapped by the key ``kdf`` gives, if ``header`` still has that key."""
-    if header.kdf == kdf:
-        return header.wrapped_key
-    slot = _slot(header, path)
-    return slot[1] if slot is not None and slot[0] == kdf else None
-
-
-class _Kek(NamedTuple):
-    key: bytes
-    kdf: dict[str, Any]
-    """The key parameters it comes from: the header's ``kdf``, or its machine slot's."""
-    wrapped: bytes
-    """The data key as that header wrapped it under ``key``."""
-
-
-def _load_kek(
-    header: ff.Header, path: Path, given: PassphraseProvider | MachineSecret | None, keyring_timeout: float
-) -> _Kek:
-    if isinstance(given, MachineSecret):
-        return _machine_kek(header, path, given)
-    name = header.kdf.get("name")
-    if name == "keyring":
-        return _Kek(KeyringKeys(keyring_timeout).load(header.kdf), header.kdf, header.wrapped_key)
-    env = os.environ.get(PASSPHRASE_ENV)
-    if name == MACHINE_KDF or (env is not None and _slot(header, path) is not None):
-        # A toolbox's own gateway in its container: the secret comes in TBX_PASSPHRASE
-        # (console/remote/deploy.py). It is never typed at a prompt.
-        if env is None:
-            raise VaultLocked(
-                f"vault {path} is locked by a machine secret (a remote toolbox's gateway key): "
-                f"open it through its toolbox, or set {PASSPHRASE_ENV} to that secret"
-            )
-        if len(env) < MIN_MACHINE_SECRET_CHARS:
-            raise WrongPassphrase(f"{PASSPHRASE_ENV} does not open vault {path}: it is locked by a machine secret")
-        return _machine_kek(header, path, MachineSecret(env))
-    if name == "argon2id":
-        if env is None:
-            if given is None:
-                raise VaultLocked(
-                    f"vault {path} is locked by a passphrase: set {PASSPHRASE_ENV} "
-                    f"or run tbx in a terminal to be asked for it"
-                )
-            env = given(f"Passphrase for vault {path}")
-        return _Kek(derive_from_passphrase(env, header.kdf), header.kdf, header.wrapped_key)
-    raise VaultCorrupt(f"vault {path} names an unknown key source {name!r}; it was altered")
-
-
-def _machine_kek(header: ff.Header, path: Path, secret: MachineSecret) -> _Kek:
-    name = header.kdf.get("name")
-    if name == MACHINE_KDF:
-        return _Kek(derive_from_machine_secret(secret, header.kdf), header.kdf, header.wrapped_key)
-    slot = _slot(header, path)
-    if slot is not None:
-        return _Kek(derive_from_machine_secret(secret, slot[0]), *slot)
-    if name == "argon2id":  # a mirror from before machine secrets had their own KDF
-        return _Kek(derive_from_passphrase(secret.value, header.kdf), header.kdf, header.wrapped_key)
-    raise VaultLocked(
-        f"vault {path} is not locked by a machine secret (its key: {KEY_SOURCES.get(str(name), name)}); "
-        "open it as a user's vault"
-    )
-
-
-def _unwrap(kek: bytes, wrapped: bytes, path: Path, given: PassphraseProvider | MachineSecret | None) -> bytes:
-    try:
-        return ff.unwrap_key(kek, wrapped, path)
-    except WrongPassphrase:
-        if isinstance(given, MachineSecret):
-            raise WrongPassphrase(
-                f"the secret given does not open vault {path} (nothing was changed): it is another vault's key"
-            ) from None
-        raise
 
 
 def _read(path: Path) -> tuple[bytes, _Stamp]:
