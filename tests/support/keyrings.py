@@ -68,6 +68,13 @@ class FileKeyring(KeyringBackend):
 class HangingKeyring(KeyringBackend):
     priority = 10  # type: ignore[assignment]
     release = threading.Event()
+    """Set by a test when done, to let the threads it left waiting go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Each test's keyring hangs afresh: a release left set by an earlier test would
+        # make this one answer at once (and the test of the timeout pass or fail by order).
+        type(self).release = threading.Event()
 
     def get_password(self, service: str, username: str) -> str | None:
         self.release.wait(30)
