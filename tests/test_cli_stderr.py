@@ -90,7 +90,9 @@ NOT_INVOKED = {
     ("server", "start"): "needs the Docker engine",
     ("server", "stop"): "needs the Docker engine",
     ("server", "restart"): "needs the Docker engine",
-    ("server", "edit"): "makes the server's container again through the Docker engine (tests/test_server_edit.py)",
+    ("server", "edit"): "makes the server's container again through the Docker engine (tests/test_server_edit.py); "
+                        "a remote server's --url, --header and --remove-header connect to it first "
+                        "(tests/gateway/test_remote_edit.py checks their stderr is empty)",
     ("server", "logs"): "needs the Docker engine",
     ("server", "remove"): "removes a container through the Docker engine",
     ("server", "login"): "signs in at a remote server's authorization server (tests/oauth/test_mcp_login_cli.py)",

@@ -35,6 +35,19 @@ def remote_server_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
+def remote_edit_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed([
+        click.option("--url", help="A remote server: its new MCP endpoint (https://...)."),
+        click.option("--header", "header", multiple=True, metavar="NAME=VAR",
+                     help="A remote server: set its HTTP header NAME, the value from env var VAR or a hidden "
+                          "prompt; kept in the vault. Repeatable."),
+        click.option("--remove-header", "remove_header", multiple=True, metavar="NAME",
+                     help="A remote server: drop its HTTP header NAME. Repeatable."),
+    ]):
+        command = option(command)
+    return command
+
+
 def read_header(spec: str) -> tuple[str, str]:
     """``NAME=VAR``: the header's value from the environment variable VAR, or asked for,
     hidden, when VAR is unset (a value typed on the command line would land in history)."""
@@ -79,3 +92,13 @@ def add_remote(ws: Workspace, toolbox: str, url: str, name: str | None, header: 
     found = plural(item.ref for item in ws.repos.tools.of_server(created.id))
     click.echo(f"remote server {toolbox}/{created.name} answers with {found}, pending approval")
     click.echo(f"next: 'tbx tools list {toolbox}/{created.name}', then 'tbx tools approve {toolbox}/{created.name}'")
+
+
+def edit_remote(ws: Workspace, target: str, url: str | None, header: tuple[str, ...],
+                remove_header: tuple[str, ...]) -> None:
+    """Point a remote server elsewhere or change its headers; it answers first, or nothing changes."""
+    from console.services.remote_edit import edit_remote_server, said
+
+    outcome = edit_remote_server(ws, target, url=url, headers=dict(read_header(h) for h in header),
+                                 remove_headers=remove_header, progress=lambda line: click.echo(f"  {line}"))
+    click.echo(f"{target}: {said(outcome, target)}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from console.cli import egress_cmds, server_login_cmds
-from console.cli.remote_server_cmds import add_remote, remote_server_options
+from console.cli.remote_server_cmds import add_remote, edit_remote, remote_edit_options, remote_server_options
 from console.cli.base import (CliState, confirm_or_yes, emit_json, interactive, json_option, note, pass_state,
                               print_table)
 from console.errors import UsageError
@@ -205,16 +205,25 @@ def register(cli: click.Group) -> None:
     @click.option("--cpus", type=float, help="CPU limit.")
     @click.option("--memory", "memory_mb", type=int, help="Memory limit in MiB.")
     @click.option("--pids", type=int, help="Process limit.")
+    @remote_edit_options
     @pass_state
     def edit(state: CliState, target: str, env: tuple[str, ...], unset: tuple[str, ...], mount: tuple[str, ...],
-             unmount: tuple[str, ...], cpus: float | None, memory_mb: int | None, pids: int | None) -> None:
+             unmount: tuple[str, ...], cpus: float | None, memory_mb: int | None, pids: int | None,
+             url: str | None, header: tuple[str, ...], remove_header: tuple[str, ...]) -> None:
         """Change a server's env, mounts or limits: its container is made again with them;
-        its tools, approvals, secrets and grants are kept. Secrets: remove and add it again."""
+        its tools, approvals, secrets and grants are kept. Secrets: remove and add it again.
+        A remote server's URL and headers: --url, --header, --remove-header."""
         from console.services import server_edit, servers
 
-        if not (env or unset or mount or unmount or cpus or memory_mb or pids):
+        local = env or unset or mount or unmount or cpus or memory_mb or pids
+        if url or header or remove_header:
+            if local:
+                raise UsageError("--url, --header and --remove-header are a remote server's; pass them alone")
+            edit_remote(state.workspace(), target, url, header, remove_header)
+            return
+        if not local:
             raise UsageError("nothing to change: pass --env, --unset-env, --mount, --unmount, --cpus, --memory "
-                             "or --pids")
+                             "or --pids (a remote server: --url, --header or --remove-header)")
         ws = state.workspace()
         current = servers.resolve(ws, target).server
         new_env = None

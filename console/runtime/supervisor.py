@@ -55,6 +55,9 @@ class WatchedServer:
     connect: Callable[..., AbstractAsyncContextManager[Session]] | None = None
     """A remote server: opens its session (``remote_mcp_session``'s keyword arguments
     but the target); there is no container to find, start or watch."""
+    reach: tuple[object, ...] = ()
+    """What a remote server's session is made from (URL, header secrets, sign-in): when
+    it changes (``tbx server edit --url``), the live session is made again."""
 
 
 class Supervisor:
@@ -136,6 +139,8 @@ class Supervisor:
         live = self._sessions.get(server.server_id)
         if live is not None and server.connect is not None and not server.want_running:
             # A remote server the owner stopped: no container stops under its session.
+            asyncio.get_running_loop().create_task(live.channel.aclose())
+        elif live is not None and known is not None and known.reach != server.reach:
             asyncio.get_running_loop().create_task(live.channel.aclose())
         elif live is not None and live.asks != frozenset(server.asks):
             # The owner changed what the server may ask agents for: a session declares its

@@ -55,7 +55,8 @@ def edit_server(
     ref = resolve(ws, target)
     old = ref.server
     if old.kind == "remote":
-        raise UsageError(f"{ref.label} is a remote server: it has no env, mounts, limits or egress to edit")
+        raise UsageError(f"{ref.label} is a remote server: it has no env, mounts, limits or egress to edit "
+                         "(its URL and headers: 'tbx server edit --url/--header/--remove-header')")
     entry = entry_of(old)
     wanted: dict[str, Any] = {
         "env": old.env if env is None else env, "mounts": old.mounts if mounts is None else mounts,

@@ -20,7 +20,8 @@ def watched_server(ws: Workspace, toolbox: Toolbox, server: ServerInstance) -> W
     if server.kind == "remote":
         return WatchedServer(server.id, f"{toolbox.name}/{server.name}",
                              server.desired_state is DesiredState.RUNNING, server_redactor(ws, server),
-                             tuple(server.may_ask), connect=connect_for(ws, server))
+                             tuple(server.may_ask), connect=connect_for(ws, server),
+                             reach=(server.url, tuple(sorted(server.secret_refs.items())), server.connection))
     return WatchedServer(server.id, f"{toolbox.name}/{server.name}",
                          server.desired_state is DesiredState.RUNNING, server_redactor(ws, server),
                          tuple(server.may_ask), partial(handover_step, ws, server, endpoint))

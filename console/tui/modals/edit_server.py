@@ -38,17 +38,23 @@ class EditServerModal(ModalScreen[EditRequest | None]):
         super().__init__()
         self.label, self.entry, self.server, self.check_paths = label, entry, server, check_paths
 
-    def compose(self) -> ComposeResult:
+    def intro(self) -> str:
         running = self.server.desired_state is DesiredState.RUNNING
-        with Vertical(classes="dialog edit-dialog"):
-            yield Label(f"Edit {self.label}", classes="dialog-title")
-            yield Static(Text(
-                "Saving makes its container again with these settings" + (", and restarts it" if running else "") +
+        return ("Saving makes its container again with these settings" + (", and restarts it" if running else "") +
                 " (a change of its hosts alone does not: the gateway's proxy applies it); its tools, approvals, "
                 "secrets and grants are kept. Secrets and the account cannot change here: remove the server and "
-                "add it again."), classes="dialog-body")
+                "add it again.")
+
+    def form(self) -> EditServerForm:
+        return EditServerForm(self.entry, self.server, check_paths=self.check_paths)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog edit-dialog"):
+            yield Label(f"Edit {self.label}", classes="dialog-title")
+            yield Static(Text(self.intro()), classes="dialog-body")
             with VerticalScroll(id="form"):
-                yield EditServerForm(self.entry, self.server, check_paths=self.check_paths)
+                self.fields = self.form()
+                yield self.fields
             yield Static("", id="problem", classes="problem")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
@@ -70,7 +76,7 @@ class EditServerModal(ModalScreen[EditRequest | None]):
 
     def action_submit(self) -> None:
         try:
-            request = self.query_one(EditServerForm).collect()
+            request = self.fields.collect()
         except FormProblem as problem:
             self.query_one("#problem", Static).update(Text(str(problem)))
             self.query_one(f"#{problem.field_id}").focus()

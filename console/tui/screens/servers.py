@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from console.tui.modals.connect import Signed
     from console.tui.remote_links import LinkState
     from console.tui.widgets.add_server_form import AddRequest
+    from console.tui.widgets.edit_remote_form import RemoteEditRequest
     from console.tui.widgets.edit_server_form import EditRequest
 
 
@@ -474,6 +475,12 @@ class ServersScreen(ConsoleScreen):
         server = self.selected
         if server is None or self.box is None:
             return
+        if server.kind == "remote":
+            from console.tui.modals.edit_remote_server import EditRemoteModal
+
+            self.app.push_screen(EditRemoteModal(self._label(server), server),
+                                 lambda request: self._begin_edit(server, request))
+            return
         if server.spec is None:
             self.notify(f"{self._label(server)} has no stored spec: remove it and add it again", severity="warning")
             return
@@ -481,7 +488,7 @@ class ServersScreen(ConsoleScreen):
                                 check_paths=not self.box.is_remote)
         self.app.push_screen(modal, lambda request: self._begin_edit(server, request))
 
-    def _begin_edit(self, server: ServerInstance, request: EditRequest | None) -> None:
+    def _begin_edit(self, server: ServerInstance, request: EditRequest | RemoteEditRequest | None) -> None:
         if request is None:
             return
         if server.id in self.busy:
@@ -493,8 +500,10 @@ class ServersScreen(ConsoleScreen):
         self._edit(server.id, self._label(server), request)
 
     @work(thread=True, exit_on_error=False, group="server-op")
-    def _edit(self, server_id: str, label: str, request: EditRequest) -> None:
+    def _edit(self, server_id: str, label: str, request: EditRequest | RemoteEditRequest) -> None:
+        from console.services.remote_edit import edit_remote_server, said
         from console.services.server_edit import edit_server
+        from console.tui.widgets.edit_remote_form import RemoteEditRequest
 
         name = label.split("/", 1)[1]
 
@@ -502,6 +511,13 @@ class ServersScreen(ConsoleScreen):
             self.app.call_from_thread(self._activity, f"{name}: {line}")
 
         try:
+            if isinstance(request, RemoteEditRequest):
+                remote = edit_remote_server(self.ws, label, url=request.url, headers=request.headers,
+                                            remove_headers=request.remove, rename_headers=request.rename,
+                                            progress=progress)
+                line = said(remote, label)
+                self.app.call_from_thread(self._done, server_id, f"{name}: {line}", f"{label}: {line}")
+                return
             outcome = edit_server(self.ws, label, env=request.env, mounts=request.mounts, limits=request.limits,
                                   network=request.network, egress=request.egress, progress=progress)
         except Exception as exc:
