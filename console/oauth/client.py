@@ -203,18 +203,24 @@ class OAuthClient:
                                              withhold_token=True)),
         )
         try:
-            return DeviceGrant(
-                device_code=str(body["device_code"]),
-                user_code=str(body["user_code"]),
-                verification_uri=str(body.get("verification_uri") or body["verification_url"]),
-                verification_uri_complete=body.get("verification_uri_complete"),
-                interval=float(body.get("interval") or 5),
-                expires_in=float(body.get("expires_in") or 900),
-            )
+            device_code, user_code = str(body["device_code"]), str(body["user_code"])
+            page = str(body.get("verification_uri") or body["verification_url"])
+            complete = body.get("verification_uri_complete")
+            interval, expires_in = float(body.get("interval") or 5), float(body.get("expires_in") or 900)
         except (KeyError, TypeError, ValueError):
             raise OAuthFlowError(
                 f"{self.spec.title} answered the device sign-in request without a code; check the app registration"
             ) from None
+        from console.oauth.device_text import check_code, check_page
+
+        try:  # shown on the user's terminal as they came: no escape sequences get there
+            return DeviceGrant(device_code=device_code, user_code=check_code(user_code),
+                               verification_uri=check_page(page),
+                               verification_uri_complete=check_page(complete) if isinstance(complete, str) else None,
+                               interval=interval, expires_in=expires_in)
+        except ValueError as exc:
+            raise OAuthFlowError(f"{self.spec.title} answered the device sign-in with {exc}; refused, "
+                                 "nothing was saved") from None
 
     def poll_device(self, grant: DeviceGrant) -> TokenSet:
         """One poll; raises ``DevicePending`` while the user has not decided yet."""
