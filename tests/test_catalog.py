@@ -18,7 +18,9 @@ from console.errors import NotFound
 from console.paths import Paths
 
 REQUIRED_IDS = {"time", "git", "fetch", "filesystem", "memory", "everything", "sqlite", "github", "slack",
-                "google-drive"}
+                "slack-zencoder", "google-drive"}
+EXECUTABLES = {"slack-zencoder": "slack-mcp"}
+"""Packages whose executable is not mcp-server-* (their package.json's bin)."""
 BUILTIN = load_builtin()
 PACKAGED = [e for e in BUILTIN if e.remote is None]
 REMOTE = [e for e in BUILTIN if e.remote is not None]
@@ -40,7 +42,8 @@ def test_builtin_file_is_package_data_and_validates() -> None:
 def test_builtin_entry_is_complete(entry: CatalogEntry) -> None:
     package = entry.source.package
     assert package is not None and entry.source.image is None, "built-ins are package builds, never invented digests"
-    assert entry.command[0].startswith("mcp-server-"), "the executable the package installs"
+    assert entry.command[0] == EXECUTABLES.get(entry.id, entry.command[0]) and (
+        entry.id in EXECUTABLES or entry.command[0].startswith("mcp-server-")), "the executable the package installs"
     targets = {m.target for m in entry.mounts}
     # Every container path the command or env points at is a declared mount, or the
     # file a bound connection writes into the container's /tmp.
@@ -50,7 +53,7 @@ def test_builtin_entry_is_complete(entry: CatalogEntry) -> None:
             assert any(value == t or value.startswith(t + "/") for t in targets), value
     if token_file:
         assert token_file.startswith("/tmp/"), "the root is read-only; only /tmp is writable"
-    calls_internet = entry.id in {"fetch", "github", "slack", "google-drive"}
+    calls_internet = entry.id in {"fetch", "github", "slack", "slack-zencoder", "google-drive"}
     assert entry.network == ("egress" if calls_internet else "none")
     # The hosts an account server needs are in its entry, as its allow-list to start with;
     # fetch's are the user's to give (it fetches whatever URL it is asked for).
@@ -61,6 +64,20 @@ def test_builtin_entry_is_complete(entry: CatalogEntry) -> None:
     secret_names = {s.name for s in entry.secrets}
     if entry.oauth is not None and entry.oauth.token_env is not None:
         assert entry.oauth.token_env in secret_names
+
+
+def test_archived_reference_servers_say_so_and_name_what_replaced_them() -> None:
+    """modelcontextprotocol/servers lists github, gdrive and slack as archived, slack as
+    "now maintained by Zencoder"; GitHub's own server is a Go binary and a ghcr.io image."""
+    by_id = {e.id: e for e in BUILTIN}
+    for archived in ("github", "slack", "google-drive"):
+        assert "Archived upstream in 2025" in by_id[archived].description
+    assert "ghcr.io/github/github-mcp-server" in by_id["github"].description
+    assert "'github-hosted'" in by_id["github"].description
+    assert "'slack-zencoder'" in by_id["slack"].description and "'slack-hosted'" in by_id["slack"].description
+    successor, archived = by_id["slack-zencoder"], by_id["slack"]
+    assert successor.source.package.package == "@zencoderai/slack-mcp-server"
+    assert (successor.env, successor.secrets, successor.oauth) == (archived.env, archived.secrets, archived.oauth)
 
 
 def test_account_servers_declare_their_real_token_variables() -> None:
@@ -115,6 +132,7 @@ def test_the_official_remote_servers_are_entries_by_their_documented_urls() -> N
         "github-hosted": "https://api.githubcopilot.com/mcp/", "linear": "https://mcp.linear.app/mcp",
         "notion": "https://mcp.notion.com/mcp", "sentry": "https://mcp.sentry.dev/mcp",
         "atlassian": "https://mcp.atlassian.com/v1/mcp/authv2", "stripe": "https://mcp.stripe.com",
+        "slack-hosted": "https://mcp.slack.com/mcp",
     }
     for entry in REMOTE:
         assert entry.remote is not None and entry.remote.docs.startswith("https://")
