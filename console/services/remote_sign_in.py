@@ -3,8 +3,9 @@
 The CLI and the console both go through here: ``sign_in_with`` runs ``mcp_sign_in.sign_in``
 with the console's own way of talking to the user (a ``connections.SignIn``: the address
 shown, a device code shown, a Cancel that is asked while waiting); ``bind`` makes a server's
-requests carry the connection; ``add_after_sign_in`` adds a server with a sign-in made for
-it and, when the add fails, takes the new sign-in back so nothing is left half-added.
+requests carry the connection, ``sign_in_again`` also connects it again; ``add_after_sign_in``
+adds a server with a sign-in made for it and, when the add fails, takes the new sign-in
+back so nothing is left half-added.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from console.model import Connection, ServerInstance
     from console.services.connections import SignIn
     from console.services.servers import ServerRef
+    from console.services.tools import DiscoveryOutcome
     from console.workspace import Workspace
 
 
@@ -40,6 +42,20 @@ def bind(ws: Workspace, ref: ServerRef, connection: Connection) -> None:
         server.connection = connection.id
         change.repos.servers.put(server)
         change.record("server.connection", f"server:{ref.label}", detail={"connection": connection.id})
+
+
+def sign_in_again(ws: Workspace, target: str, connection: Connection) -> DiscoveryOutcome | None:
+    """After a new sign-in for server ``target`` (TOOLBOX/SERVER): bound to it, and connected
+    again with the new token where it is meant to run (its tools discovered again)."""
+    from console.model import DesiredState
+    from console.services import servers
+
+    ref = servers.resolve(ws, target)
+    bind(ws, ref, connection)
+    current = ws.repos.servers.get(ref.server.id)
+    if current is None or current.desired_state is not DesiredState.RUNNING:
+        return None
+    return servers.restart_server(ws, target)
 
 
 def add_after_sign_in(ws: Workspace, add: Callable[[str], ServerInstance], connection: Connection,

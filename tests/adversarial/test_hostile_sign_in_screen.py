@@ -16,14 +16,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from textual.widgets import Input, RadioButton, Static
+from textual.widgets import RadioButton, Static
 
 from console.services.mcp_sign_in import MCP
 from console.tui.app import ConsoleApp
 from console.tui.backend import Backend
-from console.tui.modals.add_server import AddServerModal
-from console.tui.modals.mcp_sign_in import McpSignInModal
 from tests.support.canned_http import Canned, CannedHttp
+from tests.support.console_sign_in import add_remote
 from tests.tui import test_servers_screen as servers_screen
 from tests.tui.conftest import test_keyring  # noqa: F401 - engine_backend's fixture
 
@@ -90,17 +89,7 @@ async def test_a_hostile_device_grant_never_reaches_the_console_screen(
     app = ConsoleApp(engine_backend)
     async with app.run_test(size=servers_screen.SIZE) as pilot:
         screen = await servers_screen.open_servers(pilot)
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, AddServerModal), 10, "the add dialog")
-        await pilot.press(*"remote server", "enter")
-        await until(pilot, lambda: app.screen.query("#url"), 10, "the remote server form")
-        for field, text in (("name", "vendor"), ("url", url)):
-            app.screen.query_one(f"#{field}", Input).focus()
-            await pilot.pause()
-            await pilot.press(*text)
-        await pilot.click("#add")
-        await until(pilot, lambda: isinstance(app.screen, McpSignInModal), 30, "the sign-in modal")
-        modal = app.screen
+        modal = await add_remote(pilot, "vendor", url)
         await pilot.click("#device")
         assert modal.query_one("#device", RadioButton).value
         await pilot.click("#start")

@@ -14,7 +14,7 @@ import time
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, RadioButton, Static
+from textual.widgets import RadioButton, Static
 
 from console.services import agents, grants
 from console.services.connection_tokens import token_set
@@ -23,12 +23,12 @@ from console.services.mcp_sign_in import MCP
 from console.services.tools import approve
 from console.tui.app import ConsoleApp
 from console.tui.backend import Backend
-from console.tui.modals.add_server import AddServerModal
 from console.tui.modals.mcp_sign_in import McpSignInModal
-from console.tui.widgets.connection_code import DeviceCode
+from console.tui.screens.servers import ServersScreen
 from console.tui.widgets.server_table import ServerTable
 from console.workspace import Workspace
 from tests.support.browser import HeadlessChromium
+from tests.support.console_sign_in import add_remote, sign_in_by_device
 from tests.support.gateway import RunningGateway, agent
 from tests.support.mcp_protected import ProtectedMcpServer
 from tests.support.oauth_provider import LocalOAuthProvider
@@ -41,36 +41,11 @@ until = servers_screen.until
 AGENT_CANARY = "agent-token-canary"
 
 
-async def add_remote(pilot: Pilot, name: str, url: str) -> McpSignInModal:
-    """a, "Remote server (URL)", its name and URL typed, Add pressed: the server's 401
-    brings the sign-in modal."""
-    app = pilot.app
-    await pilot.press("a")
-    await until(pilot, lambda: isinstance(app.screen, AddServerModal), 10, "the add dialog")
-    await pilot.press(*"remote server", "enter")
-    await until(pilot, lambda: app.screen.query("#url"), 10, "the remote server form")
-    for field, text in (("name", name), ("url", url)):
-        app.screen.query_one(f"#{field}", Input).focus()
-        await pilot.pause()
-        await pilot.press(*text)
-    await pilot.click("#add")
-    await until(pilot, lambda: isinstance(app.screen, McpSignInModal), 30, "the sign-in modal")
-    modal = app.screen
-    assert isinstance(modal, McpSignInModal)
-    await pilot.pause()
-    return modal
-
-
-async def sign_in_by_device(pilot: Pilot, modal: McpSignInModal) -> str:
-    """Pick "with a code", press Sign in; the code the screen shows."""
-    await pilot.click("#device")
-    assert modal.query_one("#device", RadioButton).value
-    await pilot.click("#start")
-    code = modal.query_one(DeviceCode)
-    await until(pilot, lambda: code.code, 30, "the device code")
-    shown = str(modal.query_one("#verify-url", Static).render())
-    assert shown.startswith("http://127.0.0.1:") and "/device" in shown
-    return code.code
+async def adding_by_device(pilot: Pilot, url: str) -> tuple[ServersScreen, McpSignInModal, str]:
+    """On Servers, "vendor" added at ``url``, signing in by device code: the code shown."""
+    screen = await servers_screen.open_servers(pilot)
+    modal = await add_remote(pilot, "vendor", url)
+    return screen, modal, await sign_in_by_device(pilot, modal)
 
 
 def vendor(ws: Workspace, name: str = "vendor"):  # noqa: ANN201
@@ -161,9 +136,7 @@ async def test_cancel_stops_the_sign_in_and_adds_nothing(
     ws = engine_backend.workspace
     app = ConsoleApp(engine_backend)
     async with app.run_test(size=servers_screen.SIZE) as pilot:
-        screen = await servers_screen.open_servers(pilot)
-        modal = await add_remote(pilot, "vendor", server.url)
-        code = await sign_in_by_device(pilot, modal)
+        screen, modal, code = await adding_by_device(pilot, server.url)
         (signing_in,) = [w for w in app.workers if w.node is modal and w.is_running]
         await pilot.click("#cancel")
         await until(pilot, lambda: app.screen is screen, 10, "the modal to close")
@@ -186,8 +159,8 @@ async def test_i_signs_a_revoked_server_in_again(
     ws = engine_backend.workspace
     app = ConsoleApp(engine_backend)
     async with app.run_test(size=servers_screen.SIZE) as pilot:
-        screen = await servers_screen.open_servers(pilot)
-        provider.approve_device(await sign_in_by_device(pilot, await add_remote(pilot, "vendor", server.url)))
+        screen, _modal, code = await adding_by_device(pilot, server.url)
+        provider.approve_device(code)
         await until(pilot, lambda: vendor(ws) is not None and "vendor" not in screen.adding, 30, "the add")
         before = token_set(ws, ws.repos.connections.get(vendor(ws).connection))  # type: ignore[arg-type]
         with provider.store.lock:

@@ -411,14 +411,11 @@ class ServersScreen(ConsoleScreen):
 
     @work(thread=True, exit_on_error=False, group="server-op")
     def _rebind(self, server_id: str, label: str, connection: Connection) -> None:
-        from console.services import servers
-        from console.services.remote_sign_in import bind
+        from console.services.remote_sign_in import sign_in_again
 
         name = label.split("/", 1)[1]
         try:
-            bind(self.ws, servers.resolve(self.ws, label), connection)
-            running = self.ws.repos.servers.get(server_id).desired_state is DesiredState.RUNNING  # type: ignore[union-attr]
-            outcome = servers.restart_server(self.ws, label) if running else None
+            outcome = sign_in_again(self.ws, label, connection)
         except Exception as exc:
             self.app.call_from_thread(self._done, server_id, f"{name}: signed in, but connecting failed: {exc}", "")
             raise
