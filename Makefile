@@ -23,7 +23,7 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-test
 	scripts/testenv.sh
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=30
 
 bench: $(VENV)/.installed-test
 	scripts/testenv.sh

@@ -34,10 +34,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     init`` then locks the vault with it) and every command a new process, so every policy
     mirror is opened afresh rather than kept open by the test's one process. Mirrors have
     their own key, which the environment must not replace (issue 12): with it set, no
-    policy reached a toolbox. ``-k TBX_PASSPHRASE-set`` picks one way."""
+    policy reached a toolbox. ``-k TBX_PASSPHRASE-set`` picks one way.
+
+    A module marked ``passphrase_ways("set")`` (or ``"unset"``) runs one way only: a
+    feature built on the push and mirror that the twice-run modules cover both ways, whose
+    own set-up costs a minute (CI has 40 minutes for everything)."""
     if "tbx_home" in metafunc.fixturenames:
-        metafunc.parametrize("passphrase_env", [False, True], ids=["TBX_PASSPHRASE-unset", "TBX_PASSPHRASE-set"],
-                             indirect=True)
+        marker = metafunc.definition.get_closest_marker("passphrase_ways")
+        ways = ("unset", "set") if marker is None else marker.args
+        if not ways or set(ways) - {"unset", "set"}:
+            raise pytest.UsageError(f"passphrase_ways takes 'unset' and/or 'set', not {ways!r}")
+        metafunc.parametrize("passphrase_env", [way == "set" for way in ways],
+                             ids=[f"TBX_PASSPHRASE-{way}" for way in ways], indirect=True)
 
 
 class _NothingKept(dict):

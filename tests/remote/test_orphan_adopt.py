@@ -16,7 +16,7 @@ from console.services import remote_toolboxes as remote
 from console.workspace import Workspace
 from tests.remote.conftest import TOKEN, Cloud, cloud_init_done, kept_after_failed_add
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.passphrase_ways("unset")]
 
 
 def test_a_droplet_kept_after_a_failed_add_is_adopted_with_the_key_tbx_kept(cloud_ws: Workspace, cloud: Cloud) -> None:

@@ -37,7 +37,7 @@ from console.tui.approvals_feed import ApprovalsFeed
 from console.tui.backend import Backend
 from tests.support.sshd import Sshd
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.passphrase_ways("set")]
 TOOL = "time__get_current_time"
 
 

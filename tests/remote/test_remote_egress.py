@@ -31,7 +31,7 @@ from tests.remote.conftest import Cloud
 from tests.support.egress_net import Origin, tls_for
 from tests.support.gateway import agent
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.passphrase_ways("unset")]
 
 SHAPESHIFTER = Path(__file__).resolve().parents[1] / "fixtures" / "servers" / "shapeshifter.py"
 

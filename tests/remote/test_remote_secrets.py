@@ -32,7 +32,7 @@ from tests.remote.conftest import Cloud
 from tests.support.gateway import agent
 from tests.support.oauth_provider import LocalOAuthProvider
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.passphrase_ways("set")]
 
 ENVIRON = """import os, sys
 for pid in filter(str.isdigit, os.listdir("/proc")):

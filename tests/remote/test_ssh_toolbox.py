@@ -21,7 +21,7 @@ from console.workspace import Workspace
 from tests.remote.conftest import wipe_toolbox
 from tests.support.sshd import Sshd
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.passphrase_ways("unset")]
 
 
 @pytest.fixture
