@@ -158,7 +158,7 @@ def add_remote_server(
         found = asyncio.run(_discover(target_of(ws, server, headers=headers), ref.label,
                                       Redactor(list(headers.items())), list(server.may_ask)))
     except TbxError:
-        if connection is None and not headers and asks_for_sign_in(url):
+        if not headers and _sign_in_wanted(ws, connection) and asks_for_sign_in(url):
             raise SignInNeeded(url) from None
         raise
     with ws.change() as change:
@@ -171,6 +171,15 @@ def add_remote_server(
         outcome = record_discovery(change, server, found, box.name)
     progress(f"ready: {plural(outcome.new)} discovered, pending approval")
     return server
+
+
+def _sign_in_wanted(ws: Workspace, connection: str | None) -> bool:
+    """No sign-in is kept for the server, or the one kept was refused even refreshed
+    (expired, revoked: ``UpstreamAuth`` marked it): only a new sign-in helps."""
+    from console.model import ConnectionStatus
+
+    found = ws.repos.connections.get(connection) if connection else None
+    return found is None or found.status is ConnectionStatus.NEEDS_CONSENT
 
 
 def signed_in_to(ws: Workspace, url: str) -> str | None:

@@ -10,6 +10,7 @@ behind the test provider's MCP authorization server."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -18,8 +19,10 @@ from textual.widgets import RadioButton, Static
 
 from console.services import agents, grants
 from console.services.connection_tokens import token_set
+from console.services.connections import SignIn
 from console.services.grants import Target
 from console.services.mcp_sign_in import MCP
+from console.services.remote_sign_in import sign_in_with
 from console.services.tools import approve
 from console.tui.app import ConsoleApp
 from console.tui.backend import Backend
@@ -182,3 +185,23 @@ async def test_i_signs_a_revoked_server_in_again(
     assert [c.id for c in ws.repos.connections if c.provider == MCP] == [again.connection], "one connection"
     after = await an_agent_calls_it(engine_backend, server, "vendor")
     assert after != before.access_token
+
+
+async def test_an_add_whose_kept_sign_in_was_revoked_signs_in_again(
+        engine_backend: Backend, provider: LocalOAuthProvider, server: ProtectedMcpServer) -> None:
+    """A sign-in kept from before ('tbx server login URL') that the server now refuses does
+    not fail the add with a command to run elsewhere: the console signs in again, in place."""
+    provider.mcp.cimd = False
+    ws = engine_backend.workspace
+    kept, _new = await asyncio.to_thread(sign_in_with, ws, server.url, SignIn(
+        device=True, show_code=lambda grant: provider.approve_device(grant.user_code)))
+    before = token_set(ws, kept)
+    with provider.store.lock:
+        provider.store.kill_family(provider.store.by_access(before.access_token, "mcp").family)  # type: ignore[union-attr]
+    app = ConsoleApp(engine_backend)
+    async with app.run_test(size=servers_screen.SIZE) as pilot:
+        screen, _modal, code = await adding_by_device(pilot, server.url)
+        provider.approve_device(code)
+        await until(pilot, lambda: vendor(ws) is not None and "vendor" not in screen.adding, 30, "the add")
+    assert [c.id for c in ws.repos.connections if c.provider == MCP] == [kept.id] == [vendor(ws).connection]
+    assert await an_agent_calls_it(engine_backend, server, "vendor") != before.access_token
