@@ -121,6 +121,11 @@ class OAuthSettings(BaseModel):
     """How long the browser sign-in waits for the user."""
     refresh_ahead_seconds: float = Field(default=300.0, ge=30, le=3600)
     """Tokens of running servers are refreshed this long before they expire."""
+    client_metadata_url: str | None = None
+    """Where you publish tbx's client ID metadata document (an https URL with a path,
+    serving what ``tbx server client-metadata URL`` prints). Remote servers whose
+    authorization server reads such documents then know tbx by that URL, with no
+    registration; without it tbx registers itself (RFC 7591) or takes ``--client-id``."""
 
 
 class DropletSettings(BaseModel):

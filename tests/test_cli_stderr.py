@@ -58,6 +58,7 @@ INVOKED: list[tuple[str, ...]] = [
     ("toolbox", "orphans"),
     ("server", "list", "local", "--no-ping"),
     ("server", "egress", "local/time"),
+    ("server", "client-metadata", "https://tbx.example/client.json"),
     ("tools", "list"),
     ("tools", "show", "local/time/now"),
     ("tools", "block", "local/time/now"),

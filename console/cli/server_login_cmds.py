@@ -76,3 +76,22 @@ def add_to(server: click.Group) -> None:
             return
         click.echo(f"signed in to {connection.account} (connection {connection.id}, scopes "
                    f"{' '.join(connection.scopes) or '-'})")
+
+    @server.command("client-metadata")
+    @click.argument("url")
+    def client_metadata(url: str) -> None:
+        """Print the client ID metadata document to publish at URL (https, with a path).
+        Serve it there as application/json and set oauth.client_metadata_url = URL in
+        config.toml: authorization servers that read such documents then know tbx by URL,
+        with no registration."""
+        import json
+
+        from console.errors import UsageError
+        from console.oauth.mcp_discovery import DiscoveryError
+        from console.oauth.mcp_registration import published_document
+
+        try:
+            document = published_document(url)
+        except DiscoveryError as exc:
+            raise UsageError(str(exc)) from None
+        click.echo(json.dumps(document, indent=2))

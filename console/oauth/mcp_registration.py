@@ -21,6 +21,9 @@ from console.oauth.mcp_discovery import Discovered, DiscoveryError, read_json, s
 CLIENT_NAME = "Toolbox Console"
 GRANT_TYPES = ["authorization_code", "refresh_token"]
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+LOOPBACK_REDIRECT = "http://127.0.0.1/callback"
+"""The redirect a published document names: authorization servers take any port on a
+loopback redirect (RFC 8252 §7.3), and each sign-in listens on a port of its own."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,13 @@ async def register(client: httpx2.AsyncClient, found: Discovered, redirect_uri: 
         return await dynamic(client, endpoint, client_metadata(redirect_uri, device=device), found.issuer)
     raise DiscoveryError(
         f"{found.issuer} takes neither client ID metadata documents (that tbx was given one) nor dynamic client "
-        "registration: register an app there with the redirect URI http://127.0.0.1/callback and sign in with "
+        f"registration: register an app there with the redirect URI {LOOPBACK_REDIRECT} and sign in with "
         "--client-id ID")
+
+
+def published_document(url: str) -> dict[str, Any]:
+    """The client ID metadata document to serve at ``url``: browser and device sign-ins."""
+    return client_metadata(LOOPBACK_REDIRECT, check_metadata_url(url), device=True)
 
 
 def check_metadata_url(url: str) -> str:

@@ -102,8 +102,9 @@ async def sign_in(
             found = await discover(http, server_url)
             if device and not found.endpoint("device_authorization_endpoint"):
                 raise OAuthFlowError(f"{found.issuer} has no device sign-in; sign in in the browser instead")
-            registration = await register(http, found, listener.redirect_uri, device=device,
-                                          client_metadata_url=client_metadata_url, client_id=client_id)
+            registration = await register(
+                http, found, listener.redirect_uri, device=device, client_id=client_id,
+                client_metadata_url=client_metadata_url or ws.settings.oauth.client_metadata_url)
         spec = spec_for(found.issuer, _hosts(found), registration.auth_method,
                         iss_required=found.metadata.authorization_response_iss_parameter_supported is True)
         client = OAuthClient(spec, Credentials(registration.client_id, registration.client_secret,

@@ -61,3 +61,30 @@ def test_tbx_server_login_names_the_server_and_binds_it(tbx, tbx_home, memory_ke
     ws.refresh()
     bound = ws.repos.servers.by_name(box.id, "vendor")
     assert bound is not None and bound.connection == json.loads(signed.stdout)["connection"]
+
+
+def test_a_published_client_metadata_document_names_tbx_where_the_settings_say(
+        tbx, tbx_home, memory_keyring, provider: LocalOAuthProvider,  # noqa: ANN001
+        server: ProtectedMcpServer) -> None:
+    # The user publishes what tbx prints, at an address of theirs, and names it once in
+    # config.toml: every later sign-in there goes by that URL, with no registration.
+    from tests.support.canned_http import Canned, CannedHttp
+
+    assert tbx("init").exit_code == 0
+    with CannedHttp() as host:
+        url = host.base + "/tbx/client.json"
+        printed = tbx("server", "client-metadata", url)
+        assert printed.exit_code == 0 and printed.stderr == ""
+        document = json.loads(printed.stdout)
+        assert document["client_id"] == url and "urn:ietf:params:oauth:grant-type:device_code" in document["grant_types"]
+        host.put("/tbx/client.json", Canned.json(document))
+        tbx_home.config_file.write_text(f'[oauth]\nclient_metadata_url = "{url}"\n')
+        threading.Thread(target=approve_when_asked, args=(provider,), daemon=True).start()
+        signed = tbx("server", "login", server.url, "--device", "--json")
+    assert signed.exit_code == 0, signed.stderr
+    assert provider.mcp.registrations == [] and provider.mcp.metadata_documents == [url]
+    ws = Workspace.open(tbx_home)
+    connection = ws.repos.connections.get(json.loads(signed.stdout)["connection"])
+    assert connection is not None and ws.repos.oauth_apps.get(connection.app or "").client_id == url  # type: ignore[union-attr]
+    refused = tbx("server", "client-metadata", "https://tbx.example/")
+    assert refused.exit_code == 2 and "needs a path" in refused.stderr
