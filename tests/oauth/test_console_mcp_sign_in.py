@@ -26,7 +26,7 @@ from console.services.remote_sign_in import sign_in_with
 from console.services.tools import approve
 from console.tui.app import ConsoleApp
 from console.tui.backend import Backend
-from console.tui.modals.mcp_sign_in import McpSignInModal
+from console.tui.modals.mcp_sign_in import McpSignInModal, loopback_port
 from console.tui.screens.servers import ServersScreen
 from console.tui.widgets.server_table import ServerTable
 from console.workspace import Workspace
@@ -123,6 +123,9 @@ async def test_add_signs_in_in_the_browser_from_the_address_shown(
         await until(pilot, lambda: str(shown.render()).startswith("http"), 30, "the sign-in address")
         address = str(shown.render())
         assert "code_challenge=" in address and "resource=" in address
+        port = loopback_port(address)
+        assert f"'ssh -L {port}:127.0.0.1:{port}'" in str(modal.query_one("#browser-waiting", Static).render()), \
+            "the way from a browser on another machine"
         await pilot.press("c")
         assert app.clipboard == address, "c copies the address, for a browser elsewhere"
         browser.open(address)  # the user opens what the console printed

@@ -10,7 +10,7 @@ happen on the way, from the server's 401.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -24,6 +24,13 @@ from console.tui.modals.connect import ConnectModal, Signed
 from console.workspace import Workspace
 
 
+def loopback_port(url: str) -> int | None:
+    """The port here the sign-in address sends the browser back to."""
+    redirect = parse_qs(urlsplit(url).query).get("redirect_uri", [""])[0]
+    parts = urlsplit(redirect)
+    return parts.port if parts.hostname in ("127.0.0.1", "localhost", "::1") else None
+
+
 class McpSignInModal(ConnectModal):
     """Dismisses with ``Signed`` once the server's tokens are in the vault, else None."""
 
@@ -31,7 +38,7 @@ class McpSignInModal(ConnectModal):
     # one opens over Servers in whatever terminal the add was started in, 80x24 included,
     # and its Cancel must stay in view beside the code.
     CSS = ConnectModal.CSS.replace("ConnectModal", "McpSignInModal") + """
-    McpSignInModal #verify-url, McpSignInModal DeviceCode { margin-top: 0; }
+    McpSignInModal #verify-url, McpSignInModal DeviceCode, McpSignInModal #url { margin-top: 0; }
     McpSignInModal DeviceCode #plain { margin-top: 0; }
     """
 
@@ -53,6 +60,18 @@ class McpSignInModal(ConnectModal):
                "it asks for sign-in (MCP authorization)")
         yield Static(Text(f"{self.server_url}: {why}. Once signed in, the gateway's requests to it carry this "
                           "sign-in (kept on Connections); agents never see its token."), classes="first")
+
+    def show_url(self, url: str) -> None:
+        super().show_url(url)
+        # Shorter than the Connections screen's, so that Cancel stays in view at 80x24, and
+        # with the way from a browser elsewhere: a console over SSH has none of its own.
+        self.query_one("#browser-title", Static).update(
+            "Finish in the browser that opened, or open this address in a browser on this machine:")
+        port = loopback_port(url)
+        elsewhere = f" Another machine: 'ssh -L {port}:127.0.0.1:{port}' here first, or use a code." if port else ""
+        minutes = self.ws.settings.oauth.browser_timeout / 60
+        self.query_one("#browser-waiting", Static).update(
+            f"Waiting up to {minutes:.0f} min… c copies the address.{elsewhere}")
 
     def run_sign_in(self, how: SignIn, scopes: list[str] | None) -> Signed:
         from console.services.connections import remove
