@@ -6,8 +6,10 @@ toolbox, holding only that toolbox, its servers and every item they offer (tools
 resources, resource templates, prompts: the "tools" table, with their pins and trust),
 the agents granted into it (token hashes only), their grants, and the secrets it needs
 to redact its servers' output. No other toolbox, connection, app registration or audit key of the user's
-vault ever leaves the machine. The mirror is re-written and shipped whenever what it
-would hold changes; the gateway follows the file as it follows any vault.
+vault ever leaves the machine, nor any refresh token: a server bound to a connection gets
+its access token alone, as a derived secret the console refreshes and pushes again. The
+mirror is re-written and shipped whenever what it would hold changes; the gateway follows
+the file as it follows any vault.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from console.model import ConnectionStatus
 from console.oauth.tokens import TOKEN_SET_PREFIX
 from console.paths import Paths
 from console.vault import MachineSecret, Repos
@@ -30,6 +33,8 @@ Tables = dict[str, dict[str, Any]]
 MIRRORED = ("toolboxes", "servers", "tools", "agents", "toolbox_grants", "tool_grants", "secrets")
 GATEWAY_PORT = 8443
 REMOTE_ROOT = "/var/lib/tbx"
+SIGN_IN_HEADER = "Authorization"
+"""The header a remote server's sign-in travels in to the droplet's gateway (RFC 6750)."""
 
 
 def policy_tables(tables: Tables, toolbox_id: str) -> Tables:
@@ -44,15 +49,15 @@ def policy_tables(tables: Tables, toolbox_id: str) -> Tables:
     granted = {g["agent"] for g in box_grants.values()}
     secret_ids = {sid for s in servers.values() for sid in s.get("secret_refs", {}).values()}
     connections = tables.get("connections", {})
-    for server in servers.values():
-        token = (connections.get(server.get("connection") or "") or {}).get("token_secret")
-        if token:
-            secret_ids.add(token)
     secrets = {k: v for k, v in tables.get("secrets", {}).items() if k in secret_ids}
-    handed = {k: ref for k, v in servers.items() if (ref := _access_token_ref(v, connections, secrets))}
+    handed = {k: ref for k, v in servers.items()
+              if (ref := _access_token_ref(v, connections, tables.get("secrets", {})))}
     return {
         "toolboxes": {toolbox_id: box},
-        "servers": {k: {**v, "connection": None,
+        # A remote server keeps the id of its connection (not the connection): its gateway
+        # then knows the Authorization it is handed comes from a sign-in the console keeps,
+        # and a refusal asks for a new one (``upstream_auth``).
+        "servers": {k: {**v, "connection": v.get("connection") if v.get("kind") == "remote" else None,
                         "secret_refs": {**v.get("secret_refs", {}), **({handed[k][0]: handed[k][1]} if k in handed else {})}}
                     for k, v in servers.items()},
         "tools": {k: v for k, v in tables.get("tools", {}).items() if v["server"] in servers},
@@ -68,22 +73,28 @@ def policy_tables(tables: Tables, toolbox_id: str) -> Tables:
 
 def _access_token_ref(server: dict[str, Any], connections: Tables,
                       secrets: Tables) -> tuple[str, str, dict[str, Any]] | None:
-    """For a server bound to a connection whose token it takes from an env variable:
-    (variable, secret id, secret) holding the access token alone. The droplet's gateway
-    knows no connections, so it hands the server this as one of its secrets when the
-    droplet's engine restarts it (the console refreshes the token and pushes it again)."""
+    """For a server bound to a connection: (slot, secret id, secret) holding the access
+    token alone, never the token set with its refresh token. A container server takes it
+    from an env variable (the droplet's gateway hands it over when the droplet's engine
+    restarts the server); a remote server's requests carry it as ``Authorization: Bearer``.
+    The droplet's gateway knows no connections: the console refreshes the token and pushes
+    it again. A remote server whose sign-in the provider refused gets none: its gateway
+    then says to sign in again instead of sending a dead token."""
     connection = connections.get(server.get("connection") or "") or {}
     token = secrets.get(connection.get("token_secret") or "")
-    token_env = ((server.get("spec") or {}).get("oauth") or {}).get("token_env")
-    if token is None or not token_env:
+    remote = server.get("kind") == "remote"
+    slot = SIGN_IN_HEADER if remote else ((server.get("spec") or {}).get("oauth") or {}).get("token_env")
+    if token is None or not slot or (remote and connection.get("status") == ConnectionStatus.NEEDS_CONSENT.value):
         return None
     try:
         access = json.loads(token["value"])["access_token"]
     except (ValueError, KeyError, TypeError):
         return None
-    derived = f"{connection['token_secret']}-access"
-    return token_env, derived, {**token, **({"id": derived} if "id" in token else {}),
-                                "name": f"server/{derived}", "value": access}
+    if not isinstance(access, str) or not access:
+        return None
+    derived = f"{connection['token_secret']}-{'bearer' if remote else 'access'}"
+    return slot, derived, {**token, **({"id": derived} if "id" in token else {}),
+                           "name": f"server/{derived}", "value": f"Bearer {access}" if remote else access}
 
 
 def digest(tables: Tables) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from console.errors import NotFound, TbxError
 from console.model import Toolbox
 from console.policy import CompiledPolicy
-from console.remote.policy import REMOTE_ROOT, Mirror, Tables, digest, policy_tables
+from console.remote.policy import REMOTE_ROOT, SIGN_IN_HEADER, Mirror, Tables, digest, policy_tables
 from console.remote.push_state import PushState, mirror_root, push_lock
 from console.remote.ssh import SshError, SshLink, SshTarget
 from console.remote.tunnel import Tunnel
@@ -69,6 +69,12 @@ def access_of(tables: Tables) -> list[str]:
         if server.get("network") == "egress":
             for entry in server.get("egress") or []:
                 found.add(hashlib.sha256(f"egress|{server_id}|{entry}".encode()).hexdigest()[:32])
+        # So is a remote server's sign-in taken off (the server or its connection removed,
+        # the grant refused): the droplet would go on calling with the token until it lands.
+        # Its slot, not its value: a refreshed token takes nothing away.
+        handed = (server.get("secret_refs") or {}).get(SIGN_IN_HEADER)
+        if server.get("kind") == "remote" and server.get("connection") and handed:
+            found.add(hashlib.sha256(f"sign-in|{server_id}|{handed}".encode()).hexdigest()[:32])
     return sorted(found)
 
 

@@ -42,6 +42,7 @@ from mcp.shared.inbound import (
 from mcp.shared.message import ClientMessageMetadata, SessionMessage
 from mcp_types import PROTOCOL_VERSION_META_KEY
 
+from console.errors import TbxError
 from console.runtime.attach import ChannelClosed, ClosingChannel
 from console.runtime.session import Ask, Capture, ServerUnavailable, Session, _connect, _describe, _Tapped
 from console.trust.redact import Redactor
@@ -65,6 +66,10 @@ class HeaderAuth(httpx2.Auth):
     def __init__(self, headers: Mapping[str, str], inner: httpx2.Auth | None = None) -> None:
         self._headers = dict(headers)
         self._inner = inner
+        self.refusal: str | None = None
+        """Why ``inner`` last refused to go on (a sign-in to renew), until it goes on again:
+        the SDK's transport only logs an error of a request's auth and ends the session, so
+        the channel ends saying this rather than that the server closed the connection."""
 
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         request.headers.update(self._headers)
@@ -77,7 +82,11 @@ class HeaderAuth(httpx2.Auth):
             while True:
                 response = yield await flow.asend(response)
         except StopAsyncIteration:
+            self.refusal = None
             return
+        except TbxError as exc:
+            self.refusal = str(exc)
+            raise
         finally:
             await flow.aclose()
 
@@ -361,7 +370,8 @@ class RemoteChannel(ClosingChannel):
         except BaseException as exc:  # noqa: BLE001 - whatever ends the transport ends the channel, said why
             reason = f"lost the connection to {self.container}: {_describe(exc)[:500]}"
         finally:
-            self._finish(reason)
+            refusal = self.target.auth.refusal if isinstance(self.target.auth, HeaderAuth) else None
+            self._finish(refusal if refusal and reason != (self._ending or "closed") else reason)
 
     def _end(self, reason: str) -> None:
         """End the channel from inside its own transport (a hook cannot raise through it)."""

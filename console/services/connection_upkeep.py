@@ -33,7 +33,9 @@ def renew_bound(ws: Workspace, connection_id: str, progress: Progress | None = N
         if box is None:
             continue
         label = f"{box.name}/{server.name}"
-        if not _replace_token_file(ws, label, server, progress):
+        # A remote server is handed nothing: its requests read the token as they go
+        # (``UpstreamAuth``), and on a droplet the push that follows carries it there.
+        if server.kind != "remote" and not _replace_token_file(ws, label, server, progress):
             if progress:
                 progress(f"restarting {label} with the new token")
             servers.restart_server(ws, label)

@@ -23,6 +23,7 @@ import httpx2
 from console.errors import NotFound, TbxError
 from console.oauth.client import OAuthFlowError, ProviderUnavailable
 from console.oauth.tokens import TokenSet
+from console.remote.policy import SIGN_IN_HEADER
 from console.services.connection_tokens import ConnectionNeedsConsent, TokenBroker
 from console.services.connections import bound_servers
 from console.workspace import Workspace
@@ -51,6 +52,19 @@ class UpstreamAuth(httpx2.Auth):
         yield request  # pragma: no cover - makes this a generator
 
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        if self.ws.repos.connections.get(self.connection_id) is None:
+            # Not kept in this vault: a droplet's gateway, whose mirror hands the access
+            # token alone as the server's Authorization (console/remote/policy.py); the
+            # console refreshes it and pushes it again, so it is read at every request.
+            # Nothing here can refresh it: a refusal asks for a new sign-in.
+            handed = self._handed()
+            if handed is None:
+                raise self._kept_elsewhere("has no live sign-in")
+            request.headers[SIGN_IN_HEADER] = handed
+            response = yield request
+            if response.status_code == 401:
+                raise self._kept_elsewhere("refused the access token of its sign-in")
+            return
         resource = await self._resource()
         if _origin(str(request.url)) != _origin(resource):
             raise TbxError(f"refusing to send the token for {resource} to {request.url.scheme}://{request.url.host}")
@@ -101,14 +115,30 @@ class UpstreamAuth(httpx2.Auth):
 
     async def _sign_in_required(self, resource: str, why: str) -> SignInRequired:
         def mark() -> str:
-            boxes = {b.id: b.name for b in self.ws.repos.toolboxes}
-            names = [f"{boxes.get(s.toolbox, '?')}/{s.name}" for s in bound_servers(self.ws, self.connection_id)]
             TokenBroker(self.ws).needs_consent(self.connection_id, f"{resource} {why}")
-            return names[0] if len(names) == 1 else resource
+            return self._bound_label() or resource
 
         target = await asyncio.to_thread(mark)
         self._tokens = None
         return SignInRequired(f"{resource} {why}: sign in again with 'tbx server login {target}'")
+
+    def _kept_elsewhere(self, why: str) -> SignInRequired:
+        target = self._bound_label() or "TOOLBOX/SERVER"
+        return SignInRequired(f"{target} {why}: sign in again with 'tbx server login {target}'")
+
+    def _handed(self) -> str | None:
+        """The ``Authorization`` the console last pushed for the servers bound to the connection."""
+        for server in bound_servers(self.ws, self.connection_id):
+            secret = self.ws.repos.secrets.get(server.secret_refs.get(SIGN_IN_HEADER) or "")
+            if secret is not None:
+                return secret.value
+        return None
+
+    def _bound_label(self) -> str | None:
+        """``TOOLBOX/SERVER`` of the one server bound to the connection, if just one is."""
+        boxes = {b.id: b.name for b in self.ws.repos.toolboxes}
+        names = [f"{boxes.get(s.toolbox, '?')}/{s.name}" for s in bound_servers(self.ws, self.connection_id)]
+        return names[0] if len(names) == 1 else None
 
 
 def _origin(url: str) -> tuple[str, str]:
