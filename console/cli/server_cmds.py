@@ -135,9 +135,10 @@ def register(cli: click.Group) -> None:
     @pass_state
     def list_(state: CliState, toolbox: str | None, no_ping: bool, as_json: bool) -> None:
         """List servers with state, health and tool counts."""
+        from console.gateway.remote_server_health import seen_by_gateway
         from console.services.server_status import statuses
 
-        found = statuses(state.workspace(), toolbox, ping=not no_ping)
+        found = statuses(state.workspace(), toolbox, ping=not no_ping, ask=seen_by_gateway)
         if as_json:
             emit_json([s.to_json() for s in found])
             return

@@ -60,7 +60,7 @@ class ApprovalControl:
 
     async def __call__(self, scope: dict[str, Any], headers: dict[bytes, bytes], receive: Receive,
                        send: Send) -> None:
-        decider = self._decider(headers)
+        decider = self.decider(headers)
         if decider is None:
             self.refused("approvals-unauthenticated")
             await answer(send, 401, {"error": "the approvals are the owner's: send a control token"})
@@ -76,7 +76,8 @@ class ApprovalControl:
         else:
             await answer(send, 405, {"error": f"{method} {path[:80]} is not an approvals request"})
 
-    def _decider(self, headers: dict[bytes, bytes]) -> str | None:
+    def decider(self, headers: dict[bytes, bytes]) -> str | None:
+        """Who the control token names, or None: the one check of the owner's door."""
         scheme, _sep, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token.startswith(OWNER_PREFIX):
             return None

@@ -29,6 +29,7 @@ from console.gateway.approvals_http import ApprovalControl
 from console.gateway.audit_writer import AuditWriter
 from console.gateway.auth import owner_key
 from console.gateway.control_socket import ControlSocket
+from console.gateway.server_health_http import ServerHealthControl
 from console.gateway.egress_host import EgressHost
 from console.gateway.filewatch import FileWatch
 from console.gateway.http import Admission, McpHttpApp
@@ -112,7 +113,8 @@ class Gateway:
         control = ApprovalControl(self.approvals, self.pipeline.owner_key,
                                   lambda reason: self.pipeline.unauthenticated.update([reason]),
                                   grants_here=control_socket is None)
-        self.control = ControlSocket(control, control_socket) if control_socket else None
+        health = ServerHealthControl(control, lambda: self.supervisor.all_health() if self.supervisor else [])
+        self.control = ControlSocket(control, control_socket, health) if control_socket else None
         if self.control is None:
             self.app.control = control
 

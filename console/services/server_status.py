@@ -12,7 +12,7 @@ from typing import Any
 import mcp_types as types
 
 from console.errors import NotFound, TbxError
-from console.model import DesiredState, ItemKind, ServerInstance, item_ref, tool_key
+from console.model import DesiredState, ItemKind, ServerInstance, Toolbox, item_ref, tool_key
 from console.runtime import streams
 from console.runtime.containers import ContainerState, Engine
 from console.runtime.enginehttp import Endpoint
@@ -25,6 +25,22 @@ from console.workspace import Workspace
 
 PING_TIMEOUT = 5.0
 Prepare = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class SeenThere:
+    """One server as its toolbox's own gateway sees it (``console.gateway.remote_server_health``)."""
+
+    health: str
+    ping_ms: float | None
+    error: str | None
+
+
+class StatusUnknown(TbxError):
+    """A toolbox's gateway could not be asked how its servers are; the message says why."""
+
+
+AskToolbox = Callable[[Workspace, Toolbox], dict[str, SeenThere]]
 
 
 @dataclass
@@ -90,7 +106,10 @@ def _health(desired: DesiredState, state: ContainerState | None, ping_ms: float 
     return "healthy" if ping_ms is not None else "unresponsive"
 
 
-def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True) -> list[ServerStatus]:
+def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True,
+             ask: AskToolbox | None = None) -> list[ServerStatus]:
+    """``ask``: how to ask a remote toolbox's gateway what it sees of its servers (the
+    gateway's owner's door, a layer above); without it their status is unknown."""
     boxes = [ws.repos.toolboxes.require(toolbox)] if toolbox else sorted(ws.repos.toolboxes, key=lambda t: t.name)
     tool_counts: dict[str, list[int]] = {}
     for tool in ws.repos.tools:
@@ -100,7 +119,7 @@ def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True) ->
     result: list[ServerStatus] = []
     for box in boxes:
         servers = sorted(ws.repos.servers.in_toolbox(box.id), key=lambda s: s.name)
-        result += _remote_statuses(ws, box.name, [s for s in servers if s.kind == "remote"], tool_counts, ping)
+        result += _remote_statuses(ws, box, [s for s in servers if s.kind == "remote"], tool_counts, ping, ask)
         servers = [s for s in servers if s.kind != "remote"]
         if not servers:
             continue
@@ -131,20 +150,50 @@ def statuses(ws: Workspace, toolbox: str | None = None, *, ping: bool = True) ->
     return sorted(result, key=lambda s: (s.toolbox, s.name))
 
 
-def _remote_statuses(ws: Workspace, toolbox: str, servers: list[ServerInstance], tool_counts: dict[str, list[int]],
-                     ping: bool) -> list[ServerStatus]:
-    pings = ping_all(ws, toolbox, servers, PING_TIMEOUT) if ping and servers else [(None, None)] * len(servers)
+def _remote_statuses(ws: Workspace, box: Toolbox, servers: list[ServerInstance], tool_counts: dict[str, list[int]],
+                     ping: bool, ask: AskToolbox | None) -> list[ServerStatus]:
+    if box.is_remote and servers:
+        return _seen_from_toolbox(ws, box, servers, tool_counts, ping, ask)
+    pings = ping_all(ws, box.name, servers, PING_TIMEOUT) if ping and servers else [(None, None)] * len(servers)
     found = []
     for server, (ping_ms, error) in zip(servers, pings, strict=True):
         running = server.desired_state is DesiredState.RUNNING
         health = "stopped" if not running else ("healthy" if ping_ms is not None else
                                                 "unresponsive" if ping else "unknown")
-        counts = tool_counts.get(server.id, [0, 0])
-        found.append(ServerStatus(
-            toolbox=toolbox, name=server.name, server_id=server.id, desired=server.desired_state.value,
-            state="remote", health=health, restarts=0, ping_ms=ping_ms, tools=counts[0], pending=counts[1],
-            image=None, error=error, may_ask=list(server.may_ask), kind="remote"))
+        found.append(_remote_status(box, server, tool_counts, health, ping_ms, error))
     return found
+
+
+def _seen_from_toolbox(ws: Workspace, box: Toolbox, servers: list[ServerInstance],
+                       tool_counts: dict[str, list[int]], ping: bool, ask: AskToolbox | None) -> list[ServerStatus]:
+    """A remote toolbox's remote servers as its gateway sees them: the calls go out from
+    there, so a ping from here would tell of the wrong network."""
+    seen: dict[str, SeenThere] = {}
+    why = "not asked (--no-ping)" if not ping else f"the gateway of {box.name} was not asked"
+    if ping and ask is not None:
+        try:
+            seen, why = ask(ws, box), f"the gateway of {box.name} does not watch it (yet)"
+        except StatusUnknown as exc:
+            why = str(exc)
+    found = []
+    for server in servers:
+        there = seen.get(server.id)
+        if server.desired_state is not DesiredState.RUNNING:
+            found.append(_remote_status(box, server, tool_counts, "stopped", None, None))
+        elif there is None:
+            found.append(_remote_status(box, server, tool_counts, "unknown", None, f"unknown: {why}"))
+        else:
+            found.append(_remote_status(box, server, tool_counts, there.health, there.ping_ms, there.error))
+    return found
+
+
+def _remote_status(box: Toolbox, server: ServerInstance, tool_counts: dict[str, list[int]], health: str,
+                   ping_ms: float | None, error: str | None) -> ServerStatus:
+    counts = tool_counts.get(server.id, [0, 0])
+    return ServerStatus(
+        toolbox=box.name, name=server.name, server_id=server.id, desired=server.desired_state.value,
+        state="remote", health=health, restarts=0, ping_ms=ping_ms, tools=counts[0], pending=counts[1],
+        image=None, error=error, may_ask=list(server.may_ask), kind="remote")
 
 
 @contextmanager

@@ -31,7 +31,10 @@ def watched_servers(ws: Workspace, toolbox_id: str) -> list[WatchedServer]:
     box = ws.repos.toolboxes.get(toolbox_id)
     if box is None:
         return []
-    return [watched_server(ws, box, s) for s in ws.repos.servers.in_toolbox(toolbox_id)]
+    # A remote toolbox's gateway calls its remote servers from over there: the console
+    # asks it how they are (console/tui/droplet_health.py) rather than call them from here.
+    return [watched_server(ws, box, s) for s in ws.repos.servers.in_toolbox(toolbox_id)
+            if not (box.is_remote and s.kind == "remote")]
 
 
 def sync_supervisor(supervisor: Supervisor, ws: Workspace, toolbox_id: str) -> None:

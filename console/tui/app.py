@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 REMOTE_SYNC_DELAY = 0.3
 """Seconds of quiet after a vault change before remote toolboxes get the new policy."""
+REMOTE_TOKENS_EVERY = 30.0
+"""How often the console looks for tokens of remote toolboxes' servers about to expire."""
 EARLY_OPEN_WAIT = 0.5
 """Seconds the console waits for a vault opening by itself before it shows the unlock screen."""
 
@@ -76,6 +78,8 @@ class ConsoleApp(App[None]):
         self.live = live
         self.health_signal: Signal[Health] = Signal(self, "health")
         self.supervisors: dict[str, Supervisor] = {}
+        self.seen_there: dict[str, Health] = {}
+        """Remote toolboxes' remote servers, as their gateways see them."""
         self.link_signal: Signal[LinkState] = Signal(self, "link")
         """Every change of a remote toolbox's SSH link (``link_status`` gives the latest)."""
         self.links = RemoteLinks(self, self._link_changed)
@@ -178,6 +182,8 @@ class ConsoleApp(App[None]):
             self.follow_approvals()
             self.set_interval(5.0, self.check_gateway)
             self.set_interval(5.0, self.check_landings)
+            self.set_interval(5.0, self.follow_droplet_servers)
+            self.set_interval(REMOTE_TOKENS_EVERY, self.keep_remote_tokens)
             self.supervise()
         else:
             self.engine_description = "engine: not checked"
@@ -483,6 +489,26 @@ class ConsoleApp(App[None]):
         for name in record_late_landings(self.backend.workspace):
             self.notify(f"the pending policy change landed on toolbox {name}", severity="information", timeout=10)
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="droplet-health")
+    def follow_droplet_servers(self) -> None:
+        """Remote toolboxes' remote servers, as their gateways see them (``droplet_health``)."""
+        from console.tui.droplet_health import seen_from_toolboxes
+
+        for health in seen_from_toolboxes(self.backend.workspace, self.links.usable, self.seen_there):
+            self.call_from_thread(self.health_signal.publish, health)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="remote-tokens")
+    def keep_remote_tokens(self) -> None:
+        """A remote toolbox's gateway holds no refresh token: the console refreshes the
+        tokens its servers use before they expire, and the commit that keeps a new one
+        pushes it there (``_sync_remote_soon``)."""
+        from console.services.connection_upkeep import keep_fresh
+
+        ws = self.backend.workspace
+        remote = {b.id for b in ws.repos.toolboxes if b.is_remote}
+        if remote and any(s.connection for s in ws.repos.servers if s.toolbox in remote):
+            keep_fresh(ws, remote)
+
     def _redraw(self) -> None:
         """The screen in front re-reads (the push state changed, not the policy: nothing to push)."""
         self.screen.post_message(VaultChanged())
@@ -503,7 +529,7 @@ class ConsoleApp(App[None]):
             found = supervisor.watched(server_id)
             if found is not None:
                 return found
-        return None
+        return self.seen_there.get(server_id)
 
     # -- failures -------------------------------------------------------------------------
 
