@@ -28,6 +28,7 @@ from console.tui.app import ConsoleApp
 from console.tui.backend import Backend
 from console.tui.modals.mcp_sign_in import McpSignInModal, loopback_port
 from console.tui.screens.servers import ServersScreen
+from console.tui.widgets.activity_log import ActivityLog
 from console.tui.widgets.server_table import ServerTable
 from console.workspace import Workspace
 from tests.support.browser import HeadlessChromium
@@ -88,7 +89,7 @@ async def test_add_meets_the_401_and_signs_in_by_device_code(
     async with app.run_test(size=servers_screen.SIZE) as pilot:
         screen = await servers_screen.open_servers(pilot)
         modal = await add_remote(pilot, "vendor", server.url)
-        assert "asks for sign-in" in servers_screen.screen_text(app)
+        await until(pilot, lambda: "asks for sign-in" in servers_screen.screen_text(app), 10, "the modal drawn")
         assert "vendor" in screen.adding, "the row being added waits for the sign-in"
         code = await sign_in_by_device(pilot, modal)
         assert vendor(ws) is None, "nothing is added before the sign-in"
@@ -146,7 +147,8 @@ async def test_cancel_stops_the_sign_in_and_adds_nothing(
         await pilot.click("#cancel")
         await until(pilot, lambda: app.screen is screen, 10, "the modal to close")
         await until(pilot, lambda: not screen.adding, 10, "the pending row to go")
-        assert "sign-in cancelled; nothing added" in servers_screen.screen_text(app)
+        await until(pilot, lambda: "sign-in cancelled; nothing added" in servers_screen.screen_text(app), 10,
+                    "the activity to say so")
         # Textual calls a closed modal's thread worker cancelled at once, running or not: what
         # counts is that the polls stop (a poll a second here) and a late approval keeps nothing.
         time.sleep(provider.device_interval + 0.5)
@@ -173,16 +175,18 @@ async def test_i_signs_a_revoked_server_in_again(
         with provider.store.lock:
             provider.store.kill_family(provider.store.by_access(before.access_token, "mcp").family)  # type: ignore[union-attr]
         servers_screen.select(screen, "vendor")
-        await pilot.pause()
-        assert "i Sign in" in servers_screen.screen_text(app), "the footer offers i on a remote server"
+        shown = lambda: servers_screen.screen_text(app)  # noqa: E731
+        await until(pilot, lambda: "i Sign in" in shown(), 10, "the footer to offer i on a remote server")
         await pilot.press("i")
         await until(pilot, lambda: isinstance(app.screen, McpSignInModal), 10, "the sign-in modal")
         modal = app.screen
-        assert "Sign in again to local/vendor" in servers_screen.screen_text(app)
+        await until(pilot, lambda: "Sign in again to local/vendor" in shown(), 10, "the modal drawn")
         provider.approve_device(await sign_in_by_device(pilot, modal))  # type: ignore[arg-type]
         await until(pilot, lambda: app.screen is screen, 30, "the sign-in to finish")
-        await until(pilot, lambda: not screen.busy, 30, "the server to connect again")
-        assert "signed in to" in servers_screen.screen_text(app)
+        log = screen.query_one(ActivityLog)  # read, not the screen: it hides a while after the work
+        await until(pilot, lambda: any("connected again" in line for line in log.lines), 30,
+                    "the server to connect again with the new sign-in")
+        assert not screen.busy
     ws.refresh()
     again = vendor(ws)
     assert [c.id for c in ws.repos.connections if c.provider == MCP] == [again.connection], "one connection"
