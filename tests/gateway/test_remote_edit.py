@@ -82,10 +82,11 @@ async def test_a_new_url_and_headers_are_tried_then_kept_and_a_changed_tool_wait
                     return "not granted" in str(refused)
                 return False
             await eventually(blocked, within=20, step=0.2)
-            calls_to_first = len(first.requests())
+            # The old server goes: what the old channel may still send as it closes (a ping,
+            # its session's end) is no call, and a call still routed there could only fail.
+            first.stop()
             await asyncio.to_thread(approve, stack.ws, "local", "movable")
             await eventually(lambda: echoes(second), within=20, step=0.2)
-            assert len(first.requests()) == calls_to_first
         [record] = [r for r in records(stack, "server.edit") if r["target"] == "server:local/movable"]
         assert record["detail"]["changed"] == ["url", "headers"]
         assert record["detail"]["origin"] == f"http://127.0.0.1:{second.port}"
