@@ -103,6 +103,10 @@ class ConnectModal(ModalScreen[Signed | None]):
         """Whom the user signs in to, as the waiting views name it."""
         return provider_title(self.provider)
 
+    def page_owner(self, grant: DeviceGrant) -> str:
+        """Whose page the device code is typed on."""
+        return self.who()
+
     def compose_choice(self) -> ComposeResult:
         """What is asked before "sign in" (a subclass signs in to something else)."""
         again = self.reconnecting
@@ -257,7 +261,7 @@ class ConnectModal(ModalScreen[Signed | None]):
     def show_code(self, grant: DeviceGrant) -> None:
         self.grant = grant
         self.query_one("#device-title", Static).update(
-            f"On any device (a phone will do), open this {self.who()} page and enter the code:")
+            f"On any device (a phone will do), open this {self.page_owner(grant)} page and enter the code:")
         self.query_one("#verify-url", Static).update(grant.verification_uri)
         self.query_one(DeviceCode).show(grant.user_code)
 

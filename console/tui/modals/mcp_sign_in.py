@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from console.oauth.client import OAuthFlowError
+from console.oauth.client import DeviceGrant, OAuthFlowError
 from console.oauth.flows import Opener, open_system_browser
 from console.services.connections import SignIn
 from console.services.mcp_sign_in import MCP
@@ -54,6 +54,10 @@ class McpSignInModal(ConnectModal):
 
     def who(self) -> str:
         return urlsplit(self.server_url).netloc or self.server_url
+
+    def page_owner(self, grant: DeviceGrant) -> str:
+        # The code is typed at the server's authorization server, often another host.
+        return urlsplit(grant.verification_uri).netloc or self.who()
 
     def compose_choice(self) -> ComposeResult:
         why = ("its sign-in no longer works (expired or revoked)" if self.again else
