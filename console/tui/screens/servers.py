@@ -399,15 +399,9 @@ class ServersScreen(ConsoleScreen):
         self.app.push_screen(modal, lambda signed: self._signed_again(server, signed))
 
     def _signed_again(self, server: ServerInstance, signed: Signed | None) -> None:
-        if signed is None:
-            return
-        if server.id in self.busy:
-            self.notify(f"{self._label(server)} is busy {self.busy[server.id]}", severity="warning")
-            return
-        self.busy[server.id] = "connecting again"
-        self._activity(f"{server.name}: signed in to {signed.connection.account}")
-        self.refresh_live(force=True)
-        self._rebind(server.id, self._label(server), signed.connection)
+        if signed is not None and self._claim(server, "connecting again",
+                                              f"signed in to {signed.connection.account}"):
+            self._rebind(server.id, self._label(server), signed.connection)
 
     @work(thread=True, exit_on_error=False, group="server-op")
     def _rebind(self, server_id: str, label: str, connection: Connection) -> None:
@@ -486,15 +480,8 @@ class ServersScreen(ConsoleScreen):
         self.app.push_screen(modal, lambda request: self._begin_edit(server, request))
 
     def _begin_edit(self, server: ServerInstance, request: EditRequest | RemoteEditRequest | None) -> None:
-        if request is None:
-            return
-        if server.id in self.busy:
-            self.notify(f"{self._label(server)} is busy {self.busy[server.id]}", severity="warning")
-            return
-        self.busy[server.id] = "editing"
-        self._activity(f"{server.name}: editing")
-        self.refresh_live(force=True)
-        self._edit(server.id, self._label(server), request)
+        if request is not None and self._claim(server, "editing"):
+            self._edit(server.id, self._label(server), request)
 
     @work(thread=True, exit_on_error=False, group="server-op")
     def _edit(self, server_id: str, label: str, request: EditRequest | RemoteEditRequest) -> None:
@@ -548,14 +535,19 @@ class ServersScreen(ConsoleScreen):
         self.app.push_screen(modal, lambda yes: self._operate("remove", server) if yes else None)
 
     def _operate(self, verb: str, server: ServerInstance) -> None:
+        doing = {"start": "starting", "stop": "stopping", "restart": "restarting", "remove": "removing"}[verb]
+        if self._claim(server, doing):
+            self._run(verb, server.id, self._label(server))
+
+    def _claim(self, server: ServerInstance, doing: str, line: str | None = None) -> bool:
+        """Mark ``server`` busy ``doing`` (one operation at a time), or say what it is busy with."""
         if server.id in self.busy:
             self.notify(f"{self._label(server)} is busy {self.busy[server.id]}", severity="warning")
-            return
-        self.busy[server.id] = {"start": "starting", "stop": "stopping", "restart": "restarting",
-                                "remove": "removing"}[verb]
-        self._activity(f"{server.name}: {self.busy[server.id]}")
+            return False
+        self.busy[server.id] = doing
+        self._activity(f"{server.name}: {line or doing}")
         self.refresh_live(force=True)
-        self._run(verb, server.id, self._label(server))
+        return True
 
     @work(thread=True, exit_on_error=False, group="server-op")
     def _run(self, verb: str, server_id: str, label: str) -> None:
