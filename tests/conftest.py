@@ -8,6 +8,7 @@ from pathlib import Path
 import keyring
 import pytest
 from click.testing import CliRunner
+from keyring.backends import fail
 
 from console.cli import cli
 from console.paths import Paths, resolve_paths
@@ -20,6 +21,13 @@ from tests.support.keyrings import MemoryKeyring
 _REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TBX_BASE_IMAGE", "tbx-base:test")
 os.environ.setdefault("TBX_CACHE_DIR", str(_REPO / ".testenv" / "cache"))
+
+# The process's keyring, chosen before anything asks: left to itself, keyring picks the
+# highest-priority backend among every class loaded, which once the tests are collected is
+# a test's hanging one (tests/test_vault_rollback.py's _Hanging, priority 10). Every vault
+# committed without a keyring of its own then waited out the keyring timeout (5 s) for its
+# rollback anchor. Tests that want a keyring set one (memory_keyring and others).
+keyring.set_keyring(fail.Keyring())
 
 CANARY = "canary-7f3a9c1e-DO-NOT-LEAK-5b2d"
 """Planted as a passphrase or secret; no log, record or output may ever contain it."""
