@@ -24,7 +24,7 @@ from console.remote import policy
 from console.remote.policy import MIRRORED, Mirror
 from console.vault import KeySource, MachineSecret, Repos, Vault
 from console.vault import fileformat as ff
-from console.vault import store
+from console.vault import slots
 from console.vault.keys import derive_from_passphrase
 from console.workspace import Workspace
 
@@ -50,7 +50,7 @@ def argon2_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         runs.append(passphrase)
         return derive_from_passphrase(passphrase, params)
 
-    monkeypatch.setattr(store, "derive_from_passphrase", counted)
+    monkeypatch.setattr(slots, "derive_from_passphrase", counted)  # where a key is derived
     return runs
 
 
